@@ -1,0 +1,173 @@
+// `npm run bench -- kernels [--device cpu|cuda|cuda-sim] [--model-shape 0.6b|8b] [--quick]`
+// Every op at the shapes of a Qwen3 model: median time per launch, achieved GB/s or GFLOP/s, and the
+// percentage of the ceiling measured in the same run (memory read bandwidth on the CPU; device-to-device
+// copy bandwidth on CUDA). Weights are rotated across enough copies that caches do not flatter.
+import os from 'node:os';
+import { Device, ops, toBf16, type Tensor } from '../src/runtime/index.js';
+import { addon } from '../src/runtime/native.js';
+import { modelShapes, projections, type ModelShape } from './shapes.js';
+import { runInfo, saveResults, markdownTable, type Row } from './results.js';
+import { timeLaunches } from './timing.js';
+
+interface Options {
+  device: string;
+  shape: ModelShape;
+  quick: boolean;
+}
+
+function randomValues(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 4294967296) * 2 - 1;
+  }
+  return out;
+}
+
+function randomTensor(device: Device, shape: number[], dtype: 'f32' | 'bf16', seed: number): Tensor {
+  const values = randomValues(shape.reduce((a, b) => a * b, 1), seed);
+  return dtype === 'bf16' ? device.tensor(toBf16(values), shape, 'bf16') : device.tensor(values, shape, 'f32');
+}
+
+/** Copies of a tensor filling at least `bytes`, so successive launches read memory, not cache. */
+function rotation(device: Device, shape: number[], dtype: 'f32' | 'bf16', bytes: number): Tensor[] {
+  const first = randomTensor(device, shape, dtype, 7);
+  const copies = Math.max(1, Math.min(64, Math.ceil(bytes / first.byteLength)));
+  const out = [first];
+  for (let i = 1; i < copies; i++) out.push(ops.copy(device.empty(shape, dtype), first));
+  return out;
+}
+
+async function ceiling(device: Device, threads: number): Promise<{ name: string; gbps: number }> {
+  if (device.hostMemory) {
+    return { name: `host memory read, ${threads} thread(s)`, gbps: addon.measureReadBandwidth(1 << 30, threads, 5) };
+  }
+  const bytes = 1 << 30;
+  const a = device.empty([bytes / 4], 'f32');
+  const b = device.empty([bytes / 4], 'f32');
+  const t = await timeLaunches(device, () => ops.copy(b, a), { batches: 5 });
+  a.dispose();
+  b.dispose();
+  // A copy reads and writes every byte.
+  return { name: 'device-to-device copy (read + write)', gbps: (2 * bytes) / t.seconds / 1e9 };
+}
+
+export async function benchKernels(argv: string[]): Promise<void> {
+  const opt = parseOptions(argv);
+  const device = Device.open(opt.device as 'cpu');
+  const threads = device.hostMemory ? os.cpus().length : 0;
+  const rotateBytes = device.hostMemory ? 256 << 20 : 1 << 30;
+  const s = opt.shape;
+  console.log(`kernels on ${device.description}, ${s.name} shapes${opt.quick ? ' (quick)' : ''}`);
+  const peak = await ceiling(device, threads);
+  console.log(`ceiling: ${peak.name}: ${peak.gbps.toFixed(1)} GB/s`);
+  const rows: Row[] = [];
+  const add = (row: Row) => {
+    rows.push(row);
+    console.log(Object.values(row).join('  '));
+  };
+
+  // Decode matmuls: memory-bound, GB/s of weights read.
+  const decodeMs = opt.quick ? [1] : [1, 4, 16, 64];
+  for (const [name, N, K] of projections(s)) {
+    const ws = rotation(device, [N, K], 'bf16', rotateBytes);
+    for (const M of decodeMs) {
+      const x = randomTensor(device, [M, K], 'f32', 11);
+      const y = device.empty([M, N], 'f32');
+      const t = await timeLaunches(device, (i) => ops.matmul(x, ws[i % ws.length], y));
+      const gbps = (N * K * 2) / t.seconds / 1e9;
+      add({ op: `matmul ${name} bf16`, shape: `M=${M} N=${N} K=${K}`, us: t.seconds * 1e6, 'GB/s': gbps, 'GFLOP/s': (2 * M * N * K) / t.seconds / 1e9, '% ceiling': (100 * gbps) / peak.gbps });
+      x.dispose();
+      y.dispose();
+    }
+    ws.forEach((w) => w.dispose());
+  }
+
+  // Prefill matmuls: compute-bound, GFLOP/s.
+  const prefillMs = device.hostMemory ? [512] : opt.quick ? [512] : [512, 1024, 4096];
+  for (const [name, N, K] of projections(s).filter(([n]) => n !== 'lm_head')) {
+    const w = randomTensor(device, [N, K], 'bf16', 3);
+    for (const M of prefillMs) {
+      const x = randomTensor(device, [M, K], 'f32', 5);
+      const y = device.empty([M, N], 'f32');
+      const t = await timeLaunches(device, () => ops.matmul(x, w, y), { batches: opt.quick || device.hostMemory ? 3 : 7, minBatchSeconds: 0.1 });
+      add({ op: `matmul ${name} bf16`, shape: `M=${M} N=${N} K=${K}`, us: t.seconds * 1e6, 'GB/s': (N * K * 2 + M * K * 4 + M * N * 4) / t.seconds / 1e9, 'GFLOP/s': (2 * M * N * K) / t.seconds / 1e9, '% ceiling': '' });
+      x.dispose();
+      y.dispose();
+    }
+    w.dispose();
+  }
+
+  // RMSNorm over the hidden state: reads x and writes out (f32).
+  for (const rowsN of [1, 512]) {
+    const x = randomTensor(device, [rowsN, s.hidden], 'f32', 13);
+    const w = randomTensor(device, [s.hidden], 'bf16', 17);
+    const out = device.empty([rowsN, s.hidden], 'f32');
+    const t = await timeLaunches(device, () => ops.rmsnorm(x, w, out, { eps: 1e-6 }));
+    const gbps = (rowsN * s.hidden * 8) / t.seconds / 1e9;
+    add({ op: 'rmsnorm', shape: `rows=${rowsN} dim=${s.hidden}`, us: t.seconds * 1e6, 'GB/s': gbps, 'GFLOP/s': '', '% ceiling': (100 * gbps) / peak.gbps });
+    [x, w, out].forEach((a) => a.dispose());
+  }
+
+  // Decode attention: one query token per sequence over a context, bf16 cache; GB/s of K and V read.
+  const contexts = device.hostMemory ? (opt.quick ? [512] : [512, 4096]) : opt.quick ? [4096] : [512, 4096, 32768];
+  const blockSize = 16;
+  for (const ctx of contexts) {
+    const batch = 1;
+    const numBlocks = Math.ceil(ctx / blockSize) * batch;
+    const cacheShape = [numBlocks, blockSize, s.numKvHeads, s.headDim];
+    const cache = { k: randomTensor(device, cacheShape, 'bf16', 19), v: randomTensor(device, cacheShape, 'bf16', 23) };
+    const q = randomTensor(device, [batch, s.numHeads, s.headDim], 'f32', 29);
+    const out = device.empty([batch, s.numHeads, s.headDim], 'f32');
+    const maxBlocks = numBlocks / batch;
+    const tables = Int32Array.from({ length: numBlocks }, (_, i) => i);
+    const b = { qStart: Int32Array.from([0, 1]), kvLen: Int32Array.from([ctx]), blockTables: tables, maxBlocksPerSeq: maxBlocks };
+    const t = await timeLaunches(device, () => ops.attention(cache, q, out, b));
+    const bytes = 2 * ctx * s.numKvHeads * s.headDim * 2;
+    const gbps = bytes / t.seconds / 1e9;
+    add({ op: 'attention decode bf16 cache', shape: `ctx=${ctx} heads=${s.numHeads}/${s.numKvHeads} d=${s.headDim}`, us: t.seconds * 1e6, 'GB/s': gbps, 'GFLOP/s': '', '% ceiling': (100 * gbps) / peak.gbps });
+    [cache.k, cache.v, q, out].forEach((a) => a.dispose());
+  }
+
+  // Sampling one row over the full vocabulary (top-p + top-k + temperature), ids back to the host.
+  {
+    const logits = randomTensor(device, [1, s.vocab], 'f32', 31);
+    const scratch = device.empty([1, s.vocab], 'f32');
+    const samples: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      ops.copy(scratch, logits);
+      const t0 = performance.now();
+      await ops.sample(scratch, [{ temperature: 0.7, topP: 0.9, topK: 50, seed: 1, offset: i }]);
+      samples.push(performance.now() - t0);
+    }
+    samples.sort((a, b) => a - b);
+    add({ op: 'sample top-k 50, top-p 0.9', shape: `rows=1 vocab=${s.vocab}`, us: samples[10] * 1000, 'GB/s': '', 'GFLOP/s': '', '% ceiling': '' });
+    logits.dispose();
+    scratch.dispose();
+  }
+
+  const name = `kernels-${device.name.replace(':', '')}-${opt.shape.name.toLowerCase()}`;
+  const notes = `Ceiling: ${peak.name} = ${peak.gbps.toFixed(1)} GB/s, measured in this run. Decode matmuls read bf16 weights rotated over ≥ ${rotateBytes >> 20} MiB of copies; % ceiling = weight GB/s ÷ ceiling. Times are medians of batches of back-to-back launches.`;
+  const files = saveResults(name, runInfo('kernels', device.description), { ceiling: peak, shape: s }, rows, notes);
+  console.log('\n' + markdownTable(rows));
+  console.log(`wrote ${files.join(', ')}`);
+  device.dispose();
+}
+
+function parseOptions(argv: string[]): Options {
+  let device = 'cpu';
+  let shape = '0.6b';
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--device') device = argv[++i];
+    else if (a === '--model-shape') shape = argv[++i];
+    else if (a === '--quick') quick = true;
+    else throw new Error(`bench kernels: unknown option ${a}`);
+  }
+  if (!modelShapes[shape]) throw new Error(`--model-shape must be one of ${Object.keys(modelShapes).join(', ')}`);
+  return { device, shape: modelShapes[shape], quick };
+}

@@ -1,0 +1,71 @@
+// Addon entry: the Device, Tensor and MappedFile classes, CUDA discovery and build facts.
+#include <napi.h>
+
+#include "addon_data.h"
+#include "device.h"
+#include "selftest_result.h"
+
+namespace paralon {
+
+// selfTest() → [{ name, passed, detail }] for cuda and cuda-sim devices (the simulator's intrinsics).
+Napi::Value DeviceWrap::SelfTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DeviceState* dev = live("selfTest");
+  std::string name = dev->backend->name();
+  std::vector<SelfTestResult> results;
+  // Run on the JS thread after draining the stream: self-tests are a diagnostic, not a hot path.
+  dev->backend->synchronize();
+  if (name == "cuda-sim") {
+    results = cuda_sim::run_selftests();
+#if PARALON_WITH_CUDA
+  } else if (name.rfind("cuda:", 0) == 0) {
+    results = cuda::run_selftests();
+#endif
+  } else {
+    throw_op_error(env, "selfTest", "self-tests exist for cuda and cuda-sim devices only");
+  }
+  Napi::Array out = Napi::Array::New(env, results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", results[i].name);
+    o.Set("passed", results[i].passed);
+    o.Set("detail", results[i].detail);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info);  // bandwidth.cc
+
+static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
+  std::string reason;
+  int n = cuda_device_count(&reason);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("count", n);
+  o.Set("reason", reason);
+  return o;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function tensor = TensorWrap::Define(env);
+  Napi::Function device = DeviceWrap::Define(env);
+  Napi::Function mapped = MappedFileWrap::Define(env);
+  data->tensor_ctor = Napi::Persistent(tensor);
+  data->device_ctor = Napi::Persistent(device);
+  data->mapped_file_ctor = Napi::Persistent(mapped);
+  env.SetInstanceData(data);
+  exports.Set("Tensor", tensor);
+  exports.Set("Device", device);
+  exports.Set("MappedFile", mapped);
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
+  exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
+  Napi::Object build = Napi::Object::New(env);
+  build.Set("cuda", Napi::Boolean::New(env, PARALON_WITH_CUDA));
+  exports.Set("build", build);
+  return exports;
+}
+
+NODE_API_MODULE(paralon, Init)
+
+}  // namespace paralon

@@ -1,0 +1,372 @@
+// The ops as Device methods: validate every argument (op_check.h), copy host metadata, queue the op.
+#include <cmath>
+#include <memory>
+
+#include "device.h"
+#include "op_check.h"
+
+namespace paralon {
+
+namespace {
+
+template <typename T>
+std::shared_ptr<std::vector<T>> keep(std::vector<T> v) {
+  return std::make_shared<std::vector<T>>(std::move(v));
+}
+
+constexpr std::initializer_list<DType> kWeightTypes = {DType::F32, DType::BF16, DType::F16};
+
+KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
+  c.dtype(kc, "kCache", {DType::F32, DType::BF16});
+  c.rank(kc, "kCache", 4);
+  c.same_shape(vc, "vCache", kc, "kCache");
+  c.dtype(vc, "vCache", {kc->dtype()});
+  c.writable(kc, "kCache");
+  c.writable(vc, "vCache");
+  KvCacheView v;
+  v.k = kc->data();
+  v.v = vc->data();
+  v.dtype = kc->dtype();
+  v.num_blocks = kc->shape()[0];
+  v.block_size = kc->shape()[1];
+  v.num_kv_heads = kc->shape()[2];
+  v.head_dim = kc->shape()[3];
+  if (v.num_blocks < 1 || v.block_size < 1 || v.num_kv_heads < 1 || v.head_dim < 1)
+    c.fail("kCache " + kc->describe() + " must be [numBlocks, blockSize, numKvHeads, headDim], all ≥ 1");
+  return v;
+}
+
+}  // namespace
+
+// copy(dst, src): device-to-device copy of equal-sized tensors (any dtype and shape).
+void DeviceWrap::Copy(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "copy", live("copy"));
+  TensorWrap* dst = c.tensor(info[0], "dst");
+  TensorWrap* src = c.tensor(info[1], "src");
+  c.writable(dst, "dst");
+  if (dst->bytes() != src->bytes()) c.fail("dst " + dst->describe() + " and src " + src->describe() + " differ in size");
+  c.no_overlap(dst, "dst", src, "src");
+  Backend* b = state_->backend.get();
+  void* d = dst->data();
+  const void* s = src->data();
+  size_t n = dst->bytes();
+  state_->stream->enqueue("copy", [b, d, s, n] { b->copy(d, s, n); });
+}
+
+// embedding(ids: Int32Array, table, out)
+void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "embedding", live("embedding"));
+  auto ids = c.i32(info[0], "ids");
+  TensorWrap* table = c.tensor(info[1], "table");
+  TensorWrap* out = c.tensor(info[2], "out");
+  c.dtype(table, "table", kWeightTypes);
+  c.rank(table, "table", 2);
+  c.dtype(out, "out", {DType::F32});
+  c.writable(out, "out");
+  int64_t vocab = table->shape()[0], hidden = table->shape()[1];
+  if (c.rows(out) != static_cast<int64_t>(ids.size()) || c.last(out) != hidden)
+    c.fail("out " + out->describe() + " must be [" + std::to_string(ids.size()) + ", " + std::to_string(hidden) + "]");
+  c.range(ids, "ids", 0, vocab);
+  auto held = keep(std::move(ids));
+  EmbeddingArgs a{held->data(), static_cast<int64_t>(held->size()), table->data(), table->dtype(), vocab, hidden,
+                  static_cast<float*>(out->data())};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("embedding", [b, a, held] { b->embedding(a); });
+}
+
+// matmul(x, w, out, residual | null): out[M, N] = x[M, K] · w[N, K]ᵀ (+ residual)
+void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "matmul", live("matmul"));
+  TensorWrap* x = c.tensor(info[0], "x");
+  TensorWrap* w = c.tensor(info[1], "w");
+  TensorWrap* y = c.tensor(info[2], "out");
+  TensorWrap* r = c.tensor(info[3], "residual", true);
+  c.dtype(x, "x", {DType::F32});
+  c.dtype(w, "w", kWeightTypes);
+  c.rank(w, "w", 2);
+  c.dtype(y, "out", {DType::F32});
+  c.writable(y, "out");
+  int64_t M = c.rows(x), K = c.last(x), N = w->shape()[0];
+  if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
+  if (c.rows(y) != M || c.last(y) != N)
+    c.fail("out " + y->describe() + " must be [" + std::to_string(M) + ", " + std::to_string(N) + "]");
+  c.no_overlap(x, "x", y, "out");
+  if (r) {
+    c.dtype(r, "residual", {DType::F32});
+    c.same_shape(r, "residual", y, "out");
+    if (r->data() != y->data()) c.no_overlap(r, "residual", y, "out (unless it is the same tensor)");
+  }
+  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(),
+               r ? static_cast<const float*>(r->data()) : nullptr, static_cast<float*>(y->data()), M, N, K};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("matmul", [b, a] { b->matmul(a); });
+}
+
+// rmsnorm(x, residual | null, sumOut | null, weight, out, eps)
+void DeviceWrap::RmsNorm(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "rmsnorm", live("rmsnorm"));
+  TensorWrap* x = c.tensor(info[0], "x");
+  TensorWrap* r = c.tensor(info[1], "residual", true);
+  TensorWrap* s = c.tensor(info[2], "sumOut", true);
+  TensorWrap* w = c.tensor(info[3], "weight");
+  TensorWrap* out = c.tensor(info[4], "out");
+  double eps = c.positive(info[5], "eps");
+  c.dtype(x, "x", {DType::F32});
+  c.dtype(out, "out", {DType::F32});
+  c.writable(out, "out");
+  c.same_shape(out, "out", x, "x");
+  c.dtype(w, "weight", kWeightTypes);
+  c.rank(w, "weight", 1);
+  c.dim(w, "weight", 0, c.last(x));
+  if (r) {
+    c.dtype(r, "residual", {DType::F32});
+    c.same_shape(r, "residual", x, "x");
+  }
+  if (s) {
+    c.dtype(s, "sumOut", {DType::F32});
+    c.writable(s, "sumOut");
+    c.same_shape(s, "sumOut", x, "x");
+  }
+  RmsNormArgs a{static_cast<const float*>(x->data()), r ? static_cast<const float*>(r->data()) : nullptr,
+                s ? static_cast<float*>(s->data()) : nullptr, w->data(), w->dtype(),
+                static_cast<float*>(out->data()), c.rows(x), c.last(x), static_cast<float>(eps)};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("rmsnorm", [b, a] { b->rmsnorm(a); });
+}
+
+// qkNormRope(q, k, qWeight | null, kWeight | null, positions: Int32Array, eps, theta)
+void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "qkNormRope", live("qkNormRope"));
+  TensorWrap* q = c.tensor(info[0], "q");
+  TensorWrap* k = c.tensor(info[1], "k");
+  TensorWrap* qw = c.tensor(info[2], "qWeight", true);
+  TensorWrap* kw = c.tensor(info[3], "kWeight", true);
+  auto pos = c.i32(info[4], "positions");
+  double eps = c.positive(info[5], "eps");
+  double theta = c.positive(info[6], "theta");
+  c.dtype(q, "q", {DType::F32});
+  c.dtype(k, "k", {DType::F32});
+  c.rank(q, "q", 3);
+  c.rank(k, "k", 3);
+  c.writable(q, "q");
+  c.writable(k, "k");
+  int64_t T = q->shape()[0], D = q->shape()[2];
+  c.dim(k, "k", 0, T);
+  c.dim(k, "k", 2, D);
+  if (D % 2 != 0) c.fail("head dimension " + std::to_string(D) + " must be even");
+  if (static_cast<int64_t>(pos.size()) != T)
+    c.fail("positions has " + std::to_string(pos.size()) + " entries for " + std::to_string(T) + " tokens");
+  c.range(pos, "positions", 0, int64_t(1) << 24);
+  c.no_overlap(q, "q", k, "k");
+  DType wt = DType::F32;
+  for (auto [t, name] : {std::pair<TensorWrap*, const char*>{qw, "qWeight"}, {kw, "kWeight"}}) {
+    if (!t) continue;
+    c.dtype(t, name, kWeightTypes);
+    c.rank(t, name, 1);
+    c.dim(t, name, 0, D);
+    wt = t->dtype();
+  }
+  if (qw && kw && qw->dtype() != kw->dtype()) c.fail("qWeight and kWeight must have the same dtype");
+  auto held = keep(std::move(pos));
+  QkNormRopeArgs a{static_cast<float*>(q->data()), static_cast<float*>(k->data()), qw ? qw->data() : nullptr,
+                   kw ? kw->data() : nullptr, wt, held->data(), T, q->shape()[1], k->shape()[1], D,
+                   static_cast<float>(eps), static_cast<float>(theta)};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("qkNormRope", [b, a, held] { b->qk_norm_rope(a); });
+}
+
+// swiglu(gate, up, out)
+void DeviceWrap::Swiglu(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "swiglu", live("swiglu"));
+  TensorWrap* g = c.tensor(info[0], "gate");
+  TensorWrap* u = c.tensor(info[1], "up");
+  TensorWrap* out = c.tensor(info[2], "out");
+  for (auto [t, name] : {std::pair<TensorWrap*, const char*>{g, "gate"}, {u, "up"}, {out, "out"}})
+    c.dtype(t, name, {DType::F32});
+  c.writable(out, "out");
+  c.same_shape(u, "up", g, "gate");
+  c.same_shape(out, "out", g, "gate");
+  SwigluArgs a{static_cast<const float*>(g->data()), static_cast<const float*>(u->data()),
+               static_cast<float*>(out->data()), c.rows(g), c.last(g)};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("swiglu", [b, a] { b->swiglu(a); });
+}
+
+// kvWrite(kCache, vCache, k, v, slots: Int32Array)
+void DeviceWrap::KvWrite(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "kvWrite", live("kvWrite"));
+  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"));
+  TensorWrap* k = c.tensor(info[2], "k");
+  TensorWrap* v = c.tensor(info[3], "v");
+  auto slots = c.i32(info[4], "slots");
+  c.dtype(k, "k", {DType::F32});
+  c.dtype(v, "v", {DType::F32});
+  c.rank(k, "k", 3);
+  c.same_shape(v, "v", k, "k");
+  int64_t T = k->shape()[0];
+  c.dim(k, "k", 1, cache.num_kv_heads);
+  c.dim(k, "k", 2, cache.head_dim);
+  if (static_cast<int64_t>(slots.size()) != T)
+    c.fail("slots has " + std::to_string(slots.size()) + " entries for " + std::to_string(T) + " tokens");
+  c.range(slots, "slots", 0, cache.num_blocks * cache.block_size);
+  auto held = keep(std::move(slots));
+  KvWriteArgs a{cache, static_cast<const float*>(k->data()), static_cast<const float*>(v->data()), held->data(), T};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("kvWrite", [b, a, held] { b->kv_write(a); });
+}
+
+// attention(kCache, vCache, q, out, qStart, kvLen, blockTables, maxBlocksPerSeq, scale)
+void DeviceWrap::Attention(const Napi::CallbackInfo& info) {
+  OpCheck c(info.Env(), "attention", live("attention"));
+  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"));
+  TensorWrap* q = c.tensor(info[2], "q");
+  TensorWrap* out = c.tensor(info[3], "out");
+  auto q_start = c.i32(info[4], "qStart");
+  auto kv_len = c.i32(info[5], "kvLen");
+  auto tables = c.i32(info[6], "blockTables");
+  int64_t max_blocks = c.integer(info[7], "maxBlocksPerSeq", 1, int64_t(1) << 20);
+  double scale = c.positive(info[8], "scale");
+  c.dtype(q, "q", {DType::F32});
+  c.rank(q, "q", 3);
+  c.dtype(out, "out", {DType::F32});
+  c.writable(out, "out");
+  c.same_shape(out, "out", q, "q");
+  c.no_overlap(q, "q", out, "out");
+  int64_t T = q->shape()[0], Hq = q->shape()[1];
+  c.dim(q, "q", 2, cache.head_dim);
+  if (Hq % cache.num_kv_heads != 0)
+    c.fail(std::to_string(Hq) + " query heads are not a multiple of " + std::to_string(cache.num_kv_heads) +
+           " KV heads");
+  int64_t S = static_cast<int64_t>(kv_len.size());
+  if (S < 1) c.fail("kvLen must hold at least one sequence");
+  if (static_cast<int64_t>(q_start.size()) != S + 1)
+    c.fail("qStart must have " + std::to_string(S + 1) + " entries (sequences + 1)");
+  if (q_start[0] != 0 || q_start[S] != T)
+    c.fail("qStart must start at 0 and end at the number of query tokens " + std::to_string(T));
+  if (static_cast<int64_t>(tables.size()) != S * max_blocks)
+    c.fail("blockTables must have numSeqs × maxBlocksPerSeq = " + std::to_string(S * max_blocks) + " entries");
+  for (int64_t s = 0; s < S; ++s) {
+    int64_t q_len = int64_t(q_start[s + 1]) - q_start[s];
+    if (q_len < 0) c.fail("qStart must be non-decreasing (sequence " + std::to_string(s) + ")");
+    if (kv_len[s] < q_len || kv_len[s] < 1)
+      c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " is less than its " +
+             std::to_string(q_len) + " query tokens (or zero)");
+    int64_t blocks = (int64_t(kv_len[s]) + cache.block_size - 1) / cache.block_size;
+    if (blocks > max_blocks)
+      c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " needs " + std::to_string(blocks) +
+             " blocks but maxBlocksPerSeq is " + std::to_string(max_blocks));
+    for (int64_t j = 0; j < blocks; ++j) {
+      int32_t id = tables[s * max_blocks + j];
+      if (id < 0 || id >= cache.num_blocks)
+        c.fail("blockTables[" + std::to_string(s) + "][" + std::to_string(j) + "] = " + std::to_string(id) +
+               " is outside the pool of " + std::to_string(cache.num_blocks) + " blocks");
+    }
+  }
+  auto h_start = keep(std::move(q_start));
+  auto h_len = keep(std::move(kv_len));
+  auto h_tables = keep(std::move(tables));
+  AttentionArgs a{cache,           static_cast<const float*>(q->data()), static_cast<float*>(out->data()), S, Hq,
+                  max_blocks,      T,
+                  h_start->data(), h_len->data(),
+                  h_tables->data(), static_cast<float>(scale)};
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("attention", [b, a, h_start, h_len, h_tables] { b->attention(a); });
+}
+
+// sample(logits, params: Float64Array(9 × rows), penaltyStart, penaltyTokens, penaltyCounts, numTop)
+//   → Promise<{ tokens: Int32Array, logprobs: Float32Array, topTokens: Int32Array, topLogprobs: Float32Array }>
+// params per row: temperature, topK, topP, minP, presence, frequency, repetition, seed, offset.
+Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OpCheck c(env, "sample", live("sample"));
+  TensorWrap* logits = c.tensor(info[0], "logits");
+  c.dtype(logits, "logits", {DType::F32});
+  c.writable(logits, "logits");
+  int64_t rows = c.rows(logits), vocab = c.last(logits);
+  if (rows < 1 || vocab < 1) c.fail("logits " + logits->describe() + " must have at least one row and column");
+  auto raw = c.f64(info[1], "params");
+  if (static_cast<int64_t>(raw.size()) != rows * 9) c.fail("params must hold 9 numbers per row");
+  auto p_start = c.i32(info[2], "penaltyStart");
+  auto p_tokens = c.i32(info[3], "penaltyTokens");
+  auto p_counts = c.i32(info[4], "penaltyCounts");
+  int64_t num_top = c.integer(info[5], "numTop", 0, 20);
+  if (num_top > vocab) c.fail("numTop exceeds the vocabulary");
+  if (static_cast<int64_t>(p_start.size()) != rows + 1 || p_start[0] != 0 ||
+      p_start[rows] != static_cast<int64_t>(p_tokens.size()))
+    c.fail("penaltyStart must have rows + 1 entries from 0 to penaltyTokens.length");
+  for (int64_t r = 0; r < rows; ++r)
+    if (p_start[r + 1] < p_start[r]) c.fail("penaltyStart must be non-decreasing");
+  if (p_counts.size() != p_tokens.size()) c.fail("penaltyCounts must have one entry per penalty token");
+  c.range(p_tokens, "penaltyTokens", 0, vocab);
+  c.range(p_counts, "penaltyCounts", 0, INT32_MAX);
+  auto params = std::make_shared<std::vector<SamplingParams>>(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* p = &raw[r * 9];
+    std::string row = " (row " + std::to_string(r) + ")";
+    for (int i = 0; i < 9; ++i)
+      if (!std::isfinite(p[i])) c.fail("params must be finite numbers" + row);
+    if (p[0] < 0) c.fail("temperature must be ≥ 0" + row);
+    if (p[1] != std::floor(p[1])) c.fail("topK must be an integer" + row);
+    if (!(p[2] > 0 && p[2] <= 1)) c.fail("topP must be in (0, 1]" + row);
+    if (!(p[3] >= 0 && p[3] <= 1)) c.fail("minP must be in [0, 1]" + row);
+    if (!(p[6] > 0)) c.fail("repetition penalty must be > 0" + row);
+    if (p[7] < 0 || p[7] > 9007199254740991.0 || p[7] != std::floor(p[7])) c.fail("seed must be a non-negative integer" + row);
+    if (p[8] < 0 || p[8] > 9007199254740991.0 || p[8] != std::floor(p[8])) c.fail("offset must be a non-negative integer" + row);
+    SamplingParams& sp = (*params)[r];
+    sp.temperature = static_cast<float>(p[0]);
+    sp.top_k = static_cast<int32_t>(std::max(-1.0, std::min(p[1], 2147483647.0)));
+    sp.top_p = static_cast<float>(p[2]);
+    sp.min_p = static_cast<float>(p[3]);
+    sp.presence_penalty = static_cast<float>(p[4]);
+    sp.frequency_penalty = static_cast<float>(p[5]);
+    sp.repetition_penalty = static_cast<float>(p[6]);
+    sp.seed = static_cast<uint64_t>(p[7]);
+    sp.offset = static_cast<uint64_t>(p[8]);
+  }
+  struct Result {
+    std::vector<int32_t> start, tokens, counts;
+    std::vector<int32_t> token, top_token;
+    std::vector<float> logprob, top_logprob;
+  };
+  auto res = std::make_shared<Result>();
+  res->start = std::move(p_start);
+  res->tokens = std::move(p_tokens);
+  res->counts = std::move(p_counts);
+  res->token.resize(rows);
+  res->logprob.resize(rows);
+  res->top_token.resize(rows * num_top);
+  res->top_logprob.resize(rows * num_top);
+  SampleArgs a{static_cast<float*>(logits->data()), rows, vocab, params->data(), res->start.data(),
+               res->tokens.data(), res->counts.data(), static_cast<int32_t>(num_top), res->token.data(),
+               res->logprob.data(), res->top_token.data(), res->top_logprob.data()};
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+  Backend* b = state_->backend.get();
+  std::shared_ptr<DeviceState> keep_device = state_;
+  state_->stream->enqueue(
+      "sample", [b, a, params, res] { b->sample(a); },
+      [deferred, res, keep_device](Napi::Env env, const std::string& error) {
+        if (!error.empty()) {
+          deferred->Reject(Napi::Error::New(env, error).Value());
+          return;
+        }
+        auto i32 = [&](const std::vector<int32_t>& v) {
+          Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+          std::copy(v.begin(), v.end(), a.Data());
+          return a;
+        };
+        auto f32 = [&](const std::vector<float>& v) {
+          Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+          std::copy(v.begin(), v.end(), a.Data());
+          return a;
+        };
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("tokens", i32(res->token));
+        o.Set("logprobs", f32(res->logprob));
+        o.Set("topTokens", i32(res->top_token));
+        o.Set("topLogprobs", f32(res->top_logprob));
+        deferred->Resolve(o);
+      });
+  return deferred->Promise();
+}
+
+}  // namespace paralon

@@ -1,0 +1,73 @@
+// The CPU backend: host memory, memcpy copies, and the ops of ops.h run on the calling (stream
+// worker) thread plus a persistent thread pool. Every op is synchronous, so synchronize() has
+// nothing to wait for.
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "cpu/kernels.h"
+#include "cpu/simd.h"
+#include "ops.h"
+
+namespace paralon {
+
+namespace {
+
+std::string cpu_model_name() {
+  std::ifstream info("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(info, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  }
+  return "unknown CPU";
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int num_threads) : ctx_(num_threads), model_(cpu_model_name()) {}
+
+  std::string name() const override { return "cpu"; }
+  std::string description() const override {
+    return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA;
+  }
+
+  void* alloc(size_t bytes) override {
+    // 64-byte aligned (a cache line, one AVX-512 vector); size rounded up as aligned_alloc requires.
+    const size_t rounded = ((bytes ? bytes : 1) + 63) & ~static_cast<size_t>(63);
+    void* p = std::aligned_alloc(64, rounded);
+    if (!p) throw OpError("alloc: out of host memory (" + std::to_string(bytes) + " bytes)");
+    return p;
+  }
+  void free(void* ptr) override { std::free(ptr); }
+  void copy_from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (bytes && dst != src) std::memmove(dst, src, bytes);
+  }
+  void synchronize() override {}
+  bool host_memory() const override { return true; }
+
+  void embedding(const EmbeddingArgs& a) override { cpu::embedding(ctx_, a); }
+  void matmul(const MatmulArgs& a) override { cpu::matmul(ctx_, a); }
+  void rmsnorm(const RmsNormArgs& a) override { cpu::rmsnorm(ctx_, a); }
+  void qk_norm_rope(const QkNormRopeArgs& a) override { cpu::qk_norm_rope(ctx_, a); }
+  void swiglu(const SwigluArgs& a) override { cpu::swiglu(ctx_, a); }
+  void kv_write(const KvWriteArgs& a) override { cpu::kv_write(ctx_, a); }
+  void attention(const AttentionArgs& a) override { cpu::attention(ctx_, a); }
+  void sample(const SampleArgs& a) override { cpu::sample(ctx_, a); }
+
+ private:
+  cpu::Context ctx_;
+  std::string model_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads) { return std::make_unique<CpuBackend>(num_threads); }
+
+}  // namespace paralon

@@ -1,0 +1,39 @@
+// The CPU backend's internal interface: one entry point per op family, implemented in one .cc
+// file each and called by backend.cc. Every op runs on the calling thread plus the pool.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu/scratch.h"
+#include "cpu/thread_pool.h"
+#include "ops.h"
+
+namespace paralon {
+namespace cpu {
+
+struct Context {
+  explicit Context(int num_threads) : pool(num_threads), scratch(pool.size()) {}
+  ThreadPool pool;
+  ThreadScratch scratch;
+  std::vector<int64_t> work_index;  // reusable host-side work lists (attention's item prefix sums)
+};
+
+void embedding(Context& ctx, const EmbeddingArgs& a);        // elementwise.cc
+void swiglu(Context& ctx, const SwigluArgs& a);              // elementwise.cc
+void matmul(Context& ctx, const MatmulArgs& a);              // matmul.cc
+void rmsnorm(Context& ctx, const RmsNormArgs& a);            // norm.cc
+void qk_norm_rope(Context& ctx, const QkNormRopeArgs& a);    // norm.cc
+void kv_write(Context& ctx, const KvWriteArgs& a);           // kv_cache.cc
+void attention(Context& ctx, const AttentionArgs& a);        // attention.cc
+void sample(Context& ctx, const SampleArgs& a);              // sampling.cc
+
+// Splits [0, n) into chunks of at least min_chunk items, about `per_thread` chunks per pool thread
+// (dynamic claiming then evens out uneven threads). Returns the chunk size.
+inline int64_t chunk_size(int64_t n, const ThreadPool& pool, int64_t min_chunk, int64_t per_thread = 4) {
+  const int64_t target = (n + pool.size() * per_thread - 1) / (pool.size() * per_thread);
+  return target > min_chunk ? target : min_chunk;
+}
+
+}  // namespace cpu
+}  // namespace paralon

@@ -1,0 +1,49 @@
+// kv_write: scatter each new token's K and V rows [Hkv, D] into its cache slot, converting to the
+// cache dtype (bf16 rounds to nearest even). Traffic: 2·T·Hkv·D·(4 + sizeof(cache)) bytes.
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/kernels.h"
+#include "cpu/simd.h"
+
+namespace paralon {
+namespace cpu {
+
+namespace {
+
+inline void store_row(const float* src, float* dst, int64_t n) { std::memcpy(dst, src, n * sizeof(float)); }
+inline void store_row(const float* src, bf16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = to_bf16(src[i]);
+}
+
+template <class C>
+void write_tokens(Context& ctx, const KvWriteArgs& a) {
+  const int64_t row = a.cache.num_kv_heads * a.cache.head_dim;
+  const int64_t num_slots = a.cache.num_blocks * a.cache.block_size;
+  C* k_cache = static_cast<C*>(a.cache.k);
+  C* v_cache = static_cast<C*>(a.cache.v);
+  const int64_t per_chunk = chunk_size(a.num_tokens, ctx.pool, std::max<int64_t>(1, 8192 / std::max<int64_t>(row, 1)));
+  ctx.pool.parallel_for((a.num_tokens + per_chunk - 1) / per_chunk, [&](int64_t c, int) {
+    const int64_t t1 = std::min(a.num_tokens, (c + 1) * per_chunk);
+    for (int64_t t = c * per_chunk; t < t1; ++t) {
+      const int64_t slot = a.slots_host[t];
+      if (slot < 0 || slot >= num_slots) continue;  // validated upstream; never write out of bounds
+      store_row(a.k + t * row, k_cache + slot * row, row);
+      store_row(a.v + t * row, v_cache + slot * row, row);
+    }
+  });
+}
+
+}  // namespace
+
+void kv_write(Context& ctx, const KvWriteArgs& a) {
+  if (a.num_tokens <= 0) return;
+  if (a.cache.dtype == DType::BF16) {
+    write_tokens<bf16>(ctx, a);
+  } else {
+    write_tokens<float>(ctx, a);
+  }
+}
+
+}  // namespace cpu
+}  // namespace paralon

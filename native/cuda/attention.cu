@@ -1,0 +1,569 @@
+#include "kernels.h"
+
+// Causal paged attention (varlen batch, GQA, f32 or bf16 cache), two SIMT kernels plus a merge:
+//
+// 1. decode_split_kernel — sequences with one new token (flash-decoding).
+//    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
+//    contiguous range of its context (split_len keys, a multiple of the 64-key tile) and serves all
+//    G = Hq/Hkv query heads of that KV head at once, so each K/V row is read once per KV head.
+//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key each; lane j of a
+//    group holds elements 4j + 32i of the row (coalesced 64/128-byte row reads) and dots them with
+//    the G queries (f32 in shared memory, pre-scaled by scale·log2 e), reduced by 3 shuffles;
+//    softmax — one warp per query head updates (m, l) online, exp2 in f32; PV — thread d (and,
+//    at D = 64, a second key half) accumulates Σ p·V[key][d] for all G heads in registers.
+//    With one split the CTA writes the normalised output; otherwise (acc, m, l) go to scratch and
+//    merge_kernel (one CTA per (query head, sequence), one thread per d) combines the splits.
+//    Splits are chosen from the longest context and the SM count: about 2 waves of CTAs, at least
+//    one tile per split. Traffic: 2 · kv_len · D · sizeof(cache) per (sequence, KV head), once.
+//
+// 2. prefill_kernel — sequences with several new tokens (flash-attention 2, SIMT).
+//    Grid (query tiles, Hq), 128 threads; tile = 64 queries of one sequence × one query head; the
+//    (sequence, tile) list is built on the host, longest key ranges first. Per 32-key tile the CTA
+//    loads K and V through the block table into shared memory (f32, rows padded to D+4 floats so the
+//    float4 reads below are bank-conflict free), then thread (r, c) = (tid / 8, tid % 8) computes the
+//    4×4 scores of queries r + 16i and keys c + 8j (8 LDS.128 per 64 FMA), applies the causal mask
+//    (query i sits at position kv_len − q_len + i), updates its rows' online softmax with the
+//    8 lanes sharing the rows (xor shuffles 1, 2, 4), stores P to shared memory, and accumulates
+//    O[4 rows][columns 4c + 32j .. +3] += P·V (20 LDS.128 per 256 FMA at D = 128).
+//    Shared memory: (64 + 2·32)·(D+4)·4 + 64·36·4 bytes = 75 KB at D = 128 (opt-in), 43 KB at D = 64.
+//    K/V of a KV head are re-read by its G query heads through L2. Tensor cores are not used yet:
+//    activations are f32 and the kernel is SIMT f32 throughout (exact against the f32 reference).
+//
+// Keys whose block-table entry lies outside [0, num_blocks) are masked out and never read.
+// head_dim 64 and 128 are supported; other sizes are rejected with an OpError. G ≤ 16.
+
+#include <algorithm>
+#include <vector>
+
+namespace paralon {
+namespace PARALON_CUDA_NS {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kThreads = 128;
+constexpr int kDecodeTile = 64;
+constexpr int kMaxGroup = 16;
+constexpr int kPrefillQ = 64;
+constexpr int kPrefillK = 32;
+
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);  // bf16 → f32 is a 16-bit shift
+  return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xffff0000u),
+                     __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xffff0000u));
+}
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+__device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+
+// What every kernel needs to find a key: the cache and the sequence metadata (device copies).
+template <typename C>
+struct Paged {
+  const C* k;
+  const C* v;
+  const int32_t* block_tables;
+  int max_blocks, block_size, num_blocks, num_kv_heads;
+
+  // Element offset of key j's row for KV head h in sequence s, or -1 when its block is invalid.
+  __device__ __forceinline__ int64_t row(int s, int j, int h, int head_dim) const {
+    const int bi = j / block_size;
+    if (bi >= max_blocks) return -1;
+    const int b = block_tables[static_cast<int64_t>(s) * max_blocks + bi];
+    if (b < 0 || b >= num_blocks) return -1;
+    return ((static_cast<int64_t>(b) * block_size + j % block_size) * num_kv_heads + h) * head_dim;
+  }
+};
+
+struct SeqMeta {
+  const int32_t* q_start;
+  const int32_t* kv_len;
+  const float* q;
+  float* out;
+  int num_q_heads, group;
+  float scale_log2;  // scale · log2(e): scores live in the exp2 domain
+};
+
+// ------------------------------------------------------------------------------------------------
+// Decode
+// ------------------------------------------------------------------------------------------------
+
+template <int D, int GP, typename C>
+__global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, SeqMeta meta, const int32_t* seqs,
+                                                                int split_len, float* part_acc, float* part_ml) {
+  static_assert(D == 64 || D == 128, "head_dim");
+  constexpr int kSubs = kThreads / D;  // key halves in PV (2 at D = 64)
+  __shared__ float4 q_s[GP][D / 4];
+  __shared__ float p_s[kDecodeTile][GP];
+  __shared__ int64_t row_s[kDecodeTile];
+  __shared__ float alpha_s[GP], m_s[GP], l_s[GP];
+
+  const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z, splits = gridDim.x;
+  const int s = seqs[item];
+  const int64_t token = meta.q_start[s];
+  const int kv_len = meta.kv_len[s];
+  const int begin = split * split_len, end = min(begin + split_len, kv_len);
+  const int G = meta.group;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+
+  for (int i = tid; i < GP * D / 4; i += kThreads) {
+    const int g = i / (D / 4), c = i % (D / 4);
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (g < G) {
+      v = load4(meta.q + (token * meta.num_q_heads + kvh * G + g) * D + 4 * c);
+      v.x *= meta.scale_log2; v.y *= meta.scale_log2; v.z *= meta.scale_log2; v.w *= meta.scale_log2;
+    }
+    q_s[g][c] = v;
+  }
+  if (tid < GP) {
+    m_s[tid] = -INFINITY;
+    l_s[tid] = 0.0f;
+  }
+  __syncthreads();  // q and the softmax state are ready
+
+  const int d = tid % D, sub = tid / D;
+  float acc[GP];
+#pragma unroll
+  for (int g = 0; g < GP; ++g) acc[g] = 0.0f;
+
+  const int group_lane = lane % 8, group = lane / 8;
+  for (int t0 = begin; t0 < end; t0 += kDecodeTile) {
+    // QK: keys t0 + warp·16 + it·4 + group.
+#pragma unroll 1
+    for (int it = 0; it < 4; ++it) {
+      const int key = warp * 16 + it * 4 + group;
+      const int j = t0 + key;
+      const int64_t row = j < end ? kv.row(s, j, kvh, D) : -1;
+      float dots[GP];
+#pragma unroll
+      for (int g = 0; g < GP; ++g) dots[g] = 0.0f;
+      if (row >= 0) {
+#pragma unroll
+        for (int i = 0; i < D / 32; ++i) {
+          const int c = group_lane + 8 * i;  // float4 column
+          const float4 k4 = load4(kv.k + row + 4 * c);
+#pragma unroll
+          for (int g = 0; g < GP; ++g) dots[g] += dot4(q_s[g][c], k4);
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < GP; ++g) {
+        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 4);
+        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 2);
+        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 1);
+      }
+      if (group_lane == 0) {
+#pragma unroll
+        for (int g = 0; g < GP; ++g) p_s[key][g] = row >= 0 ? dots[g] : -INFINITY;
+        row_s[key] = row;
+      }
+    }
+    __syncthreads();  // all scores of the tile are in p_s
+
+    // Online softmax: warp w updates query heads w, w + 4, ...
+    for (int g = warp; g < G; g += kThreads / 32) {
+      const float s0 = p_s[lane][g], s1 = p_s[lane + 32][g];
+      float mx = fmaxf(s0, s1);
+      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float m_old = m_s[g];
+      const float m_new = fmaxf(m_old, mx);
+      const float ref = m_new == -INFINITY ? 0.0f : m_new;  // a fully masked tile adds nothing
+      const float p0 = exp2f(s0 - ref), p1 = exp2f(s1 - ref);
+      p_s[lane][g] = p0;
+      p_s[lane + 32][g] = p1;
+      float sum = p0 + p1;
+      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+      __syncwarp();  // every lane has read m_s[g] before lane 0 replaces it
+      if (lane == 0) {
+        const float alpha = exp2f(m_old - ref);
+        alpha_s[g] = alpha;
+        l_s[g] = l_s[g] * alpha + sum;
+        m_s[g] = m_new;
+      }
+    }
+    __syncthreads();  // probabilities and rescale factors are ready
+
+    // PV
+#pragma unroll
+    for (int g = 0; g < GP; ++g) acc[g] *= g < G ? alpha_s[g] : 0.0f;
+#pragma unroll 4
+    for (int key = sub; key < kDecodeTile; key += kSubs) {
+      const int64_t row = row_s[key];
+      if (row < 0) continue;
+      const float v = to_f32(kv.v[row + d]);
+#pragma unroll
+      for (int g = 0; g < GP; ++g) acc[g] += p_s[key][g] * v;
+    }
+    __syncthreads();  // p_s, row_s and alpha_s are rewritten by the next tile
+  }
+
+  if (kSubs > 1) {  // fold the second key half into the first (q_s is free now)
+    float* red = reinterpret_cast<float*>(q_s);
+    if (sub == 1) {
+#pragma unroll
+      for (int g = 0; g < GP; ++g) red[g * D + d] = acc[g];
+    }
+    __syncthreads();  // partial sums of the second half are visible
+    if (sub == 1) return;
+#pragma unroll
+    for (int g = 0; g < GP; ++g) acc[g] += red[g * D + d];
+  }
+
+  for (int g = 0; g < G; ++g) {
+    const int h = kvh * G + g;
+    if (splits == 1) {
+      const float l = l_s[g];
+      meta.out[(token * meta.num_q_heads + h) * D + d] = l > 0.0f ? acc[g] / l : 0.0f;
+    } else {
+      const int64_t part = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits + split;
+      part_acc[part * D + d] = acc[g];
+      if (d == 0) {
+        part_ml[part * 2] = m_s[g];
+        part_ml[part * 2 + 1] = l_s[g];
+      }
+    }
+  }
+}
+
+// Combines the splits of one (query head, decode sequence): out = Σ acc_i·2^(m_i−M) / Σ l_i·2^(m_i−M).
+template <int D>
+__global__ void __launch_bounds__(D) merge_kernel(SeqMeta meta, const int32_t* seqs, int splits,
+                                                  const float* part_acc, const float* part_ml) {
+  const int h = blockIdx.x, item = blockIdx.y, d = threadIdx.x;
+  const int64_t token = meta.q_start[seqs[item]];
+  const int64_t base = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits;
+  float m = -INFINITY;
+  for (int i = 0; i < splits; ++i) m = fmaxf(m, part_ml[(base + i) * 2]);
+  const float ref = m == -INFINITY ? 0.0f : m;
+  float l = 0.0f, o = 0.0f;
+  for (int i = 0; i < splits; ++i) {
+    const float w = exp2f(part_ml[(base + i) * 2] - ref);
+    l += part_ml[(base + i) * 2 + 1] * w;
+    o += part_acc[(base + i) * D + d] * w;
+  }
+  meta.out[(token * meta.num_q_heads + h) * D + d] = l > 0.0f ? o / l : 0.0f;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Prefill
+// ------------------------------------------------------------------------------------------------
+
+template <int D>
+constexpr size_t prefill_smem_bytes() {
+  return (static_cast<size_t>(kPrefillQ + 2 * kPrefillK) * (D + 4) + kPrefillQ * (kPrefillK + 4)) * sizeof(float);
+}
+
+// tiles[2·i] = sequence, tiles[2·i + 1] = first query index of the tile within the sequence.
+template <int D, typename C>
+__global__ void __launch_bounds__(kThreads) prefill_kernel(Paged<C> kv, SeqMeta meta, const int32_t* tiles) {
+  constexpr int kLd = D + 4;             // padded row of Q, K, V in shared memory
+  constexpr int kPd = kPrefillK + 4;     // padded row of P
+  constexpr int kCols = D / 32;          // float4 output columns per thread
+  PARALON_DYNAMIC_SHARED(float, smem);
+  float* q_s = smem;
+  float* k_s = q_s + kPrefillQ * kLd;
+  float* v_s = k_s + kPrefillK * kLd;
+  float* p_s = v_s + kPrefillK * kLd;
+
+  const int s = tiles[2 * blockIdx.x], i0 = tiles[2 * blockIdx.x + 1];
+  const int h = blockIdx.y, kvh = h / meta.group;
+  const int64_t q0 = meta.q_start[s];
+  const int q_len = meta.q_start[s + 1] - meta.q_start[s];
+  const int kv_len = meta.kv_len[s];
+  const int first_pos = kv_len - q_len;  // position of query 0 of the chunk
+  const int rows = min(kPrefillQ, q_len - i0);
+  const int num_keys = min(kv_len, first_pos + i0 + rows);  // keys 0 .. last row's position
+  const int tid = threadIdx.x, r = tid / 8, c = tid % 8;
+
+  for (int i = tid; i < kPrefillQ * D / 4; i += kThreads) {
+    const int row = i / (D / 4), col = 4 * (i % (D / 4));
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (row < rows) {
+      v = load4(meta.q + ((q0 + i0 + row) * meta.num_q_heads + h) * D + col);
+      v.x *= meta.scale_log2; v.y *= meta.scale_log2; v.z *= meta.scale_log2; v.w *= meta.scale_log2;
+    }
+    *reinterpret_cast<float4*>(q_s + row * kLd + col) = v;
+  }
+
+  float acc[4][kCols][4];
+  float m[4], l[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    m[i] = -INFINITY;
+    l[i] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kCols; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.0f;
+  }
+
+  for (int k0 = 0; k0 < num_keys; k0 += kPrefillK) {
+    // K and V tiles; an invalid key gets zero rows and is masked below (key_ok).
+    bool key_ok[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) key_ok[j] = false;
+    for (int i = tid; i < kPrefillK * D / 4; i += kThreads) {
+      const int key = i / (D / 4), col = 4 * (i % (D / 4));
+      const int j = k0 + key;
+      const int64_t row = j < num_keys ? kv.row(s, j, kvh, D) : -1;
+      float4 kk = make_float4(0.f, 0.f, 0.f, 0.f), vv = kk;
+      if (row >= 0) {
+        kk = load4(kv.k + row + col);
+        vv = load4(kv.v + row + col);
+      }
+      *reinterpret_cast<float4*>(k_s + key * kLd + col) = kk;
+      *reinterpret_cast<float4*>(v_s + key * kLd + col) = vv;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int key = k0 + c + 8 * j;
+      key_ok[j] = key < num_keys && kv.row(s, key, kvh, D) >= 0;
+    }
+    __syncthreads();  // K, V (and, on the first tile, Q) are in shared memory
+
+    float sc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) sc[i][j] = 0.0f;
+#pragma unroll 4
+    for (int d = 0; d < D; d += 4) {
+      float4 qv[4], kv4[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) qv[i] = *reinterpret_cast<const float4*>(q_s + (r + 16 * i) * kLd + d);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) kv4[j] = *reinterpret_cast<const float4*>(k_s + (c + 8 * j) * kLd + d);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) sc[i][j] += dot4(qv[i], kv4[j]);
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int pos = first_pos + i0 + r + 16 * i;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int key = k0 + c + 8 * j;
+        if (!key_ok[j] || key > pos) sc[i][j] = -INFINITY;
+        mx = fmaxf(mx, sc[i][j]);
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
+      const float m_new = fmaxf(m[i], mx);
+      const float ref = m_new == -INFINITY ? 0.0f : m_new;
+      const float alpha = exp2f(m[i] - ref);
+      m[i] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float p = exp2f(sc[i][j] - ref);
+        sum += p;
+        p_s[(r + 16 * i) * kPd + c + 8 * j] = p;
+      }
+      l[i] = l[i] * alpha + sum;  // this thread's columns only; the 8 lanes are summed at the end
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) {
+        acc[i][j][0] *= alpha; acc[i][j][1] *= alpha; acc[i][j][2] *= alpha; acc[i][j][3] *= alpha;
+      }
+    }
+    __syncthreads();  // P is complete
+
+#pragma unroll 2
+    for (int k = 0; k < kPrefillK; k += 4) {
+      float4 pv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pv[i] = *reinterpret_cast<const float4*>(p_s + (r + 16 * i) * kPd + k);
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+#pragma unroll
+        for (int j = 0; j < kCols; ++j) {
+          const float4 v = *reinterpret_cast<const float4*>(v_s + (k + kk) * kLd + 4 * c + 32 * j);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float p = kk == 0 ? pv[i].x : kk == 1 ? pv[i].y : kk == 2 ? pv[i].z : pv[i].w;
+            acc[i][j][0] += p * v.x;
+            acc[i][j][1] += p * v.y;
+            acc[i][j][2] += p * v.z;
+            acc[i][j][3] += p * v.w;
+          }
+        }
+      }
+    }
+    __syncthreads();  // K, V and P are overwritten by the next tile
+  }
+
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float sum = l[i];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 4);
+    const int row = r + 16 * i;
+    if (row >= rows) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    float* dst = meta.out + ((q0 + i0 + row) * meta.num_q_heads + h) * D;
+#pragma unroll
+    for (int j = 0; j < kCols; ++j) {
+      *reinterpret_cast<float4*>(dst + 4 * c + 32 * j) =
+          make_float4(acc[i][j][0] * inv, acc[i][j][1] * inv, acc[i][j][2] * inv, acc[i][j][3] * inv);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Host side
+// ------------------------------------------------------------------------------------------------
+
+struct Plan {
+  std::vector<int32_t> decode_seqs;
+  std::vector<int32_t> prefill_tiles;  // (sequence, first query) pairs
+  int max_decode_kv = 0;
+};
+
+Plan make_plan(const AttentionArgs& a) {
+  Plan plan;
+  struct Tile {
+    int32_t seq, i0;
+    int64_t keys;
+  };
+  std::vector<Tile> tiles;
+  for (int64_t s = 0; s < a.num_seqs; ++s) {
+    const int32_t q_len = a.q_start_host[s + 1] - a.q_start_host[s];
+    const int32_t kv_len = a.kv_len_host[s];
+    if (q_len <= 0) continue;
+    if (q_len == 1) {
+      plan.decode_seqs.push_back(static_cast<int32_t>(s));
+      plan.max_decode_kv = std::max(plan.max_decode_kv, kv_len);
+      continue;
+    }
+    for (int32_t i0 = 0; i0 < q_len; i0 += kPrefillQ) {
+      const int64_t last = std::min(q_len, i0 + kPrefillQ) - 1;
+      tiles.push_back({static_cast<int32_t>(s), i0, kv_len - q_len + last + 1});
+    }
+  }
+  // Longest key ranges first, so the last wave is made of short tiles.
+  std::stable_sort(tiles.begin(), tiles.end(), [](const Tile& x, const Tile& y) { return x.keys > y.keys; });
+  for (const Tile& t : tiles) {
+    plan.prefill_tiles.push_back(t.seq);
+    plan.prefill_tiles.push_back(t.i0);
+  }
+  return plan;
+}
+
+template <int D, int GP, typename C>
+void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* seqs,
+                   int num_kv_heads, LaunchContext& ctx) {
+  const int n = static_cast<int>(plan.decode_seqs.size());
+  const int64_t base_ctas = static_cast<int64_t>(n) * num_kv_heads;
+  const int max_tiles = std::max(1, (plan.max_decode_kv + kDecodeTile - 1) / kDecodeTile);
+  int splits = static_cast<int>(std::min<int64_t>(max_tiles, (2 * ctx.sm_count + base_ctas - 1) / base_ctas));
+  splits = std::max(splits, 1);
+  const int split_len = (max_tiles + splits - 1) / splits * kDecodeTile;
+  splits = std::max(1, (plan.max_decode_kv + split_len - 1) / split_len);
+
+  float* part_acc = nullptr;
+  float* part_ml = nullptr;
+  if (splits > 1) {
+    const size_t parts = static_cast<size_t>(n) * meta.num_q_heads * splits;
+    float* scratch = static_cast<float*>(ctx.scratch(parts * (D + 2) * sizeof(float)));
+    part_acc = scratch;
+    part_ml = scratch + parts * D;
+  }
+  PARALON_LAUNCH((decode_split_kernel<D, GP, C>), dim3(splits, num_kv_heads, n), dim3(kThreads), 0, ctx.stream, kv,
+                 meta, seqs, split_len, part_acc, part_ml);
+  PARALON_CHECK_LAUNCH("attention");
+  if (splits > 1) {
+    PARALON_LAUNCH((merge_kernel<D>), dim3(meta.num_q_heads, n), dim3(D), 0, ctx.stream, meta, seqs, splits,
+                   static_cast<const float*>(part_acc), static_cast<const float*>(part_ml));
+    PARALON_CHECK_LAUNCH("attention");
+  }
+}
+
+template <int D, typename C>
+void launch_prefill(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
+                    LaunchContext& ctx) {
+  constexpr size_t smem = prefill_smem_bytes<D>();
+  if (smem > ctx.max_smem_optin) {
+    throw OpError("attention: prefill needs " + std::to_string(smem) + " bytes of shared memory, the device allows " +
+                  std::to_string(ctx.max_smem_optin));
+  }
+  PARALON_CUDA_CHECK("attention", cudaFuncSetAttribute(prefill_kernel<D, C>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(smem)));
+  const unsigned num_tiles = static_cast<unsigned>(plan.prefill_tiles.size() / 2);
+  PARALON_LAUNCH((prefill_kernel<D, C>), dim3(num_tiles, meta.num_q_heads), dim3(kThreads), smem, ctx.stream, kv,
+                 meta, tiles);
+  PARALON_CHECK_LAUNCH("attention");
+}
+
+template <int D, typename C>
+void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
+  const Plan plan = make_plan(a);
+  const int Hkv = static_cast<int>(a.cache.num_kv_heads);
+  const int G = static_cast<int>(a.num_q_heads / Hkv);
+
+  Paged<C> kv;
+  kv.k = static_cast<const C*>(a.cache.k);
+  kv.v = static_cast<const C*>(a.cache.v);
+  kv.block_tables = ctx.stage_i32(a.block_tables_host, static_cast<size_t>(a.num_seqs * a.max_blocks_per_seq));
+  kv.max_blocks = static_cast<int>(a.max_blocks_per_seq);
+  kv.block_size = static_cast<int>(a.cache.block_size);
+  kv.num_blocks = static_cast<int>(a.cache.num_blocks);
+  kv.num_kv_heads = Hkv;
+
+  SeqMeta meta;
+  meta.q_start = ctx.stage_i32(a.q_start_host, static_cast<size_t>(a.num_seqs + 1));
+  meta.kv_len = ctx.stage_i32(a.kv_len_host, static_cast<size_t>(a.num_seqs));
+  meta.q = a.q;
+  meta.out = a.out;
+  meta.num_q_heads = static_cast<int>(a.num_q_heads);
+  meta.group = G;
+  meta.scale_log2 = a.scale * kLog2e;
+
+  if (!plan.decode_seqs.empty()) {
+    const int32_t* seqs = ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
+    if (G <= 1) launch_decode<D, 1, C>(kv, meta, plan, seqs, Hkv, ctx);
+    else if (G <= 2) launch_decode<D, 2, C>(kv, meta, plan, seqs, Hkv, ctx);
+    else if (G <= 4) launch_decode<D, 4, C>(kv, meta, plan, seqs, Hkv, ctx);
+    else if (G <= 8) launch_decode<D, 8, C>(kv, meta, plan, seqs, Hkv, ctx);
+    else launch_decode<D, 16, C>(kv, meta, plan, seqs, Hkv, ctx);
+  }
+  if (!plan.prefill_tiles.empty()) {
+    const int32_t* tiles = ctx.stage_i32(plan.prefill_tiles.data(), plan.prefill_tiles.size());
+    launch_prefill<D, C>(kv, meta, plan, tiles, ctx);
+  }
+}
+
+template <int D>
+void launch_head_dim(const AttentionArgs& a, LaunchContext& ctx) {
+  switch (a.cache.dtype) {
+    case DType::F32: launch_typed<D, float>(a, ctx); break;
+    case DType::BF16: launch_typed<D, __nv_bfloat16>(a, ctx); break;
+    default: throw OpError(std::string("attention: unsupported cache dtype ") + dtype_name(a.cache.dtype));
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+}  // namespace
+
+void launch_attention(const AttentionArgs& a, LaunchContext& ctx) {
+  if (a.num_seqs == 0 || a.num_tokens == 0) return;
+  const int64_t D = a.cache.head_dim, Hkv = a.cache.num_kv_heads;
+  if (Hkv <= 0 || a.num_q_heads % Hkv != 0 || a.num_q_heads / Hkv > kMaxGroup) {
+    throw OpError("attention: num_q_heads (" + std::to_string(a.num_q_heads) + ") must be a multiple of num_kv_heads (" +
+                  std::to_string(Hkv) + ") with at most " + std::to_string(kMaxGroup) + " query heads per KV head");
+  }
+  if (!aligned16(a.q) || !aligned16(a.out) || !aligned16(a.cache.k) || !aligned16(a.cache.v)) {
+    throw OpError("attention: q, out and the KV cache must be 16-byte aligned");
+  }
+  switch (D) {
+    case 64: launch_head_dim<64>(a, ctx); break;
+    case 128: launch_head_dim<128>(a, ctx); break;
+    default: throw OpError("attention: head_dim " + std::to_string(D) + " is not supported by the CUDA backend (64 or 128)");
+  }
+}
+
+}  // namespace PARALON_CUDA_NS
+}  // namespace paralon

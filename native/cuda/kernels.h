@@ -1,0 +1,48 @@
+// The CUDA backend's internal interface: one launcher per op family, implemented in one .cu file
+// each, called by the backend (backend.cu). Compiled twice: by nvcc for real GPUs (namespace
+// paralon::cuda) and by the host compiler against the simulator (namespace paralon::cuda_sim,
+// PARALON_CUDA_SIM defined), so every name here lives in PARALON_CUDA_NS.
+#pragma once
+
+#include "common.cuh"
+#include "ops.h"
+
+namespace paralon {
+namespace PARALON_CUDA_NS {
+
+// Per-backend launch context: the stream, device facts for dispatch, and device-side staging of
+// the host metadata the op contract passes (ids, positions, slots, block tables, ...).
+class LaunchContext {
+ public:
+  virtual ~LaunchContext() = default;
+  cudaStream_t stream = nullptr;
+  int sm_count = 1;
+  int cc_major = 8, cc_minor = 0;   // compute capability: Hopper paths only when cc_major == 9
+  size_t max_smem_optin = 48 * 1024;  // largest dynamic shared memory a block may opt into
+
+  // Copies n elements of host metadata to device memory in stream order and returns the device
+  // pointer, valid until the next synchronize() of the backend (a ring of pinned + device memory).
+  virtual const int32_t* stage_i32(const int32_t* host, size_t n) = 0;
+  virtual const void* stage_bytes(const void* host, size_t bytes) = 0;
+  // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
+  // until the next call to scratch() — ops must not hold it across ops.
+  virtual void* scratch(size_t bytes) = 0;
+};
+
+// Throws OpError("<op>: <cuda error name>: <message> (file:line)") when a launch or call failed.
+void check_cuda(cudaError_t err, const char* op, const char* file, int line);
+#define PARALON_CUDA_CHECK(op, call) ::paralon::PARALON_CUDA_NS::check_cuda((call), (op), __FILE__, __LINE__)
+#define PARALON_CHECK_LAUNCH(op) ::paralon::PARALON_CUDA_NS::check_cuda(cudaGetLastError(), (op), __FILE__, __LINE__)
+
+void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx);      // embedding.cu
+void launch_matmul(const MatmulArgs& a, LaunchContext& ctx);            // matmul.cu
+void launch_rmsnorm(const RmsNormArgs& a, LaunchContext& ctx);          // norm.cu
+void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx);  // rope.cu
+void launch_swiglu(const SwigluArgs& a, LaunchContext& ctx);            // swiglu.cu
+void launch_kv_write(const KvWriteArgs& a, LaunchContext& ctx);         // kv_cache.cu
+void launch_attention(const AttentionArgs& a, LaunchContext& ctx);      // attention.cu
+// Writes results into the host pointers of `a` (copies back and synchronises the stream).
+void launch_sample(const SampleArgs& a, LaunchContext& ctx);            // sampling.cu
+
+}  // namespace PARALON_CUDA_NS
+}  // namespace paralon

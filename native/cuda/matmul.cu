@@ -1,0 +1,664 @@
+#include "kernels.h"
+
+// y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]); x, y, residual f32, W bf16 / f16 / f32 in the
+// checkpoint's [out, in] layout. residual may alias y: every output element is read (residual) and
+// written (y) by the same thread, so no pointer below that can alias is marked __restrict__.
+//
+// Kernels (dispatch and its reasons in launch_matmul at the bottom):
+//
+// 1. gemv_kernel<WT, MT, kVector> — decode (small M), memory-bound.
+//    CTA = 4 warps; each warp owns kGemvRows = 2 consecutive rows n of W and one chunk of MT ≤ 8 rows
+//    of x. Lane l streams both W rows with 16-byte loads (8 bf16/f16 or 4 f32) at vectors l, l+32, …,
+//    4 (MT ≤ 2) or 2 vectors per row in flight (8 or 4 × 16 B per lane), reads the matching x values
+//    (f32, L1/L2-resident: x is at most 8 × K × 4 bytes per chunk), and keeps MT × 2 f32 partial sums
+//    in registers. Butterfly shuffles reduce the partials; lane (m·2 + r) writes y[m0+m, n0+r] with
+//    the residual added. All MT rows of x share one pass over W. When M > MT the chunks of the same
+//    rows run as neighbouring CTAs (chunk index fastest in blockIdx.x), so W comes from HBM once and
+//    from L2 for the other chunks.
+//    kVector = false is the scalar path for rows that are not 16-byte aligned (K·sizeof(W) % 16 ≠ 0,
+//    or offset pointers): lane l reads element k = l, l+32, … — still coalesced, 2–4 bytes a lane.
+//    Traffic per call: N·K·sizeof(W) from HBM + M·K·4 (x, cached) + M·N·4 (y, + residual).
+//
+// 2. mma_gemm_kernel<T16, BM, …> — prefill (larger M), bf16/f16 tensor cores, sm_80 path.
+//    x is first rounded to T16 into scratch ([M, Kp], Kp = K rounded up to 8, zero padding) by
+//    convert_rows_kernel; W rows that are not 16-byte aligned are repacked the same way. Then:
+//    CTA tile BM × 128 × 32 (BM = 128, or 64 when M ≤ 64 so that small batches waste fewer rows),
+//    8 warps as 2 (m) × 4 (n), warp tile (BM/2) × 32, mma.m16n8k16 with f32 accumulators
+//    (BM/32 × 4 MMAs per warp per k16 step). Operands go global → shared with 16-byte cp.async in a
+//    3-stage ring (one barrier per k-tile), zero-filled outside M / N / Kp. Shared rows are 32
+//    elements = 4 chunks of 16 B; chunk c of row r is stored at c ^ ((r >> 1) & 3), so the 8 rows an
+//    ldmatrix phase reads hit 8 different 16-byte bank groups. Epilogue adds the residual and writes
+//    f32 straight from the accumulators. When the tile grid is smaller than 2 CTAs per SM (batched
+//    decode: N / 128 tiles), K is split over grid.z; each split writes f32 partials to scratch and
+//    splitk_reduce_kernel sums them in a fixed order (deterministic) and adds the residual.
+//    Traffic per call: each CTA reads (BM + 128)·Kp·2 bytes; A and W are re-read from L2 across
+//    CTAs (M tiles fastest in the grid, so CTAs sharing a W tile run together); y: M·N·4 (+residual);
+//    with split-K also 2 · splits · M · N · 4 bytes of partials.
+//
+// 3. simt_gemm_f32_kernel — f32 weights with larger M. CTA tile 64 × 64 × 16, 256 threads as 16 × 16,
+//    each thread a 4 × 4 register block; x and W tiles are transposed into shared memory ([k][m],
+//    [k][n]) so each k step is two 16-byte shared loads (one a broadcast) for 16 FMAs. The next
+//    k-tile is fetched into registers while the current one is multiplied.
+//    Traffic per call: each CTA reads 128·K·4 bytes (L2-served re-reads), writes its 64 × 64 tile.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace paralon {
+namespace PARALON_CUDA_NS {
+namespace {
+
+constexpr const char* kOp = "matmul";
+
+// ---------------------------------------------------------------------------------------------
+// Element conversion: one 16-byte vector of W to floats, and scalar loads.
+// ---------------------------------------------------------------------------------------------
+
+template <typename WT>
+struct WeightVec {
+  static constexpr int kElems = 16 / sizeof(WT);
+};
+
+// bf16 is the top half of an f32: widening is a shift (low element) or a mask (high element).
+__device__ __forceinline__ void unpack16(const uint4& v, const __nv_bfloat16*, float (&f)[8]) {
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(u[i] << 16);
+    f[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ void unpack16(const uint4& v, const __half*, float (&f)[8]) {
+  const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    __half2 h;
+    memcpy(&h, &u[i], sizeof(h));
+    const float2 p = __half22float2(h);
+    f[2 * i] = p.x;
+    f[2 * i + 1] = p.y;
+  }
+}
+
+__device__ __forceinline__ void unpack16(const uint4& v, const float*, float (&f)[4]) {
+  memcpy(f, &v, sizeof(f));
+}
+
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(float v) { return v; }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+
+// ---------------------------------------------------------------------------------------------
+// 1. GEMV (decode)
+// ---------------------------------------------------------------------------------------------
+
+constexpr int kGemvWarps = 4;
+constexpr int kGemvRows = 2;    // rows of W per warp: each x value loaded serves 2 rows
+// 16-byte W vectors per row in flight per lane: 4 for MT ≤ 2; 2 for larger MT, whose x values and
+// accumulators need the registers (8 resp. 4 loads of 16 B per lane are in flight either way with the
+// extra rows, and ≥ 16 warps per SM keep > 64 KB in flight — several times HBM latency × bandwidth).
+template <int MT>
+constexpr int gemv_unroll() { return MT <= 2 ? 4 : 2; }
+constexpr int kGemvMaxM = 8;    // rows of x per pass over W (the MT template parameter's maximum)
+
+// acc[m][r] += dot(W vector r, x[m, k .. k + kElems)) for one 16-byte vector per row.
+template <typename WT, int MT>
+__device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const uint4 (&wv)[kGemvRows],
+                                             const float* __restrict__ x, int64_t K, int k) {
+  constexpr int E = WeightVec<WT>::kElems;
+  float wf[kGemvRows][E];
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) unpack16(wv[r], static_cast<const WT*>(nullptr), wf[r]);
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    float xf[E];
+#pragma unroll
+    for (int q = 0; q < E / 4; ++q) {
+      const float4 x4 = __ldg(reinterpret_cast<const float4*>(x + m * K + k + 4 * q));
+      xf[4 * q] = x4.x;
+      xf[4 * q + 1] = x4.y;
+      xf[4 * q + 2] = x4.z;
+      xf[4 * q + 3] = x4.w;
+    }
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r)
+#pragma unroll
+      for (int i = 0; i < E; ++i) acc[m][r] = fmaf(wf[r][i], xf[i], acc[m][r]);
+  }
+}
+
+// grid.x = ceil(N / (kGemvWarps · kGemvRows)) · m_chunks, chunk index fastest; the launcher makes
+// every chunk full (m0 + MT ≤ M). Rows n ≥ N of a partial last group read row N - 1 and skip the store.
+template <typename WT, int MT, bool kVector>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
+                int m_first, int m_chunks, int N, int K) {
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int chunk = blockIdx.x % m_chunks;
+  const int group = blockIdx.x / m_chunks;
+  const int m0 = m_first + chunk * MT;
+  const int n0 = (group * kGemvWarps + warp) * kGemvRows;
+  if (n0 >= N) return;  // whole warp past the end; there is no block-wide barrier below
+
+  const WT* wrow[kGemvRows];
+#pragma unroll
+  for (int r = 0; r < kGemvRows; ++r) wrow[r] = w + static_cast<int64_t>(min(n0 + r, N - 1)) * K;
+  const float* xrow = x + static_cast<int64_t>(m0) * K;
+
+  float acc[MT][kGemvRows];
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) acc[m][r] = 0.f;
+
+  if constexpr (kVector) {
+    constexpr int E = WeightVec<WT>::kElems;
+    const int nvec = K / E;
+    int v = lane;
+    constexpr int U = gemv_unroll<MT>();
+    // Main loop: all U × kGemvRows loads issued before any FMA consumes them.
+    for (; v + 32 * (U - 1) < nvec; v += 32 * U) {
+      uint4 wv[U][kGemvRows];
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r)
+          wv[u][r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v + 32 * u) * E));
+#pragma unroll
+      for (int u = 0; u < U; ++u) gemv_fma_vec<WT, MT>(acc, wv[u], xrow, K, (v + 32 * u) * E);
+    }
+    for (; v < nvec; v += 32) {  // fewer than 32 · U vectors left
+      uint4 wv[kGemvRows];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) wv[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v) * E));
+      gemv_fma_vec<WT, MT>(acc, wv, xrow, K, v * E);
+    }
+  } else {
+    for (int k = lane; k < K; k += 32) {
+      float wf[kGemvRows];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) wf[r] = to_f32(wrow[r][k]);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const float xv = xrow[static_cast<int64_t>(m) * K + k];
+#pragma unroll
+        for (int r = 0; r < kGemvRows; ++r) acc[m][r] = fmaf(wf[r], xv, acc[m][r]);
+      }
+    }
+  }
+
+  // Butterfly: every lane ends with every total; lane m·kGemvRows + r stores (m, r).
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      float s = acc[m][r];
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+      acc[m][r] = s;
+    }
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const int n = n0 + r;
+      if (lane == m * kGemvRows + r && n < N) {
+        const int64_t o = static_cast<int64_t>(m0 + m) * N + n;
+        y[o] = acc[m][r] + (residual != nullptr ? residual[o] : 0.f);
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Tensor-core GEMM (prefill), bf16 / f16 operands, f32 accumulate
+// ---------------------------------------------------------------------------------------------
+
+constexpr int kMmaBN = 128;
+constexpr int kMmaBK = 32;  // elements = 64 bytes = 4 chunks of 16 B per shared row
+constexpr int kMmaStages = 3;
+constexpr int kMmaWarpsM = 2;
+constexpr int kMmaWarpsN = 4;
+constexpr int kMmaThreads = kMmaWarpsM * kMmaWarpsN * 32;
+constexpr int kConvertThreads = 256;
+
+constexpr size_t mma_smem_bytes(int bm) {
+  return static_cast<size_t>(kMmaStages) * (bm + kMmaBN) * kMmaBK * 2;
+}
+
+// dst[r, 0:Kp] = src[r, 0:K] rounded to T16, zero-padded to Kp (a multiple of 8). One thread writes one
+// 16-byte chunk; grid-stride over rows · Kp / 8 chunks.
+template <typename Src, typename T16>
+__global__ void __launch_bounds__(kConvertThreads)
+    convert_rows_kernel(const Src* __restrict__ src, T16* __restrict__ dst, int64_t rows, int64_t K, int64_t Kp) {
+  const int64_t chunks_per_row = Kp / 8;
+  const int64_t total = rows * chunks_per_row;
+  for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < total;
+       c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = c / chunks_per_row;
+    const int64_t k0 = (c - r * chunks_per_row) * 8;
+    const Src* s = src + r * K;
+    alignas(16) T16 out[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) out[i] = from_f32<T16>(k0 + i < K ? to_f32(s[k0 + i]) : 0.f);
+    *reinterpret_cast<uint4*>(dst + r * Kp + k0) = *reinterpret_cast<const uint4*>(out);
+  }
+}
+
+// Byte offset of 16-byte chunk `chunk` of shared row `row` (rows of kMmaBK elements, XOR swizzle).
+__device__ __forceinline__ int mma_smem_offset(int row, int chunk) {
+  return row * (kMmaBK * 2) + ((chunk ^ ((row >> 1) & 3)) << 4);
+}
+
+// Copies rows [row0, row0 + ROWS) × k-tile kt of a [rows, Kp] T16 matrix into one shared stage;
+// chunks outside the matrix are zero-filled.
+template <int ROWS, typename T16>
+__device__ __forceinline__ void mma_load_tile(char* smem, const T16* __restrict__ g, int row0, int rows, int kt,
+                                              int Kp) {
+  constexpr int kChunks = ROWS * (kMmaBK / 8);
+  static_assert(kChunks % kMmaThreads == 0, "tile chunks must split evenly over the CTA");
+#pragma unroll
+  for (int i = 0; i < kChunks / kMmaThreads; ++i) {
+    const int c = threadIdx.x + i * kMmaThreads;
+    const int row = c >> 2;
+    const int chunk = c & 3;
+    const int grow = row0 + row;
+    const int gk = kt * kMmaBK + chunk * 8;
+    const bool in = grow < rows && gk < Kp;
+    // Out-of-range chunks still get a valid address; with pred false nothing is read from it.
+    const T16* src = in ? g + static_cast<int64_t>(grow) * Kp + gk : g;
+    cp_async_16(smem + mma_smem_offset(row, chunk), src, in);
+  }
+}
+
+template <typename T16>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]);
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  mma_bf16_16816(c, a, b, c);
+}
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  mma_f16_16816(c, a, b, c);
+}
+
+// a: x in T16 [M, Kp]; b: W in T16 [N, Kp]; Kp % 8 == 0, both 16-byte aligned.
+// grid = (ceil(M / BM), ceil(N / kMmaBN), splits): M tiles fastest so CTAs sharing a W tile run
+// together. Split z multiplies k-tiles [z · tiles_per_split, (z + 1) · tiles_per_split); with
+// splits > 1 it writes its raw f32 partial to partial[z, M, N] and splitk_reduce_kernel finishes.
+template <typename T16, int BM>
+__global__ void __launch_bounds__(kMmaThreads)
+    mma_gemm_kernel(const T16* __restrict__ a, const T16* __restrict__ b, const float* residual, float* y,
+                    float* __restrict__ partial, int M, int N, int Kp, int tiles_per_split) {
+  constexpr int WM = BM / kMmaWarpsM;     // warp tile rows (m)
+  constexpr int WN = kMmaBN / kMmaWarpsN;  // warp tile cols (n) = 32
+  constexpr int MI = WM / 16;             // m16 fragments per warp
+  constexpr int NI = WN / 8;              // n8 fragments per warp
+  constexpr int kStageA = BM * kMmaBK * 2;
+  constexpr int kStageBytes = (BM + kMmaBN) * kMmaBK * 2;
+
+  PARALON_DYNAMIC_SHARED(char, smem);
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int warp_m = warp / kMmaWarpsN;
+  const int warp_n = warp % kMmaWarpsN;
+  const int m0 = blockIdx.x * BM;
+  const int n0 = blockIdx.y * kMmaBN;
+  const int kt_begin = blockIdx.z * tiles_per_split;
+  const int k_tiles = max(0, min((Kp + kMmaBK - 1) / kMmaBK - kt_begin, tiles_per_split));  // this split's
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+
+  // Prologue: tiles 0 .. kMmaStages-2 in flight. A commit per slot, even when empty, keeps the
+  // group count uniform so cp_async_wait<kMmaStages - 2> always means "tile kt has landed".
+#pragma unroll
+  for (int s = 0; s < kMmaStages - 1; ++s) {
+    if (s < k_tiles) {
+      mma_load_tile<BM>(smem + s * kStageBytes, a, m0, M, kt_begin + s, Kp);
+      mma_load_tile<kMmaBN>(smem + s * kStageBytes + kStageA, b, n0, N, kt_begin + s, Kp);
+    }
+    cp_async_commit();
+  }
+
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    cp_async_wait<kMmaStages - 2>();
+    // Barrier: (1) tile kt, written by other threads' cp.async, is visible to every warp; (2) every
+    // warp has finished reading tile kt-1, whose stage the prefetch below overwrites.
+    __syncthreads();
+    const int next = kt + kMmaStages - 1;
+    if (next < k_tiles) {
+      char* st = smem + (next % kMmaStages) * kStageBytes;
+      mma_load_tile<BM>(st, a, m0, M, kt_begin + next, Kp);
+      mma_load_tile<kMmaBN>(st + kStageA, b, n0, N, kt_begin + next, Kp);
+    }
+    cp_async_commit();
+
+    const char* sa = smem + (kt % kMmaStages) * kStageBytes;
+    const char* sb = sa + kStageA;
+#pragma unroll
+    for (int ks = 0; ks < kMmaBK / 16; ++ks) {
+      uint32_t af[MI][4];
+      uint32_t bf[NI][2];
+#pragma unroll
+      for (int i = 0; i < MI; ++i) {
+        // x4: lanes 0-15 address rows 0-15 at k-chunk 0, lanes 16-31 the same rows at k-chunk 1.
+        const int row = warp_m * WM + i * 16 + (lane & 15);
+        ldmatrix_x4(af[i], sa + mma_smem_offset(row, ks * 2 + (lane >> 4)));
+      }
+#pragma unroll
+      for (int j = 0; j < NI; j += 2) {
+        // x4 over two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+        const int row = warp_n * WN + j * 8 + (lane & 7) + ((lane >> 4) << 3);
+        uint32_t r[4];
+        ldmatrix_x4(r, sb + mma_smem_offset(row, ks * 2 + ((lane >> 3) & 1)));
+        bf[j][0] = r[0];
+        bf[j][1] = r[1];
+        bf[j + 1][0] = r[2];
+        bf[j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int j = 0; j < NI; ++j) mma_16816<T16>(acc[i][j], af[i], bf[j]);
+    }
+  }
+  cp_async_wait<0>();  // no copy may still target shared memory when the CTA exits
+
+  // Accumulator layout of m16n8: c0, c1 at (row lane/4, cols 2·(lane%4) + {0, 1}); c2, c3 at row + 8.
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int m = m0 + warp_m * WM + i * 16 + (lane >> 2) + (q >> 1) * 8;
+        const int n = n0 + warp_n * WN + j * 8 + (lane & 3) * 2 + (q & 1);
+        if (m < M && n < N) {
+          const int64_t o = static_cast<int64_t>(m) * N + n;
+          if (partial != nullptr) {
+            partial[static_cast<int64_t>(blockIdx.z) * M * N + o] = acc[i][j][q];
+          } else {
+            y[o] = acc[i][j][q] + (residual != nullptr ? residual[o] : 0.f);
+          }
+        }
+      }
+}
+
+// y = Σ_z partial[z] + residual, summed in split order (deterministic). Grid-stride over M · N.
+__global__ void __launch_bounds__(kConvertThreads)
+    splitk_reduce_kernel(const float* __restrict__ partial, int splits, const float* residual, float* y, int64_t MN) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < MN;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = residual != nullptr ? residual[i] : 0.f;
+    for (int z = 0; z < splits; ++z) s += partial[z * MN + i];
+    y[i] = s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. SIMT GEMM for f32 weights
+// ---------------------------------------------------------------------------------------------
+
+constexpr int kSimtTile = 64;
+constexpr int kSimtBK = 16;
+constexpr int kSimtThreads = 256;
+constexpr int kSimtLoads = kSimtTile * kSimtBK / kSimtThreads;  // elements per thread per operand tile
+
+// Thread t loads elements e = t + 256·i of a 64 × 16 tile: row e / 16, k e % 16 (16 lanes read one
+// row's 64 contiguous bytes). Out-of-range elements read as 0.
+__device__ __forceinline__ void simt_fetch(float (&r)[kSimtLoads], const float* __restrict__ g, int row0, int rows,
+                                           int k0, int K) {
+#pragma unroll
+  for (int i = 0; i < kSimtLoads; ++i) {
+    const int e = threadIdx.x + i * kSimtThreads;
+    const int row = row0 + e / kSimtBK;
+    const int k = k0 + e % kSimtBK;
+    r[i] = row < rows && k < K ? g[static_cast<int64_t>(row) * K + k] : 0.f;
+  }
+}
+
+// grid = (ceil(M / 64), ceil(N / 64)).
+__global__ void __launch_bounds__(kSimtThreads)
+    simt_gemm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* residual, float* y,
+                         int M, int N, int K) {
+  // [k][row]: a k step reads 4 consecutive rows as one float4. +4 keeps rows 16-byte aligned.
+  __shared__ __align__(16) float xs[kSimtBK][kSimtTile + 4];
+  __shared__ __align__(16) float ws[kSimtBK][kSimtTile + 4];
+  const int tx = threadIdx.x % 16;  // 4 output columns tx·4 ..
+  const int ty = threadIdx.x / 16;  // 4 output rows ty·4 ..
+  const int m0 = blockIdx.x * kSimtTile;
+  const int n0 = blockIdx.y * kSimtTile;
+
+  float acc[4][4] = {};
+  float xr[kSimtLoads], wr[kSimtLoads];
+  simt_fetch(xr, x, m0, M, 0, K);
+  simt_fetch(wr, w, n0, N, 0, K);
+  for (int k0 = 0; k0 < K; k0 += kSimtBK) {
+#pragma unroll
+    for (int i = 0; i < kSimtLoads; ++i) {
+      const int e = threadIdx.x + i * kSimtThreads;
+      xs[e % kSimtBK][e / kSimtBK] = xr[i];
+      ws[e % kSimtBK][e / kSimtBK] = wr[i];
+    }
+    __syncthreads();  // tile stored before anyone reads it
+    if (k0 + kSimtBK < K) {  // next tile's global loads overlap this tile's FMAs
+      simt_fetch(xr, x, m0, M, k0 + kSimtBK, K);
+      simt_fetch(wr, w, n0, N, k0 + kSimtBK, K);
+    }
+#pragma unroll
+    for (int k = 0; k < kSimtBK; ++k) {
+      const float4 a = *reinterpret_cast<const float4*>(&xs[k][ty * 4]);
+      const float4 b = *reinterpret_cast<const float4*>(&ws[k][tx * 4]);
+      const float av[4] = {a.x, a.y, a.z, a.w};
+      const float bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();  // everyone done reading before the next tile overwrites shared memory
+  }
+
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int m = m0 + ty * 4 + i;
+      const int n = n0 + tx * 4 + j;
+      if (m < M && n < N) {
+        const int64_t o = static_cast<int64_t>(m) * N + n;
+        y[o] = acc[i][j] + (residual != nullptr ? residual[o] : 0.f);
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launchers
+// ---------------------------------------------------------------------------------------------
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+template <typename WT, int MT, bool kVector>
+void launch_gemv_chunks(const MatmulArgs& a, const WT* w, int m_first, int m_chunks, LaunchContext& ctx) {
+  const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows);
+  PARALON_LAUNCH((gemv_kernel<WT, MT, kVector>), dim3(static_cast<unsigned>(groups * m_chunks)),
+                 dim3(kGemvWarps * 32), 0, ctx.stream, a.x, w, a.residual, a.y, m_first, m_chunks,
+                 static_cast<int>(a.N), static_cast<int>(a.K));
+  PARALON_CHECK_LAUNCH(kOp);
+}
+
+// Rows [m_first, m_first + count) with count in 1 .. kGemvMaxM: one launch with MT = count.
+template <typename WT, bool kVector>
+void launch_gemv_tail(const MatmulArgs& a, const WT* w, int m_first, int count, LaunchContext& ctx) {
+  switch (count) {
+    case 1: return launch_gemv_chunks<WT, 1, kVector>(a, w, m_first, 1, ctx);
+    case 2: return launch_gemv_chunks<WT, 2, kVector>(a, w, m_first, 1, ctx);
+    case 3: return launch_gemv_chunks<WT, 3, kVector>(a, w, m_first, 1, ctx);
+    case 4: return launch_gemv_chunks<WT, 4, kVector>(a, w, m_first, 1, ctx);
+    case 5: return launch_gemv_chunks<WT, 5, kVector>(a, w, m_first, 1, ctx);
+    case 6: return launch_gemv_chunks<WT, 6, kVector>(a, w, m_first, 1, ctx);
+    case 7: return launch_gemv_chunks<WT, 7, kVector>(a, w, m_first, 1, ctx);
+    case 8: return launch_gemv_chunks<WT, 8, kVector>(a, w, m_first, 1, ctx);
+  }
+}
+
+// Full chunks of kGemvMaxM rows in one launch (their CTAs interleaved for L2 reuse of W), then the
+// remaining M % kGemvMaxM rows in a second launch with an exact MT.
+template <typename WT, bool kVector>
+void launch_gemv_path(const MatmulArgs& a, const WT* w, LaunchContext& ctx) {
+  const int full = static_cast<int>(a.M / kGemvMaxM);
+  const int rest = static_cast<int>(a.M % kGemvMaxM);
+  if (full > 0) launch_gemv_chunks<WT, kGemvMaxM, kVector>(a, w, 0, full, ctx);
+  if (rest > 0) launch_gemv_tail<WT, kVector>(a, w, full * kGemvMaxM, rest, ctx);
+}
+
+template <typename WT>
+void launch_gemv(const MatmulArgs& a, LaunchContext& ctx) {
+  const WT* w = static_cast<const WT*>(a.w);
+  // 16-byte loads need every W row and every x row 16-byte aligned.
+  const bool vector = a.K % WeightVec<WT>::kElems == 0 && aligned16(a.w) && aligned16(a.x);
+  if (vector) {
+    launch_gemv_path<WT, true>(a, w, ctx);
+  } else {
+    launch_gemv_path<WT, false>(a, w, ctx);
+  }
+}
+
+template <typename Src, typename T16>
+void launch_convert(const Src* src, T16* dst, int64_t rows, int64_t K, int64_t Kp, LaunchContext& ctx) {
+  const int64_t chunks = rows * (Kp / 8);
+  if (chunks == 0) return;
+  const int64_t blocks = std::min<int64_t>(ceil_div(chunks, kConvertThreads), int64_t(ctx.sm_count) * 16);
+  PARALON_LAUNCH((convert_rows_kernel<Src, T16>), dim3(static_cast<unsigned>(blocks)), dim3(kConvertThreads), 0,
+                 ctx.stream, src, dst, rows, K, Kp);
+  PARALON_CHECK_LAUNCH(kOp);
+}
+
+// Below about two CTAs per SM the GEMM cannot keep enough loads in flight to stream W at HBM speed
+// (a CTA has at most 2 k-tiles outstanding), which is the case for batched decode (M of 17..64:
+// N / 128 CTAs). Then K is split so that ≈ 2 CTAs per SM run, each split keeping ≥ 8 k-tiles
+// (256 of K) so its pipeline still fills; the partials cost splits · M · N · 4 bytes each way.
+int choose_splits(int64_t tiles, int64_t k_tiles, int sm_count) {
+  constexpr int64_t kMaxSplits = 16;
+  constexpr int64_t kMinTilesPerSplit = 8;
+  const int64_t target = 2 * static_cast<int64_t>(sm_count);
+  if (tiles >= target) return 1;
+  const int64_t splits = std::min({ceil_div(target, tiles), k_tiles / kMinTilesPerSplit, kMaxSplits});
+  return static_cast<int>(std::max<int64_t>(splits, 1));
+}
+
+template <typename T16, int BM>
+void launch_mma_tiles(const MatmulArgs& a, const T16* w, bool w_aligned, LaunchContext& ctx) {
+  const int64_t Kp = round_up(a.K, 8);
+  const int64_t k_tiles = ceil_div(Kp, kMmaBK);
+  const int64_t m_tiles = ceil_div(a.M, BM);
+  const int64_t n_tiles = ceil_div(a.N, kMmaBN);
+  int splits = choose_splits(m_tiles * n_tiles, k_tiles, ctx.sm_count);
+  const int tiles_per_split = static_cast<int>(std::max<int64_t>(1, ceil_div(k_tiles, splits)));
+  splits = static_cast<int>(std::max<int64_t>(1, ceil_div(k_tiles, tiles_per_split)));  // no empty split
+
+  // One scratch region: x as T16 [M, Kp] | W repacked to [N, Kp] (unaligned W only) | f32 partials.
+  const size_t x_bytes = static_cast<size_t>(round_up(a.M * Kp * 2, 256));
+  const size_t w_bytes = w_aligned ? 0 : static_cast<size_t>(round_up(a.N * Kp * 2, 256));
+  const size_t p_bytes = splits > 1 ? static_cast<size_t>(splits) * a.M * a.N * 4 : 0;
+  char* scratch = static_cast<char*>(ctx.scratch(x_bytes + w_bytes + p_bytes));
+  T16* x16 = reinterpret_cast<T16*>(scratch);
+  float* partial = splits > 1 ? reinterpret_cast<float*>(scratch + x_bytes + w_bytes) : nullptr;
+  launch_convert<float, T16>(a.x, x16, a.M, a.K, Kp, ctx);
+  if (!w_aligned) {
+    T16* repacked = reinterpret_cast<T16*>(scratch + x_bytes);
+    launch_convert<T16, T16>(w, repacked, a.N, a.K, Kp, ctx);
+    w = repacked;
+  }
+
+  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles), static_cast<unsigned>(splits));
+  PARALON_LAUNCH((mma_gemm_kernel<T16, BM>), grid, dim3(kMmaThreads), mma_smem_bytes(BM), ctx.stream, x16, w,
+                 a.residual, a.y, partial, static_cast<int>(a.M), static_cast<int>(a.N), static_cast<int>(Kp),
+                 tiles_per_split);
+  PARALON_CHECK_LAUNCH(kOp);
+  if (splits > 1) {
+    const int64_t mn = a.M * a.N;
+    const int64_t blocks = std::min<int64_t>(ceil_div(mn, kConvertThreads), int64_t(ctx.sm_count) * 16);
+    PARALON_LAUNCH(splitk_reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kConvertThreads), 0, ctx.stream,
+                   partial, splits, a.residual, a.y, mn);
+    PARALON_CHECK_LAUNCH(kOp);
+  }
+}
+
+// W rows must be 16-byte aligned for cp.async; otherwise W is repacked (never the case for real
+// checkpoints, whose K is a multiple of 8). BM = 64 when M ≤ 64 halves the wasted rows of the tile.
+template <typename T16>
+void launch_mma(const MatmulArgs& a, LaunchContext& ctx) {
+  const T16* w = static_cast<const T16*>(a.w);
+  const bool w_aligned = a.K % 8 == 0 && aligned16(a.w);
+  if (a.M <= 64) {
+    launch_mma_tiles<T16, 64>(a, w, w_aligned, ctx);
+  } else {
+    launch_mma_tiles<T16, 128>(a, w, w_aligned, ctx);
+  }
+}
+
+void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
+  const dim3 grid(static_cast<unsigned>(ceil_div(a.M, kSimtTile)), static_cast<unsigned>(ceil_div(a.N, kSimtTile)));
+  PARALON_LAUNCH(simt_gemm_f32_kernel, grid, dim3(kSimtThreads), 0, ctx.stream, a.x,
+                 static_cast<const float*>(a.w), a.residual, a.y, static_cast<int>(a.M), static_cast<int>(a.N),
+                 static_cast<int>(a.K));
+  PARALON_CHECK_LAUNCH(kOp);
+}
+
+}  // namespace
+
+// Dispatch.
+// - M ≤ kGemvMaxPathM (16): the GEMV kernel. One pass over W serves 8 rows of x; at 8 rows the FMA
+//   work is ≈ 45% of an SM's f32 peak while W streams at HBM speed, so it stays memory-bound; the
+//   second chunk of M ≤ 16 re-reads W from L2. The tensor-core path would cover N with only
+//   N / 128 CTAs here (32 for N = 4096), too few to saturate HBM without split-K.
+// - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type.
+// - Larger M, f32 W: the SIMT tiled kernel (no f32 tensor-core path: tf32 would round x and W).
+void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
+  constexpr int64_t kGemvMaxPathM = 16;
+  constexpr int64_t kIntMax = 0x7fffffff;
+  if (a.M <= 0 || a.N <= 0) return;
+  if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
+    throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
+  }
+  const bool small_m = a.M <= kGemvMaxPathM;
+  switch (a.w_dtype) {
+    case DType::BF16:
+      if (small_m) return launch_gemv<__nv_bfloat16>(a, ctx);
+      return launch_mma<__nv_bfloat16>(a, ctx);
+    case DType::F16:
+      if (small_m) return launch_gemv<__half>(a, ctx);
+      return launch_mma<__half>(a, ctx);
+    case DType::F32:
+      if (small_m) return launch_gemv<float>(a, ctx);
+      return launch_simt_f32(a, ctx);
+    case DType::I32:
+      break;
+  }
+  throw OpError(std::string(kOp) + ": unsupported weight dtype " + dtype_name(a.w_dtype));
+}
+
+}  // namespace PARALON_CUDA_NS
+}  // namespace paralon

@@ -1,0 +1,128 @@
+#include "kernels.h"
+
+// qk_norm_rope: Qwen3's per-head RMSNorm of q and k fused with rotate-half RoPE, in place.
+//
+// Thread mapping: one CTA per token, 128 threads (4 warps). The CTA first builds the token's
+// cos/sin table (D/2 entries) in shared memory, then each warp takes whole heads (q heads, then k
+// heads) in turn: lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ... < D/2, so one
+// pass loads the head, reduces Σx² with warp shuffles, applies the norm weight and rotates, and
+// writes back; loads and stores of a warp are contiguous 128-byte runs.
+// Angles: inv_freq = theta^(-2i/D) is computed on the host in double and staged; the device forms
+// the angle pos · inv_freq and its sin/cos in double, once per token (D/2 values per CTA, shared by
+// all heads), then rounds to f32. A float angle would lose ~pos·2^-24 rad (0.002 rad at 32k), so
+// double is used where it is cheap: it is amortised over every head of the token.
+// Supports even head_dim ≤ 512.
+// Memory traffic per call: num_tokens · (Hq + Hkv) · D · 8 bytes (read + write), plus the weights
+// (from L1/L2) and D/2 doubles of inv_freq per CTA.
+
+#include <cmath>
+
+namespace paralon {
+namespace PARALON_CUDA_NS {
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kMaxHalf = 256;  // head_dim ≤ 512
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+
+// kPairs: rotation pairs per lane, ≥ D / 64.
+template <typename W, int kPairs>
+__global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const W* k_weight,
+                                    const int32_t* positions, const double* inv_freq, int num_q_heads,
+                                    int num_kv_heads, int head_dim, float eps) {
+  __shared__ float cos_s[kMaxHalf];
+  __shared__ float sin_s[kMaxHalf];
+  const int half = head_dim / 2;
+  const int64_t t = blockIdx.x;
+  const double pos = positions[t];
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double s, c;
+    sincos(pos * inv_freq[i], &s, &c);
+    cos_s[i] = static_cast<float>(c);
+    sin_s[i] = static_cast<float>(s);
+  }
+  __syncthreads();  // the table is complete before any warp rotates
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  for (int h = warp; h < num_q_heads + num_kv_heads; h += warps) {
+    const bool is_q = h < num_q_heads;
+    float* x = is_q ? q + (t * num_q_heads + h) * head_dim : k + (t * num_kv_heads + (h - num_q_heads)) * head_dim;
+    const W* w = is_q ? q_weight : k_weight;
+    float lo[kPairs], hi[kPairs];
+    float sumsq = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) {
+      const int i = lane + 32 * j;
+      lo[j] = i < half ? x[i] : 0.0f;
+      hi[j] = i < half ? x[i + half] : 0.0f;
+      sumsq += lo[j] * lo[j] + hi[j] * hi[j];
+    }
+    if (w) {
+      for (int off = 16; off > 0; off >>= 1) sumsq += __shfl_xor_sync(0xffffffffu, sumsq, off);
+      const float inv_rms = rsqrtf(sumsq / static_cast<float>(head_dim) + eps);
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        const int i = lane + 32 * j;
+        if (i < half) {
+          lo[j] = lo[j] * inv_rms * to_f32(w[i]);
+          hi[j] = hi[j] * inv_rms * to_f32(w[i + half]);
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) {
+      const int i = lane + 32 * j;
+      if (i < half) {
+        const float c = cos_s[i], s = sin_s[i];
+        x[i] = lo[j] * c - hi[j] * s;
+        x[i + half] = hi[j] * c + lo[j] * s;
+      }
+    }
+  }
+}
+
+template <typename W, int kPairs>
+void launch_pairs(const QkNormRopeArgs& a, const int32_t* positions, const double* inv_freq, LaunchContext& ctx) {
+  PARALON_LAUNCH((qk_norm_rope_kernel<W, kPairs>), dim3(static_cast<unsigned>(a.num_tokens)), dim3(kThreads), 0,
+                 ctx.stream, a.q, a.k, static_cast<const W*>(a.q_weight), static_cast<const W*>(a.k_weight), positions,
+                 inv_freq, static_cast<int>(a.num_q_heads), static_cast<int>(a.num_kv_heads),
+                 static_cast<int>(a.head_dim), a.eps);
+}
+
+template <typename W>
+void launch_typed(const QkNormRopeArgs& a, const int32_t* positions, const double* inv_freq, LaunchContext& ctx) {
+  const int64_t half = a.head_dim / 2;
+  if (half <= 32) launch_pairs<W, 1>(a, positions, inv_freq, ctx);
+  else if (half <= 64) launch_pairs<W, 2>(a, positions, inv_freq, ctx);
+  else if (half <= 128) launch_pairs<W, 4>(a, positions, inv_freq, ctx);
+  else launch_pairs<W, 8>(a, positions, inv_freq, ctx);
+}
+
+}  // namespace
+
+void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx) {
+  if (a.num_tokens == 0) return;
+  if (a.head_dim <= 0 || a.head_dim % 2 != 0 || a.head_dim > 2 * kMaxHalf) {
+    throw OpError("qk_norm_rope: head_dim must be even and at most 512, got " + std::to_string(a.head_dim));
+  }
+  const int half = static_cast<int>(a.head_dim / 2);
+  double inv_freq[kMaxHalf];
+  for (int i = 0; i < half; ++i) {
+    inv_freq[i] = std::pow(static_cast<double>(a.theta), -2.0 * i / static_cast<double>(a.head_dim));
+  }
+  const double* inv_freq_d = static_cast<const double*>(ctx.stage_bytes(inv_freq, sizeof(double) * half));
+  const int32_t* positions = ctx.stage_i32(a.positions_host, static_cast<size_t>(a.num_tokens));
+  switch (a.weight_dtype) {
+    case DType::F32: launch_typed<float>(a, positions, inv_freq_d, ctx); break;
+    case DType::BF16: launch_typed<__nv_bfloat16>(a, positions, inv_freq_d, ctx); break;
+    case DType::F16: launch_typed<__half>(a, positions, inv_freq_d, ctx); break;
+    default: throw OpError(std::string("qk_norm_rope: unsupported weight dtype ") + dtype_name(a.weight_dtype));
+  }
+  PARALON_CHECK_LAUNCH("qk_norm_rope");
+}
+
+}  // namespace PARALON_CUDA_NS
+}  // namespace paralon

@@ -1,0 +1,206 @@
+// The op contract: one signature per op, identical for every backend (cpu, cuda, cuda-sim).
+//
+// Conventions
+// - Activations, norms and softmax are f32; weights may be f32, bf16 or f16 (read directly, never
+//   converted up front); the KV cache is f32 or bf16.
+// - Every pointer named *_host is host memory owned by the caller for the duration of the call
+//   (token ids, positions, slots, block tables, sequence boundaries, sampling parameters). A
+//   device backend copies what it needs in stream order. Every other pointer lives on the backend's
+//   device.
+// - Shapes and index ranges are validated once, at the addon boundary (native/addon/validate.cc),
+//   before an op reaches a backend; backends may assume valid arguments.
+// - Ops run in stream order on the backend's worker thread; they do not synchronise with the host
+//   except where stated (sample returns host results).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace paralon {
+
+enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+
+inline size_t dtype_size(DType t) { return t == DType::BF16 || t == DType::F16 ? 2 : 4; }
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "f32";
+    case DType::BF16: return "bf16";
+    case DType::F16: return "f16";
+    case DType::I32: return "i32";
+  }
+  return "?";
+}
+
+// out[t, :] = table[ids_host[t], :] converted to f32.   table [vocab, hidden]; out [num_tokens, hidden].
+// Also serves as "gather rows" of an f32 activation (table_dtype F32).
+struct EmbeddingArgs {
+  const int32_t* ids_host;
+  int64_t num_tokens;
+  const void* table;
+  DType table_dtype;
+  int64_t vocab, hidden;
+  float* out;
+};
+
+// y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]).  residual may alias y (in-place accumulate); x must not.
+struct MatmulArgs {
+  const float* x;
+  const void* w;
+  DType w_dtype;
+  const float* residual;  // nullable
+  float* y;
+  int64_t M, N, K;
+};
+
+// sum = x + residual (when residual is given); out = sum * rsqrt(mean(sum²) + eps) * weight.
+// sum_out (nullable) receives sum and may alias x or residual; out may alias x.
+// x, residual, sum_out, out: [rows, dim] f32; weight: [dim] in weight_dtype.
+struct RmsNormArgs {
+  const float* x;
+  const float* residual;  // nullable
+  float* sum_out;         // nullable
+  const void* weight;
+  DType weight_dtype;
+  float* out;
+  int64_t rows, dim;
+  float eps;
+};
+
+// Qwen3's QK-norm fused with RoPE, in place: for each token t and each head of q [T, Hq, D] and
+// k [T, Hkv, D]: x = rmsnorm(x) * norm_weight, then rotate-half RoPE at position positions_host[t]:
+//   for i < D/2, f = theta^(-2i/D), a = pos * f:
+//   x'[i] = x[i]·cos a − x[i+D/2]·sin a,   x'[i+D/2] = x[i+D/2]·cos a + x[i]·sin a.
+// Either weight may be null (plain RoPE without norm for that tensor).
+struct QkNormRopeArgs {
+  float* q;
+  float* k;
+  const void* q_weight;  // [D], nullable
+  const void* k_weight;  // [D], nullable
+  DType weight_dtype;
+  const int32_t* positions_host;  // [T]
+  int64_t num_tokens, num_q_heads, num_kv_heads, head_dim;
+  float eps, theta;
+};
+
+// out = silu(gate) * up, elementwise over [rows, dim]. out may alias gate or up.
+struct SwigluArgs {
+  const float* gate;
+  const float* up;
+  float* out;
+  int64_t rows, dim;
+};
+
+// A paged KV cache for one layer: num_blocks blocks of block_size tokens, each token
+// [num_kv_heads, head_dim], for K and for V. Slot s = block * block_size + offset.
+struct KvCacheView {
+  void* k;
+  void* v;
+  DType dtype;  // F32 or BF16
+  int64_t num_blocks, block_size, num_kv_heads, head_dim;
+};
+
+// cache.{k,v}[slots_host[t]] = k[t], v[t];  k, v: [T, Hkv, D] f32.
+struct KvWriteArgs {
+  KvCacheView cache;
+  const float* k;
+  const float* v;
+  const int32_t* slots_host;  // [T], each < num_blocks * block_size
+  int64_t num_tokens;
+};
+
+// Causal attention of new query tokens over a paged cache, for a batch of sequences.
+// Sequence s owns query rows [q_start_host[s], q_start_host[s+1]) of q/out and has kv_len_host[s]
+// tokens in the cache, its new tokens included (kv_write ran first). Query i of a sequence with
+// q_len new tokens sits at position kv_len - q_len + i and attends keys 0..that position.
+// Key j of sequence s is at block block_tables_host[s * max_blocks_per_seq + j / block_size],
+// offset j % block_size. Query head h reads KV head h / (num_q_heads / num_kv_heads).
+// Decode is the case q_len = 1 for every sequence; a prefill chunk may follow cached tokens.
+struct AttentionArgs {
+  KvCacheView cache;
+  const float* q;  // [T, Hq, D]
+  float* out;      // [T, Hq, D]
+  int64_t num_seqs, num_q_heads, max_blocks_per_seq, num_tokens;
+  const int32_t* q_start_host;       // [num_seqs + 1], q_start[0] = 0, q_start[num_seqs] = T
+  const int32_t* kv_len_host;        // [num_seqs], kv_len ≥ q_len
+  const int32_t* block_tables_host;  // [num_seqs, max_blocks_per_seq]
+  float scale;                       // usually 1/sqrt(head_dim)
+};
+
+// Per-row sampling parameters. temperature 0 = greedy (argmax, lowest index on ties).
+// Order: penalties → /temperature → top-k → top-p → min-p → draw. Filters keep every token whose
+// value reaches the threshold (ties kept), so the kept set does not depend on iteration order.
+// The draw is Gumbel-max: argmax_i(l_i/T + G_i) over kept tokens, G_i = -log(-log(u_i)),
+// u_i = philox4x32_10(key = seed, counter = (offset, i)), so a (seed, offset) pair always gives the
+// same token for the same logits on every backend.
+struct SamplingParams {
+  float temperature;
+  int32_t top_k;             // ≤ 0 or ≥ vocab: off
+  float top_p;               // ≥ 1: off
+  float min_p;               // ≤ 0: off
+  float presence_penalty;    // subtracted once from tokens generated so far
+  float frequency_penalty;   // subtracted per occurrence in generated tokens
+  float repetition_penalty;  // 1: off; tokens in prompt or output: l > 0 ? l / r : l * r
+  uint64_t seed;
+  uint64_t offset;  // the row's step counter (tokens generated so far)
+};
+
+// Penalty inputs of row r: entries [penalty_start_host[r], penalty_start_host[r+1]) of
+// penalty_tokens_host (unique token ids seen in prompt or output) and penalty_counts_host
+// (occurrences in the output; 0 = prompt only).
+struct SampleArgs {
+  float* logits;  // [rows, vocab], used as scratch (penalties applied in place)
+  int64_t rows, vocab;
+  const SamplingParams* params_host;     // [rows]
+  const int32_t* penalty_start_host;     // [rows + 1]
+  const int32_t* penalty_tokens_host;
+  const int32_t* penalty_counts_host;
+  int32_t num_top;  // top-N alternatives wanted (0..20)
+  // Host outputs. Logprobs are log_softmax of the raw logits (before penalties and temperature).
+  int32_t* token_host;        // [rows]
+  float* logprob_host;        // [rows]
+  int32_t* top_token_host;    // [rows, num_top], descending logprob
+  float* top_logprob_host;    // [rows, num_top]
+};
+
+// A backend: memory, copies and the ops. Every method runs on the device's worker thread in
+// stream order, except alloc (called from the JS thread) which must be thread-safe.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;         // "cpu", "cuda:0", "cuda-sim"
+  virtual std::string description() const = 0;  // human-readable: CPU model and threads, GPU name
+  virtual void* alloc(size_t bytes) = 0;         // throws on failure
+  virtual void free(void* ptr) = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;  // blocking
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;          // device to device
+  virtual void synchronize() = 0;
+  // True when device pointers are plain host pointers (cpu): mapped files are then used in place.
+  virtual bool host_memory() const = 0;
+
+  virtual void embedding(const EmbeddingArgs&) = 0;
+  virtual void matmul(const MatmulArgs&) = 0;
+  virtual void rmsnorm(const RmsNormArgs&) = 0;
+  virtual void qk_norm_rope(const QkNormRopeArgs&) = 0;
+  virtual void swiglu(const SwigluArgs&) = 0;
+  virtual void kv_write(const KvWriteArgs&) = 0;
+  virtual void attention(const AttentionArgs&) = 0;
+  virtual void sample(const SampleArgs&) = 0;  // synchronous: host outputs are filled on return
+};
+
+// Errors raised by backends carry the op name: "matmul: CUDA error ... (file:line)".
+struct OpError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Backend factories. Each throws OpError with a clear reason when unavailable
+// ("no CUDA device (cudaErrorInsufficientDriver)", "built without CUDA").
+std::unique_ptr<Backend> make_cpu_backend(int num_threads);  // num_threads ≤ 0: one per core
+std::unique_ptr<Backend> make_cuda_backend(int device_index);
+std::unique_ptr<Backend> make_cuda_sim_backend();
+int cuda_device_count(std::string* reason);  // 0 with a reason when none
+
+}  // namespace paralon

@@ -1,0 +1,90 @@
+// The paged KV cache's memory: per layer one K and one V pool of [numBlocks, blockSize, numKvHeads,
+// headDim] (f32 or bf16). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
+// a sequence owns (block tables, prefix sharing) is decided above this class; it only holds memory.
+import { dtypeBytes } from '../runtime/dtype.js';
+import type { Device, KvCache } from '../runtime/index.js';
+
+export type KvCacheDType = 'f32' | 'bf16';
+
+/** What the cache stores per token and layer: one K and one V vector per KV head. */
+export interface KvCacheShape {
+  numLayers: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface KvCachePoolOptions {
+  /** Tokens per block (default 16). */
+  blockSize?: number;
+  /** Element type (default bf16: half the memory and bandwidth of f32, 8 mantissa bits). */
+  dtype?: KvCacheDType;
+  /** Size the pool by blocks, by tokens (rounded up to whole blocks) or by bytes (rounded down); exactly one. */
+  numBlocks?: number;
+  maxTokens?: number;
+  maxBytes?: number;
+}
+
+export class KvCachePool {
+  readonly device: Device;
+  readonly shape: KvCacheShape;
+  readonly blockSize: number;
+  readonly numBlocks: number;
+  readonly dtype: KvCacheDType;
+  /** One K/V pair per layer, ready for ops.kvWrite and ops.attention. */
+  readonly layers: readonly KvCache[];
+
+  constructor(device: Device, shape: KvCacheShape, options: KvCachePoolOptions = {}) {
+    const blockSize = options.blockSize ?? 16;
+    const dtype = options.dtype ?? 'bf16';
+    for (const [key, v] of Object.entries({ ...shape, blockSize }))
+      if (!Number.isSafeInteger(v) || v < 1) throw new Error(`KvCachePool: ${key} must be a positive integer (got ${v})`);
+    if (dtype !== 'f32' && dtype !== 'bf16') throw new Error(`KvCachePool: dtype must be f32 or bf16 (got ${String(dtype)})`);
+    const sizings = [options.numBlocks, options.maxTokens, options.maxBytes].filter((v) => v !== undefined);
+    if (sizings.length !== 1) throw new Error('KvCachePool: give exactly one of numBlocks, maxTokens or maxBytes');
+
+    const bytesPerBlock = KvCachePool.bytesPerBlock(shape, blockSize, dtype);
+    const numBlocks =
+      options.numBlocks ??
+      (options.maxTokens !== undefined ? Math.ceil(options.maxTokens / blockSize) : Math.floor(options.maxBytes! / bytesPerBlock));
+    if (!Number.isSafeInteger(numBlocks) || numBlocks < 1)
+      throw new Error(`KvCachePool: the pool would hold ${numBlocks} blocks (${bytesPerBlock} bytes each); it needs at least one`);
+
+    this.device = device;
+    this.shape = { ...shape };
+    this.blockSize = blockSize;
+    this.numBlocks = numBlocks;
+    this.dtype = dtype;
+    const dims = [numBlocks, blockSize, shape.numKvHeads, shape.headDim];
+    const layers: KvCache[] = [];
+    try {
+      for (let i = 0; i < shape.numLayers; i++) layers.push({ k: device.empty(dims, dtype), v: device.empty(dims, dtype) });
+    } catch (e) {
+      for (const l of layers) {
+        l.k.dispose();
+        l.v.dispose();
+      }
+      throw new Error(`KvCachePool: cannot allocate ${numBlocks} blocks (${(numBlocks * bytesPerBlock) / 2 ** 20} MiB): ${(e as Error).message}`);
+    }
+    this.layers = layers;
+  }
+
+  /** K and V bytes of one block across all layers. */
+  static bytesPerBlock(shape: KvCacheShape, blockSize: number, dtype: KvCacheDType): number {
+    return 2 * shape.numLayers * blockSize * shape.numKvHeads * shape.headDim * dtypeBytes[dtype];
+  }
+
+  get maxTokens(): number {
+    return this.numBlocks * this.blockSize;
+  }
+
+  get bytes(): number {
+    return this.numBlocks * KvCachePool.bytesPerBlock(this.shape, this.blockSize, this.dtype);
+  }
+
+  dispose(): void {
+    for (const l of this.layers) {
+      l.k.dispose();
+      l.v.dispose();
+    }
+  }
+}

@@ -1,0 +1,259 @@
+// Hugging Face Qwen3 configuration: config.json (the architecture) and generation_config.json (the
+// checkpoint's sampling defaults and end-of-sequence tokens), parsed and validated field by field.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The weight dtypes a checkpoint may declare (torch_dtype / dtype). */
+export type WeightDType = 'bf16' | 'f16' | 'f32';
+
+/** A dense Qwen3 decoder (Qwen3ForCausalLM), in Paralon's names. */
+export interface Qwen3Config {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  /** Per-head width; Qwen3 states it explicitly and it may differ from hiddenSize / numHeads. */
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+  maxPositionEmbeddings: number;
+  /** The dtype the checkpoint says its weights are in; each tensor's own dtype is what is used. */
+  dtype: WeightDType;
+  /** eos_token_id of config.json (generation_config.json usually refines it). */
+  eosTokenIds: number[];
+}
+
+/** Sampling defaults and stop tokens from generation_config.json (absent fields: not set). */
+export interface GenerationDefaults {
+  eosTokenIds: number[];
+  bosTokenId?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+}
+
+const SUPPORTED_ARCHITECTURE = 'Qwen3ForCausalLM';
+
+/** Reads and validates `dir/config.json`. */
+export function readQwen3Config(dir: string): Qwen3Config {
+  const file = path.join(dir, 'config.json');
+  if (!existsSync(file)) throw new Error(`${file}: not found (a Hugging Face checkpoint directory has a config.json)`);
+  return parseQwen3Config(readJson(file), file);
+}
+
+/**
+ * Reads `dir/generation_config.json`; without one, the defaults are only config.json's EOS tokens
+ * (pass `config` so they can be used).
+ */
+export function readGenerationDefaults(dir: string, config?: Qwen3Config): GenerationDefaults {
+  const file = path.join(dir, 'generation_config.json');
+  if (!existsSync(file)) return { eosTokenIds: config ? [...config.eosTokenIds] : [] };
+  return parseGenerationDefaults(readJson(file), file, config);
+}
+
+function readJson(file: string): unknown {
+  const text = readFileSync(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Validates a parsed config.json; `source` names the file in error messages. */
+export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Config {
+  const f = new Fields(json, source);
+  checkArchitecture(f, source);
+
+  const hiddenSize = f.int('hidden_size', { min: 1 });
+  const numHeads = f.int('num_attention_heads', { min: 1 });
+  const numKvHeads = f.int('num_key_value_heads', { min: 1, optional: true }) ?? numHeads;
+  // transformers' Qwen3Config defaults head_dim to 128 (not hidden / heads) when the file omits it.
+  const headDim = f.int('head_dim', { min: 2, optional: true }) ?? 128;
+  if (numHeads % numKvHeads !== 0)
+    throw new Error(`${source}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+  if (headDim % 2 !== 0) throw new Error(`${source}: head_dim (${headDim}) must be even for rotary embeddings`);
+
+  if (f.bool('attention_bias', { optional: true }) === true)
+    throw new Error(`${source}: attention_bias is true; Qwen3 has no attention biases and Paralon does not run them`);
+  const act = f.str('hidden_act', { optional: true }) ?? 'silu';
+  if (act !== 'silu') throw new Error(`${source}: hidden_act is "${act}"; Qwen3 uses "silu"`);
+  if (f.bool('use_sliding_window', { optional: true }) === true)
+    throw new Error(`${source}: use_sliding_window is true; Paralon runs full attention only`);
+
+  // rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x); scaling
+  // (YaRN and friends) changes the rotation and is not implemented.
+  const ropeParams = f.object('rope_parameters');
+  const scaling = f.object('rope_scaling');
+  const ropeType = (scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default') as unknown;
+  if (ropeType !== 'default')
+    throw new Error(`${source}: rope scaling "${String(ropeType)}" is not supported (only the default RoPE)`);
+  const ropeTheta =
+    f.value('rope_theta') === undefined && ropeParams
+      ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
+      : f.num('rope_theta', { min: Number.MIN_VALUE });
+
+  const dtypeName = f.str('torch_dtype', { optional: true }) ?? f.str('dtype', { optional: true }) ?? 'bfloat16';
+  const dtype = WEIGHT_DTYPES[dtypeName];
+  if (!dtype)
+    throw new Error(`${source}: torch_dtype "${dtypeName}" is not supported (bfloat16, float16 or float32)`);
+
+  const vocabSize = f.int('vocab_size', { min: 1 });
+  const eosTokenIds = f.tokenIds('eos_token_id');
+  for (const id of eosTokenIds)
+    if (id >= vocabSize) throw new Error(`${source}: eos_token_id ${id} is outside the vocabulary of ${vocabSize}`);
+
+  return {
+    hiddenSize,
+    intermediateSize: f.int('intermediate_size', { min: 1 }),
+    numLayers: f.int('num_hidden_layers', { min: 1 }),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize,
+    rmsNormEps: f.num('rms_norm_eps', { min: Number.MIN_VALUE, optional: true }) ?? 1e-6,
+    ropeTheta,
+    tieWordEmbeddings: f.bool('tie_word_embeddings', { optional: true }) ?? false,
+    maxPositionEmbeddings: f.int('max_position_embeddings', { min: 1 }),
+    dtype,
+    eosTokenIds,
+  };
+}
+
+/** Validates a parsed generation_config.json; token ids are checked against the config's vocabulary. */
+export function parseGenerationDefaults(json: unknown, source = 'generation_config.json', config?: Qwen3Config): GenerationDefaults {
+  const f = new Fields(json, source);
+  const out: GenerationDefaults = { eosTokenIds: f.tokenIds('eos_token_id') };
+  if (out.eosTokenIds.length === 0 && config) out.eosTokenIds = [...config.eosTokenIds];
+  const bos = f.tokenIds('bos_token_id');
+  if (bos.length > 1) throw new Error(`${source}: bos_token_id must be a single token id`);
+  if (bos.length === 1) out.bosTokenId = bos[0];
+  if (config) {
+    for (const id of [...out.eosTokenIds, ...bos])
+      if (id >= config.vocabSize)
+        throw new Error(`${source}: token id ${id} is outside the vocabulary of ${config.vocabSize}`);
+  }
+  // do_sample: false means greedy decoding in transformers, whatever temperature says.
+  const doSample = f.bool('do_sample', { optional: true });
+  const temperature = f.num('temperature', { min: 0, optional: true });
+  if (doSample === false) out.temperature = 0;
+  else if (temperature !== undefined) out.temperature = temperature;
+  const topP = f.num('top_p', { min: 0, optional: true });
+  if (topP !== undefined) {
+    if (topP === 0 || topP > 1) throw new Error(`${source}: top_p must be in (0, 1] (got ${topP})`);
+    out.topP = topP;
+  }
+  const topK = f.int('top_k', { min: 0, optional: true });
+  if (topK !== undefined) out.topK = topK;
+  const minP = f.num('min_p', { min: 0, optional: true });
+  if (minP !== undefined) {
+    if (minP > 1) throw new Error(`${source}: min_p must be in [0, 1] (got ${minP})`);
+    out.minP = minP;
+  }
+  const repetition = f.num('repetition_penalty', { min: Number.MIN_VALUE, optional: true });
+  if (repetition !== undefined) out.repetitionPenalty = repetition;
+  return out;
+}
+
+const WEIGHT_DTYPES: Record<string, WeightDType> = {
+  bfloat16: 'bf16',
+  float16: 'f16',
+  float32: 'f32',
+  'torch.bfloat16': 'bf16',
+  'torch.float16': 'f16',
+  'torch.float32': 'f32',
+};
+
+function checkArchitecture(f: Fields, source: string): void {
+  const archs = f.value('architectures');
+  if (archs !== undefined && (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string')))
+    throw new Error(`${source}: architectures must be a list of strings`);
+  const modelType = f.str('model_type', { optional: true });
+  const named = (archs as string[] | undefined)?.[0] ?? (modelType ? `model_type "${modelType}"` : undefined);
+  if (named === undefined)
+    throw new Error(`${source}: neither architectures nor model_type is set; Paralon runs ${SUPPORTED_ARCHITECTURE} (dense)`);
+  const ok = (archs as string[] | undefined)?.includes(SUPPORTED_ARCHITECTURE) ?? modelType === 'qwen3';
+  if (!ok || (modelType !== undefined && modelType !== 'qwen3'))
+    throw new Error(`${source}: the model is ${named}; Paralon runs ${SUPPORTED_ARCHITECTURE} (dense)`);
+}
+
+/** Typed, validated access to the fields of one JSON object; errors name the file and the field. */
+class Fields {
+  readonly #obj: Record<string, unknown>;
+  readonly #source: string;
+
+  constructor(json: unknown, source: string) {
+    if (typeof json !== 'object' || json === null || Array.isArray(json))
+      throw new Error(`${source}: expected a JSON object`);
+    this.#obj = json as Record<string, unknown>;
+    this.#source = source;
+  }
+
+  value(key: string): unknown {
+    const v = this.#obj[key];
+    return v === null ? undefined : v;
+  }
+
+  #fail(key: string, what: string): never {
+    throw new Error(`${this.#source}: ${key} must be ${what} (got ${JSON.stringify(this.#obj[key])})`);
+  }
+
+  #missing(key: string): never {
+    throw new Error(`${this.#source}: ${key} is missing`);
+  }
+
+  num(key: string, o: { min?: number; optional: true }): number | undefined;
+  num(key: string, o?: { min?: number; optional?: boolean }): number;
+  num(key: string, o: { min?: number; optional?: boolean } = {}): number | undefined {
+    const v = this.value(key);
+    if (v === undefined) return o.optional ? undefined : this.#missing(key);
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.#fail(key, 'a finite number');
+    if (o.min !== undefined && v < o.min) this.#fail(key, o.min === Number.MIN_VALUE ? 'positive' : `≥ ${o.min}`);
+    return v;
+  }
+
+  int(key: string, o: { min?: number; optional: true }): number | undefined;
+  int(key: string, o?: { min?: number; optional?: boolean }): number;
+  int(key: string, o: { min?: number; optional?: boolean } = {}): number | undefined {
+    const v = this.num(key, { optional: o.optional });
+    if (v === undefined) return undefined;
+    if (!Number.isSafeInteger(v)) this.#fail(key, 'an integer');
+    if (o.min !== undefined && v < o.min) this.#fail(key, `an integer ≥ ${o.min}`);
+    return v;
+  }
+
+  bool(key: string, o: { optional?: boolean } = {}): boolean | undefined {
+    const v = this.value(key);
+    if (v === undefined) return o.optional ? undefined : this.#missing(key);
+    if (typeof v !== 'boolean') this.#fail(key, 'true or false');
+    return v;
+  }
+
+  str(key: string, o: { optional?: boolean } = {}): string | undefined {
+    const v = this.value(key);
+    if (v === undefined) return o.optional ? undefined : this.#missing(key);
+    if (typeof v !== 'string') this.#fail(key, 'a string');
+    return v;
+  }
+
+  object(key: string): Record<string, unknown> | undefined {
+    const v = this.value(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v)) this.#fail(key, 'an object');
+    return v as Record<string, unknown>;
+  }
+
+  /** A token id or a list of them (eos_token_id may be either); absent: []. */
+  tokenIds(key: string): number[] {
+    const v = this.value(key);
+    if (v === undefined) return [];
+    const list = Array.isArray(v) ? v : [v];
+    if (!list.every((id) => Number.isSafeInteger(id) && id >= 0)) this.#fail(key, 'a token id or a list of token ids');
+    return [...new Set(list as number[])];
+  }
+}

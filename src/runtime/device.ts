@@ -1,0 +1,143 @@
+// Devices: the CPU backend, CUDA GPUs and the CUDA simulator behind one interface.
+import { addon, type NativeDevice, type NativeMappedFile } from './native.js';
+import { encode, type DType, type HostArray } from './dtype.js';
+import { Tensor } from './tensor.js';
+
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'cuda-sim';
+
+export interface DeviceOptions {
+  /** CPU backend only: worker threads (default: one per core). */
+  threads?: number;
+}
+
+export interface CudaStatus {
+  /** Number of CUDA devices usable by this build. */
+  count: number;
+  /** Why there are none, e.g. "no CUDA device (cudaErrorInsufficientDriver: ...)". */
+  reason: string;
+  /** Whether this build contains the CUDA backend at all. */
+  built: boolean;
+}
+
+export class Device {
+  /** @internal */
+  readonly native: NativeDevice;
+  readonly name: string;
+  readonly description: string;
+  /** True when device memory is host memory (cpu): mapped weights are used in place. */
+  readonly hostMemory: boolean;
+  #disposed = false;
+
+  private constructor(native: NativeDevice) {
+    this.native = native;
+    this.name = native.name;
+    this.description = native.description;
+    this.hostMemory = native.hostMemory;
+  }
+
+  /** Opens `cpu`, `cuda:N` (or `cuda`), or `cuda-sim`; `auto` picks the first CUDA device, else the CPU. */
+  static open(name: DeviceName | 'auto' = 'cpu', options: DeviceOptions = {}): Device {
+    if (name === 'auto') name = Device.cudaStatus().count > 0 ? 'cuda:0' : 'cpu';
+    const threads = options.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0) throw new Error('Device: threads must be a non-negative integer');
+    return new Device(new addon.Device(name, threads));
+  }
+
+  static cudaStatus(): CudaStatus {
+    const { count, reason } = addon.cudaDeviceCount();
+    return { count, reason, built: addon.build.cuda };
+  }
+
+  /** Names of the devices that can be opened here. */
+  static available(): string[] {
+    const names = ['cpu', 'cuda-sim'];
+    const { count } = Device.cudaStatus();
+    for (let i = 0; i < count; i++) names.push(`cuda:${i}`);
+    return names;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Uninitialised memory: contents are whatever the allocator left. */
+  empty<D extends DType = 'f32'>(shape: readonly number[], dtype: D = 'f32' as D): Tensor<D> {
+    return new Tensor(this, this.native.alloc(dtype, [...shape]), dtype, shape);
+  }
+
+  /**
+   * A tensor holding `data`: raw elements of `dtype` (HostArray), or plain numbers that are encoded
+   * (f32 values rounded to bf16/f16 when dtype is 16-bit).
+   */
+  tensor<D extends DType = 'f32'>(
+    data: HostArray<D> | ArrayLike<number>,
+    shape: readonly number[],
+    dtype: D = 'f32' as D,
+  ): Tensor<D> {
+    const raw = isRaw(data, dtype) ? data : encode(data, dtype);
+    return this.empty(shape, dtype).write(raw as HostArray<D>);
+  }
+
+  /** Memory-maps a file (read-only) to make tensors from byte ranges of it. */
+  mapFile(path: string): MappedFile {
+    return new MappedFile(this, new addon.MappedFile(path));
+  }
+
+  /** Resolves when everything queued so far has run; rejects with the first op error since the last sync. */
+  synchronize(): Promise<void> {
+    return this.native.synchronize();
+  }
+
+  /** Runs the CUDA simulator's intrinsic self-tests (cuda and cuda-sim devices). */
+  selfTest(): { name: string; passed: boolean; detail: string }[] {
+    return this.native.selfTest();
+  }
+
+  /** Drains the stream and stops the device; tensors still alive are freed as they are released. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.native.dispose();
+  }
+
+  toString(): string {
+    return `Device(${this.name}: ${this.description})`;
+  }
+}
+
+function isRaw(data: unknown, dtype: DType): boolean {
+  if (dtype === 'f32') return data instanceof Float32Array;
+  if (dtype === 'i32') return data instanceof Int32Array;
+  return data instanceof Uint16Array;
+}
+
+/** A read-only memory mapping; on host-memory devices its tensors are used in place. */
+export class MappedFile {
+  readonly path: string;
+  readonly size: number;
+  readonly #device: Device;
+  readonly #native: NativeMappedFile;
+
+  /** @internal */
+  constructor(device: Device, native: NativeMappedFile) {
+    this.#device = device;
+    this.#native = native;
+    this.path = native.path;
+    this.size = native.size;
+  }
+
+  /** A copy of `length` bytes at `offset` (headers and metadata). */
+  bytes(offset: number, length: number): Uint8Array {
+    return this.#native.bytes(offset, length);
+  }
+
+  /** The tensor stored at `byteOffset`: in place on host-memory devices, copied in stream order otherwise. */
+  tensor<D extends DType>(byteOffset: number, dtype: D, shape: readonly number[]): Tensor<D> {
+    return new Tensor(this.#device, this.#native.tensor(this.#device.native, byteOffset, dtype, [...shape]), dtype, shape);
+  }
+
+  /** Drops this handle; tensors made from the file keep their pages mapped until they are released. */
+  close(): void {
+    this.#native.close();
+  }
+}

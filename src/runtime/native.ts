@@ -1,0 +1,83 @@
+// Loads the compiled addon (build/Release/paralon.node) and types its surface. Only src/runtime/
+// touches this module; everything else goes through Device, Tensor and the ops.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type NativeDType = 'f32' | 'bf16' | 'f16' | 'i32';
+
+export interface NativeTensor {
+  read(): Promise<ArrayBuffer>;
+  write(data: ArrayBufferView | ArrayBuffer): void;
+  view(shape: number[], dtype?: NativeDType, byteOffset?: number): NativeTensor;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeSampleResult {
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  topTokens: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+export interface NativeDevice {
+  readonly name: string;
+  readonly description: string;
+  readonly hostMemory: boolean;
+  alloc(dtype: NativeDType, shape: number[]): NativeTensor;
+  synchronize(): Promise<void>;
+  dispose(): void;
+  selfTest(): { name: string; passed: boolean; detail: string }[];
+  copy(dst: NativeTensor, src: NativeTensor): void;
+  embedding(ids: Int32Array, table: NativeTensor, out: NativeTensor): void;
+  matmul(x: NativeTensor, w: NativeTensor, out: NativeTensor, residual: NativeTensor | null): void;
+  rmsnorm(x: NativeTensor, residual: NativeTensor | null, sumOut: NativeTensor | null, weight: NativeTensor,
+    out: NativeTensor, eps: number): void;
+  qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,
+    positions: Int32Array, eps: number, theta: number): void;
+  swiglu(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
+  kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array): void;
+  attention(kCache: NativeTensor, vCache: NativeTensor, q: NativeTensor, out: NativeTensor, qStart: Int32Array,
+    kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number): void;
+  sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
+    penaltyCounts: Int32Array, numTop: number): Promise<NativeSampleResult>;
+}
+
+export interface NativeMappedFile {
+  readonly path: string;
+  readonly size: number;
+  bytes(offset: number, length: number): Uint8Array;
+  tensor(device: NativeDevice, byteOffset: number, dtype: NativeDType, shape: number[]): NativeTensor;
+  close(): void;
+}
+
+export interface NativeAddon {
+  Device: new (name: string, threads: number) => NativeDevice;
+  MappedFile: new (path: string) => NativeMappedFile;
+  cudaDeviceCount(): { count: number; reason: string };
+  /** Host memory read bandwidth in GB/s (best of `repeats` passes over `bytes`). */
+  measureReadBandwidth(bytes: number, threads: number, repeats: number): number;
+  build: { cuda: boolean };
+}
+
+/** The package root: src/runtime/ and dist/runtime/ both sit two levels below it. */
+export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): NativeAddon {
+  const candidates = [
+    process.env.PARALON_ADDON,
+    path.join(packageRoot, 'build', 'Release', 'paralon.node'),
+  ].filter((p): p is string => Boolean(p));
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `Paralon's native addon was not found (looked for ${candidates.join(', ')}). ` +
+        'Build it with `npm install` or `npm run build:native`.',
+    );
+  }
+  return createRequire(import.meta.url)(found) as NativeAddon;
+}
+
+export const addon: NativeAddon = load();

@@ -1,0 +1,136 @@
+// createServer(): the Fastify instance behind `paralon serve`, also what the tests start on port 0.
+//
+//   /health, /metrics            open (health checks and scrapers carry no key)
+//   /v1/...                      one scoped plugin: bearer-key auth, then chat/completions, completions,
+//                                models, usage; request and response JSON schemas on every route
+//
+// Requests are validated strictly (no type coercion, unknown fields rejected) and every error leaves
+// as OpenAI's error object (errors.ts). The model may still be loading when the server starts:
+// /health answers 503 and /v1 routes 503 until it is ready.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { ServerContext, type ServedModel } from './context.js';
+import { openDatabase } from './database.js';
+import { installErrorHandlers, shuttingDown } from './errors.js';
+import { GenerationTracker } from './generation.js';
+import { KeyStore } from './key-store.js';
+import { Gauge, ServerMetrics } from './metrics.js';
+import { chatCompletionsRoutes } from './routes/chat-completions.js';
+import { completionsRoutes } from './routes/completions.js';
+import { healthRoutes } from './routes/health.js';
+import { modelsRoutes } from './routes/models.js';
+import { usageRoutes } from './routes/usage.js';
+import { installAuth } from './auth.js';
+import { sharedSchemas } from './schemas/common.js';
+import { UsageStore } from './usage-store.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+export interface ServerOptions {
+  /** The model, or its loading promise (the server answers 503 until it resolves). */
+  model: ServedModel | Promise<ServedModel>;
+  /** The id clients put in `model`. */
+  modelId: string;
+  /** Holds paralon.db (keys and usage). */
+  dataDir: string;
+  /** Largest request body in bytes (default 4 MiB); larger ones get 413. */
+  bodyLimit?: number;
+  /** How long a shutdown waits for in-flight generations before cancelling them (default 10 s). */
+  shutdownGraceMs?: number;
+  /** Fastify's logger (pino, JSON lines on stdout); off when absent. Never logs keys, bodies or prompts. */
+  logLevel?: LogLevel;
+}
+
+export interface ServerInfo {
+  /** Whether /v1 routes require a key (some key existed at start). */
+  keysRequired: boolean;
+  context: ServerContext;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    paralon: ServerInfo;
+  }
+}
+
+export function createServer(options: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    logger: options.logLevel ? { level: options.logLevel } : false,
+    bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
+    // Draining is answered by our own hook below, with an OpenAI error body.
+    return503OnClosing: false,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
+  });
+
+  const db = openDatabase(options.dataDir);
+  const keys = new KeyStore(db);
+  const usage = new UsageStore(db);
+  const metrics = new ServerMetrics();
+  const tracker = new GenerationTracker(
+    usage,
+    metrics,
+    (error, message) => app.log.error({ err: error }, message),
+  );
+  const keysRequired = keys.hasActiveKeys();
+  const ctx = new ServerContext(options.modelId, keys, usage, metrics, tracker, keysRequired);
+  app.decorate('paralon', { keysRequired, context: ctx });
+  addEngineGauges(metrics, ctx);
+
+  Promise.resolve(options.model).then(
+    (model) => ctx.setModel(model),
+    (error) => {
+      ctx.setLoadError(error);
+      app.log.error({ err: error }, 'the model failed to load');
+    },
+  );
+
+  for (const schema of sharedSchemas) app.addSchema(schema);
+  installErrorHandlers(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (tracker.draining && request.url !== '/health') {
+      reply.header('connection', 'close');
+      throw shuttingDown();
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', code: String(reply.statusCode) });
+  });
+
+  app.register(healthRoutes, { ctx });
+  app.register(
+    async (v1) => {
+      installAuth(v1, ctx);
+      await v1.register(chatCompletionsRoutes, { ctx });
+      await v1.register(completionsRoutes, { ctx });
+      await v1.register(modelsRoutes, { ctx });
+      await v1.register(usageRoutes, { ctx });
+    },
+    { prefix: '/v1' },
+  );
+
+  // Shutdown: stop taking requests, let generations finish within the grace period (then cancel them),
+  // and close the database once every usage row is written.
+  let drained: Promise<void> = Promise.resolve();
+  app.addHook('preClose', async () => {
+    drained = tracker.drain(options.shutdownGraceMs ?? 10_000);
+  });
+  app.addHook('onClose', async () => {
+    await drained;
+    db.close();
+  });
+  return app;
+}
+
+function addEngineGauges(metrics: ServerMetrics, ctx: ServerContext): void {
+  const stat = (read: (s: ReturnType<ServedModel['stats']>) => number) => () => {
+    const model = ctx.loadedModel;
+    return model ? read(model.stats()) : 0;
+  };
+  const r = metrics.registry;
+  r.add(new Gauge('paralon_requests_running', 'Sequences in the running batch.', stat((s) => s.running)));
+  r.add(new Gauge('paralon_queue_depth', 'Requests waiting for the engine to admit them.', stat((s) => s.waiting)));
+  r.add(new Gauge('paralon_kv_blocks_used', 'KV cache blocks in use.', stat((s) => s.kvBlocksUsed)));
+  r.add(new Gauge('paralon_kv_blocks_total', 'KV cache blocks in the pool.', stat((s) => s.kvBlocksTotal)));
+  r.add(new Gauge('paralon_prefix_cache_hit_tokens', 'Prompt tokens served from the prefix cache so far.', stat((s) => s.prefixHitTokens)));
+  r.add(new Gauge('paralon_http_generations_in_flight', 'Generation requests being answered.', () => ctx.tracker.size));
+}

@@ -1,0 +1,152 @@
+// POST /v1/completions: raw prompts (text or token ids, one or a batch) → n generations each, with
+// `echo` (the prompt text before the completion) and `logprobs` (top alternatives per token).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerContext, ServedModel } from '../context.js';
+import { badRequest, shuttingDown, toApiError } from '../errors.js';
+import type { Generation } from '../generation.js';
+import { CompletionLogprobsBuilder } from '../logprobs.js';
+import { forChoice, toSamplingOptions } from '../sampling.js';
+import { errorResponses } from '../schemas/common.js';
+import {
+  CompletionChunkSchema,
+  CompletionRequestSchema,
+  CompletionSchema,
+  type CompletionChoice,
+  type CompletionRequest,
+} from '../schemas/completions.js';
+import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
+import { abortOnDisconnect } from './connection.js';
+
+/** OpenAI's default for this endpoint (chat completions default to the rest of the context). */
+const DEFAULT_MAX_TOKENS = 16;
+
+const chunkSchemaRef = { $ref: `${CompletionChunkSchema.$id}#` };
+
+export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
+  app.addSchema(CompletionChunkSchema);
+  app.post(
+    '/completions',
+    { schema: { body: CompletionRequestSchema, response: { 200: CompletionSchema, ...errorResponses } } },
+    async (request: FastifyRequest<{ Body: CompletionRequest }>, reply: FastifyReply) => {
+      const body = request.body;
+      const model = ctx.modelFor(body.model);
+      const echo = body.echo ?? false;
+      const logprobs = body.logprobs ?? null;
+      if (echo && logprobs !== null)
+        throw badRequest("'echo' with 'logprobs' would need the prompt's logprobs, which this server does not compute", 'echo');
+      const prompts = toPromptTokens(model, body.prompt);
+      const options = toSamplingOptions(body, body.max_tokens ?? DEFAULT_MAX_TOKENS, {
+        logprobs: logprobs !== null,
+        topLogprobs: logprobs ?? 0,
+      });
+      const prefixes = prompts.map((tokens, i) => (echo ? echoText(model, body.prompt, tokens, i) : ''));
+      const n = body.n ?? 1;
+      const generation = ctx.tracker.start(model, {
+        keyId: request.keyId,
+        model: ctx.modelId,
+        endpoint: 'completions',
+        prompts,
+        // Choice p·n + i is sample i of prompt p, as OpenAI orders them.
+        choices: prompts.flatMap((_, p) => Array.from({ length: n }, (_, i) => ({ prompt: p, options: forChoice(options, i) }))),
+      });
+      abortOnDisconnect(reply, generation);
+      const output: Output = {
+        ctx,
+        generation,
+        prefixOf: (choice) => prefixes[Math.floor(choice / n)],
+        numChoices: prompts.length * n,
+        withLogprobs: logprobs !== null,
+      };
+      if (!body.stream) return collect(output);
+      const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
+      return sendEventStream(reply, stream(output, serialize, body.stream_options?.include_usage ?? false));
+    },
+  );
+}
+
+function toPromptTokens(model: ServedModel, prompt: CompletionRequest['prompt']): number[][] {
+  if (typeof prompt === 'string') return [model.tokenizer.encode(prompt)];
+  if (typeof prompt[0] === 'number') return [prompt as number[]];
+  if (typeof prompt[0] === 'string') return (prompt as string[]).map((p) => model.tokenizer.encode(p));
+  return prompt as number[][];
+}
+
+/** The prompt text to echo: as given when it was text, else the token ids decoded. */
+function echoText(model: ServedModel, prompt: CompletionRequest['prompt'], tokens: number[], index: number): string {
+  if (typeof prompt === 'string') return prompt;
+  if (typeof prompt[index] === 'string') return prompt[index] as string;
+  try {
+    return model.tokenizer.decode(tokens);
+  } catch {
+    throw badRequest('the prompt holds token ids outside the vocabulary', 'prompt');
+  }
+}
+
+interface Output {
+  ctx: ServerContext;
+  generation: Generation;
+  prefixOf: (choice: number) => string;
+  numChoices: number;
+  withLogprobs: boolean;
+}
+
+async function collect({ ctx, generation, prefixOf, numChoices, withLogprobs }: Output) {
+  const choices: CompletionChoice[] = [];
+  const logprobs: CompletionLogprobsBuilder[] = [];
+  for (let i = 0; i < numChoices; i++) {
+    const builder = new CompletionLogprobsBuilder();
+    logprobs.push(builder);
+    choices.push({ index: i, text: prefixOf(i), finish_reason: null, logprobs: withLogprobs ? builder.result : null });
+  }
+  for await (const { choice: i, event } of generation.events) {
+    if (event.type === 'delta') {
+      if (event.logprobs) logprobs[i].append(event.logprobs, choices[i].text.length);
+      choices[i].text += event.text;
+      continue;
+    }
+    if (event.finishReason === 'cancelled') throw shuttingDown();
+    choices[i].finish_reason = event.finishReason;
+  }
+  const usage = generation.usage();
+  return {
+    id: `cmpl-${generation.id}`,
+    object: 'text_completion',
+    created: generation.created,
+    model: ctx.modelId,
+    choices,
+    usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens },
+  };
+}
+
+async function* stream({ ctx, generation, prefixOf, numChoices }: Output, serialize: (chunk: unknown) => string, includeUsage: boolean) {
+  const base = { id: `cmpl-${generation.id}`, object: 'text_completion', created: generation.created, model: ctx.modelId };
+  const chunk = (choice: CompletionChoice) => sseEvent(serialize({ ...base, choices: [choice], ...(includeUsage ? { usage: null } : {}) }));
+  const offsets: number[] = [];
+  const logprobs: CompletionLogprobsBuilder[] = [];
+  for (let i = 0; i < numChoices; i++) {
+    const prefix = prefixOf(i);
+    offsets.push(prefix.length);
+    logprobs.push(new CompletionLogprobsBuilder());
+    if (prefix) yield chunk({ index: i, text: prefix, finish_reason: null, logprobs: null });
+  }
+  try {
+    for await (const { choice: i, event } of generation.events) {
+      if (event.type === 'delta') {
+        const lp = event.logprobs ? logprobs[i].append(event.logprobs, offsets[i]) : null;
+        offsets[i] += event.text.length;
+        yield chunk({ index: i, text: event.text, finish_reason: null, logprobs: lp });
+        continue;
+      }
+      if (event.finishReason === 'cancelled') throw shuttingDown();
+      yield chunk({ index: i, text: '', finish_reason: event.finishReason, logprobs: null });
+    }
+  } catch (error) {
+    yield sseEvent(JSON.stringify(toApiError(error).toBody()));
+    return;
+  }
+  if (includeUsage) {
+    const u = generation.usage();
+    yield sseEvent(serialize({ ...base, choices: [], usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens } }));
+  }
+  yield SSE_DONE;
+}

@@ -1,0 +1,137 @@
+// Schemas shared by several routes, registered once with addSchema and referenced as { $ref: 'Id#' }.
+// Request schemas are strict (no type coercion, unknown fields rejected; see app.ts's Ajv options);
+// optional fields also accept null, as OpenAI's API does and as many clients send them.
+
+export const ErrorResponseSchema = {
+  $id: 'ErrorResponse',
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['message', 'type', 'param', 'code'],
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string' },
+        param: { type: ['string', 'null'] },
+        code: { type: ['string', 'null'] },
+      },
+    },
+  },
+} as const;
+
+export const UsageSchema = {
+  $id: 'Usage',
+  type: 'object',
+  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+  properties: {
+    prompt_tokens: { type: 'integer' },
+    completion_tokens: { type: 'integer' },
+    total_tokens: { type: 'integer' },
+  },
+} as const;
+
+/** One generated token's logprob in chat format (also the shape of its alternatives, minus top_logprobs). */
+export const ChatTokenLogprobSchema = {
+  $id: 'ChatTokenLogprob',
+  type: 'object',
+  required: ['token', 'logprob', 'bytes', 'top_logprobs'],
+  properties: {
+    token: { type: 'string' },
+    logprob: { type: 'number' },
+    bytes: { type: 'array', items: { type: 'integer' } },
+    top_logprobs: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['token', 'logprob', 'bytes'],
+        properties: {
+          token: { type: 'string' },
+          logprob: { type: 'number' },
+          bytes: { type: 'array', items: { type: 'integer' } },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The legacy completions logprobs object (parallel arrays). */
+export const CompletionLogprobsSchema = {
+  $id: 'CompletionLogprobs',
+  type: 'object',
+  required: ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'],
+  properties: {
+    tokens: { type: 'array', items: { type: 'string' } },
+    token_logprobs: { type: 'array', items: { type: 'number' } },
+    top_logprobs: { type: 'array', items: { type: 'object', additionalProperties: { type: 'number' } } },
+    text_offset: { type: 'array', items: { type: 'integer' } },
+  },
+} as const;
+
+const nullable = <T extends Record<string, unknown>>(schema: T & { type: string }) => ({ ...schema, type: [schema.type, 'null'] });
+
+/**
+ * Request fields common to chat and text completions: sampling, stopping, logprobs, streaming,
+ * and vLLM's extras (top_k, min_p, repetition_penalty, ignore_eos).
+ */
+export const samplingProperties = {
+  model: { type: 'string', minLength: 1 },
+  temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+  top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+  top_k: nullable({ type: 'integer', minimum: -1 }),
+  min_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
+  presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+  frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+  repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 10 }),
+  seed: nullable({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+  max_tokens: nullable({ type: 'integer', minimum: 1 }),
+  n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+  stop: {
+    type: ['string', 'array', 'null'],
+    minLength: 1,
+    maxItems: 16,
+    items: { type: 'string', minLength: 1 },
+  },
+  ignore_eos: nullable({ type: 'boolean' }),
+  stream: nullable({ type: 'boolean' }),
+  stream_options: {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties: { include_usage: nullable({ type: 'boolean' }) },
+  },
+  user: nullable({ type: 'string' }),
+} as const;
+
+/** The TypeScript face of samplingProperties. */
+export interface SamplingFields {
+  model: string;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  min_p?: number | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  seed?: number | null;
+  max_tokens?: number | null;
+  n?: number | null;
+  stop?: string | string[] | null;
+  ignore_eos?: boolean | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean | null } | null;
+  user?: string | null;
+}
+
+export const sharedSchemas = [ErrorResponseSchema, UsageSchema, ChatTokenLogprobSchema, CompletionLogprobsSchema];
+
+/** Error responses every /v1 route may give, for its `response` schema. */
+export const errorResponses = {
+  400: { $ref: 'ErrorResponse#' },
+  401: { $ref: 'ErrorResponse#' },
+  404: { $ref: 'ErrorResponse#' },
+  413: { $ref: 'ErrorResponse#' },
+  415: { $ref: 'ErrorResponse#' },
+  429: { $ref: 'ErrorResponse#' },
+  500: { $ref: 'ErrorResponse#' },
+  503: { $ref: 'ErrorResponse#' },
+} as const;

@@ -1,0 +1,236 @@
+// The whole Qwen3 forward pass on small random checkpoints against the float64 reference
+// (test/model/reference.ts): every logit row compared by max |Δ| / max |reference|.
+//
+// Bounds: 1e-4 with f32 weights and an f32 KV cache, and with 16-bit weights on the CPU (it widens
+// them exactly); 16-bit weights on CUDA get 2e-2, because its tensor-core prefill rounds the f32
+// activations to bf16/f16 (native/cuda/matmul.cu); a bf16 KV cache gets 2e-2 (K and V rounded to
+// 8 mantissa bits).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device, type Tensor } from '../../src/runtime/index.js';
+import { KvCachePool, type KvCacheDType } from '../../src/kv/pool.js';
+import { Qwen3Model, type SequenceChunk } from '../../src/model/qwen3.js';
+import { randomCheckpoint, type RandomCheckpointOptions } from '../../src/model/random-checkpoint.js';
+import { ReferenceQwen3 } from './reference.js';
+
+interface Case {
+  name: string;
+  checkpoint: Omit<RandomCheckpointOptions, 'dir'>;
+  kvDtype: KvCacheDType;
+}
+
+// Awkward sizes for the CPU: nothing a multiple of 16, head_dim ≠ hidden / heads.
+const cpuCases: Case[] = [
+  {
+    name: 'tied, f32, GQA 2, head_dim 24 ≠ 44/4',
+    checkpoint: { hiddenSize: 44, numHeads: 4, numKvHeads: 2, headDim: 24, intermediateSize: 76, vocabSize: 97, numLayers: 2, dtype: 'f32', tieWordEmbeddings: true },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'untied, f32, GQA 1, head_dim 18, 3 shards',
+    checkpoint: { hiddenSize: 52, numHeads: 3, numKvHeads: 3, headDim: 18, intermediateSize: 60, vocabSize: 83, numLayers: 3, dtype: 'f32', tieWordEmbeddings: false, numShards: 3 },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'tied, bf16 weights, bf16 KV cache, GQA 3',
+    checkpoint: { hiddenSize: 40, numHeads: 6, numKvHeads: 2, headDim: 14, intermediateSize: 72, vocabSize: 101, numLayers: 2, dtype: 'bf16' },
+    kvDtype: 'bf16',
+  },
+  {
+    name: 'untied, f16 weights, f32 KV cache, GQA 2',
+    checkpoint: { hiddenSize: 36, numHeads: 2, numKvHeads: 1, headDim: 30, intermediateSize: 50, vocabSize: 67, numLayers: 2, dtype: 'f16', tieWordEmbeddings: false },
+    kvDtype: 'f32',
+  },
+];
+
+// The CUDA attention kernels take head_dim 64 or 128; the rest stays awkward.
+const cudaCases: Case[] = [
+  {
+    name: 'tied, f32, GQA 2, head_dim 64 ≠ 72/4',
+    checkpoint: { hiddenSize: 72, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 100, vocabSize: 97, numLayers: 2, dtype: 'f32' },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'untied, f32, GQA 1, 2 shards',
+    checkpoint: { hiddenSize: 56, numHeads: 2, numKvHeads: 2, headDim: 64, intermediateSize: 84, vocabSize: 89, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, numShards: 2 },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'tied, bf16 weights, bf16 KV cache, GQA 4',
+    checkpoint: { hiddenSize: 48, numHeads: 4, numKvHeads: 1, headDim: 64, intermediateSize: 88, vocabSize: 101, numLayers: 2, dtype: 'bf16' },
+    kvDtype: 'bf16',
+  },
+];
+
+/** Why `name` cannot be opened here, or undefined when it can. */
+function unavailable(name: string): string | undefined {
+  try {
+    Device.open(name as 'cpu').dispose();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const cuda = Device.cudaStatus();
+const devices: { name: string; cases: Case[]; skip?: string }[] = [
+  { name: 'cpu', cases: [...cpuCases, ...cudaCases] },
+  { name: 'cuda-sim', cases: cudaCases, skip: unavailable('cuda-sim') },
+  { name: 'cuda:0', cases: cudaCases, skip: cuda.count > 0 ? undefined : cuda.reason || 'no CUDA device' },
+];
+
+function tolerance(c: Case, device: string): number {
+  if (c.kvDtype === 'bf16') return 2e-2;
+  if (c.checkpoint.dtype !== 'f32' && device !== 'cpu') return 2e-2;
+  return 1e-4;
+}
+
+const root = mkdtempSync(path.join(tmpdir(), 'paralon-forward-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+for (const dev of devices) {
+  describe.skipIf(dev.skip !== undefined)(`Qwen3 forward on ${dev.name}${dev.skip ? ` (skipped: ${dev.skip})` : ''}`, () => {
+    let device: Device;
+    beforeAll(() => {
+      device = Device.open(dev.name as 'cpu', { threads: 2 });
+    });
+    afterAll(() => device?.dispose());
+
+    dev.cases.forEach((c, ci) => {
+      describe(c.name, () => {
+        const dir = path.join(root, `${dev.name}-${ci}`);
+        let model: Qwen3Model;
+        let ref: ReferenceQwen3;
+        const tol = tolerance(c, dev.name);
+        beforeAll(async () => {
+          randomCheckpoint({ dir, seed: 1000 + ci, ...c.checkpoint });
+          model = await Qwen3Model.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
+          ref = ReferenceQwen3.load(dir);
+        });
+        afterAll(() => model?.dispose());
+
+        it(`a prefill of 37 tokens (every row's logits) then 4 decodes, across blocks of 8 (bound ${tol})`, async () => {
+          const rng = new Lcg(7 + ci);
+          const kv = new KvCachePool(device, model.kvShape, { blockSize: 8, numBlocks: 23, dtype: c.kvDtype });
+          const blocks = new BlockTables(kv.numBlocks, rng);
+          const tokens = rng.tokens(37, model.config.vocabSize);
+          const decoded = rng.tokens(4, model.config.vocabSize);
+          const expected = ref.logits([...tokens, ...decoded]);
+          const all = model.forward([{ tokens, numCached: 0, blockTable: blocks.grow(0, 37) }], kv, { allLogits: true });
+          expect(all.shape).toEqual([37, model.config.vocabSize]);
+          expectClose(await all.read(), expected.slice(0, 37), tol, 'prefill');
+          all.dispose();
+          for (let t = 37; t < 41; t++) {
+            const step = [{ tokens: [decoded[t - 37]], numCached: t, blockTable: blocks.grow(0, t + 1) }];
+            expectClose(await readPoisoned(model.forward(step, kv)), [expected[t]], tol, `decode at position ${t}`);
+          }
+          kv.dispose();
+        });
+
+        it(`sequences of different lengths in one batch, then decodes mixed with a chunk after cached tokens (bound ${tol})`, async () => {
+          const rng = new Lcg(99 + ci);
+          const V = model.config.vocabSize;
+          const kv = new KvCachePool(device, model.kvShape, { blockSize: 8, numBlocks: 31, dtype: c.kvDtype });
+          const blocks = new BlockTables(kv.numBlocks, rng);
+          // Full token streams of four sequences; the steps below feed them piece by piece.
+          const seqs = [rng.tokens(15, V), rng.tokens(22, V), rng.tokens(31, V), rng.tokens(7, V)];
+          const expected = seqs.map((s) => ref.logits(s));
+          const chunk = (s: number, from: number, to: number): SequenceChunk => ({
+            tokens: seqs[s].slice(from, to),
+            numCached: from,
+            blockTable: blocks.grow(s, to),
+          });
+
+          // Step 1: three prefills of different lengths (sequence 2 only its first 17 tokens).
+          let logits = model.forward([chunk(0, 0, 13), chunk(1, 0, 1), chunk(2, 0, 17)], kv);
+          expectClose(await readPoisoned(logits), [expected[0][12], expected[1][0], expected[2][16]], tol, 'step 1');
+
+          // Step 2: decodes, sequence 1 continues with a 9-token chunk after 1 cached token,
+          // sequence 2's second chunk follows its 17 cached tokens, sequence 3 starts.
+          const step2 = [chunk(0, 13, 14), chunk(1, 1, 10), chunk(2, 17, 30), chunk(3, 0, 6)];
+          const all = model.forward(step2, kv, { allLogits: true });
+          const rows = [expected[0].slice(13, 14), expected[1].slice(1, 10), expected[2].slice(17, 30), expected[3].slice(0, 6)].flat();
+          expectClose(await all.read(), rows, tol, 'step 2 (every row)');
+          all.dispose();
+
+          // Step 3: one decode each, in another order.
+          logits = model.forward([chunk(1, 10, 11), chunk(0, 14, 15), chunk(3, 6, 7), chunk(2, 30, 31)], kv);
+          expectClose(await readPoisoned(logits), [expected[1][10], expected[0][14], expected[3][6], expected[2][30]], tol, 'step 3');
+          kv.dispose();
+        });
+      });
+    });
+  });
+}
+
+/** Reads logits, then poisons them with NaN so the next step must overwrite every row it returns. */
+async function readPoisoned(logits: Tensor<'f32'>): Promise<Float32Array> {
+  const values = await logits.read();
+  logits.write(new Float32Array(logits.numel).fill(NaN));
+  return values;
+}
+
+function expectClose(actual: Float32Array, expected: Float64Array[], tol: number, what: string): void {
+  const V = expected[0].length;
+  expect(actual.length, what).toBe(expected.length * V);
+  let worst = 0;
+  let where = '';
+  expected.forEach((row, r) => {
+    let maxRef = 0;
+    let maxErr = 0;
+    for (let i = 0; i < V; i++) {
+      maxRef = Math.max(maxRef, Math.abs(row[i]));
+      const a = actual[r * V + i];
+      maxErr = Math.max(maxErr, Number.isFinite(a) ? Math.abs(a - row[i]) : Infinity);
+    }
+    const rel = maxErr / maxRef;
+    if (!(rel <= worst)) {
+      worst = rel;
+      where = `row ${r}`;
+    }
+  });
+  expect(worst, `${what}: max |Δ| / max |ref| = ${worst.toExponential(2)} at ${where}`).toBeLessThanOrEqual(tol);
+}
+
+/** Hands out blocks of a pool in a shuffled order, so sequences hold scattered, interleaved blocks. */
+class BlockTables {
+  readonly #free: number[];
+  readonly #tables = new Map<number, number[]>();
+  readonly #blockSize = 8;
+
+  constructor(numBlocks: number, rng: Lcg) {
+    this.#free = Array.from({ length: numBlocks }, (_, i) => i);
+    for (let i = numBlocks - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [this.#free[i], this.#free[j]] = [this.#free[j], this.#free[i]];
+    }
+  }
+
+  /** Sequence `s`'s table, grown to hold `tokens` tokens. */
+  grow(s: number, tokens: number): number[] {
+    const table = this.#tables.get(s) ?? [];
+    while (table.length * this.#blockSize < tokens) {
+      const b = this.#free.pop();
+      if (b === undefined) throw new Error('test pool exhausted');
+      table.push(b);
+    }
+    this.#tables.set(s, table);
+    return [...table];
+  }
+}
+
+class Lcg {
+  #x: number;
+  constructor(seed: number) {
+    this.#x = seed >>> 0 || 1;
+  }
+  int(n: number): number {
+    this.#x = (Math.imul(this.#x, 1664525) + 1013904223) >>> 0;
+    return Math.floor((this.#x / 4294967296) * n);
+  }
+  tokens(n: number, vocab: number): number[] {
+    return Array.from({ length: n }, () => this.int(vocab));
+  }
+}

@@ -1,0 +1,187 @@
+// A float64 Qwen3 forward pass written plainly from the Hugging Face modelling code, sharing nothing
+// with src/: it parses config.json and the safetensors files itself (fs, not the addon), widens every
+// weight to float64, and runs whole sequences with dense causal attention (no paging, no cache).
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+interface RefConfig {
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  eps: number;
+  theta: number;
+  tied: boolean;
+}
+
+type Weights = Map<string, Float64Array>;
+
+export class ReferenceQwen3 {
+  readonly config: RefConfig;
+  readonly #w: Weights;
+
+  private constructor(config: RefConfig, weights: Weights) {
+    this.config = config;
+    this.#w = weights;
+  }
+
+  static load(dir: string): ReferenceQwen3 {
+    const j = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    const config: RefConfig = {
+      hidden: j.hidden_size,
+      intermediate: j.intermediate_size,
+      layers: j.num_hidden_layers,
+      heads: j.num_attention_heads,
+      kvHeads: j.num_key_value_heads,
+      headDim: j.head_dim,
+      vocab: j.vocab_size,
+      eps: j.rms_norm_eps,
+      theta: j.rope_theta,
+      tied: j.tie_word_embeddings,
+    };
+    const weights: Weights = new Map();
+    const index = path.join(dir, 'model.safetensors.index.json');
+    const files = existsSync(index)
+      ? [...new Set(Object.values(JSON.parse(readFileSync(index, 'utf8')).weight_map as Record<string, string>))]
+      : ['model.safetensors'];
+    for (const f of files) readSafetensors(path.join(dir, f), weights);
+    return new ReferenceQwen3(config, weights);
+  }
+
+  #get(name: string): Float64Array {
+    const w = this.#w.get(name);
+    if (!w) throw new Error(`reference: missing ${name}`);
+    return w;
+  }
+
+  /** Logits [tokens.length][vocab] of a whole sequence starting at position 0. */
+  logits(tokens: readonly number[]): Float64Array[] {
+    const c = this.config;
+    const n = tokens.length;
+    const D = c.headDim;
+    const group = c.heads / c.kvHeads;
+    const embed = this.#get('model.embed_tokens.weight');
+    const x = tokens.map((id) => embed.slice(id * c.hidden, (id + 1) * c.hidden));
+
+    for (let l = 0; l < c.layers; l++) {
+      const p = `model.layers.${l}.`;
+      const qs: Float64Array[] = [];
+      const ks: Float64Array[] = [];
+      const vs: Float64Array[] = [];
+      for (let t = 0; t < n; t++) {
+        const h = rmsnorm(x[t], this.#get(`${p}input_layernorm.weight`), c.eps);
+        const q = matvec(this.#get(`${p}self_attn.q_proj.weight`), h);
+        const k = matvec(this.#get(`${p}self_attn.k_proj.weight`), h);
+        for (let hd = 0; hd < c.heads; hd++) normRopeHead(q, hd * D, D, this.#get(`${p}self_attn.q_norm.weight`), c.eps, c.theta, t);
+        for (let hd = 0; hd < c.kvHeads; hd++) normRopeHead(k, hd * D, D, this.#get(`${p}self_attn.k_norm.weight`), c.eps, c.theta, t);
+        qs.push(q);
+        ks.push(k);
+        vs.push(matvec(this.#get(`${p}self_attn.v_proj.weight`), h));
+      }
+      for (let t = 0; t < n; t++) {
+        const attn = new Float64Array(c.heads * D);
+        for (let hd = 0; hd < c.heads; hd++) {
+          const kvh = Math.floor(hd / group);
+          const scores = new Float64Array(t + 1);
+          let max = -Infinity;
+          for (let j = 0; j <= t; j++) {
+            let s = 0;
+            for (let d = 0; d < D; d++) s += qs[t][hd * D + d] * ks[j][kvh * D + d];
+            scores[j] = s / Math.sqrt(D);
+            max = Math.max(max, scores[j]);
+          }
+          let sum = 0;
+          for (let j = 0; j <= t; j++) sum += scores[j] = Math.exp(scores[j] - max);
+          for (let j = 0; j <= t; j++)
+            for (let d = 0; d < D; d++) attn[hd * D + d] += (scores[j] / sum) * vs[j][kvh * D + d];
+        }
+        addInto(x[t], matvec(this.#get(`${p}self_attn.o_proj.weight`), attn));
+      }
+      for (let t = 0; t < n; t++) {
+        const h = rmsnorm(x[t], this.#get(`${p}post_attention_layernorm.weight`), c.eps);
+        const g = matvec(this.#get(`${p}mlp.gate_proj.weight`), h);
+        const u = matvec(this.#get(`${p}mlp.up_proj.weight`), h);
+        for (let i = 0; i < g.length; i++) g[i] = (g[i] / (1 + Math.exp(-g[i]))) * u[i];
+        addInto(x[t], matvec(this.#get(`${p}mlp.down_proj.weight`), g));
+      }
+    }
+    const head = this.#get(c.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    return x.map((row) => matvec(head, rmsnorm(row, this.#get('model.norm.weight'), c.eps)));
+  }
+}
+
+/** y = W · x for W [rows, x.length] row-major. */
+function matvec(w: Float64Array, x: Float64Array): Float64Array {
+  const k = x.length;
+  const y = new Float64Array(w.length / k);
+  for (let r = 0; r < y.length; r++) {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += w[r * k + i] * x[i];
+    y[r] = s;
+  }
+  return y;
+}
+
+function rmsnorm(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+  let ss = 0;
+  for (const v of x) ss += v * v;
+  const r = 1 / Math.sqrt(ss / x.length + eps);
+  return x.map((v, i) => v * r * w[i]);
+}
+
+function addInto(x: Float64Array, y: Float64Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += y[i];
+}
+
+/** Qwen3's per-head RMSNorm then rotate-half RoPE at `pos`, in place on v[off, off + D). */
+function normRopeHead(v: Float64Array, off: number, D: number, w: Float64Array, eps: number, theta: number, pos: number): void {
+  const h = rmsnorm(v.subarray(off, off + D), w, eps);
+  const half = D / 2;
+  for (let i = 0; i < half; i++) {
+    const a = pos * Math.pow(theta, (-2 * i) / D);
+    const c = Math.cos(a);
+    const s = Math.sin(a);
+    v[off + i] = h[i] * c - h[i + half] * s;
+    v[off + i + half] = h[i + half] * c + h[i] * s;
+  }
+}
+
+/** Reads every tensor of a safetensors file into `out`, widened to float64. */
+function readSafetensors(file: string, out: Weights): void {
+  const buf = readFileSync(file);
+  const headerLength = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + headerLength).toString('utf8'));
+  const base = 8 + headerLength;
+  for (const [name, e] of Object.entries(header as Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>)) {
+    if (name === '__metadata__') continue;
+    const [begin, end] = e.data_offsets;
+    const bytes = buf.subarray(base + begin, base + end);
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const v = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      if (e.dtype === 'F32') v[i] = bytes.readFloatLE(4 * i);
+      else if (e.dtype === 'BF16') v[i] = bf16(bytes.readUInt16LE(2 * i));
+      else if (e.dtype === 'F16') v[i] = f16(bytes.readUInt16LE(2 * i));
+      else throw new Error(`reference: ${name}: dtype ${e.dtype}`);
+    }
+    out.set(name, v);
+  }
+}
+
+const scratch = new DataView(new ArrayBuffer(4));
+function bf16(bits: number): number {
+  scratch.setUint32(0, bits << 16);
+  return scratch.getFloat32(0);
+}
+
+function f16(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const mant = bits & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 31) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}

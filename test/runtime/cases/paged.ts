@@ -1,0 +1,161 @@
+// Table rows for the paged KV cache: kvWrite into scattered slots, and attention over shuffled
+// block tables for prefills, prefill chunks after cached tokens, decode batches and mixes of them.
+import { ops, type Device } from '../../../src/runtime/index.js';
+import { attentionRef, cacheNumel, kvWriteRef, type CacheShape } from '../../reference/attention.js';
+import { TOLERANCE } from '../../reference/compare.js';
+import { poisoned } from '../../reference/poison.js';
+import { Rng } from '../../reference/random.js';
+import { storedAs } from '../../reference/rounding.js';
+import { caseName, once, type OpCase } from './op_case.js';
+
+type CacheType = 'f32' | 'bf16';
+const BLOCK_SIZE = 16;
+
+/** Whole pools filled with random values (stale tokens and unused blocks included). */
+function randomPools(rng: Rng, cache: CacheShape) {
+  return { k: rng.normals(cacheNumel(cache)), v: rng.normals(cacheNumel(cache)) };
+}
+
+function kvWriteCase(dtype: CacheType, numKvHeads: number, headDim: number, numTokens: number): OpCase {
+  const cache: CacheShape = { numBlocks: 7, blockSize: BLOCK_SIZE, numKvHeads, headDim };
+  const name = caseName('kvWrite', { cache: dtype, Hkv: numKvHeads, D: headDim, T: numTokens, blocks: cache.numBlocks });
+  const inputs = once(() => {
+    const rng = new Rng(name);
+    const row = numKvHeads * headDim;
+    // Distinct scattered slots, first and last slot of the pool included.
+    const slots = rng.permutation(cache.numBlocks * BLOCK_SIZE).subarray(0, numTokens);
+    slots[0] = cache.numBlocks * BLOCK_SIZE - 1;
+    if (numTokens > 1) slots[1] = 0;
+    return { pools: randomPools(rng, cache), k: rng.normals(numTokens * row), v: rng.normals(numTokens * row), slots };
+  });
+  const shape = [cache.numBlocks, BLOCK_SIZE, numKvHeads, headDim];
+  return {
+    name,
+    async run(device: Device) {
+      const { pools, k, v, slots } = inputs();
+      const kc = device.tensor(pools.k, shape, dtype);
+      const vc = device.tensor(pools.v, shape, dtype);
+      const tokenShape = [numTokens, numKvHeads, headDim];
+      ops.kvWrite({ k: kc, v: vc }, device.tensor(k, tokenShape), device.tensor(v, tokenShape), slots);
+      return { k: await kc.toFloat32(), v: await vc.toFloat32() };
+    },
+    expected: once(() => {
+      const { pools, k, v, slots } = inputs();
+      return kvWriteRef(cache, storedAs(pools.k, dtype), storedAs(pools.v, dtype), storedAs(k, dtype), storedAs(v, dtype), slots);
+    }),
+    tolerance: () => TOLERANCE.exact,
+  };
+}
+
+/** One sequence of an attention batch: tokens already cached and new query tokens. */
+interface SeqSpec {
+  cached: number;
+  fresh: number;
+}
+
+function attentionCase(
+  label: string,
+  dtype: CacheType,
+  numQHeads: number,
+  numKvHeads: number,
+  headDim: number,
+  seqs: SeqSpec[],
+): OpCase {
+  const name = caseName('attention', {
+    batch: label, cache: dtype, Hq: numQHeads, Hkv: numKvHeads, D: headDim,
+    seqs: seqs.map((s) => `${s.cached}+${s.fresh}`).join('|'),
+  });
+  const kvLen = Int32Array.from(seqs, (s) => s.cached + s.fresh);
+  const blocksPerSeq = Array.from(kvLen, (n) => Math.ceil(n / BLOCK_SIZE));
+  // One spare table column (left as −1: a kernel must never read past a sequence's blocks) and a
+  // few blocks that belong to no sequence.
+  const maxBlocksPerSeq = Math.max(...blocksPerSeq) + 1;
+  const cache: CacheShape = {
+    numBlocks: blocksPerSeq.reduce((a, b) => a + b, 0) + 3, blockSize: BLOCK_SIZE, numKvHeads, headDim,
+  };
+  const qStart = new Int32Array(seqs.length + 1);
+  seqs.forEach((s, i) => (qStart[i + 1] = qStart[i] + s.fresh));
+  const numTokens = qStart[seqs.length];
+  const inputs = once(() => {
+    const rng = new Rng(name);
+    // Shuffled, non-contiguous block ids.
+    const ids = rng.permutation(cache.numBlocks);
+    const blockTables = new Int32Array(seqs.length * maxBlocksPerSeq).fill(-1);
+    let next = 0;
+    seqs.forEach((_, s) => {
+      for (let j = 0; j < blocksPerSeq[s]; j++) blockTables[s * maxBlocksPerSeq + j] = ids[next++];
+    });
+    // Slots of the new tokens (written by kvWrite before attention, as in a forward pass).
+    const slots = new Int32Array(numTokens);
+    seqs.forEach((s, i) => {
+      for (let t = 0; t < s.fresh; t++) {
+        const pos = s.cached + t;
+        slots[qStart[i] + t] = blockTables[i * maxBlocksPerSeq + Math.floor(pos / BLOCK_SIZE)] * BLOCK_SIZE + (pos % BLOCK_SIZE);
+      }
+    });
+    const tokenSize = numTokens * numKvHeads * headDim;
+    return {
+      pools: randomPools(rng, cache),
+      k: rng.normals(tokenSize),
+      v: rng.normals(tokenSize),
+      q: rng.normals(numTokens * numQHeads * headDim),
+      blockTables,
+      slots,
+    };
+  });
+  const scale = 1 / Math.sqrt(headDim);
+  const poolShape = [cache.numBlocks, BLOCK_SIZE, numKvHeads, headDim];
+  return {
+    name,
+    heavyForSim: numTokens * seqs.reduce((a, s) => Math.max(a, s.cached + s.fresh), 0) * numQHeads * headDim > 40e6,
+    async run(device: Device) {
+      const { pools, k, v, q, blockTables, slots } = inputs();
+      const kvCache = { k: device.tensor(pools.k, poolShape, dtype), v: device.tensor(pools.v, poolShape, dtype) };
+      const tokenShape = [numTokens, numKvHeads, headDim];
+      ops.kvWrite(kvCache, device.tensor(k, tokenShape), device.tensor(v, tokenShape), slots);
+      const out = poisoned(device, [numTokens, numQHeads, headDim]);
+      ops.attention(kvCache, device.tensor(q, [numTokens, numQHeads, headDim]), out.tensor,
+        { qStart, kvLen, blockTables, maxBlocksPerSeq }, { scale });
+      await out.checkGuards('out');
+      return { out: await out.tensor.read() };
+    },
+    expected: once(() => {
+      const { pools, k, v, q, blockTables, slots } = inputs();
+      const written = kvWriteRef(cache, storedAs(pools.k, dtype), storedAs(pools.v, dtype), storedAs(k, dtype),
+        storedAs(v, dtype), slots);
+      return {
+        out: attentionRef({
+          cache, kPool: written.k, vPool: written.v, q, numQHeads, qStart, kvLen, blockTables, maxBlocksPerSeq, scale,
+        }),
+      };
+    }),
+    tolerance: () => TOLERANCE.f32,
+  };
+}
+
+export function pagedCases(): OpCase[] {
+  const cases: OpCase[] = [];
+  for (const dtype of ['f32', 'bf16'] as CacheType[]) {
+    cases.push(kvWriteCase(dtype, 2, 64, 19));
+    cases.push(kvWriteCase(dtype, 3, 128, 1));
+  }
+  // (Hq, Hkv): GQA ratio 1, 4, and 2 with odd head counts.
+  const heads = [[4, 4], [8, 2], [6, 3]];
+  const batches: [string, SeqSpec[]][] = [
+    ['prefill', [{ cached: 0, fresh: 37 }]],
+    ['chunk-after-cache', [{ cached: 21, fresh: 19 }]],
+    ['decode', [{ cached: 0, fresh: 1 }, { cached: 15, fresh: 1 }, { cached: 16, fresh: 1 }, { cached: 47, fresh: 1 }, { cached: 130, fresh: 1 }]],
+    ['mixed', [{ cached: 28, fresh: 1 }, { cached: 16, fresh: 13 }, { cached: 0, fresh: 5 }, { cached: 33, fresh: 1 }]],
+  ];
+  for (const dtype of ['f32', 'bf16'] as CacheType[])
+    for (const D of [64, 128])
+      heads.forEach(([Hq, Hkv], ih) => {
+        // Every batch shape on every (D, dtype); head layouts rotate so each meets every batch.
+        for (const [ib, [label, seqs]] of batches.entries())
+          if ((ib + ih) % 3 !== 2 || label === 'mixed') cases.push(attentionCase(label, dtype, Hq, Hkv, D, seqs));
+      });
+  // A long decode (several hundred keys: split-K / multi-block paths) and a long prefill chunk.
+  cases.push(attentionCase('long-decode', 'bf16', 8, 2, 128, [{ cached: 700, fresh: 1 }, { cached: 301, fresh: 1 }]));
+  cases.push(attentionCase('long-chunk', 'f32', 6, 3, 64, [{ cached: 150, fresh: 70 }]));
+  return cases;
+}
