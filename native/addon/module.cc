@@ -3,7 +3,7 @@
 
 #include "addon_data.h"
 #include "device.h"
-#include "selftest_result.h"
+#include "cuda/selftest.h"
 
 namespace paralon {
 

@@ -1,10 +1,12 @@
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual), W in f32, bf16 or f16, read in place.
 //
 // Two kernels:
-// - Streaming (M ≤ kMaxStreamingRows, i.e. decode): memory-bound, so the only goal is to read W
-//   once at full bandwidth. Threads own contiguous ranges of W rows; each step takes 4-8 W
-//   rows and dots them with every x row (x stays in L1/L2), widening bf16/f16 on load (a 16-bit
-//   shift for bf16). Traffic: N·K·sizeof(W) bytes of W, M·K·4 of x per thread, M·N·4 of y.
+// - Streaming (M ≤ kMaxStreamingRows: decode and small batches): memory-bound, so the only goal
+//   is to read W once at full bandwidth. Threads own contiguous ranges of W rows; each step takes
+//   4-8 W rows and dots them with every x row (the step's W rows stay in L1 across x rows),
+//   widening bf16/f16 on load (a 16-bit shift for bf16). Traffic: N·K·sizeof(W) bytes of W,
+//   M·K·4 of x per chunk (cache-resident), M·N·4 of y. Above kMaxStreamingRows the re-widening
+//   of each W vector for every pair of x rows costs more than packing W once.
 // - Blocked GEMM (larger M, i.e. prefill): compute-bound. Classic GotoBLAS/BLIS blocking, per
 //   chunk of nc W rows (one chunk per claim, so threads split N):
 //     for each kc-slice of K: pack W[nc × kc] as f32 "B" slivers [kc][kNR]  (≤ 128 KB, L2)
@@ -26,9 +28,9 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Streaming kernel (small M)
 
-constexpr int64_t kMaxStreamingRows = 4;
+constexpr int64_t kMaxStreamingRows = 8;  // above this, packing W (an N·K scatter) pays off
 // W rows per step: 8 concurrent streams for M = 1 (8 accumulators; measured ~15 % faster than 4
-// here); 4 for M = 2..4, whose 2 × 4 accumulator tiles keep x in registers without spilling.
+// here); 4 for M = 2..8, whose 2 × 4 accumulator tiles keep x in registers without spilling.
 constexpr int kStreamWSingle = 8;
 constexpr int kStreamWMulti = 4;
 

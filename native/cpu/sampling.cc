@@ -122,7 +122,8 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
 
   const float raw_max = row_max(l, V);
   const double lse = row_logsumexp(l, V, raw_max);
-  if (a.num_top > 0) top_alternatives(l, V, a.num_top, lse, a.top_token_host + r * a.num_top, a.top_logprob_host + r * a.num_top);
+  if (a.num_top > 0)
+    top_alternatives(l, V, a.num_top, lse, a.top_token_host + r * a.num_top, a.top_logprob_host + r * a.num_top);
 
   // Penalties, in place; the raw values are kept for the sampled token's logprob.
   const int32_t p0 = a.penalty_start_host ? a.penalty_start_host[r] : 0;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "ops.h"
 
@@ -155,7 +156,8 @@ inline float vreduce_max(vf v) {
 }
 inline vf vexp(vf x) {
   x = _mm256_min_ps(_mm256_max_ps(x, vset(-87.3f)), vset(88.7f));
-  const vf n = _mm256_round_ps(_mm256_mul_ps(x, vset(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf n =
+      _mm256_round_ps(_mm256_mul_ps(x, vset(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   vf r = _mm256_fnmadd_ps(n, vset(0.693359375f), x);
   r = _mm256_fnmadd_ps(n, vset(-2.12194440e-4f), r);
   vf p = vset(1.9875691500e-4f);

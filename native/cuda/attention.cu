@@ -6,8 +6,9 @@
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
 //    contiguous range of its context (split_len keys, a multiple of the 64-key tile) and serves all
 //    G = Hq/Hkv query heads of that KV head at once, so each K/V row is read once per KV head.
-//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key each; lane j of a
-//    group holds elements 4j + 32i of the row (coalesced 64/128-byte row reads) and dots them with
+//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key each (4 keys per
+//    group, all loads issued before use); lane j of a group holds elements 4j + 32i of the row
+//    (coalesced 64/128-byte row reads) and dots them with
 //    the G queries (f32 in shared memory, pre-scaled by scale·log2 e), reduced by 3 shuffles;
 //    softmax — one warp per query head updates (m, l) online, exp2 in f32; PV — thread d (and,
 //    at D = 64, a second key half) accumulates Σ p·V[key][d] for all G heads in registers.
@@ -46,11 +47,26 @@ constexpr int kMaxGroup = 16;
 constexpr int kPrefillQ = 64;
 constexpr int kPrefillK = 32;
 
-__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
-  const uint2 raw = *reinterpret_cast<const uint2*>(p);  // bf16 → f32 is a 16-bit shift
+// Four consecutive cache elements: loaded raw (16 bytes of f32, 8 of bf16) so that several rows can
+// be in flight before any is used, then widened to f32.
+template <typename C>
+struct Raw4 {
+  using type = float4;
+};
+template <>
+struct Raw4<__nv_bfloat16> {
+  using type = uint2;
+};
+__device__ __forceinline__ float4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ uint2 load_raw4(const __nv_bfloat16* p) { return *reinterpret_cast<const uint2*>(p); }
+__device__ __forceinline__ float4 widen(float4 v) { return v; }
+__device__ __forceinline__ float4 widen(uint2 raw) {  // bf16 → f32 is a 16-bit shift
   return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xffff0000u),
                      __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xffff0000u));
+}
+template <typename C>
+__device__ __forceinline__ float4 load4(const C* p) {
+  return widen(load_raw4(p));
 }
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -128,23 +144,32 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
 
   const int group_lane = lane % 8, group = lane / 8;
   for (int t0 = begin; t0 < end; t0 += kDecodeTile) {
-    // QK: keys t0 + warp·16 + it·4 + group.
-#pragma unroll 1
+    // QK: keys t0 + warp·16 + it·4 + group. All four keys' rows are requested before any is used,
+    // so each lane has 4 · D/32 independent loads in flight.
+    int64_t rows[4];
+    typename Raw4<C>::type k_raw[4][D / 32];
+#pragma unroll
+    for (int it = 0; it < 4; ++it) {
+      const int j = t0 + warp * 16 + it * 4 + group;
+      rows[it] = j < end ? kv.row(s, j, kvh, D) : -1;
+    }
+#pragma unroll
+    for (int it = 0; it < 4; ++it) {
+      const int64_t row = rows[it] >= 0 ? rows[it] : 0;  // a masked key reads row 0 (in range), unused
+#pragma unroll
+      for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(kv.k + row + 4 * (group_lane + 8 * i));
+    }
+#pragma unroll
     for (int it = 0; it < 4; ++it) {
       const int key = warp * 16 + it * 4 + group;
-      const int j = t0 + key;
-      const int64_t row = j < end ? kv.row(s, j, kvh, D) : -1;
       float dots[GP];
 #pragma unroll
       for (int g = 0; g < GP; ++g) dots[g] = 0.0f;
-      if (row >= 0) {
 #pragma unroll
-        for (int i = 0; i < D / 32; ++i) {
-          const int c = group_lane + 8 * i;  // float4 column
-          const float4 k4 = load4(kv.k + row + 4 * c);
+      for (int i = 0; i < D / 32; ++i) {
+        const float4 k4 = widen(k_raw[it][i]);
 #pragma unroll
-          for (int g = 0; g < GP; ++g) dots[g] += dot4(q_s[g][c], k4);
-        }
+        for (int g = 0; g < GP; ++g) dots[g] += dot4(q_s[g][group_lane + 8 * i], k4);
       }
 #pragma unroll
       for (int g = 0; g < GP; ++g) {
@@ -154,8 +179,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
       }
       if (group_lane == 0) {
 #pragma unroll
-        for (int g = 0; g < GP; ++g) p_s[key][g] = row >= 0 ? dots[g] : -INFINITY;
-        row_s[key] = row;
+        for (int g = 0; g < GP; ++g) p_s[key][g] = rows[it] >= 0 ? dots[g] : -INFINITY;
+        row_s[key] = rows[it];
       }
     }
     __syncthreads();  // all scores of the tile are in p_s
@@ -186,11 +211,10 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     // PV
 #pragma unroll
     for (int g = 0; g < GP; ++g) acc[g] *= g < G ? alpha_s[g] : 0.0f;
-#pragma unroll 4
+#pragma unroll 8
     for (int key = sub; key < kDecodeTile; key += kSubs) {
       const int64_t row = row_s[key];
-      if (row < 0) continue;
-      const float v = to_f32(kv.v[row + d]);
+      const float v = row >= 0 ? to_f32(kv.v[row + d]) : 0.0f;  // a masked key has p = 0
 #pragma unroll
       for (int g = 0; g < GP; ++g) acc[g] += p_s[key][g] * v;
     }
@@ -209,7 +233,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     for (int g = 0; g < GP; ++g) acc[g] += red[g * D + d];
   }
 
-  for (int g = 0; g < G; ++g) {
+#pragma unroll
+  for (int g = 0; g < GP; ++g) {  // compile-time bound keeps acc in registers
+    if (g >= G) break;
     const int h = kvh * G + g;
     if (splits == 1) {
       const float l = l_s[g];

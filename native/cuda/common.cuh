@@ -8,9 +8,11 @@
 // kernels, __syncthreads(_count/_and/_or), __syncwarp, __shfl(_xor/_down/_up)_sync, __ballot_sync,
 // __any_sync, __all_sync, __activemask, __reduce_{add,min,max,and,or,xor}_sync, atomics,
 // __threadfence*, __nv_bfloat16/__half and their conversions, float4/uint4/int4 + make_*, the fast
-// math intrinsics — plus the four spellings below that differ between the builds:
+// math intrinsics — plus the spellings below that differ between the builds:
 //
 //   PARALON_CUDA_NS                         the namespace: `namespace paralon { namespace PARALON_CUDA_NS {`
+//   PARALON_CUDA_SIM_BUILD                  1 in the simulator build, 0 under nvcc (PARALON_CUDA_SIM is
+//                                           defined only in the simulator build)
 //   PARALON_LAUNCH(k, grid, block, smem, stream, args...)
 //                                           every launch (<<<>>> does not compile on the host). A
 //                                           template kernel goes in parentheses:
@@ -20,10 +22,11 @@
 //                                           cp_async_16, cp_async_commit, cp_async_wait<N>
 //
 // Hopper-only instructions (wgmma, TMA, clusters) have no simulator counterpart. Every op has an
-// sm_80-class path; a Hopper path lives inside `#if PARALON_CUDA_HOPPER` (kernels and launch code;
-// device bodies additionally under `#if defined(__CUDA_ARCH_FEAT_SM90_ALL)`) and is dispatched only
-// when LaunchContext::cc_major == 9. The simulator defines PARALON_CUDA_HOPPER 0 and offers no
-// wgmma/TMA wrapper, so Hopper code outside that guard fails to compile for it — never a silent skip.
+// sm_80-class path; a Hopper path (kernels and launch code) lives inside `#if PARALON_CUDA_HOPPER`
+// (equivalently `#if !defined(PARALON_CUDA_SIM)`), its device bodies additionally under
+// `#if defined(__CUDA_ARCH_FEAT_SM90_ALL)`, and it is dispatched only when LaunchContext::cc_major
+// == 9. The simulator defines PARALON_CUDA_HOPPER 0 and offers no wgmma/TMA wrapper, so Hopper code
+// outside that guard fails to compile for it — never a silent skip.
 //
 // Only what this header provides compiles for the simulator: no CUB, cooperative_groups, raw inline
 // PTX or cuda_runtime.h features beyond sim/runtime_api.h.

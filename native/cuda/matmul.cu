@@ -111,13 +111,13 @@ constexpr int kGemvRows = 2;    // rows of W per warp: each x value loaded serve
 // accumulators need the registers (8 resp. 4 loads of 16 B per lane are in flight either way with the
 // extra rows, and ≥ 16 warps per SM keep > 64 KB in flight — several times HBM latency × bandwidth).
 template <int MT>
-constexpr int gemv_unroll() { return MT <= 2 ? 4 : 2; }
+constexpr int kGemvUnroll = MT <= 2 ? 4 : 2;
 constexpr int kGemvMaxM = 8;    // rows of x per pass over W (the MT template parameter's maximum)
 
 // acc[m][r] += dot(W vector r, x[m, k .. k + kElems)) for one 16-byte vector per row.
 template <typename WT, int MT>
 __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const uint4 (&wv)[kGemvRows],
-                                             const float* __restrict__ x, int64_t K, int k) {
+                                             const float* __restrict__ x, int K, int k) {
   constexpr int E = WeightVec<WT>::kElems;
   float wf[kGemvRows][E];
 #pragma unroll
@@ -143,7 +143,7 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const 
 // grid.x = ceil(N / (kGemvWarps · kGemvRows)) · m_chunks, chunk index fastest; the launcher makes
 // every chunk full (m0 + MT ≤ M). Rows n ≥ N of a partial last group read row N - 1 and skip the store.
 template <typename WT, int MT, bool kVector>
-__global__ void __launch_bounds__(kGemvWarps * 32)
+__global__ void __launch_bounds__(kGemvWarps * 32, 1)
     gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
                 int m_first, int m_chunks, int N, int K) {
   const int lane = threadIdx.x & 31;
@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
     constexpr int E = WeightVec<WT>::kElems;
     const int nvec = K / E;
     int v = lane;
-    constexpr int U = gemv_unroll<MT>();
+    constexpr int U = kGemvUnroll<MT>;
     // Main loop: all U × kGemvRows loads issued before any FMA consumes them.
     for (; v + 32 * (U - 1) < nvec; v += 32 * U) {
       uint4 wv[U][kGemvRows];
@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
       for (int r = 0; r < kGemvRows; ++r) wf[r] = to_f32(wrow[r][k]);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        const float xv = xrow[static_cast<int64_t>(m) * K + k];
+        const float xv = xrow[m * K + k];
 #pragma unroll
         for (int r = 0; r < kGemvRows; ++r) acc[m][r] = fmaf(wf[r], xv, acc[m][r]);
       }
@@ -643,7 +643,8 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }
-  const bool small_m = a.M <= kGemvMaxPathM;
+  // The GEMV kernel addresses x within a chunk of ≤ 8 rows with 32-bit offsets.
+  const bool small_m = a.M <= kGemvMaxPathM && a.K <= kIntMax / kGemvMaxM;
   switch (a.w_dtype) {
     case DType::BF16:
       if (small_m) return launch_gemv<__nv_bfloat16>(a, ctx);

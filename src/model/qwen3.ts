@@ -5,7 +5,7 @@
 // Per step: embedding → per layer [rmsnorm → q/k/v matmuls → qkNormRope → kvWrite → paged attention
 // → o_proj matmul accumulating into the residual stream → rmsnorm → gate/up matmuls → swiglu → down
 // matmul accumulating into the residual stream] → gather the last token of each sequence → final
-// rmsnorm → lm_head. 4 + 11 × layers ops per step.
+// rmsnorm → lm_head: 13 ops per layer + 4 per step.
 //
 // Activations are f32 and live in workspace tensors allocated once for the largest batch; each step
 // takes views of them (views allocate nothing on the device).

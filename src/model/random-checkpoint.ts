@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
-import type { Qwen3Config, WeightDType } from './config.js';
+import { parseQwen3Config, type Qwen3Config, type WeightDType } from './config.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
 
 export interface RandomCheckpointOptions {
@@ -63,6 +63,7 @@ export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckp
     eosTokenIds: options.eosTokenIds ?? [0],
   };
   const seed = options.seed ?? 0;
+  parseQwen3Config(hfConfigJson(config), 'randomCheckpoint'); // the same checks a loader will make
   mkdirSync(options.dir, { recursive: true });
   writeJson(path.join(options.dir, 'config.json'), hfConfigJson(config));
   writeJson(path.join(options.dir, 'generation_config.json'), {

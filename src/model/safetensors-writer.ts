@@ -1,7 +1,7 @@
 // Writes safetensors files, single or sharded the way Hugging Face does (model-0000N-of-0000M.safetensors
 // + model.safetensors.index.json). Tensor data may be produced lazily, one tensor at a time, so large
 // random checkpoints are written without holding them in memory.
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { INDEX_FILE, SINGLE_FILE } from './safetensors.js';
 
@@ -69,6 +69,7 @@ export function writeCheckpointTensors(dir: string, tensors: readonly TensorToWr
     throw new Error(`writeCheckpointTensors: numShards must be an integer in [1, ${tensors.length}]`);
   const metadata = { format: 'pt' };
   if (numShards === 1) {
+    rmSync(path.join(dir, INDEX_FILE), { force: true }); // a stale index would shadow the new file
     writeSafetensors(path.join(dir, SINGLE_FILE), tensors, metadata);
     return [SINGLE_FILE];
   }

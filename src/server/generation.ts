@@ -112,7 +112,6 @@ export class Generation {
     } catch (error) {
       // Choices already queued are cancelled before they compute anything; nothing is metered.
       this.#controller.abort();
-      onFinished();
       throw error;
     }
     this.events.onCancel = () => this.abort();

@@ -234,3 +234,53 @@ class Lcg {
     return Array.from({ length: n }, () => this.int(vocab));
   }
 }
+
+describe('forward rejects batches it cannot run, before queuing anything', () => {
+  let device: Device;
+  let model: Qwen3Model;
+  let kv: KvCachePool;
+  beforeAll(async () => {
+    device = Device.open('cpu', { threads: 1 });
+    const { dir } = randomCheckpoint({ dir: path.join(root, 'validation'), vocabSize: 50, maxPositionEmbeddings: 40 });
+    model = await Qwen3Model.load(dir, device, { maxBatchTokens: 16, maxSeqs: 2 });
+    kv = model.createKvCache({ maxTokens: 64, blockSize: 8, dtype: 'f32' });
+  });
+  afterAll(() => {
+    kv.dispose();
+    model.dispose();
+    device.dispose();
+  });
+
+  it('names the problem', () => {
+    const seq = (o: Partial<SequenceChunk> = {}): SequenceChunk => ({ tokens: [1, 2, 3], numCached: 0, blockTable: [0], ...o });
+    const cases: [SequenceChunk[], string][] = [
+      [[], '0 sequences; this model was set up for 1 to 2'],
+      [[seq(), seq(), seq()], '3 sequences'],
+      [[seq({ tokens: Array(17).fill(1), blockTable: [0, 1, 2] })], '17 new tokens; this model was set up for at most 16'],
+      [[seq({ tokens: [] })], 'at least one new token'],
+      [[seq({ numCached: 6 })], 'sequence 0: 9 tokens need 2 blocks of 8; its block table has 1'],
+      [[seq({ blockTable: [8] })], 'block table entry 0 = 8 is outside the pool of 8 blocks'],
+      [[seq({ tokens: [1, 50] })], 'token 50 is outside the vocabulary of 50'],
+      [[seq({ numCached: -1 })], 'numCached must be a non-negative integer'],
+      [[seq({ numCached: 38, blockTable: [0, 1, 2, 3, 4, 5] })], '41 tokens exceed max_position_embeddings (40)'],
+    ];
+    for (const [batch, message] of cases) expect(() => model.forward(batch, kv), message).toThrow(message);
+    const other = new KvCachePool(device, { ...model.kvShape, numKvHeads: 1 }, { numBlocks: 2 });
+    expect(() => model.forward([seq()], other)).toThrow('the KV cache holds 2 layers × 1 heads × 16; the model needs 2 × 2 × 16');
+    other.dispose();
+  });
+
+  it('sizes KV pools by blocks, tokens or bytes', () => {
+    const shape = model.kvShape;
+    const perBlock = KvCachePool.bytesPerBlock(shape, 16, 'bf16');
+    expect(perBlock).toBe(2 * shape.numLayers * 16 * shape.numKvHeads * shape.headDim * 2);
+    const byTokens = new KvCachePool(device, shape, { maxTokens: 33 });
+    expect([byTokens.numBlocks, byTokens.maxTokens, byTokens.bytes]).toEqual([3, 48, 3 * perBlock]);
+    const byBytes = new KvCachePool(device, shape, { maxBytes: 5 * perBlock - 1 });
+    expect(byBytes.numBlocks).toBe(4);
+    expect(() => new KvCachePool(device, shape, { maxBytes: perBlock - 1 })).toThrow('it needs at least one');
+    expect(() => new KvCachePool(device, shape, { numBlocks: 2, maxTokens: 4 })).toThrow('exactly one of');
+    byTokens.dispose();
+    byBytes.dispose();
+  });
+});

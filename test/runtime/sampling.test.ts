@@ -47,6 +47,11 @@ for (const dut of devicesUnderTest()) {
   describe.skipIf(dut.skip)(`sampling [${dut.label}]`, () => {
     const dev = () => device(dut.name);
     const tag = `[${dut.name}]`;
+    // The simulator runs a row's 1024-thread block fiber by fiber (about 25 ms a row on this
+    // machine), so it gets fewer draws; the statistics stay valid (≥ 39 expected per category).
+    const sim = dut.name === 'cuda-sim';
+    const filterCalls = sim ? 8 : 30;
+    const distributionCalls = sim ? 50 : 200;
 
     it(`greedy is argmax with ties to the lowest index ${tag}`, async () => {
       const rng = new Rng('greedy');
@@ -58,12 +63,12 @@ for (const dut of devicesUnderTest()) {
     });
 
     for (const [label, params] of FILTERS) {
-      it(`${label} never draws an excluded token and draws Gumbel-max's token (480 draws) ${tag}`, async () => {
+      it(`${label} never draws an excluded token and draws Gumbel-max's token (${filterCalls * 16} draws) ${tag}`, async () => {
         const rng = new Rng(label);
         const logits = spreadLogits(rng, 53, 8);
         const kept = keptMask(scaledValues(logits, params), params);
         const seen = new Set<number>();
-        for (let call = 0; call < 30; call++) {
+        for (let call = 0; call < filterCalls; call++) {
           const rows = Array.from({ length: 16 }, (_, i) => ({ ...params, seed: 0x1234567890 + call, offset: i * 1000 + call }));
           const res = await sample(dev(), rows.map(() => logits), rows);
           res.tokens.forEach((t, i) => {
@@ -72,7 +77,7 @@ for (const dut of devicesUnderTest()) {
             seen.add(t);
           });
         }
-        // The kept set is small enough that 480 draws reach more than one token.
+        // The kept sets are small enough that these draws reach more than one token.
         expect(seen.size).toBeGreaterThan(1);
       });
     }
@@ -90,13 +95,13 @@ for (const dut of devicesUnderTest()) {
       }
     });
 
-    it(`4000 seeded draws follow the filtered softmax (chi-square, false-alarm rate 1e-6) ${tag}`, async () => {
+    it(`${distributionCalls * 20} seeded draws follow the filtered softmax (chi-square, false-alarm rate 1e-6) ${tag}`, async () => {
       const logits = Float32Array.from([1.2, -0.4, 0.9, 2.1, -3, 0.3, 1.7, -1.1, 0.05, 1.45]);
       const params: SamplingRow = { temperature: 0.8, topK: 7, topP: 0.95 };
       const probs = filteredProbs(logits, params);
       const counts = new Float64Array(logits.length);
       const rowsPerCall = 20;
-      for (let call = 0; call < 200; call++) {
+      for (let call = 0; call < distributionCalls; call++) {
         const rows = Array.from({ length: rowsPerCall }, (_, i) => ({ ...params, seed: 2024, offset: call * rowsPerCall + i }));
         const res = await sample(dev(), rows.map(() => logits), rows);
         res.tokens.forEach((t) => counts[t]++);

@@ -1,6 +1,5 @@
 // Built when nvcc was not found (or PARALON_CUDA=0): CUDA devices report why they are unavailable.
 #include "ops.h"
-#include "selftest_result.h"
 
 namespace paralon {
 

@@ -243,7 +243,6 @@ void run_block(int num_threads) {
   for (int i = 0; i < num_threads; ++i) {
     SimThread& t = L.threads[i];
     t.ctx.thread_idx = make_uint3(i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y));
-    t.ctx.linear = i;
     t.ctx.lane = i % 32;
     t.ctx.warp = i / 32;
     t.state = State::kRunnable;

@@ -50,7 +50,7 @@
 #define __constant__
 #define __grid_constant__
 #define __forceinline__ inline __attribute__((always_inline))
-#define __launch_bounds__(...)
+#define __launch_bounds__(...)  // accepted, not enforced: a launch above its thread count runs here
 #define __shared__ static thread_local
 
 namespace paralon {
@@ -87,7 +87,6 @@ struct LaneSlot {
 // The current fiber's identity; the runner points current_thread at the fiber it resumes.
 struct ThreadContext {
   uint3 thread_idx;
-  uint32_t linear;  // x + y * blockDim.x + z * blockDim.x * blockDim.y
   uint32_t lane, warp;
   LaneSlot slot;
 };

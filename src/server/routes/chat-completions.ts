@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../engine/types.js';
 import { ReasoningSplitter, reasoningStartForPrompt, type ReasoningStart } from '../../tokenizer/reasoning.js';
-import type { ServerContext } from '../context.js';
+import type { ServedModel, ServerContext } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
@@ -36,7 +36,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
       }));
       const enableThinking = body.chat_template_kwargs?.enable_thinking ?? undefined;
-      const prompt = model.renderChat(messages, { enableThinking, addGenerationPrompt: true });
+      const prompt = render(model, messages, enableThinking);
       const promptTokens = model.tokenizer.encode(prompt, { addSpecialTokens: false });
       const options = toSamplingOptions(body, body.max_completion_tokens ?? body.max_tokens, {
         logprobs: body.logprobs ?? false,
@@ -57,6 +57,16 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       return sendEventStream(reply, stream(output, serialize, body.stream_options?.include_usage ?? false));
     },
   );
+}
+
+/** The chat template's text; its own refusals (e.g. Qwen3's "No user query found in messages.") are 400s. */
+function render(model: ServedModel, messages: ChatMessage[], enableThinking: boolean | undefined): string {
+  try {
+    return model.renderChat(messages, { enableThinking, addGenerationPrompt: true });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.slice(0, 200) : 'unknown reason';
+    throw badRequest(`the chat template cannot render these messages: ${reason}`, 'messages');
+  }
 }
 
 interface Output {

@@ -65,7 +65,7 @@ function matmulCase(w: WeightType, M: number, N: number, K: number, residual: Re
     }),
     // Above 16 rows the CUDA matmul runs bf16/f16 weights on tensor cores with x rounded to the
     // weight's type (native/cuda/matmul.cu, launch_matmul); the GEMV path below keeps x in f32.
-    tolerance: (device) => (isCuda(device) && w !== 'f32' && M > 16 ? TOLERANCE.roundedActivations : TOLERANCE.f32),
+    tolerance: (device) => (isCuda(device) && w !== 'f32' && M > 16 ? TOLERANCE.roundedActivations[w] : TOLERANCE.f32),
   };
 }
 

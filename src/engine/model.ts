@@ -1,0 +1,205 @@
+// The library's model handle: a Qwen3 checkpoint on a device, its tokenizer and chat template, a
+// paged KV cache and the engine that batches every generation running on it.
+import path from 'node:path';
+import { Device, type DeviceName } from '../runtime/index.js';
+import { Qwen3Model, type Qwen3Config } from '../model/index.js';
+import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
+import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
+import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
+import { Engine, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
+import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from './types.js';
+
+export interface LoadModelOptions {
+  /** 'auto' (default): the first CUDA device, else the CPU. */
+  device?: DeviceName | 'auto' | Device;
+  /** CPU threads (default: one per core). */
+  threads?: number;
+  /** The model's id (default: the directory name, lower-cased). */
+  id?: string;
+  /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
+  maxModelLen?: number;
+  /** Bytes of KV cache (default: 1 GiB on the CPU, 4 GiB on CUDA). */
+  kvCacheMemory?: number;
+  kvCacheDType?: KvCacheDType;
+  /** Sequences decoded together at most (default 64). */
+  maxNumSeqs?: number;
+  /** Tokens computed per step at most; long prompts are prefilled in chunks of this size (default 512). */
+  maxNumBatchedTokens?: number;
+  /** Reuse the KV blocks of shared prompt prefixes (default true). */
+  prefixCaching?: boolean;
+  /** Requests waiting for admission at most before new ones are refused (default: unlimited). */
+  maxWaiting?: number;
+  /** Loading progress in bytes of weights. */
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+}
+
+export interface ModelStats {
+  engine: EngineStats;
+  kv: KvBlockStats;
+}
+
+export type ChatOptions = SamplingOptions & ChatTemplateOptions;
+
+export class Model {
+  readonly id: string;
+  readonly dir: string;
+  readonly device: Device;
+  readonly config: Qwen3Config;
+  readonly tokenizer: Tokenizer;
+  /** Prompt + completion tokens of one request at most. */
+  readonly contextLength: number;
+  /** Tokens the KV cache holds, all requests together. */
+  readonly kvCacheTokens: number;
+  readonly #qwen: Qwen3Model;
+  readonly #kv: KvCachePool;
+  readonly #blocks: KvBlockManager;
+  readonly #engine: Engine;
+  readonly #ownsDevice: boolean;
+
+  private constructor(
+    dir: string,
+    id: string,
+    device: Device,
+    ownsDevice: boolean,
+    qwen: Qwen3Model,
+    tokenizer: Tokenizer,
+    kv: KvCachePool,
+    options: LoadModelOptions,
+  ) {
+    this.dir = dir;
+    this.id = id;
+    this.device = device;
+    this.#ownsDevice = ownsDevice;
+    this.#qwen = qwen;
+    this.config = qwen.config;
+    this.tokenizer = tokenizer;
+    this.#kv = kv;
+    this.kvCacheTokens = kv.maxTokens;
+    this.contextLength = Math.min(options.maxModelLen ?? qwen.config.maxPositionEmbeddings, qwen.config.maxPositionEmbeddings, kv.maxTokens);
+    this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
+    const g = qwen.generation;
+    const eos = new Set([...g.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])]);
+    this.#engine = new Engine(
+      {
+        vocabSize: qwen.config.vocabSize,
+        forward: (seqs) =>
+          qwen.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
+      },
+      this.#blocks,
+      textHooks(tokenizer),
+      {
+        maxNumSeqs: qwen.maxSeqs,
+        maxNumBatchedTokens: qwen.maxBatchTokens,
+        maxModelLen: this.contextLength,
+        eosTokenIds: [...eos],
+        defaults: { temperature: g.temperature, topP: g.topP, topK: g.topK, minP: g.minP, repetitionPenalty: g.repetitionPenalty },
+        maxWaiting: options.maxWaiting,
+      },
+    );
+  }
+
+  /** Loads a Hugging Face Qwen3 directory (config.json, tokenizer files, safetensors). */
+  static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
+    const resolved = path.resolve(dir);
+    const ownsDevice = !(options.device instanceof Device);
+    const device = options.device instanceof Device ? options.device : Device.open(options.device ?? 'auto', { threads: options.threads });
+    try {
+      const tokenizer = await Tokenizer.fromDirectory(resolved);
+      const maxNumBatchedTokens = options.maxNumBatchedTokens ?? 512;
+      const maxNumSeqs = options.maxNumSeqs ?? 64;
+      if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
+      if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
+        throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
+      const qwen = await Qwen3Model.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
+      let kv: KvCachePool;
+      try {
+        const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
+        kv = qwen.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
+      } catch (e) {
+        qwen.dispose();
+        throw e;
+      }
+      const id = options.id ?? path.basename(resolved).toLowerCase();
+      return new Model(resolved, id, device, ownsDevice, qwen, tokenizer, kv, options);
+    } catch (e) {
+      if (ownsDevice) device.dispose();
+      throw e;
+    }
+  }
+
+  /** The chat template's prompt text for `messages`. */
+  renderChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    return this.tokenizer.encodeChat(messages, options).prompt;
+  }
+
+  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
+    return this.tokenizer.encodeChat(messages, options).ids;
+  }
+
+  /** Generates from prompt token ids: text deltas, then one `done` with the finish reason and usage. */
+  generate(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
+    return this.#engine.submit(prompt, options, call);
+  }
+
+  /** A chat turn: the messages rendered by the model's own chat template, then generated. */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
+    const { enableThinking, addGenerationPrompt, ...sampling } = options;
+    return this.generate(this.encodeChat(messages, { enableThinking, addGenerationPrompt }), sampling, call);
+  }
+
+  /** A raw text completion (no template). */
+  complete(prompt: string, options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
+    return this.generate(this.tokenizer.encode(prompt, { addSpecialTokens: false }), options, call);
+  }
+
+  stats(): ModelStats {
+    return { engine: this.#engine.stats(), kv: this.#blocks.stats() };
+  }
+
+  /** True when no request is running or waiting. */
+  get idle(): boolean {
+    return this.#engine.idle;
+  }
+
+  dispose(): void {
+    this.#kv.dispose();
+    this.#qwen.dispose();
+    if (this.#ownsDevice) this.device.dispose();
+  }
+}
+
+/** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */
+export function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
+  return Model.load(dir, options);
+}
+
+/** The tokenizer side of the engine. Ids past the tokenizer's vocabulary (embedding padding) are empty. */
+function textHooks(tokenizer: Tokenizer): TextHooks {
+  const empty = new Uint8Array(0);
+  const source = {
+    tokenBytes: (id: number) => (id < tokenizer.vocabSize ? tokenizer.tokenBytes(id) : empty),
+    isSpecialToken: (id: number) => id < tokenizer.vocabSize && tokenizer.isSpecialToken(id),
+  };
+  return {
+    createOutput(stop): TextOutput {
+      const detok = new IncrementalDetokenizer(source);
+      const stops = new StopMatcher(stop);
+      return {
+        push(ids) {
+          let text = '';
+          for (const id of ids) text += detok.push(id);
+          const r = stops.push(text);
+          return { text: r.text, stopped: r.stop !== null };
+        },
+        flush() {
+          const tail = stops.push(detok.flush());
+          return tail.stop !== null ? tail.text : tail.text + stops.flush();
+        },
+      };
+    },
+    tokenInfo(id) {
+      if (id >= tokenizer.vocabSize) return { token: '', bytes: [] };
+      return { token: tokenizer.tokenText(id), bytes: Array.from(tokenizer.tokenBytes(id)) };
+    },
+  };
+}

@@ -1,0 +1,16 @@
+// Paralon's public API: load a Qwen3 checkpoint and generate, or use the runtime's devices and ops.
+export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions } from './engine/model.js';
+export { RequestError, EngineBusyError, type EngineStats } from './engine/engine.js';
+export type {
+  SamplingOptions,
+  GenerationEvent,
+  TokenLogprob,
+  Usage,
+  FinishReason,
+  ChatMessage,
+  ChatTemplateOptions,
+  GenerateCallOptions,
+} from './engine/types.js';
+export { writeDemoModel, type DemoModelOptions } from './model/demo.js';
+export { Tokenizer } from './tokenizer/index.js';
+export * from './runtime/index.js';

@@ -1,0 +1,87 @@
+// Many clients at once: 32 concurrent streams all complete correctly (continuous batching behind the
+// server), and /health stays fast while a long generation runs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type OpenAI from 'openai';
+import { DEMO_MODEL_ID, loadDemoModel, startServer, type TestServer } from './fixture.js';
+import type { Model } from '../../src/index.js';
+
+let model: Model;
+let server: TestServer;
+
+beforeAll(async () => {
+  ({ model } = await loadDemoModel({ maxNumSeqs: 32 }));
+  server = await startServer({ model });
+});
+
+afterAll(async () => {
+  await server?.close();
+  model?.dispose();
+});
+
+describe('concurrency', () => {
+  it('completes 32 concurrent streaming clients correctly', async () => {
+    const client = server.client();
+    const MAX_TOKENS = 6;
+    const results = await Promise.all(
+      Array.from({ length: 32 }, async (_, i) => {
+        const stream = await client.chat.completions.create({
+          model: DEMO_MODEL_ID,
+          messages: [{ role: 'user', content: `Client ${i} asks: what is ${i} squared?` }],
+          max_tokens: MAX_TOKENS,
+          seed: i,
+          ignore_eos: true,
+          logprobs: true,
+          stream: true,
+          stream_options: { include_usage: true },
+        } as never);
+        const chunks: OpenAI.ChatCompletionChunk[] = [];
+        for await (const chunk of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) chunks.push(chunk);
+        return { i, chunks };
+      }),
+    );
+    const ids = new Set<string>();
+    for (const { i, chunks } of results) {
+      ids.add(chunks[0].id);
+      expect(chunks[0].choices[0].delta.role).toBe('assistant');
+      expect(chunks.every((c) => c.id === chunks[0].id)).toBe(true);
+      const body = chunks.filter((c) => c.choices.length > 0);
+      const tokens = body.flatMap((c) => c.choices[0].logprobs?.content ?? []);
+      const text = body.map((c) => c.choices[0].delta.content ?? '').join('');
+      expect(tokens, `client ${i}`).toHaveLength(MAX_TOKENS);
+      expect(Buffer.concat(tokens.map((t) => Buffer.from(t.bytes!))).toString('utf8')).toBe(text);
+      expect(body.at(-1)!.choices[0].finish_reason).toBe('length');
+      const usage = chunks.at(-1)!.usage!;
+      expect(usage.completion_tokens).toBe(MAX_TOKENS);
+      expect(usage.prompt_tokens).toBe(model.encodeChat([{ role: 'user', content: `Client ${i} asks: what is ${i} squared?` }], {}).length);
+    }
+    expect(ids.size).toBe(32);
+    expect(model.stats()).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
+  });
+
+  it('answers /health within 50 ms while a long generation runs', async () => {
+    const client = server.client();
+    const stream = await client.chat.completions.create({
+      model: DEMO_MODEL_ID,
+      messages: [{ role: 'user', content: 'Write a long story.' }],
+      max_tokens: 200,
+      ignore_eos: true,
+      stream: true,
+    } as never);
+    const iterator = (stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>)[Symbol.asyncIterator]();
+    await iterator.next(); // the role chunk: the request is in the engine
+    await iterator.next(); // the first token: decoding is under way
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const start = performance.now();
+      const res = await fetch(server.url('/health'));
+      await res.json();
+      latencies.push(performance.now() - start);
+      expect(res.status).toBe(200);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(model.stats().running).toBe(1);
+    await iterator.return?.();
+    latencies.sort((a, b) => a - b);
+    expect(latencies.at(-1)!, `latencies ${latencies.map((l) => l.toFixed(1)).join(' ')}`).toBeLessThan(50);
+  });
+});
