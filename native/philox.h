@@ -36,11 +36,13 @@ PARALON_HD Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
   return ctr;
 }
 
-// Uniform in the open interval (0, 1) for token `index` of the draw (seed, offset).
+// Uniform in the open interval (0, 1) for token `index` of the draw (seed, offset): 23 random bits
+// centred in their cell, (k + 0.5) · 2⁻²³, so every value is exact in f32 and the largest is 1 − 2⁻²⁴
+// (24 bits would round the top value up to exactly 1, and -log(-log(1)) is infinite).
 PARALON_HD float philox_uniform(uint64_t seed, uint64_t offset, uint32_t index) {
   Philox4 ctr = {{index, static_cast<uint32_t>(offset), static_cast<uint32_t>(offset >> 32), 0u}};
   Philox4 r = philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  return (static_cast<float>(r.v[0] >> 8) + 0.5f) * (1.0f / 16777216.0f);
+  return (static_cast<float>(r.v[0] >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 }  // namespace paralon

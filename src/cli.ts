@@ -27,12 +27,14 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
   --served-model-name NAME     model id for clients (default: the directory's name, lower-cased)
   --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
+  --threads N                  CPU worker threads (default: one per core)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
   --port N                     default 8000
   --max-model-len N            prompt + completion tokens per request (default: the model's)
   --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
+  --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
   --body-limit SIZE            largest request body (default 4MiB)
   --shutdown-grace SECONDS     how long Ctrl-C waits for requests to finish (default 10)
   --log-level LEVEL            fatal | error | warn | info | debug | trace (default: no logs)
@@ -45,12 +47,14 @@ const SERVE_OPTIONS = {
   model: { type: 'string' },
   'served-model-name': { type: 'string' },
   device: { type: 'string' },
+  threads: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
   'max-model-len': { type: 'string' },
   'kv-cache-memory': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
+  'max-waiting': { type: 'string' },
   'body-limit': { type: 'string' },
   'shutdown-grace': { type: 'string' },
   'log-level': { type: 'string' },

@@ -81,13 +81,14 @@ struct Paged {
   const int32_t* block_tables;
   int max_blocks, block_size, num_blocks, num_kv_heads;
 
-  // Element offset of key j's row for KV head h in sequence s, or -1 when its block is invalid.
-  __device__ __forceinline__ int64_t row(int s, int j, int h, int head_dim) const {
+  // Row (slot · Hkv + h, D elements each) of key j for KV head h in sequence s, or -1 when its
+  // block is invalid. The host checks that rows fit in 31 bits.
+  __device__ __forceinline__ int row(int s, int j, int h) const {
     const int bi = j / block_size;
     if (bi >= max_blocks) return -1;
     const int b = block_tables[static_cast<int64_t>(s) * max_blocks + bi];
     if (b < 0 || b >= num_blocks) return -1;
-    return ((static_cast<int64_t>(b) * block_size + j % block_size) * num_kv_heads + h) * head_dim;
+    return (b * block_size + j % block_size) * num_kv_heads + h;
   }
 };
 
@@ -111,7 +112,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
   constexpr int kSubs = kThreads / D;  // key halves in PV (2 at D = 64)
   __shared__ float4 q_s[GP][D / 4];
   __shared__ float p_s[kDecodeTile][GP];
-  __shared__ int64_t row_s[kDecodeTile];
+  __shared__ int row_s[kDecodeTile];
   __shared__ float alpha_s[GP], m_s[GP], l_s[GP];
 
   const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z, splits = gridDim.x;
@@ -146,18 +147,18 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
   for (int t0 = begin; t0 < end; t0 += kDecodeTile) {
     // QK: keys t0 + warp·16 + it·4 + group. All four keys' rows are requested before any is used,
     // so each lane has 4 · D/32 independent loads in flight.
-    int64_t rows[4];
+    int rows[4];
     typename Raw4<C>::type k_raw[4][D / 32];
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
       const int j = t0 + warp * 16 + it * 4 + group;
-      rows[it] = j < end ? kv.row(s, j, kvh, D) : -1;
+      rows[it] = j < end ? kv.row(s, j, kvh) : -1;
     }
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
-      const int64_t row = rows[it] >= 0 ? rows[it] : 0;  // a masked key reads row 0 (in range), unused
+      const C* k_row = kv.k + static_cast<int64_t>(rows[it] >= 0 ? rows[it] : 0) * D;  // masked: row 0, unused
 #pragma unroll
-      for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(kv.k + row + 4 * (group_lane + 8 * i));
+      for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(k_row + 4 * (group_lane + 8 * i));
     }
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
@@ -213,8 +214,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     for (int g = 0; g < GP; ++g) acc[g] *= g < G ? alpha_s[g] : 0.0f;
 #pragma unroll 8
     for (int key = sub; key < kDecodeTile; key += kSubs) {
-      const int64_t row = row_s[key];
-      const float v = row >= 0 ? to_f32(kv.v[row + d]) : 0.0f;  // a masked key has p = 0
+      const int row = row_s[key];
+      const float v = row >= 0 ? to_f32(kv.v[static_cast<int64_t>(row) * D + d]) : 0.0f;  // masked: p = 0
 #pragma unroll
       for (int g = 0; g < GP; ++g) acc[g] += p_s[key][g] * v;
     }
@@ -324,16 +325,14 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(Paged<C> kv, SeqMeta 
   for (int k0 = 0; k0 < num_keys; k0 += kPrefillK) {
     // K and V tiles; an invalid key gets zero rows and is masked below (key_ok).
     bool key_ok[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) key_ok[j] = false;
     for (int i = tid; i < kPrefillK * D / 4; i += kThreads) {
       const int key = i / (D / 4), col = 4 * (i % (D / 4));
       const int j = k0 + key;
-      const int64_t row = j < num_keys ? kv.row(s, j, kvh, D) : -1;
+      const int row = j < num_keys ? kv.row(s, j, kvh) : -1;
       float4 kk = make_float4(0.f, 0.f, 0.f, 0.f), vv = kk;
       if (row >= 0) {
-        kk = load4(kv.k + row + col);
-        vv = load4(kv.v + row + col);
+        kk = load4(kv.k + static_cast<int64_t>(row) * D + col);
+        vv = load4(kv.v + static_cast<int64_t>(row) * D + col);
       }
       *reinterpret_cast<float4*>(k_s + key * kLd + col) = kk;
       *reinterpret_cast<float4*>(v_s + key * kLd + col) = vv;
@@ -341,7 +340,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(Paged<C> kv, SeqMeta 
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int key = k0 + c + 8 * j;
-      key_ok[j] = key < num_keys && kv.row(s, key, kvh, D) >= 0;
+      key_ok[j] = key < num_keys && kv.row(s, key, kvh) >= 0;
     }
     __syncthreads();  // K, V (and, on the first tile, Q) are in shared memory
 
@@ -580,6 +579,9 @@ void launch_attention(const AttentionArgs& a, LaunchContext& ctx) {
   if (Hkv <= 0 || a.num_q_heads % Hkv != 0 || a.num_q_heads / Hkv > kMaxGroup) {
     throw OpError("attention: num_q_heads (" + std::to_string(a.num_q_heads) + ") must be a multiple of num_kv_heads (" +
                   std::to_string(Hkv) + ") with at most " + std::to_string(kMaxGroup) + " query heads per KV head");
+  }
+  if (a.cache.num_blocks * a.cache.block_size * Hkv > INT32_MAX) {
+    throw OpError("attention: the KV cache has more than 2^31 rows (num_blocks · block_size · num_kv_heads)");
   }
   if (!aligned16(a.q) || !aligned16(a.out) || !aligned16(a.cache.k) || !aligned16(a.cache.v)) {
     throw OpError("attention: q, out and the KV cache must be 16-byte aligned");

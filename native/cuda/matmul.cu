@@ -46,7 +46,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 namespace paralon {
@@ -78,16 +77,20 @@ __device__ __forceinline__ void unpack16(const uint4& v, const __half*, float (&
   const uint32_t u[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    __half2 h;
-    memcpy(&h, &u[i], sizeof(h));
-    const float2 p = __half22float2(h);
+    __half2_raw raw;
+    raw.x = static_cast<unsigned short>(u[i] & 0xffffu);
+    raw.y = static_cast<unsigned short>(u[i] >> 16);
+    const float2 p = __half22float2(__half2(raw));
     f[2 * i] = p.x;
     f[2 * i + 1] = p.y;
   }
 }
 
 __device__ __forceinline__ void unpack16(const uint4& v, const float*, float (&f)[4]) {
-  memcpy(f, &v, sizeof(f));
+  f[0] = __uint_as_float(v.x);
+  f[1] = __uint_as_float(v.y);
+  f[2] = __uint_as_float(v.z);
+  f[3] = __uint_as_float(v.w);
 }
 
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
@@ -106,13 +109,14 @@ __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2hal
 // ---------------------------------------------------------------------------------------------
 
 constexpr int kGemvWarps = 4;
-constexpr int kGemvRows = 2;    // rows of W per warp: each x value loaded serves 2 rows
-// 16-byte W vectors per row in flight per lane: 4 for MT ≤ 2; 2 for larger MT, whose x values and
-// accumulators need the registers (8 resp. 4 loads of 16 B per lane are in flight either way with the
-// extra rows, and ≥ 16 warps per SM keep > 64 KB in flight — several times HBM latency × bandwidth).
+constexpr int kGemvRows = 2;  // rows of W per warp: each x value loaded serves 2 rows
+// 16-byte W vectors per row in flight per lane: 4 for MT ≤ 2, 2 for larger MT, whose x values and
+// accumulators need the registers. That is 8 or 4 loads of 16 B per lane; with ≥ 12 warps per SM
+// (see the launch bounds) ≥ 24 KB of W is in flight per SM, above HBM latency × per-SM bandwidth
+// (≈ 0.7 µs × 25 GB/s ≈ 18 KB on H100).
 template <int MT>
 constexpr int kGemvUnroll = MT <= 2 ? 4 : 2;
-constexpr int kGemvMaxM = 8;    // rows of x per pass over W (the MT template parameter's maximum)
+constexpr int kGemvMaxM = 8;  // rows of x per pass over W (the MT template parameter's maximum)
 
 // acc[m][r] += dot(W vector r, x[m, k .. k + kElems)) for one 16-byte vector per row.
 template <typename WT, int MT>
@@ -142,8 +146,10 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const 
 
 // grid.x = ceil(N / (kGemvWarps · kGemvRows)) · m_chunks, chunk index fastest; the launcher makes
 // every chunk full (m0 + MT ≤ M). Rows n ≥ N of a partial last group read row N - 1 and skip the store.
+// Launch bounds (128, 3): caps registers at 170 so ≥ 3 CTAs fit per SM. Without a minimum ptxas
+// picks a low count for some MT and spills; with 1 it hoists every x load and needs up to 208.
 template <typename WT, int MT, bool kVector>
-__global__ void __launch_bounds__(kGemvWarps * 32, 1)
+__global__ void __launch_bounds__(kGemvWarps * 32, 3)
     gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
                 int m_first, int m_chunks, int N, int K) {
   const int lane = threadIdx.x & 31;

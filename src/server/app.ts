@@ -13,7 +13,7 @@ import { openDatabase } from './database.js';
 import { installErrorHandlers, shuttingDown } from './errors.js';
 import { GenerationTracker } from './generation.js';
 import { KeyStore } from './key-store.js';
-import { Gauge, ServerMetrics } from './metrics.js';
+import { Sampled, ServerMetrics } from './metrics.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { completionsRoutes } from './routes/completions.js';
 import { healthRoutes } from './routes/health.js';
@@ -127,10 +127,13 @@ function addEngineGauges(metrics: ServerMetrics, ctx: ServerContext): void {
     return model ? read(model.stats()) : 0;
   };
   const r = metrics.registry;
-  r.add(new Gauge('paralon_requests_running', 'Sequences in the running batch.', stat((s) => s.running)));
-  r.add(new Gauge('paralon_queue_depth', 'Requests waiting for the engine to admit them.', stat((s) => s.waiting)));
-  r.add(new Gauge('paralon_kv_blocks_used', 'KV cache blocks in use.', stat((s) => s.kvBlocksUsed)));
-  r.add(new Gauge('paralon_kv_blocks_total', 'KV cache blocks in the pool.', stat((s) => s.kvBlocksTotal)));
-  r.add(new Gauge('paralon_prefix_cache_hit_tokens', 'Prompt tokens served from the prefix cache so far.', stat((s) => s.prefixHitTokens)));
-  r.add(new Gauge('paralon_http_generations_in_flight', 'Generation requests being answered.', () => ctx.tracker.size));
+  r.add(new Sampled('paralon_requests_running', 'Sequences in the running batch.', stat((s) => s.engine.running)));
+  r.add(new Sampled('paralon_queue_depth', 'Requests waiting for the engine to admit them.', stat((s) => s.engine.waiting)));
+  r.add(new Sampled('paralon_kv_blocks_used', 'KV cache blocks in use.', stat((s) => s.kv.usedBlocks)));
+  r.add(new Sampled('paralon_kv_blocks_total', 'KV cache blocks in the pool.', stat((s) => s.kv.numBlocks)));
+  r.add(new Sampled('paralon_kv_blocks_cached', 'Full KV blocks findable by prefix hash.', stat((s) => s.kv.cachedBlocks)));
+  r.add(new Sampled('paralon_prefix_cache_hit_tokens_total', 'Prompt tokens served from the prefix cache.', stat((s) => s.kv.prefixHitTokens), 'counter'));
+  r.add(new Sampled('paralon_prefix_cache_query_tokens_total', 'Prompt tokens looked up in the prefix cache.', stat((s) => s.kv.prefixQueryTokens), 'counter'));
+  r.add(new Sampled('paralon_engine_preemptions_total', 'Requests preempted to free KV blocks.', stat((s) => s.engine.preemptions), 'counter'));
+  r.add(new Sampled('paralon_http_generations_in_flight', 'Generation requests being answered.', () => ctx.tracker.size));
 }

@@ -1,6 +1,7 @@
 // What the route plugins share: the served model (once loaded), the stores, metrics and the tracker of
 // in-flight generations. Built once per server by app.ts.
 import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from '../engine/types.js';
+import type { ModelStats } from '../engine/model.js';
 import type { GenerationTracker } from './generation.js';
 import type { KeyStore } from './key-store.js';
 import type { ServerMetrics } from './metrics.js';
@@ -16,15 +17,7 @@ export interface ServedModel {
   };
   renderChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
   generate(promptTokens: number[], options: SamplingOptions, call: GenerateCallOptions): AsyncIterable<GenerationEvent>;
-  stats(): ServedModelStats;
-}
-
-export interface ServedModelStats {
-  running: number;
-  waiting: number;
-  kvBlocksUsed: number;
-  kvBlocksTotal: number;
-  prefixHitTokens: number;
+  stats(): ModelStats;
 }
 
 export class ServerContext {

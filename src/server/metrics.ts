@@ -40,16 +40,17 @@ export class Counter implements Metric {
   }
 }
 
-/** A gauge whose samples are read when rendered. */
-export class Gauge implements Metric {
+/** A value read when rendered: a gauge, or a counter kept elsewhere (the engine's totals). */
+export class Sampled implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
     readonly read: () => number | { labels: Labels; value: number }[],
+    readonly type: 'gauge' | 'counter' = 'gauge',
   ) {}
 
   render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     const value = this.read();
     if (typeof value === 'number') lines.push(`${this.name} ${numberText(value)}`);
     else for (const s of value) lines.push(`${this.name}${labelText(s.labels)} ${numberText(s.value)}`);

@@ -2,7 +2,7 @@
 // model loads), load the model, print the banner, and drain on SIGINT/SIGTERM.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadModel, writeDemoModel, type Model } from '../index.js';
+import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
 import { createServer, type LogLevel } from './app.js';
 import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, resolveDataDir, stringSetting, type RawValues } from './config.js';
 import { KeyStore } from './key-store.js';
@@ -11,6 +11,9 @@ import { openDatabase } from './database.js';
 /** The model id of the embedded demo model. */
 export const DEMO_MODEL_ID = 'paralon-demo';
 
+/** Requests waiting for the engine at most; more get 429 (clients retry with backoff). */
+const DEFAULT_MAX_WAITING = 256;
+
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 export interface ServeConfig {
@@ -18,13 +21,15 @@ export interface ServeConfig {
   /** null: the demo model under <dataDir>/demo-model. */
   modelDir: string | null;
   modelId: string;
-  device: string;
+  device: DeviceName | 'auto';
+  threads?: number;
   host: string;
   port: number;
   maxModelLen?: number;
   kvCacheMemory?: number;
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
+  maxWaiting: number;
   bodyLimit?: number;
   shutdownGraceMs: number;
   logLevel?: LogLevel;
@@ -36,6 +41,9 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
   const logLevel = stringSetting(values, env, 'log-level');
   if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevel))
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
+  const device = stringSetting(values, env, 'device') ?? 'auto';
+  if (!/^(auto|cpu|cuda|cuda:\d+|cuda-sim)$/.test(device))
+    throw new ConfigError(`--device must be auto, cpu, cuda, cuda:N or cuda-sim, got '${device}'`);
   const resolvedModelDir = modelDir === undefined ? null : path.resolve(modelDir);
   const modelId =
     stringSetting(values, env, 'served-model-name') ??
@@ -44,13 +52,15 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     dataDir: resolveDataDir(values, env),
     modelDir: resolvedModelDir,
     modelId,
-    device: stringSetting(values, env, 'device') ?? 'auto',
+    device: device as DeviceName | 'auto',
+    threads: intSetting(values, env, 'threads', 1, 1024),
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
     port: intSetting(values, env, 'port', 0, 65535) ?? 8000,
     maxModelLen: intSetting(values, env, 'max-model-len', 2),
     kvCacheMemory: bytesSetting(values, env, 'kv-cache-memory'),
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
+    maxWaiting: intSetting(values, env, 'max-waiting', 0) ?? DEFAULT_MAX_WAITING,
     bodyLimit: bytesSetting(values, env, 'body-limit'),
     shutdownGraceMs: (numberSetting(values, env, 'shutdown-grace', 0) ?? 10) * 1000,
     logLevel: logLevel as LogLevel | undefined,
@@ -77,11 +87,15 @@ export async function serve(config: ServeConfig): Promise<void> {
   }
 
   const loading = loadModel(modelDir, {
+    id: config.modelId,
     device: config.device,
+    threads: config.threads,
     maxModelLen: config.maxModelLen,
     kvCacheMemory: config.kvCacheMemory,
     maxNumSeqs: config.maxNumSeqs,
     maxNumBatchedTokens: config.maxNumBatchedTokens,
+    maxWaiting: config.maxWaiting,
+    onProgress: process.stderr.isTTY ? progressLine : undefined,
   });
   const app = createServer({
     model: loading,
@@ -138,6 +152,11 @@ export async function serve(config: ServeConfig): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+function progressLine(loaded: number, total: number): void {
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  process.stderr.write(`\r  weights ${mib(loaded)} / ${mib(total)} MiB${loaded >= total ? '\n' : ''}`);
 }
 
 /** Runs `fn` on the key store of `dataDir` and closes the database. */

@@ -27,18 +27,15 @@ export function philox4x32_10(ctr: [number, number, number, number], key0: numbe
   return [c0, c1, c2, c3];
 }
 
-/** The top 24 bits of Philox's first output for token `index` of the draw (seed, offset). */
-export function philoxBits24(seed: number, offset: number, index: number): number {
+/** The top 23 bits of Philox's first output for token `index` of the draw (seed, offset). */
+export function philoxBits23(seed: number, offset: number, index: number): number {
   const ctr: [number, number, number, number] = [index, offset % 4294967296, Math.floor(offset / 4294967296), 0];
-  return philox4x32_10(ctr, seed % 4294967296, Math.floor(seed / 4294967296))[0] >>> 8;
+  return philox4x32_10(ctr, seed % 4294967296, Math.floor(seed / 4294967296))[0] >>> 9;
 }
 
-/**
- * philox_uniform exactly as native/philox.h computes it in f32: (float(bits) + 0.5f) · 2^−24.
- * Note the f32 sum rounds half to even, so bits = 2^24 − 1 gives exactly 1.0.
- */
+/** philox_uniform exactly as native/philox.h computes it in f32: (bits + 0.5) · 2^−23, at most 1 − 2^−24. */
 export function philoxUniformF32(seed: number, offset: number, index: number): number {
-  return Math.fround(Math.fround(philoxBits24(seed, offset, index)) + 0.5) / 16777216;
+  return Math.fround(Math.fround(philoxBits23(seed, offset, index)) + 0.5) / 8388608;
 }
 
 /** Gumbel noise −log(−log u) in float64 of the same uniform. */

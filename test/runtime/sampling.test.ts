@@ -220,10 +220,10 @@ for (const dut of devicesUnderTest()) {
     });
 
     it(`the largest Philox uniform does not turn into infinite Gumbel noise ${tag}`, async () => {
-      // For (seed 1234, offset 9049226) token 7's uniform is (float(2^24 − 1) + 0.5f)·2^−24, which f32
-      // rounds to exactly 1.0, so −log(−log u) = +∞ and an unfiltered draw would pick token 7 however
-      // unlikely it is. Its probability here is e^−40.
-      expect(philoxUniformF32(1234, 9049226, 7)).toBe(1);
+      // For (seed 1234, offset 9049226) token 7 gets Philox's largest output. With 24 bits the uniform
+      // (2^24 − 1 + 0.5)·2^−24 rounded to exactly 1.0 in f32, −log(−log u) was +∞ and the draw picked
+      // token 7 whatever its probability (here e^−40); with 23 bits it is 1 − 2^−24.
+      expect(philoxUniformF32(1234, 9049226, 7)).toBe(1 - 2 ** -24);
       const logits = Float32Array.from([0.1, 0.3, 0.2, 0, 0.25, 0.15, 0.05, -40]);
       const res = await sample(dev(), [logits], [{ temperature: 1, seed: 1234, offset: 9049226 }]);
       expect(res.tokens[0]).not.toBe(7);

@@ -1,7 +1,7 @@
 // Many clients at once: 32 concurrent streams all complete correctly (continuous batching behind the
 // server), and /health stays fast while a long generation runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type OpenAI from 'openai';
+import OpenAI, { type APIError } from 'openai';
 import { DEMO_MODEL_ID, loadDemoModel, startServer, type TestServer } from './fixture.js';
 import type { Model } from '../../src/index.js';
 
@@ -48,14 +48,17 @@ describe('concurrency', () => {
       const tokens = body.flatMap((c) => c.choices[0].logprobs?.content ?? []);
       const text = body.map((c) => c.choices[0].delta.content ?? '').join('');
       expect(tokens, `client ${i}`).toHaveLength(MAX_TOKENS);
-      expect(Buffer.concat(tokens.map((t) => Buffer.from(t.bytes!))).toString('utf8')).toBe(text);
+      // The tokens' bytes are the text (a character cut by max_tokens may end it as U+FFFD or not at all).
+      const whole = Buffer.concat(tokens.map((t) => Buffer.from(t.bytes!))).toString('utf8');
+      expect(whole.replace(/\ufffd$/, ''), `client ${i}`).toBe(text.replace(/\ufffd$/, ''));
       expect(body.at(-1)!.choices[0].finish_reason).toBe('length');
       const usage = chunks.at(-1)!.usage!;
       expect(usage.completion_tokens).toBe(MAX_TOKENS);
       expect(usage.prompt_tokens).toBe(model.encodeChat([{ role: 'user', content: `Client ${i} asks: what is ${i} squared?` }], {}).length);
     }
     expect(ids.size).toBe(32);
-    expect(model.stats()).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
+    expect(model.stats().engine).toMatchObject({ running: 0, waiting: 0 });
+    expect(model.stats().kv.usedBlocks).toBe(0);
   });
 
   it('answers /health within 50 ms while a long generation runs', async () => {
@@ -79,9 +82,32 @@ describe('concurrency', () => {
       expect(res.status).toBe(200);
       await new Promise((r) => setTimeout(r, 10));
     }
-    expect(model.stats().running).toBe(1);
+    expect(model.stats().engine.running).toBe(1);
     await iterator.return?.();
     latencies.sort((a, b) => a - b);
     expect(latencies.at(-1)!, `latencies ${latencies.map((l) => l.toFixed(1)).join(' ')}`).toBeLessThan(50);
+  });
+
+  it('answers 429 RateLimitError when the engine queue is full', async () => {
+    // One running sequence, one waiting: a third concurrent request is refused.
+    const small = await loadDemoModel({ maxNumSeqs: 1, maxWaiting: 1 });
+    const busy = await startServer({ model: small.model });
+    try {
+      const client = busy.client();
+      const params = { model: DEMO_MODEL_ID, messages: [{ role: 'user' as const, content: 'Go on.' }], max_tokens: 100, ignore_eos: true, stream: true };
+      const running = await client.chat.completions.create(params as never);
+      const runningIt = (running as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>)[Symbol.asyncIterator]();
+      await runningIt.next();
+      await runningIt.next();
+      const waiting = await client.chat.completions.create(params as never);
+      const e = await client.chat.completions.create({ ...params, stream: false } as never).catch((error: unknown) => error);
+      expect(e).toBeInstanceOf(OpenAI.RateLimitError);
+      expect((e as APIError).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+      await runningIt.return?.();
+      await (waiting as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
+    } finally {
+      await busy.close();
+      small.model.dispose();
+    }
   });
 });

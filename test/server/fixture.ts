@@ -16,7 +16,7 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `paralon-${prefix}-`));
 }
 
-export async function loadDemoModel(options: { maxNumSeqs?: number } = {}): Promise<{ model: Model; dir: string }> {
+export async function loadDemoModel(options: { maxNumSeqs?: number; maxWaiting?: number } = {}): Promise<{ model: Model; dir: string }> {
   const dir = tempDir('demo');
   writeDemoModel(dir);
   const model = await loadModel(dir, {
@@ -25,6 +25,7 @@ export async function loadDemoModel(options: { maxNumSeqs?: number } = {}): Prom
     kvCacheMemory: 64 * 1024 * 1024,
     maxNumSeqs: options.maxNumSeqs ?? 32,
     maxNumBatchedTokens: 512,
+    maxWaiting: options.maxWaiting,
   });
   return { model, dir };
 }
@@ -40,7 +41,7 @@ export interface TestServer {
 
 export async function startServer(options: Partial<ServerOptions> & Pick<ServerOptions, 'model'>): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir('data');
-  const app = createServer({ modelId: DEMO_MODEL_ID, dataDir, logLevel: 'error', ...options });
+  const app = createServer({ modelId: DEMO_MODEL_ID, dataDir, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
@@ -59,8 +60,8 @@ export async function startServer(options: Partial<ServerOptions> & Pick<ServerO
   };
 }
 
-/** POSTs a raw body (any bytes, any content type) and returns the status and parsed JSON. */
-export async function postRaw(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
+/** POSTs a raw body (any text, any content type) and returns the status and parsed JSON. */
+export async function postRaw(url: string, body: string, headers: Record<string, string> = {}) {
   const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
   const text = await res.text();
   let json: unknown = null;

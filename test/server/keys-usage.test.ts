@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import OpenAI from 'openai';
+import OpenAI, { type APIError } from 'openai';
 import { DEMO_MODEL_ID, loadDemoModel, startServer, tempDir, waitFor, type TestServer } from './fixture.js';
 import type { Model } from '../../src/index.js';
 import { openDatabase, type Db } from '../../src/server/database.js';
@@ -64,7 +64,7 @@ describe('API keys', () => {
     for (const bad of ['no-key', `prlc_${'A'.repeat(43)}`, alice.key.slice(0, -1), `${alice.key}x`]) {
       const e = await server.client(bad).models.list().catch((error: unknown) => error);
       expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
-      expect((e as OpenAI.APIError).code).toBe('invalid_api_key');
+      expect((e as APIError).code).toBe('invalid_api_key');
     }
     const noHeader = await fetch(server.url('/v1/models'));
     expect(noHeader.status).toBe(401);
@@ -144,8 +144,9 @@ describe('usage metering', () => {
     // Tokens seen, plus at most the few steps in flight while the disconnect travelled.
     expect(row.completionTokens).toBeGreaterThanOrEqual(3);
     expect(row.completionTokens).toBeLessThan(12);
-    await waitFor(() => (model.stats().running === 0 ? true : undefined));
-    expect(model.stats()).toMatchObject({ running: 0, waiting: 0, kvBlocksUsed: 0 });
+    await waitFor(() => (model.stats().engine.running === 0 ? true : undefined));
+    expect(model.stats().engine).toMatchObject({ running: 0, waiting: 0 });
+    expect(model.stats().kv.usedBlocks).toBe(0);
   });
 
   it('GET /v1/usage returns the caller’s own totals by day', async () => {

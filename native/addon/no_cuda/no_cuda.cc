@@ -4,11 +4,11 @@
 namespace paralon {
 
 std::unique_ptr<Backend> make_cuda_backend(int) {
-  throw OpError("this build of Paralon has no CUDA backend (built without nvcc or with PARALON_CUDA=0)");
+  throw OpError("no CUDA device: this build of Paralon has no CUDA backend (built without nvcc or with PARALON_CUDA=0)");
 }
 
 int cuda_device_count(std::string* reason) {
-  if (reason) *reason = "built without CUDA";
+  if (reason) *reason = "no CUDA device: built without CUDA (no nvcc at build time, or PARALON_CUDA=0)";
   return 0;
 }
 
