@@ -100,8 +100,12 @@ class Request implements SchedulableRequest {
   readonly events = new EventQueue<GenerationEvent>();
   /** Output occurrences per token (presence/frequency penalties); prompt tokens present with 0. */
   readonly counts = new Map<number, number>();
+  /** Generated tokens not yet handed out in a delta (their text is held back: partial UTF-8, stop prefix). */
+  readonly unsentTokenIds: number[] = [];
   cancelled = false;
   finished = false;
+  /** Removes the AbortSignal listener, so a long-lived signal does not keep finished requests alive. */
+  detach: () => void = () => {};
 
   constructor(
     readonly id: string,
@@ -164,7 +168,11 @@ export class Engine {
       req.cancelled = true;
       if (!this.#looping) this.#reap();
     };
-    call.signal?.addEventListener('abort', cancel, { once: true });
+    const signal = call.signal;
+    if (signal) {
+      signal.addEventListener('abort', cancel, { once: true });
+      req.detach = () => signal.removeEventListener('abort', cancel);
+    }
     req.events.onCancel = cancel;
     this.#scheduler.add(req);
     this.#kick();
@@ -303,6 +311,7 @@ export class Engine {
 
   #append(req: Request, token: number, logprob: number, top: Int32Array, topLp: Float32Array): void {
     req.tokens.push(token);
+    req.unsentTokenIds.push(token);
     const o = req.options;
     if (o.presencePenalty !== 0 || o.frequencyPenalty !== 0 || o.repetitionPenalty !== 1)
       req.counts.set(token, (req.counts.get(token) ?? 0) + 1);
@@ -325,7 +334,10 @@ export class Engine {
     if (isEos || stopped) finish = 'stop';
     else if (req.numOutput >= o.maxTokens || req.tokens.length >= this.#config.maxModelLen) finish = 'length';
     const tail = finish !== null && !stopped ? req.output.flush() : '';
-    if (text || tail || logprobs) req.events.push({ type: 'delta', text: text + tail, tokenIds: [token], logprobs });
+    // Every generated token (EOS and stop-string tokens included) is in exactly one delta's tokenIds:
+    // the first one after it whose text is released, or the last one.
+    if (text || tail || logprobs || finish)
+      req.events.push({ type: 'delta', text: text + tail, tokenIds: req.unsentTokenIds.splice(0), logprobs });
     if (finish) this.#finish(req, finish);
   }
 
@@ -337,6 +349,7 @@ export class Engine {
   #finish(req: Request, reason: FinishReason): void {
     if (req.finished) return;
     req.finished = true;
+    req.detach();
     this.#scheduler.remove(req);
     req.events.push({ type: 'done', finishReason: reason, usage: this.#usage(req) });
     req.events.end();
@@ -345,6 +358,7 @@ export class Engine {
   #fail(req: Request, error: unknown): void {
     if (req.finished) return;
     req.finished = true;
+    req.detach();
     this.#scheduler.remove(req);
     req.events.end(error instanceof Error ? error : new Error(String(error)));
   }

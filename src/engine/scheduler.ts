@@ -94,22 +94,22 @@ export class Scheduler<R extends SchedulableRequest> {
       i++;
     }
 
-    // Waiting requests, first come first served; no overtaking if the head does not fit.
+    // Waiting requests, first come first served; no overtaking if the head does not fit. Waiting
+    // requests hold no blocks: a head that does not fit gives its claimed prefix back (it stays
+    // cached), or it would starve the running requests of the very blocks they need to finish.
+    // Claiming never makes a request harder to fit, and a request alone always fits (the engine
+    // checks prompt + max_tokens against the pool), so the queue cannot wedge.
     while (this.waiting.length > 0 && budget > 0 && this.running.length < this.#config.maxNumSeqs) {
       if (plan.preempted.length > 0) break; // memory is short: do not admit in the step that preempted
       const req = this.waiting[0];
-      if (req.blockIds.length === 0) req.numComputed = this.#kv.claimCachedPrefix(req, req.tokens);
-      const numNew = Math.min(req.tokens.length - req.numComputed, budget);
-      if (!this.#kv.allocate(req, req.numComputed + numNew)) {
-        if (this.running.length === 0 && plan.sequences.length === 0) {
-          // Nothing else holds memory: a cached prefix may be what does not fit; retry without it.
-          this.#kv.free(req);
-          req.numComputed = 0;
-          if (!this.#kv.allocate(req, Math.min(req.tokens.length, budget))) break;
-          continue;
-        }
+      const numCached = this.#kv.claimCachedPrefix(req, req.tokens);
+      const numNew = Math.min(req.tokens.length - numCached, budget);
+      if (!this.#kv.allocate(req, numCached + numNew)) {
+        this.#kv.free(req);
         break;
       }
+      this.#kv.recordPrefixQuery(req.tokens.length, numCached);
+      req.numComputed = numCached;
       this.waiting.shift();
       this.running.push(req);
       plan.sequences.push({ request: req, start: req.numComputed, numNew });

@@ -58,13 +58,12 @@ export class KvBlockManager {
   /**
    * Claims the cached blocks of the longest cached prefix of `tokens` for a new owner and returns how
    * many tokens they cover. At least one token is always left to compute, so the model produces logits.
+   * Statistics are not counted here (a claim may be given back): see recordPrefixQuery.
    */
   claimCachedPrefix(owner: BlockOwner, tokens: readonly number[]): number {
     if (owner.blockIds.length > 0) throw new Error('claimCachedPrefix: owner already holds blocks');
     if (!this.prefixCaching) return 0;
     const fullBlocks = Math.floor((tokens.length - 1) / this.blockSize);
-    this.#queries++;
-    this.#queryTokens += tokens.length;
     let parent = '';
     for (let b = 0; b < fullBlocks; b++) {
       const hash = this.hashBlock(parent, tokens, b);
@@ -75,9 +74,15 @@ export class KvBlockManager {
       owner.blockHashes.push(hash);
       parent = hash;
     }
-    const hit = owner.blockIds.length * this.blockSize;
-    this.#hitTokens += hit;
-    return hit;
+    return owner.blockIds.length * this.blockSize;
+  }
+
+  /** Counts one admitted prompt of `numTokens` tokens, `numHitTokens` of them served from the cache. */
+  recordPrefixQuery(numTokens: number, numHitTokens: number): void {
+    if (!this.prefixCaching) return;
+    this.#queries++;
+    this.#queryTokens += numTokens;
+    this.#hitTokens += numHitTokens;
   }
 
   /** Grows the owner's blocks to hold `numTokens` tokens; false (and nothing changed) if they don't fit. */

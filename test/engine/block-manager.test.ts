@@ -100,7 +100,18 @@ describe('KvBlockManager', () => {
     const third = owner();
     expect(kv.claimCachedPrefix(third, prompt)).toBe(12);
     kv.free(third);
-    expect(kv.stats()).toMatchObject({ prefixQueries: 2, prefixHitTokens: 20, prefixQueryTokens: 28 });
+  });
+
+  it('counts prefix statistics only when told a prompt was admitted', () => {
+    const kv = new KvBlockManager(8, BS);
+    kv.free(computed(kv, seq(1, 9)));
+    const o = owner();
+    expect(kv.claimCachedPrefix(o, seq(1, 9))).toBe(8);
+    kv.free(o); // given back (did not fit): no statistics
+    expect(kv.stats()).toMatchObject({ prefixQueries: 0, prefixHitTokens: 0, prefixQueryTokens: 0 });
+    kv.recordPrefixQuery(9, 8);
+    kv.recordPrefixQuery(5, 0);
+    expect(kv.stats()).toMatchObject({ prefixQueries: 2, prefixHitTokens: 8, prefixQueryTokens: 14 });
   });
 
   it('never claims the last token of a prompt, so the model still computes its logits', () => {
@@ -196,6 +207,7 @@ describe('KvBlockManager', () => {
     expect(o.blockHashes).toEqual([]);
     kv.free(o);
     expect(kv.claimCachedPrefix(owner(), x)).toBe(0);
+    kv.recordPrefixQuery(9, 0);
     expect(kv.stats()).toMatchObject({ cachedBlocks: 0, prefixQueries: 0, usedBlocks: 0 });
   });
 });

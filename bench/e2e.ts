@@ -1,0 +1,143 @@
+// `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N] [--reps N]`:
+// end-to-end prefill and decode speed at batch 1, Paralon side by side with llama.cpp (node-llama-cpp
+// 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint with the model's
+// exact shapes, converted to a BF16 GGUF for llama.cpp.
+//
+// One repetition, per engine: a fresh random prompt (ids of ordinary tokens, so neither side reuses a
+// cached prefix), generated greedily for 1 + decode-tokens tokens. Prefill tok/s = prompt tokens / time
+// to the first token; decode tok/s = decode tokens / time from the first token to the last. The two
+// engines alternate repetitions so background load hits both alike; medians are reported.
+//
+// Each engine runs as its users would run it: Paralon through the library API (engine, scheduler,
+// sampling; bf16 KV cache, its default), llama.cpp through a node-llama-cpp context sequence with its
+// own defaults (F16 KV cache, flash attention "auto"). Both use the same number of threads.
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { loadModel, type Model } from '../src/index.js';
+import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
+import { LlamaCppPeer } from './peers/llamacpp.js';
+import { runInfo, saveResults, type Row } from './results.js';
+import { modelShapes } from './shapes.js';
+
+interface Sample {
+  prefillTokPerS: number;
+  decodeTokPerS: number;
+}
+
+/** A deterministic random prompt of ordinary (non-special) token ids. */
+function randomPrompt(length: number, seed: number): number[] {
+  let x = (seed * 0x9e3779b9) >>> 0 || 1;
+  const ids: number[] = [];
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    ids.push(x % 150_000);
+  }
+  return ids;
+}
+
+/** Token arrival times → the two rates. `times[0]` is when generation was asked for. */
+function rates(promptTokens: number, start: number, arrivals: number[]): Sample {
+  const first = arrivals[0] - start;
+  const rest = arrivals[arrivals.length - 1] - arrivals[0];
+  return { prefillTokPerS: promptTokens / (first / 1000), decodeTokPerS: (arrivals.length - 1) / (rest / 1000) };
+}
+
+async function runParalon(model: Model, prompt: number[], decodeTokens: number): Promise<Sample> {
+  const arrivals: number[] = [];
+  const start = performance.now();
+  // logprobs on: each token is its own event the moment it is sampled, even when its text is not yet
+  // whole UTF-8 (random tokens often are not), so arrival times are per token.
+  for await (const e of model.generate(prompt, { temperature: 0, maxTokens: 1 + decodeTokens, ignoreEos: true, logprobs: true })) {
+    if (e.type === 'delta') for (let i = 0; i < e.tokenIds.length; i++) arrivals.push(performance.now());
+  }
+  if (arrivals.length !== 1 + decodeTokens) throw new Error(`Paralon produced ${arrivals.length} tokens, expected ${1 + decodeTokens}`);
+  return rates(prompt.length, start, arrivals);
+}
+
+async function runLlamaCpp(peer: LlamaCppPeer, prompt: number[], decodeTokens: number): Promise<Sample> {
+  const arrivals: number[] = [];
+  const start = performance.now();
+  await peer.greedy(prompt, 1 + decodeTokens, (_, at) => arrivals.push(at));
+  return rates(prompt.length, start, arrivals);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export async function benchE2e(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'model-shape': { type: 'string', default: '0.6b' },
+      threads: { type: 'string', default: String(Math.min(2, os.cpus().length)) },
+      'prompt-tokens': { type: 'string', default: '512' },
+      'decode-tokens': { type: 'string', default: '32' },
+      reps: { type: 'string', default: '3' },
+    },
+  });
+  const shape = modelShapes[values['model-shape']!];
+  if (!shape) throw new Error(`--model-shape: one of ${Object.keys(modelShapes).join(', ')}`);
+  const threads = Number(values.threads);
+  const promptTokens = Number(values['prompt-tokens']);
+  const decodeTokens = Number(values['decode-tokens']);
+  const reps = Number(values.reps);
+  for (const [k, v] of Object.entries({ threads, promptTokens, decodeTokens, reps }))
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
+
+  const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
+  const gguf = cachedGguf(dir, 'bf16');
+  const contextSize = 2048;
+  if (promptTokens + decodeTokens + 1 > contextSize) throw new Error(`prompt + decode tokens must fit the ${contextSize}-token context`);
+
+  const model = await loadModel(dir, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
+  const peer = await LlamaCppPeer.open(gguf, { threads, contextSize, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' });
+  const paralon: Sample[] = [];
+  const llama: Sample[] = [];
+  try {
+    console.error(`${shape.name}-shaped bf16, ${threads} threads, ${promptTokens}-token prompts, ${decodeTokens} decoded tokens, ${reps} repetitions (+1 warm-up)`);
+    // Warm-up: page the weights in and let each engine set up its buffers.
+    await runParalon(model, randomPrompt(promptTokens, 1000), 2);
+    await runLlamaCpp(peer, randomPrompt(promptTokens, 1001), 2);
+    for (let r = 0; r < reps; r++) {
+      paralon.push(await runParalon(model, randomPrompt(promptTokens, 2 * r), decodeTokens));
+      llama.push(await runLlamaCpp(peer, randomPrompt(promptTokens, 2 * r + 1), decodeTokens));
+      const [p, l] = [paralon[r], llama[r]];
+      console.error(
+        `rep ${r + 1}: Paralon prefill ${p.prefillTokPerS.toFixed(1)} decode ${p.decodeTokPerS.toFixed(2)} tok/s; ` +
+          `llama.cpp prefill ${l.prefillTokPerS.toFixed(1)} decode ${l.decodeTokPerS.toFixed(2)} tok/s`,
+      );
+    }
+  } finally {
+    await peer.dispose();
+    model.dispose();
+  }
+
+  const pPrefill = median(paralon.map((s) => s.prefillTokPerS));
+  const pDecode = median(paralon.map((s) => s.decodeTokPerS));
+  const lPrefill = median(llama.map((s) => s.prefillTokPerS));
+  const lDecode = median(llama.map((s) => s.decodeTokPerS));
+  const rows: Row[] = [
+    { engine: 'Paralon (cpu, bf16 weights, bf16 KV)', 'prefill tok/s': pPrefill, 'decode tok/s': pDecode },
+    { engine: 'llama.cpp (BF16 GGUF, F16 KV)', 'prefill tok/s': lPrefill, 'decode tok/s': lDecode },
+    { engine: 'Paralon / llama.cpp', 'prefill tok/s': pPrefill / lPrefill, 'decode tok/s': pDecode / lDecode },
+  ];
+  const notes =
+    `${shape.name}-shaped random checkpoint (bf16), batch 1, ${threads} threads each, ${promptTokens}-token prompt, ` +
+    `${decodeTokens} decoded tokens, median of ${reps} alternating repetitions. Peer: ${peer.description}.`;
+  const files = saveResults(
+    `e2e-${values['model-shape']}`,
+    runInfo('e2e', 'cpu'),
+    { shape, threads, promptTokens, decodeTokens, reps, peer: peer.description, samples: { paralon, llamaCpp: llama } },
+    rows,
+    notes,
+  );
+  console.log(notes);
+  for (const r of rows) console.log(`${r.engine}: prefill ${Number(r['prefill tok/s']).toFixed(2)}, decode ${Number(r['decode tok/s']).toFixed(2)}`);
+  console.log(files.join('\n'));
+}

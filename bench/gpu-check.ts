@@ -1,0 +1,164 @@
+// `npm run gpu:check [-- --device cuda:0|cuda-sim] [--ops-only] [--quick]`: everything a lent GPU
+// should tell us, in one call — the simulator self-tests on hardware, every op of the table
+// (test/runtime/cases) against its float64 reference and against the CPU backend with a relative-error
+// report per op, then the kernel benchmarks at Qwen3-0.6B and Qwen3-8B shapes against the measured
+// copy bandwidth, and PyTorch's matmul/SDPA on the same shapes where python3 + torch are present.
+// `--device cuda-sim` runs the same script here, without a GPU, to check the script itself.
+import { spawnSync } from 'node:child_process';
+import { Device, ops, type SamplingRow } from '../src/runtime/index.js';
+import { compare } from '../test/reference/compare.js';
+import { denseCases } from '../test/runtime/cases/dense.js';
+import { normCases } from '../test/runtime/cases/norm.js';
+import { pagedCases } from '../test/runtime/cases/paged.js';
+import { benchKernels } from './kernels.js';
+import { markdownTable, runInfo, saveResults, type Row } from './results.js';
+import { torchBaseline } from './torch-baseline.js';
+
+interface Options {
+  device: string;
+  opsOnly: boolean;
+  quick: boolean;
+}
+
+function parse(argv: string[]): Options {
+  const o: Options = { device: 'cuda:0', opsOnly: false, quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--device') o.device = argv[++i];
+    else if (argv[i] === '--ops-only') o.opsOnly = true;
+    else if (argv[i] === '--quick') o.quick = true;
+    else throw new Error(`gpu:check: unknown option ${argv[i]}`);
+  }
+  return o;
+}
+
+async function checkOps(device: Device, cpu: Device): Promise<{ rows: Row[]; failures: number }> {
+  const rows: Row[] = [];
+  let failures = 0;
+  const table = [...denseCases(), ...normCases(), ...pagedCases()];
+  const simulated = device.name === 'cuda-sim';
+  for (const c of table) {
+    if (simulated && c.heavyForSim) continue;
+    const op = c.name.slice(0, c.name.indexOf('('));
+    let status = 'pass';
+    let vsRef = NaN;
+    let vsCpu = NaN;
+    try {
+      const out = await c.run(device);
+      const ref = await c.run(cpu);
+      const expected = c.expected();
+      const tol = c.tolerance(device);
+      for (const [key, e] of Object.entries(expected)) {
+        vsRef = Math.max(Number.isNaN(vsRef) ? 0 : vsRef, compare(out[key], e).maxRel);
+        vsCpu = Math.max(Number.isNaN(vsCpu) ? 0 : vsCpu, compare(out[key], ref[key]).maxRel);
+      }
+      if (!(vsRef <= tol) || !(vsCpu <= Math.max(tol, 1e-5) * 2)) status = `FAIL (tolerance ${tol})`;
+    } catch (e) {
+      status = `ERROR: ${(e as Error).message.split('\n')[0]}`;
+    }
+    if (status !== 'pass') failures++;
+    rows.push({ op, case: c.name, 'max rel err vs f64': vsRef, 'max rel err vs cpu': vsCpu, status });
+    if (status !== 'pass') console.log(`  ${c.name}: ${status}`);
+  }
+  return { rows, failures };
+}
+
+/** Seeded draws over the real vocabulary size must pick the same tokens as the CPU backend. */
+async function checkSampling(device: Device, cpu: Device): Promise<{ rows: Row[]; failures: number }> {
+  const vocab = 151_936;
+  const rowsN = 16;
+  const values = new Float32Array(rowsN * vocab);
+  let s = 12345;
+  for (let i = 0; i < values.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    values[i] = ((s / 4294967296) * 2 - 1) * 4;
+  }
+  const settings: { label: string; row: SamplingRow }[] = [
+    { label: 'greedy', row: { temperature: 0 } },
+    { label: 'temperature 0.8', row: { temperature: 0.8, seed: 7 } },
+    { label: 'top-k 40', row: { temperature: 1, topK: 40, seed: 8 } },
+    { label: 'top-p 0.9', row: { temperature: 0.7, topP: 0.9, seed: 9 } },
+    { label: 'min-p 0.05 + penalties', row: { temperature: 1, minP: 0.05, seed: 10, repetitionPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.2, penaltyTokens: Int32Array.from([1, 2, 3]), penaltyCounts: Int32Array.from([0, 2, 1]) } },
+  ];
+  const rows: Row[] = [];
+  let failures = 0;
+  for (const { label, row } of settings) {
+    const draw = async (dev: Device) => {
+      const logits = dev.tensor(values, [rowsN, vocab]);
+      const r = await ops.sample(logits, Array.from({ length: rowsN }, (_, i) => ({ ...row, offset: i })), { numTop: 5 });
+      logits.dispose();
+      return r;
+    };
+    const [a, b] = [await draw(device), await draw(cpu)];
+    let same = 0;
+    let lpErr = 0;
+    for (let i = 0; i < rowsN; i++) {
+      if (a.tokens[i] === b.tokens[i]) same++;
+      lpErr = Math.max(lpErr, Math.abs(a.logprobs[i] - b.logprobs[i]), Math.abs(a.topLogprobs[i * 5] - b.topLogprobs[i * 5]));
+    }
+    const ok = same === rowsN && lpErr < 1e-4;
+    if (!ok) failures++;
+    rows.push({ op: 'sample', case: `${label}, vocab ${vocab}, ${rowsN} rows`, 'same token as cpu': `${same}/${rowsN}`, 'max logprob diff': lpErr, status: ok ? 'pass' : 'FAIL' });
+  }
+  return { rows, failures };
+}
+
+async function main(): Promise<void> {
+  const opt = parse(process.argv.slice(2));
+  const status = Device.cudaStatus();
+  console.log(`CUDA: ${status.count} device(s)${status.count ? '' : ` — ${status.reason}`}; backend built: ${status.built}`);
+  if (opt.device !== 'cuda-sim' && status.count === 0) {
+    console.error('gpu:check needs a CUDA device (use --device cuda-sim to check the script without one)');
+    process.exit(2);
+  }
+  const device = Device.open(opt.device as 'cuda');
+  const cpu = Device.open('cpu');
+  console.log(`device: ${device.description}`);
+
+  console.log('\n== simulator self-tests on this device');
+  const self = device.selfTest();
+  const selfFailed = self.filter((t) => !t.passed);
+  for (const t of self) console.log(`  ${t.passed ? 'ok  ' : 'FAIL'} ${t.name}${t.passed ? '' : `: ${t.detail}`}`);
+
+  console.log('\n== ops vs float64 reference and vs cpu');
+  const opRows = await checkOps(device, cpu);
+  const sampling = await checkSampling(device, cpu);
+  console.log(markdownTable(sampling.rows));
+  const failures = opRows.failures + sampling.failures;
+  const perOp = new Map<string, Row>();
+  for (const r of opRows.rows) {
+    const prev = perOp.get(r.op as string);
+    const worst = (a: unknown, b: unknown) => Math.max(Number(a) || 0, Number(b) || 0);
+    perOp.set(r.op as string, {
+      op: r.op,
+      cases: (Number(prev?.cases) || 0) + 1,
+      'worst rel err vs f64': worst(prev?.['worst rel err vs f64'], r['max rel err vs f64']),
+      'worst rel err vs cpu': worst(prev?.['worst rel err vs cpu'], r['max rel err vs cpu']),
+      failed: (Number(prev?.failed) || 0) + (r.status === 'pass' ? 0 : 1),
+    });
+  }
+  const summary = [...perOp.values()];
+  console.log(markdownTable(summary));
+  saveResults(`gpu-check-ops-${device.name.replace(':', '')}`, runInfo('gpu-check ops', device.description),
+    { selfTests: self, sampling: sampling.rows }, opRows.rows);
+  device.dispose();
+  cpu.dispose();
+
+  if (!opt.opsOnly) {
+    for (const shape of opt.quick ? ['0.6b'] : ['0.6b', '8b']) {
+      console.log(`\n== kernel benchmarks, Qwen3-${shape} shapes`);
+      await benchKernels(['--device', opt.device, '--model-shape', shape, ...(opt.quick ? ['--quick'] : [])]);
+    }
+    if (opt.device !== 'cuda-sim') {
+      console.log('\n== PyTorch on the same shapes');
+      const torch = torchBaseline(spawnSync);
+      console.log(torch.ok ? markdownTable(torch.rows) : `  skipped: ${torch.reason}`);
+      if (torch.ok) saveResults('torch-baseline', runInfo('torch baseline', torch.device), {}, torch.rows);
+    }
+  }
+
+  const failed = selfFailed.length + failures;
+  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s)`}`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+await main();
