@@ -30,7 +30,7 @@ interface LlamaModel {
     contextSize: number;
     batchSize: number;
     threads: { ideal: number; min: number };
-    flashAttention: boolean;
+    flashAttention: boolean | 'auto';
     experimentalKvCacheKeyType: string;
     experimentalKvCacheValueType: string;
   }): Promise<LlamaContext>;
@@ -72,7 +72,8 @@ export interface LlamaCppOptions {
   batchSize: number;
   /** KV cache element type: F32 for the accuracy cross-check, F16 (llama.cpp's default) for speed. */
   kvCacheType: 'F32' | 'F16';
-  flashAttention: boolean;
+  /** 'auto' (node-llama-cpp's default): on where llama.cpp supports it. */
+  flashAttention: boolean | 'auto';
 }
 
 /** One GGUF model in llama.cpp with a single-sequence context. */
@@ -101,7 +102,7 @@ export class LlamaCppPeer {
       });
       const description =
         `llama.cpp via node-llama-cpp ${NODE_LLAMA_CPP_VERSION} (${llama.buildType} build, CPU, ${options.threads} threads, ` +
-        `KV ${options.kvCacheType}, flash attention ${options.flashAttention ? 'on' : 'off'})`;
+        `KV ${options.kvCacheType}, flash attention ${options.flashAttention === 'auto' ? 'auto' : options.flashAttention ? 'on' : 'off'})`;
       return new LlamaCppPeer(llama, model, context, context.getSequence(), description);
     } catch (e) {
       await llama.dispose();

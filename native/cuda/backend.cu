@@ -16,6 +16,7 @@
 // overlaps the DMA of the previous one; the call returns once the source has been consumed.
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 

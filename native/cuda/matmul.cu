@@ -7,19 +7,19 @@
 // Kernels (dispatch and its reasons in launch_matmul at the bottom):
 //
 // 1. gemv_kernel<WT, MT, kVector> — decode (small M), memory-bound.
-//    CTA = 4 warps; each warp owns kGemvRows = 2 consecutive rows n of W and one chunk of MT ≤ 8 rows
-//    of x. Lane l streams both W rows with 16-byte loads (8 bf16/f16 or 4 f32) at vectors l, l+32, …,
-//    4 (MT ≤ 2) or 2 vectors per row in flight (8 or 4 × 16 B per lane), reads the matching x values
-//    (f32, L1/L2-resident: x is at most 8 × K × 4 bytes per chunk), and keeps MT × 2 f32 partial sums
-//    in registers. Butterfly shuffles reduce the partials; lane (m·2 + r) writes y[m0+m, n0+r] with
-//    the residual added. All MT rows of x share one pass over W. When M > MT the chunks of the same
-//    rows run as neighbouring CTAs (chunk index fastest in blockIdx.x), so W comes from HBM once and
-//    from L2 for the other chunks.
+//    CTA = 4 warps; each warp owns R consecutive rows n of W (R = 2 for MT < 4, else 4) and one chunk
+//    of MT ≤ 8 rows of x. Lane l streams its R W rows with 16-byte loads (8 bf16/f16 or 4 f32) at
+//    vectors l, l+32, …, 8 or 4 loads of 16 B in flight per lane, reads the matching x values (f32,
+//    L1/L2-resident: at most 8 × K × 4 bytes per chunk), and keeps MT × R f32 partial sums in
+//    registers. Butterfly shuffles reduce the partials; lane (m·R + r) writes y[m0+m, n0+r] with the
+//    residual added. All MT rows of x share one pass over W. When M > MT the chunks of the same rows
+//    run as neighbouring CTAs (chunk index fastest in blockIdx.x), so W comes from HBM once and from
+//    L2 for the other chunks.
 //    kVector = false is the scalar path for rows that are not 16-byte aligned (K·sizeof(W) % 16 ≠ 0,
 //    or offset pointers): lane l reads element k = l, l+32, … — still coalesced, 2–4 bytes a lane.
 //    Traffic per call: N·K·sizeof(W) from HBM + M·K·4 (x, cached) + M·N·4 (y, + residual).
 //
-// 2. mma_gemm_kernel<T16, BM, …> — prefill (larger M), bf16/f16 tensor cores, sm_80 path.
+// 2. mma_gemm_kernel<T16, BM> — prefill (larger M), bf16/f16 tensor cores, sm_80 path.
 //    x is first rounded to T16 into scratch ([M, Kp], Kp = K rounded up to 8, zero padding) by
 //    convert_rows_kernel; W rows that are not 16-byte aligned are repacked the same way. Then:
 //    CTA tile BM × 128 × 32 (BM = 128, or 64 when M ≤ 64 so that small batches waste fewer rows),
@@ -31,7 +31,8 @@
 //    f32 straight from the accumulators. When the tile grid is smaller than 2 CTAs per SM (batched
 //    decode: N / 128 tiles), K is split over grid.z; each split writes f32 partials to scratch and
 //    splitk_reduce_kernel sums them in a fixed order (deterministic) and adds the residual.
-//    Traffic per call: each CTA reads (BM + 128)·Kp·2 bytes; A and W are re-read from L2 across
+//    Traffic per call: conversion M·K·4 read + M·Kp·2 written (+ N·K·2 each way when W is
+//    repacked); each CTA reads (BM + 128)·Kp·2 bytes; A and W are re-read from L2 across
 //    CTAs (M tiles fastest in the grid, so CTAs sharing a W tile run together); y: M·N·4 (+residual);
 //    with split-K also 2 · splits · M · N · 4 bytes of partials.
 //
@@ -109,23 +110,28 @@ __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2hal
 // ---------------------------------------------------------------------------------------------
 
 constexpr int kGemvWarps = 4;
-constexpr int kGemvRows = 2;  // rows of W per warp: each x value loaded serves 2 rows
-// 16-byte W vectors per row in flight per lane: 4 for MT ≤ 2, 2 for larger MT, whose x values and
-// accumulators need the registers. That is 8 or 4 loads of 16 B per lane; with ≥ 12 warps per SM
+// Rows of W per warp. Each x value loaded serves all of them, so x traffic from L1 is MT / R bytes per
+// byte of W (x is f32, W 16-bit): R = 4 once MT ≥ 4 keeps it ≤ 2× W instead of 4× at MT = 8 —
+// L1 bandwidth (128 B/clk/SM), not HBM, would otherwise bound the batched-decode case.
+template <int MT>
+constexpr int kGemvRows = MT >= 4 ? 4 : 2;
+// 16-byte W vectors per row in flight per lane: 4 for MT ≤ 2, 2 for MT = 3, 1 for MT ≥ 4 (R = 4),
+// whose x values and accumulators need the registers. That is 8 or 4 loads of 16 B per lane (all R
+// rows); with ≥ 12 warps per SM
 // (see the launch bounds) ≥ 24 KB of W is in flight per SM, above HBM latency × per-SM bandwidth
 // (≈ 0.7 µs × 25 GB/s ≈ 18 KB on H100).
 template <int MT>
-constexpr int kGemvUnroll = MT <= 2 ? 4 : 2;
+constexpr int kGemvUnroll = MT <= 2 ? 4 : MT == 3 ? 2 : 1;
 constexpr int kGemvMaxM = 8;  // rows of x per pass over W (the MT template parameter's maximum)
 
 // acc[m][r] += dot(W vector r, x[m, k .. k + kElems)) for one 16-byte vector per row.
-template <typename WT, int MT>
-__device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const uint4 (&wv)[kGemvRows],
+template <typename WT, int MT, int R>
+__device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][R], const uint4 (&wv)[R],
                                              const float* __restrict__ x, int K, int k) {
   constexpr int E = WeightVec<WT>::kElems;
-  float wf[kGemvRows][E];
+  float wf[R][E];
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r) unpack16(wv[r], static_cast<const WT*>(nullptr), wf[r]);
+  for (int r = 0; r < R; ++r) unpack16(wv[r], static_cast<const WT*>(nullptr), wf[r]);
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
     float xf[E];
@@ -138,13 +144,13 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][kGemvRows], const 
       xf[4 * q + 3] = x4.w;
     }
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int i = 0; i < E; ++i) acc[m][r] = fmaf(wf[r][i], xf[i], acc[m][r]);
   }
 }
 
-// grid.x = ceil(N / (kGemvWarps · kGemvRows)) · m_chunks, chunk index fastest; the launcher makes
+// grid.x = ceil(N / (kGemvWarps · R)) · m_chunks, chunk index fastest; the launcher makes
 // every chunk full (m0 + MT ≤ M). Rows n ≥ N of a partial last group read row N - 1 and skip the store.
 // Launch bounds (128, 3): caps registers at 170 so ≥ 3 CTAs fit per SM. Without a minimum ptxas
 // picks a low count for some MT and spills; with 1 it hoists every x load and needs up to 208.
@@ -152,66 +158,67 @@ template <typename WT, int MT, bool kVector>
 __global__ void __launch_bounds__(kGemvWarps * 32, 3)
     gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
                 int m_first, int m_chunks, int N, int K) {
+  constexpr int R = kGemvRows<MT>;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int chunk = blockIdx.x % m_chunks;
   const int group = blockIdx.x / m_chunks;
   const int m0 = m_first + chunk * MT;
-  const int n0 = (group * kGemvWarps + warp) * kGemvRows;
+  const int n0 = (group * kGemvWarps + warp) * R;
   if (n0 >= N) return;  // whole warp past the end; there is no block-wide barrier below
 
-  const WT* wrow[kGemvRows];
+  const WT* wrow[R];
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r) wrow[r] = w + static_cast<int64_t>(min(n0 + r, N - 1)) * K;
+  for (int r = 0; r < R; ++r) wrow[r] = w + static_cast<int64_t>(min(n0 + r, N - 1)) * K;
   const float* xrow = x + static_cast<int64_t>(m0) * K;
 
-  float acc[MT][kGemvRows];
+  float acc[MT][R];
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) acc[m][r] = 0.f;
+    for (int r = 0; r < R; ++r) acc[m][r] = 0.f;
 
   if constexpr (kVector) {
     constexpr int E = WeightVec<WT>::kElems;
     const int nvec = K / E;
     int v = lane;
     constexpr int U = kGemvUnroll<MT>;
-    // Main loop: all U × kGemvRows loads issued before any FMA consumes them.
+    // Main loop: all U × R loads issued before any FMA consumes them.
     for (; v + 32 * (U - 1) < nvec; v += 32 * U) {
-      uint4 wv[U][kGemvRows];
+      uint4 wv[U][R];
 #pragma unroll
       for (int u = 0; u < U; ++u)
 #pragma unroll
-        for (int r = 0; r < kGemvRows; ++r)
+        for (int r = 0; r < R; ++r)
           wv[u][r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v + 32 * u) * E));
 #pragma unroll
-      for (int u = 0; u < U; ++u) gemv_fma_vec<WT, MT>(acc, wv[u], xrow, K, (v + 32 * u) * E);
+      for (int u = 0; u < U; ++u) gemv_fma_vec<WT, MT, R>(acc, wv[u], xrow, K, (v + 32 * u) * E);
     }
     for (; v < nvec; v += 32) {  // fewer than 32 · U vectors left
-      uint4 wv[kGemvRows];
+      uint4 wv[R];
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) wv[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v) * E));
-      gemv_fma_vec<WT, MT>(acc, wv, xrow, K, v * E);
+      for (int r = 0; r < R; ++r) wv[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v) * E));
+      gemv_fma_vec<WT, MT, R>(acc, wv, xrow, K, v * E);
     }
   } else {
     for (int k = lane; k < K; k += 32) {
-      float wf[kGemvRows];
+      float wf[R];
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) wf[r] = to_f32(wrow[r][k]);
+      for (int r = 0; r < R; ++r) wf[r] = to_f32(wrow[r][k]);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         const float xv = xrow[m * K + k];
 #pragma unroll
-        for (int r = 0; r < kGemvRows; ++r) acc[m][r] = fmaf(wf[r], xv, acc[m][r]);
+        for (int r = 0; r < R; ++r) acc[m][r] = fmaf(wf[r], xv, acc[m][r]);
       }
     }
   }
 
-  // Butterfly: every lane ends with every total; lane m·kGemvRows + r stores (m, r).
+  // Butterfly: every lane ends with every total; lane m·R + r stores (m, r).
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       float s = acc[m][r];
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
@@ -220,9 +227,9 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 3)
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) {
+    for (int r = 0; r < R; ++r) {
       const int n = n0 + r;
-      if (lane == m * kGemvRows + r && n < N) {
+      if (lane == m * R + r && n < N) {
         const int64_t o = static_cast<int64_t>(m0 + m) * N + n;
         y[o] = acc[m][r] + (residual != nullptr ? residual[o] : 0.f);
       }
@@ -507,7 +514,7 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 template <typename WT, int MT, bool kVector>
 void launch_gemv_chunks(const MatmulArgs& a, const WT* w, int m_first, int m_chunks, LaunchContext& ctx) {
-  const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows);
+  const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows<MT>);
   PARALON_LAUNCH((gemv_kernel<WT, MT, kVector>), dim3(static_cast<unsigned>(groups * m_chunks)),
                  dim3(kGemvWarps * 32), 0, ctx.stream, a.x, w, a.residual, a.y, m_first, m_chunks,
                  static_cast<int>(a.N), static_cast<int>(a.K));
@@ -636,12 +643,14 @@ void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
 }  // namespace
 
 // Dispatch.
-// - M ≤ kGemvMaxPathM (16): the GEMV kernel. One pass over W serves 8 rows of x; at 8 rows the FMA
-//   work is ≈ 45% of an SM's f32 peak while W streams at HBM speed, so it stays memory-bound; the
-//   second chunk of M ≤ 16 re-reads W from L2. The tensor-core path would cover N with only
-//   N / 128 CTAs here (32 for N = 4096), too few to saturate HBM without split-K.
+// - M ≤ 16: the GEMV kernel. One pass over W serves 8 rows of x; at 8 rows the FMA work is ≈ 45% of
+//   an SM's f32 peak and the x reads from L1 ≈ 2× the W bytes while W streams at HBM speed, so it
+//   stays memory-bound; for M in 9..16 the second chunk re-reads W from L2, not HBM. The tensor-core
+//   path would add the x conversion and, at N / 128 tiles, a split-K round trip. (16 is a
+//   first estimate from these counts; the crossover is to be measured on hardware.)
 // - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type.
 // - Larger M, f32 W: the SIMT tiled kernel (no f32 tensor-core path: tf32 would round x and W).
+// Grid limits: the tiled kernels put N tiles (≥ 64 wide) on grid.y (≤ 65535), so N ≤ 4 194 240.
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   constexpr int64_t kGemvMaxPathM = 16;
   constexpr int64_t kIntMax = 0x7fffffff;
@@ -651,6 +660,9 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   }
   // The GEMV kernel addresses x within a chunk of ≤ 8 rows with 32-bit offsets.
   const bool small_m = a.M <= kGemvMaxPathM && a.K <= kIntMax / kGemvMaxM;
+  if (!small_m && ceil_div(a.N, kSimtTile) > 65535) {
+    throw OpError(std::string(kOp) + ": N = " + std::to_string(a.N) + " exceeds the tiled kernels' grid");
+  }
   switch (a.w_dtype) {
     case DType::BF16:
       if (small_m) return launch_gemv<__nv_bfloat16>(a, ctx);

@@ -1,6 +1,7 @@
 // createServer(): the Fastify instance behind `paralon serve`, also what the tests start on port 0.
 //
 //   /health, /metrics            open (health checks and scrapers carry no key)
+//   /, /playground[/assets/*]    the playground page, open (its API calls carry the user's key)
 //   /v1/...                      one scoped plugin: bearer-key auth, then chat/completions, completions,
 //                                models, usage; request and response JSON schemas on every route
 //
@@ -18,6 +19,7 @@ import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { completionsRoutes } from './routes/completions.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
+import { playgroundRoutes } from './playground/plugin.js';
 import { usageRoutes } from './routes/usage.js';
 import { installAuth } from './auth.js';
 import { sharedSchemas } from './schemas/common.js';
@@ -97,6 +99,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   app.register(healthRoutes, { ctx });
+  app.register(playgroundRoutes);
   app.register(
     async (v1) => {
       installAuth(v1, ctx);

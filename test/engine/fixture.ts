@@ -18,7 +18,7 @@ export function tempDir(prefix: string): string {
 }
 
 /**
- * Writes the tiny checkpoint (hidden 72, 2 layers, 3 query and 1 KV heads of 20, MLP 100) into a new
+ * Writes the tiny checkpoint (hidden 72, 2 layers, 3 query and 1 KV heads of 20, MLP 100, untied) into a new
  * temp dir with Qwen3's tokenizer files. The same seed gives the same weights whatever the EOS ids.
  */
 export function writeTinyModel(options: Partial<RandomCheckpointOptions> = {}): string {
@@ -31,6 +31,8 @@ export function writeTinyModel(options: Partial<RandomCheckpointOptions> = {}): 
     numKvHeads: 1,
     headDim: 20,
     vocabSize: VOCAB,
+    // Untied: a tied random LM head favours repeating the input token, so greedy output degenerates.
+    tieWordEmbeddings: false,
     dtype: 'bf16',
     seed: 11,
     ...options,

@@ -192,6 +192,14 @@ describe('in the browser', () => {
     expect(await lastMessage(page).locator('.role').inputValue()).toBe('user');
     await lastMessage(page).locator('.delete').click();
     expect(await page.locator('#messages > li').count()).toBe(1);
+    // Add appends the composer's text with the chosen role, without sending.
+    await page.fill('#prompt', 'A written assistant turn.');
+    await page.selectOption('#add-role', 'assistant');
+    await page.click('#add');
+    expect(await page.locator('#messages > li').count()).toBe(2);
+    expect(await lastMessage(page).locator('.role').inputValue()).toBe('assistant');
+    expect(await lastMessage(page).locator('textarea').inputValue()).toBe('A written assistant turn.');
+    expect(await page.inputValue('#prompt')).toBe('');
     await close(context, problems);
   });
 
@@ -209,7 +217,7 @@ describe('in the browser', () => {
     await expect.poll(() => model.idle, { timeout: 5_000 }).toBe(true);
     expect(Date.now() - stoppedAt).toBeLessThan(3_000);
     expect(await lastMessage(page).locator('.stats').textContent()).toMatch(/^stopped after [\d.]+ s$/);
-    expect(await page.textContent('#run-status')).toMatch(/Stopped .*cancelled/);
+    expect(await page.textContent('#run-status')).toMatch(/^Stopped after [\d.]+ s; closing the request cancels/);
     expect(await page.isVisible('#send')).toBe(true);
     expect(await page.isHidden('#stop-generation')).toBe(true);
     await close(context, problems);
@@ -304,6 +312,12 @@ describe('in the browser', () => {
     const error = await page.textContent('#error');
     expect(error).toMatch(/^The server rejected the API key \(401\): Incorrect API key provided\. Enter a valid key/);
     expect(await page.getAttribute('#api-key', 'aria-invalid')).toBe('true');
+    // Sending says the same, and keeps the unsent text in the composer.
+    await page.evaluate(() => (document.getElementById('error')!.hidden = true));
+    await page.fill('#prompt', 'hello?');
+    await page.keyboard.press('Control+Enter');
+    expect(await page.textContent('#error')).toBe(error);
+    expect(await page.inputValue('#prompt')).toBe('hello?');
     await page.screenshot({ path: path.join(ARTIFACTS, 'wrong-key.png') });
     // The right key clears the message and loads the model.
     await page.fill('#api-key', keyed.key);

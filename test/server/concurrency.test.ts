@@ -2,7 +2,7 @@
 // server), and /health stays fast while a long generation runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI, { type APIError } from 'openai';
-import { DEMO_MODEL_ID, loadDemoModel, startServer, type TestServer } from './fixture.js';
+import { DEMO_MODEL_ID, loadDemoModel, startServer, waitFor, type TestServer } from './fixture.js';
 import type { Model } from '../../src/index.js';
 
 let model: Model;
@@ -67,10 +67,9 @@ describe('concurrency', () => {
       model: DEMO_MODEL_ID,
       messages: [{ role: 'user', content: 'Write a long story.' }],
       max_tokens: 200,
-      ignore_eos: true,
       stream: true,
-    } as never);
-    const iterator = (stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>)[Symbol.asyncIterator]();
+    });
+    const iterator = stream[Symbol.asyncIterator]();
     await iterator.next(); // the role chunk: the request is in the engine
     await iterator.next(); // the first token: decoding is under way
     const latencies: number[] = [];
@@ -83,7 +82,7 @@ describe('concurrency', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(model.stats().engine.running).toBe(1);
-    await iterator.return?.();
+    stream.controller.abort();
     latencies.sort((a, b) => a - b);
     expect(latencies.at(-1)!, `latencies ${latencies.map((l) => l.toFixed(1)).join(' ')}`).toBeLessThan(50);
   });
@@ -94,17 +93,18 @@ describe('concurrency', () => {
     const busy = await startServer({ model: small.model });
     try {
       const client = busy.client();
-      const params = { model: DEMO_MODEL_ID, messages: [{ role: 'user' as const, content: 'Go on.' }], max_tokens: 100, ignore_eos: true, stream: true };
-      const running = await client.chat.completions.create(params as never);
-      const runningIt = (running as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>)[Symbol.asyncIterator]();
+      const params = { model: DEMO_MODEL_ID, messages: [{ role: 'user' as const, content: 'Go on.' }], max_tokens: 100, ignore_eos: true };
+      const running = await client.chat.completions.create({ ...params, stream: true });
+      const runningIt = running[Symbol.asyncIterator]();
       await runningIt.next();
-      await runningIt.next();
-      const waiting = await client.chat.completions.create(params as never);
-      const e = await client.chat.completions.create({ ...params, stream: false } as never).catch((error: unknown) => error);
+      await runningIt.next(); // decoding: the only running slot is taken
+      const waiting = await client.chat.completions.create({ ...params, stream: true });
+      await waitFor(() => (small.model.stats().engine.waiting === 1 ? true : undefined));
+      const e = await client.chat.completions.create(params).catch((error: unknown) => error);
       expect(e).toBeInstanceOf(OpenAI.RateLimitError);
       expect((e as APIError).error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
-      await runningIt.return?.();
-      await (waiting as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
+      running.controller.abort();
+      waiting.controller.abort();
     } finally {
       await busy.close();
       small.model.dispose();

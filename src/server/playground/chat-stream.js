@@ -85,7 +85,7 @@ export async function streamChat({ baseURL, apiKey, body, signal, onDelta }) {
         buffer = buffer.slice(end.index + end.length);
         if (data === null) continue;
         if (data === '[DONE]') return result;
-        handleEvent(JSON.parse(data), result, onDelta);
+        handleEvent(parseEvent(data), result, onDelta);
       }
     }
   } catch (error) {
@@ -107,6 +107,14 @@ function eventData(event) {
   const lines = event.split(/\r?\n/).filter((line) => line.startsWith('data:'));
   if (lines.length === 0) return null;
   return lines.map((line) => line.slice(line.startsWith('data: ') ? 6 : 5)).join('\n');
+}
+
+function parseEvent(data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    throw new PlaygroundError('api', `the server sent an event that is not JSON: ${data.slice(0, 80)}`);
+  }
 }
 
 function handleEvent(event, result, onDelta) {

@@ -85,11 +85,11 @@ export class Conversation {
     const item = this.add('assistant', '');
     const entry = this.#entries.at(-1);
     const text = item.querySelector('.content');
-    const controls = [text, item.querySelector('.role'), item.querySelector('.delete')];
+    const locked = [item.querySelector('.role'), item.querySelector('.delete')];
     item.setAttribute('aria-busy', 'true');
     item.classList.add('streaming');
     text.readOnly = true;
-    for (const c of controls.slice(1)) c.disabled = true;
+    for (const control of locked) control.disabled = true;
     return {
       item,
       append: ({ content, reasoning }) => {
@@ -106,7 +106,7 @@ export class Conversation {
         item.removeAttribute('aria-busy');
         item.classList.remove('streaming');
         text.readOnly = false;
-        for (const c of controls.slice(1)) c.disabled = false;
+        for (const control of locked) control.disabled = false;
         if (entry.message.content === '' && entry.message.reasoning === '') {
           this.#entries.splice(this.#entries.indexOf(entry), 1);
           item.remove();

@@ -46,8 +46,9 @@ const conversation = new Conversation($('messages'), /** @type {HTMLTemplateElem
 /** The generation in flight: its AbortController, or null. */
 let inFlight = null;
 let preferredModel = '';
-/** What GET /v1/models listed last. */
+/** What GET /v1/models listed last, or why it failed. */
 let servedModels = [];
+let modelListError = null;
 let modelRetry = 0;
 
 // ---- storage (may be unavailable: private windows, disabled storage) ----
@@ -124,12 +125,14 @@ async function refreshModels() {
   ui.modelStatus.textContent = 'Loading the model list…';
   try {
     servedModels = await listModels(API_BASE, ui.apiKey.value.trim());
+    modelListError = null;
     ui.model.replaceChildren(...servedModels.map((m) => new Option(m.id, m.id)));
     if (servedModels.some((m) => m.id === preferredModel)) ui.model.value = preferredModel;
     if (ui.apiKey.hasAttribute('aria-invalid')) hideError();
     describeModel();
   } catch (error) {
     servedModels = [];
+    modelListError = error;
     ui.model.replaceChildren();
     describeModel();
     if (error instanceof PlaygroundError && error.status === 503) {
@@ -170,7 +173,8 @@ function pendingRequest({ includePrompt }) {
     return null;
   }
   if (!ui.model.value) {
-    showError('There is no model to send to: the model list has not loaded.');
+    if (modelListError) reportError(modelListError);
+    else showError('There is no model to send to yet: the model list has not loaded.');
     return null;
   }
   const messages = conversation.messages;
@@ -223,7 +227,7 @@ async function send() {
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (error instanceof PlaygroundError && error.kind === 'aborted') {
       reply.done(`stopped after ${seconds} s`);
-      ui.runStatus.textContent = `Stopped after ${seconds} s; the server cancelled the generation.`;
+      ui.runStatus.textContent = `Stopped after ${seconds} s; closing the request cancels the generation on the server.`;
     } else {
       reply.done(`interrupted after ${seconds} s`);
       ui.runStatus.textContent = '';
