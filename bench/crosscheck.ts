@@ -12,18 +12,25 @@
 // Both sides compute in f32 with an f32 KV cache, llama.cpp with flash attention off: its default F16
 // cache and flash-attention path round enough to move probabilities by 5e-3 to 2e-2. Prompts avoid the
 // plain-vocabulary string "</s>", which llama.cpp treats as a control token, and add no BOS (Qwen3 has
-// none). Exits 1 on any mismatch. Results: bench/results/crosscheck[-0.6b].{json,md}.
+// none). On the small checkpoint, prompts of up to 64 tokens also go to a float64 referee (the plain
+// reference forward pass of test/model/reference.ts): when the two engines differ, it says which one
+// is off. The referee reports; it does not fail the run.
+//
+// Exits 1 on any mismatch. Results: bench/results/crosscheck[-<shape>].{json,md}.
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import type { ChatMessage, TokenLogprob } from '../src/engine/types.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec, type CheckpointSpec } from './checkpoints.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { runInfo, saveResults, type Row } from './results.js';
+import { ReferenceQwen3 } from '../test/model/reference.js';
 import { modelShapes } from './shapes.js';
 
 const TOP_N = 20;
 const PROB_TOLERANCE = 1e-3;
 const GREEDY_TOKENS = 64;
+/** Longest prompt sent to the float64 referee (it computes every position's logits in plain JS). */
+const REFEREE_MAX_TOKENS = 64;
 
 /** A small Qwen3 with Qwen3's vocabulary: head_dim ≠ hidden / heads, GQA 2:1, untied LM head. */
 const SMALL: CheckpointSpec = {
@@ -133,6 +140,23 @@ function compareDistributions(paralonTop: TokenLogprob['top'], llama: Map<number
   return { maxAbsDiff, top1Paralon: paralonTop[0].tokenId, top1LlamaCpp, missing, ok: maxAbsDiff <= PROB_TOLERANCE && missing.length === 0 && paralonTop.length === TOP_N };
 }
 
+/** Max |p − p_f64| over Paralon's top-20 tokens, for each engine, against the float64 referee. */
+function refereeErrors(referee: ReferenceQwen3, ids: number[], top: { id: number; p: number; llamaCpp: number }[]): { paralon: number; llamaCpp: number } {
+  const logits = referee.logits(ids).at(-1)!;
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  let paralon = 0;
+  let llamaCpp = 0;
+  for (const t of top) {
+    const p = Math.exp(logits[t.id] - max) / sum;
+    paralon = Math.max(paralon, Math.abs(t.p - p));
+    llamaCpp = Math.max(llamaCpp, Math.abs(t.llamaCpp - p));
+  }
+  return { paralon, llamaCpp };
+}
+
 function firstDifference(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
@@ -152,6 +176,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
   const gguf = cachedGguf(dir, 'f32');
   const model = await loadModel(dir, { device: 'cpu', threads, kvCacheDType: 'f32', prefixCaching: false, kvCacheMemory: 2 ** 30 });
   const peer = await LlamaCppPeer.open(gguf, { threads, contextSize: 2048, batchSize: 512, kvCacheType: 'F32', flashAttention: false });
+  const referee = shapeName === 'small' ? ReferenceQwen3.load(dir) : null;
   const rows: Row[] = [];
   const details: Record<string, unknown>[] = [];
   let failures = 0;
@@ -168,11 +193,15 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
       const diverge = firstDifference(ours.tokens, theirs);
       const ok = dist.ok && diverge === -1;
       if (!ok) failures++;
+      const top = first.logprobs[0].top.map((t) => ({ id: t.tokenId, p: Math.exp(t.logprob), llamaCpp: llamaProbs.get(t.tokenId) ?? 0 }));
+      const vsF64 = referee && p.ids.length <= REFEREE_MAX_TOKENS ? refereeErrors(referee, p.ids, top) : null;
       rows.push({
         check: 'generation',
         case: p.name,
         tokens: p.ids.length,
-        'max |Δp| top-20': dist.maxAbsDiff,
+        'max Δp top-20': dist.maxAbsDiff,
+        'Paralon vs f64': vsF64?.paralon ?? '',
+        'llama.cpp vs f64': vsF64?.llamaCpp ?? '',
         'greedy 64 identical': diverge === -1 ? 'yes' : `no (from token ${diverge})`,
         result: ok ? 'pass' : 'FAIL',
       });
@@ -180,7 +209,8 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
         prompt: p.name,
         promptTokens: p.ids.length,
         distribution: dist,
-        paralonTop: first.logprobs[0].top.map((t) => ({ id: t.tokenId, p: Math.exp(t.logprob), llamaCpp: llamaProbs.get(t.tokenId) ?? 0 })),
+        paralonTop: top,
+        float64Referee: vsF64,
         greedyParalon: ours.tokens,
         greedyLlamaCpp: theirs,
         firstDifference: diverge,
@@ -196,7 +226,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
       const theirs = peer.tokenize(text);
       const diverge = firstDifference(ours, theirs);
       if (diverge !== -1) failures++;
-      rows.push({ check: 'tokenization', case: name, tokens: ours.length, 'max |Δp| top-20': '', 'greedy 64 identical': '', result: diverge === -1 ? 'pass' : `FAIL at token ${diverge}` });
+      rows.push({ check: 'tokenization', case: name, tokens: ours.length, 'max Δp top-20': '', 'Paralon vs f64': '', 'llama.cpp vs f64': '', 'greedy 64 identical': '', result: diverge === -1 ? 'pass' : `FAIL at token ${diverge}` });
       details.push({ tokenization: name, text, paralon: ours, llamaCpp: theirs, firstDifference: diverge });
     }
   } finally {
@@ -209,6 +239,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
   const notes =
     `Paralon (cpu, ${threads} threads, f32 weights, f32 KV cache) vs ${peer.description}, on a ${checkpoint} checkpoint with Qwen3's tokenizer, exported to an F32 GGUF.\n` +
     `Pass: every top-${TOP_N} probability within ${PROB_TOLERANCE} of llama.cpp's, ${GREEDY_TOKENS}-token greedy continuations identical, token ids identical. ` +
+    `"vs f64": max |p − p_float64| over the top-${TOP_N}, against the float64 reference forward pass (prompts of ≤ ${REFEREE_MAX_TOKENS} tokens on the small checkpoint; informative, not a pass criterion). ` +
     `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
   const name = shapeName === 'small' ? 'crosscheck' : `crosscheck-${shapeName}`;
   const files = saveResults(name, runInfo('crosscheck', 'cpu'), { checkpoint, peer: peer.description, tolerance: PROB_TOLERANCE, failures, details }, rows, notes);

@@ -1,20 +1,25 @@
-// `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N] [--reps N]`:
-// end-to-end prefill and decode speed at batch 1, Paralon side by side with llama.cpp (node-llama-cpp
-// 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint with the model's
-// exact shapes, converted to a BF16 GGUF for llama.cpp.
+// `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N]
+// [--reps N] [--peer-dtypes bf16,f16]`: end-to-end prefill and decode speed at batch 1, Paralon side by
+// side with llama.cpp (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight
+// bf16 checkpoint with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same
+// bytes), and F16 (the same values, all exactly representable) because llama.cpp's CPU BF16 matmul is
+// only fast with AVX-512 BF16 — on an AVX2 machine its F16 path (F16C) is its best showing.
 //
 // One repetition, per engine: a fresh random prompt (ids of ordinary tokens, so neither side reuses a
 // cached prefix), generated greedily for 1 + decode-tokens tokens. Prefill tok/s = prompt tokens / time
-// to the first token; decode tok/s = decode tokens / time from the first token to the last. The two
-// engines alternate repetitions so background load hits both alike; medians are reported.
+// to the first token; decode tok/s = decode tokens / time from the first token to the last; medians
+// over the repetitions, after one warm-up. The engines run one after the other, each alone in the
+// process (the other unloaded): two thread pools in one process would take cores from each other.
 //
 // Each engine runs as its users would run it: Paralon through the library API (engine, scheduler,
 // sampling; bf16 KV cache, its default), llama.cpp through a node-llama-cpp context sequence with its
 // own defaults (F16 KV cache, flash attention "auto"). Both use the same number of threads.
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
+import type { GgufWeightDType } from './peers/gguf-writer.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { runInfo, saveResults, type Row } from './results.js';
 import { modelShapes } from './shapes.js';
@@ -38,7 +43,7 @@ function randomPrompt(length: number, seed: number): number[] {
   return ids;
 }
 
-/** Token arrival times → the two rates. `times[0]` is when generation was asked for. */
+/** `start`: when generation was asked for; `arrivals`: when each token came (performance.now()). */
 function rates(promptTokens: number, start: number, arrivals: number[]): Sample {
   const first = arrivals[0] - start;
   const rest = arrivals[arrivals.length - 1] - arrivals[0];
@@ -79,6 +84,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
       'prompt-tokens': { type: 'string', default: '512' },
       'decode-tokens': { type: 'string', default: '32' },
       reps: { type: 'string', default: '3' },
+      'peer-dtypes': { type: 'string', default: 'bf16,f16' },
     },
   });
   const shape = modelShapes[values['model-shape']!];
@@ -90,50 +96,59 @@ export async function benchE2e(argv: string[]): Promise<void> {
   for (const [k, v] of Object.entries({ threads, promptTokens, decodeTokens, reps }))
     if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
 
+  const peerDTypes = values['peer-dtypes']!.split(',') as GgufWeightDType[];
+  for (const d of peerDTypes) if (d !== 'bf16' && d !== 'f16' && d !== 'f32') throw new Error(`--peer-dtypes: bf16, f16 or f32, not ${d}`);
   const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
-  const gguf = cachedGguf(dir, 'bf16');
   const contextSize = 2048;
   if (promptTokens + decodeTokens + 1 > contextSize) throw new Error(`prompt + decode tokens must fit the ${contextSize}-token context`);
 
-  const model = await loadModel(dir, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
-  const peer = await LlamaCppPeer.open(gguf, { threads, contextSize, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' });
+  console.error(`${shape.name}-shaped bf16, ${threads} threads, ${promptTokens}-token prompts, ${decodeTokens} decoded tokens, ${reps} repetitions (+1 warm-up)`);
+  const report = (engine: string, r: number, x: Sample) =>
+    console.error(`${engine} rep ${r + 1}: prefill ${x.prefillTokPerS.toFixed(1)} tok/s, decode ${x.decodeTokPerS.toFixed(2)} tok/s`);
+
   const paralon: Sample[] = [];
-  const llama: Sample[] = [];
+  const model = await loadModel(dir, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
   try {
-    console.error(`${shape.name}-shaped bf16, ${threads} threads, ${promptTokens}-token prompts, ${decodeTokens} decoded tokens, ${reps} repetitions (+1 warm-up)`);
-    // Warm-up: page the weights in and let each engine set up its buffers.
-    await runParalon(model, randomPrompt(promptTokens, 1000), 2);
-    await runLlamaCpp(peer, randomPrompt(promptTokens, 1001), 2);
+    await runParalon(model, randomPrompt(promptTokens, 1000), 2); // warm-up: pages the weights in
     for (let r = 0; r < reps; r++) {
-      paralon.push(await runParalon(model, randomPrompt(promptTokens, 2 * r), decodeTokens));
-      llama.push(await runLlamaCpp(peer, randomPrompt(promptTokens, 2 * r + 1), decodeTokens));
-      const [p, l] = [paralon[r], llama[r]];
-      console.error(
-        `rep ${r + 1}: Paralon prefill ${p.prefillTokPerS.toFixed(1)} decode ${p.decodeTokPerS.toFixed(2)} tok/s; ` +
-          `llama.cpp prefill ${l.prefillTokPerS.toFixed(1)} decode ${l.decodeTokPerS.toFixed(2)} tok/s`,
-      );
+      paralon.push(await runParalon(model, randomPrompt(promptTokens, r), decodeTokens));
+      report('Paralon', r, paralon[r]);
     }
   } finally {
-    await peer.dispose();
     model.dispose();
   }
 
-  const pPrefill = median(paralon.map((s) => s.prefillTokPerS));
-  const pDecode = median(paralon.map((s) => s.decodeTokPerS));
-  const lPrefill = median(llama.map((s) => s.prefillTokPerS));
-  const lDecode = median(llama.map((s) => s.decodeTokPerS));
-  const rows: Row[] = [
-    { engine: 'Paralon (cpu, bf16 weights, bf16 KV)', 'prefill tok/s': pPrefill, 'decode tok/s': pDecode },
-    { engine: 'llama.cpp (BF16 GGUF, F16 KV)', 'prefill tok/s': lPrefill, 'decode tok/s': lDecode },
-    { engine: 'Paralon / llama.cpp', 'prefill tok/s': pPrefill / lPrefill, 'decode tok/s': pDecode / lDecode },
-  ];
+  const peers: { dtype: GgufWeightDType; description: string; samples: Sample[] }[] = [];
+  for (const dtype of peerDTypes) {
+    const samples: Sample[] = [];
+    const peer = await LlamaCppPeer.open(cachedGguf(dir, dtype), { threads, contextSize, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' });
+    try {
+      await runLlamaCpp(peer, randomPrompt(promptTokens, 1000), 2);
+      for (let r = 0; r < reps; r++) {
+        samples.push(await runLlamaCpp(peer, randomPrompt(promptTokens, r), decodeTokens));
+        report(`llama.cpp ${dtype.toUpperCase()}`, r, samples[r]);
+      }
+    } finally {
+      await peer.dispose();
+    }
+    peers.push({ dtype, description: peer.description, samples });
+  }
+
+  const prefill = (xs: Sample[]) => median(xs.map((x) => x.prefillTokPerS));
+  const decode = (xs: Sample[]) => median(xs.map((x) => x.decodeTokPerS));
+  const rows: Row[] = [{ engine: 'Paralon (cpu, bf16 weights, bf16 KV)', 'prefill tok/s': prefill(paralon), 'decode tok/s': decode(paralon) }];
+  for (const p of peers) rows.push({ engine: `llama.cpp (${p.dtype.toUpperCase()} GGUF, F16 KV)`, 'prefill tok/s': prefill(p.samples), 'decode tok/s': decode(p.samples) });
+  for (const p of peers)
+    rows.push({ engine: `Paralon / llama.cpp ${p.dtype.toUpperCase()}`, 'prefill tok/s': prefill(paralon) / prefill(p.samples), 'decode tok/s': decode(paralon) / decode(p.samples) });
+  const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const bf16Simd = /\bavx512_bf16\b/.test(cpuFlags) ? 'has AVX-512 BF16' : /\bavx2\b/.test(cpuFlags) ? 'has AVX2, no AVX-512 BF16 (llama.cpp\'s BF16 matmul takes its slow path)' : 'SIMD unknown';
   const notes =
-    `${shape.name}-shaped random checkpoint (bf16), batch 1, ${threads} threads each, ${promptTokens}-token prompt, ` +
-    `${decodeTokens} decoded tokens, median of ${reps} alternating repetitions. Peer: ${peer.description}.`;
+    `CPU ${bf16Simd}. ${shape.name}-shaped random checkpoint (bf16), batch 1, ${threads} threads each, ${promptTokens}-token prompt, ` +
+    `${decodeTokens} decoded tokens, median of ${reps} repetitions, the engines one after the other. Peer: ${peers[0]?.description ?? 'none'}.`;
   const files = saveResults(
     `e2e-${values['model-shape']}`,
     runInfo('e2e', 'cpu'),
-    { shape, threads, promptTokens, decodeTokens, reps, peer: peer.description, samples: { paralon, llamaCpp: llama } },
+    { shape, threads, promptTokens, decodeTokens, reps, samples: { paralon, llamaCpp: Object.fromEntries(peers.map((p) => [p.dtype, p.samples])) } },
     rows,
     notes,
   );

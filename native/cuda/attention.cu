@@ -6,11 +6,10 @@
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
 //    contiguous range of its context (split_len keys, a multiple of the 64-key tile) and serves all
 //    G = Hq/Hkv query heads of that KV head at once, so each K/V row is read once per KV head.
-//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key each (4 keys per
-//    group, all loads issued before use); lane j of a group holds elements 4j + 32i of the row
-//    (coalesced 64/128-byte row reads) and dots them with
-//    the G queries (f32 in shared memory, pre-scaled by scale·log2 e), reduced by 3 shuffles;
-//    softmax — one warp per query head updates (m, l) online, exp2 in f32; PV — thread d (and,
+//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key at a time (4 keys
+//    per group, all their loads issued before use); lane j of a group holds elements 4j + 32i of
+//    the row (coalesced 64/128-byte row reads) and dots them with the G queries (f32 in shared
+//    memory, pre-scaled by scale·log2 e), reduced by 3 shuffles; softmax — one warp per query head updates (m, l) online, exp2 in f32; PV — thread d (and,
 //    at D = 64, a second key half) accumulates Σ p·V[key][d] for all G heads in registers.
 //    With one split the CTA writes the normalised output; otherwise (acc, m, l) go to scratch and
 //    merge_kernel (one CTA per (query head, sequence), one thread per d) combines the splits.
@@ -30,8 +29,9 @@
 //    K/V of a KV head are re-read by its G query heads through L2. Tensor cores are not used yet:
 //    activations are f32 and the kernel is SIMT f32 throughout (exact against the f32 reference).
 //
-// Keys whose block-table entry lies outside [0, num_blocks) are masked out and never read.
-// head_dim 64 and 128 are supported; other sizes are rejected with an OpError. G ≤ 16.
+// Keys whose block-table entry lies outside [0, num_blocks) are masked out: no load leaves the cache
+// (decode redirects a masked key's load to row 0, prefill skips it). head_dim 64 and 128 are
+// supported; other sizes are rejected with an OpError, as are G > 16 and caches of 2^31+ rows.
 
 #include <algorithm>
 #include <vector>

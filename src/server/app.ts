@@ -9,6 +9,7 @@
 // as OpenAI's error object (errors.ts). The model may still be loading when the server starts:
 // /health answers 503 and /v1 routes 503 until it is ready.
 import Fastify, { type FastifyInstance } from 'fastify';
+import { ConnectionTracker } from './connections.js';
 import { ServerContext, type ServedModel } from './context.js';
 import { openDatabase } from './database.js';
 import { installErrorHandlers, shuttingDown } from './errors.js';
@@ -111,11 +112,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
     { prefix: '/v1' },
   );
 
-  // Shutdown: stop taking requests, let generations finish within the grace period (then cancel them),
-  // and close the database once every usage row is written.
+  // Shutdown: stop listening (Fastify closes the listener right after preClose), answer new requests on
+  // open connections with 503, let generations finish within the grace period (then cancel them), close
+  // the idle connections, and close the database once every usage row is written.
+  const connections = new ConnectionTracker(app.server);
   let drained: Promise<void> = Promise.resolve();
   app.addHook('preClose', async () => {
-    drained = tracker.drain(options.shutdownGraceMs ?? 10_000);
+    drained = tracker.drain(options.shutdownGraceMs ?? 10_000).then(() => connections.closeIdle());
   });
   app.addHook('onClose', async () => {
     await drained;

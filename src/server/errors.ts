@@ -117,6 +117,6 @@ export function installErrorHandlers(app: FastifyInstance): void {
     return sendError(reply, apiError);
   });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
-    sendError(reply, new ApiError(404, `no route for ${request.method} ${request.url.split('?')[0]}`, 'invalid_request_error', null, 'not_found')),
+    sendError(reply, new ApiError(404, `no route for ${request.method} ${request.url.split('?')[0].slice(0, 100)}`, 'invalid_request_error', null, 'not_found')),
   );
 }

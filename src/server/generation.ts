@@ -17,7 +17,8 @@ export interface ChoiceEvent {
   event: GenerationEvent;
 }
 
-export interface Generator {
+/** What generates tokens for a request: the served model. */
+export interface GenerationSource {
   generate(promptTokens: number[], options: SamplingOptions, call: GenerateCallOptions): AsyncIterable<GenerationEvent>;
 }
 
@@ -57,8 +58,8 @@ export class GenerationTracker {
   }
 
   /** Submits every choice; throws (and submits nothing) if the engine refuses any of them. */
-  start(generator: Generator, spec: GenerationSpec): Generation {
-    const generation = new Generation(spec, generator, this.usage, this.metrics, this.logError, () =>
+  start(source: GenerationSource, spec: GenerationSpec): Generation {
+    const generation = new Generation(spec, source, this.usage, this.metrics, this.logError, () =>
       this.#inFlight.delete(generation),
     );
     this.#inFlight.add(generation);
@@ -98,7 +99,7 @@ export class Generation {
 
   constructor(
     readonly spec: GenerationSpec,
-    generator: Generator,
+    source: GenerationSource,
     private readonly usageStore: UsageStore,
     private readonly metrics: ServerMetrics,
     private readonly logError: (error: unknown, message: string) => void,
@@ -108,7 +109,7 @@ export class Generation {
     this.#choices = spec.choices.map(() => ({ finishReason: null, completionTokens: 0, lastDeltaAt: 0 }));
     const streams: AsyncIterable<GenerationEvent>[] = [];
     try {
-      for (const c of spec.choices) streams.push(generator.generate(spec.prompts[c.prompt], c.options, { signal: this.#controller.signal }));
+      for (const c of spec.choices) streams.push(source.generate(spec.prompts[c.prompt], c.options, { signal: this.#controller.signal }));
     } catch (error) {
       // Choices already queued are cancelled before they compute anything; nothing is metered.
       this.#controller.abort();

@@ -26,6 +26,17 @@ export interface DailyUsage {
   completionTokens: number;
 }
 
+interface UsageRow {
+  key_id: string | null;
+  model: string;
+  endpoint: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  started_at: number;
+  finished_at: number;
+  finish_reason: MeteredFinish;
+}
+
 interface DailyRow {
   date: string;
   key_id: string | null;
@@ -78,15 +89,15 @@ export class UsageStore {
 
   /** The last `limit` rows, newest first. */
   recent(limit: number): UsageRecord[] {
-    return (this.#recent.all(limit) as Record<string, unknown>[]).map((r) => ({
-      keyId: r.key_id as string | null,
-      model: r.model as string,
-      endpoint: r.endpoint as string,
-      promptTokens: r.prompt_tokens as number,
-      completionTokens: r.completion_tokens as number,
-      startedAt: r.started_at as number,
-      finishedAt: r.finished_at as number,
-      finishReason: r.finish_reason as MeteredFinish,
+    return (this.#recent.all(limit) as UsageRow[]).map((r) => ({
+      keyId: r.key_id,
+      model: r.model,
+      endpoint: r.endpoint,
+      promptTokens: r.prompt_tokens,
+      completionTokens: r.completion_tokens,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      finishReason: r.finish_reason,
     }));
   }
 }

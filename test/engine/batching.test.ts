@@ -71,27 +71,11 @@ describe('continuous batching (CPU, greedy)', () => {
   });
 
   it('lets requests join a running batch at the next step and still matches', async () => {
-    const streams: Promise<Generation>[] = [];
-    let joined: (() => void) | null = null;
-    const firstTokens = new Promise<void>((resolve) => (joined = resolve));
     // The first request announces its 3rd token; the rest join from then on, a few at a time.
-    streams.push(
-      (async () => {
-        const c = CASES[0];
-        let n = 0;
-        const out = { text: '', tokenIds: [] as number[] };
-        let done: Generation | null = null;
-        for await (const e of model.generate(c.prompt, greedy(c))) {
-          if (e.type === 'delta') {
-            out.text += e.text;
-            out.tokenIds.push(...e.tokenIds);
-            if ((n += e.tokenIds.length) >= 3) joined?.();
-          } else done = { ...out, logprobs: [], deltas: 0, finishReason: e.finishReason, usage: e.usage };
-        }
-        return done!;
-      })(),
-    );
-    await firstTokens;
+    let announce: () => void = () => {};
+    const running = new Promise<void>((resolve) => (announce = resolve));
+    const streams = [collect(model.generate(CASES[0].prompt, greedy(CASES[0])), (n) => n >= 3 && announce())];
+    await running;
     for (let i = 1; i < CASES.length; i++) {
       streams.push(collect(model.generate(CASES[i].prompt, greedy(CASES[i]))));
       if (i % 3 === 0) await new Promise((r) => setImmediate(r));
@@ -115,17 +99,19 @@ describe('continuous batching (CPU, greedy)', () => {
       // A long prompt does not stall a running decode: it shares every step with it.
       const short = CASES[4];
       let shortTokens = 0;
-      let shortTokensAtLongFirst = -1;
       let started: () => void = () => {};
-      const shortStarted = new Promise<void>((r) => (started = r));
-      const shortRun = (async () => {
-        for await (const e of chunked.generate(short.prompt, greedy(short)))
-          if (e.type === 'delta' && (shortTokens += e.tokenIds.length) >= 1) started();
-      })();
+      const shortStarted = new Promise<void>((resolve) => (started = resolve));
+      const shortRun = collect(chunked.generate(short.prompt, greedy(short)), (n) => {
+        shortTokens = n;
+        started();
+      });
       await shortStarted;
       const tokensBefore = shortTokens;
-      for await (const e of chunked.generate(prompt, options)) if (e.type === 'delta' && shortTokensAtLongFirst < 0) shortTokensAtLongFirst = shortTokens;
-      await shortRun;
+      let shortTokensAtLongFirst = -1;
+      await collect(chunked.generate(prompt, options), () => {
+        if (shortTokensAtLongFirst < 0) shortTokensAtLongFirst = shortTokens;
+      });
+      expect(outcome(await shortRun)).toEqual(outcome(alone[4]));
       // 301 tokens at ≤ 31 a step (the decode takes 1 of the 32) is 10 steps; the short request
       // decoded in each of them.
       expect(shortTokensAtLongFirst - tokensBefore).toBeGreaterThanOrEqual(9);

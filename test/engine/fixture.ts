@@ -62,8 +62,11 @@ export interface Generation {
   usage: Usage;
 }
 
-/** Drains a stream, checking its shape: deltas, then exactly one `done`, last. */
-export async function collect(stream: AsyncIterable<GenerationEvent>): Promise<Generation> {
+/**
+ * Drains a stream, checking its shape: deltas, then exactly one `done`, last. `onTokens` sees the
+ * number of completion tokens received so far after each delta.
+ */
+export async function collect(stream: AsyncIterable<GenerationEvent>, onTokens?: (numTokens: number) => void): Promise<Generation> {
   const out = { text: '', tokenIds: [] as number[], logprobs: [] as TokenLogprob[], deltas: 0 };
   let done: Extract<GenerationEvent, { type: 'done' }> | null = null;
   for await (const event of stream) {
@@ -76,6 +79,7 @@ export async function collect(stream: AsyncIterable<GenerationEvent>): Promise<G
     out.text += event.text;
     out.tokenIds.push(...event.tokenIds);
     if (event.logprobs) out.logprobs.push(...event.logprobs);
+    onTokens?.(out.tokenIds.length);
   }
   if (done === null) throw new Error('the stream ended without done');
   return { ...out, finishReason: done.finishReason, usage: done.usage };

@@ -2,7 +2,10 @@
 // server), and /health stays fast while a long generation runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI, { type APIError } from 'openai';
-import { DEMO_MODEL_ID, loadDemoModel, startServer, waitFor, type TestServer } from './fixture.js';
+import { rmSync } from 'node:fs';
+import { DEMO_MODEL_ID, loadDemoModel, startServer, tempDir, waitFor, type TestServer } from './fixture.js';
+import { openDatabase } from '../../src/server/database.js';
+import { UsageStore } from '../../src/server/usage-store.js';
 import type { Model } from '../../src/index.js';
 
 let model: Model;
@@ -109,5 +112,51 @@ describe('concurrency', () => {
       await busy.close();
       small.model.dispose();
     }
+  });
+});
+
+describe('graceful shutdown', () => {
+  const params = { model: DEMO_MODEL_ID, messages: [{ role: 'user' as const, content: 'Tell me more.' }], ignore_eos: true };
+
+  it('lets in-flight streams finish within the grace period, refusing new work meanwhile', async () => {
+    const s = await startServer({ model, shutdownGraceMs: 30_000 });
+    const stream = await s.client().chat.completions.create({ ...params, max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    const closed = s.close();
+    const health = await fetch(s.url('/health')).catch(() => null);
+    // Either the listener is already closed, or the request is told the server is going away.
+    if (health) expect(health.status).toBe(503);
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for (let r = await iterator.next(); !r.done; r = await iterator.next()) usage = r.value.usage ?? usage;
+    expect(usage?.completion_tokens).toBe(12);
+    await closed;
+  });
+
+  it('cancels what is still running when the grace period ends, and meters it', async () => {
+    const dataDir = tempDir('shutdown');
+    const s = await startServer({ model, dataDir, shutdownGraceMs: 300 });
+    const stream = await s.client().chat.completions.create({ ...params, max_tokens: 500, stream: true });
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    await iterator.next();
+    const closed = s.app.close();
+    let error: unknown = null;
+    try {
+      while (!(await iterator.next()).done);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as APIError).error).toMatchObject({ code: 'server_shutting_down' });
+    await closed;
+    const db = openDatabase(dataDir);
+    const [row] = new UsageStore(db).recent(1);
+    db.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    expect(row.finishReason).toBe('cancelled');
+    expect(row.completionTokens).toBeGreaterThan(0);
+    expect(row.completionTokens).toBeLessThan(500);
+    expect(model.stats().engine).toMatchObject({ running: 0, waiting: 0 });
   });
 });

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type OpenAI from 'openai';
 import { DEMO_MODEL_ID, loadDemoModel, startServer, type TestServer } from './fixture.js';
-import type { Model } from '../../src/index.js';
+import type { GenerationEvent, Model } from '../../src/index.js';
+import type { ServedModel } from '../../src/server/context.js';
 
 let model: Model;
 let server: TestServer;
@@ -193,6 +194,42 @@ describe('chat completions', () => {
     expect(r.usage?.prompt_tokens).toBe(off);
     expect(off).toBeGreaterThan(model.encodeChat(messages, { enableThinking: true }).length);
     expect(r.choices[0].message).not.toHaveProperty('reasoning_content');
+  });
+});
+
+describe('reasoning', () => {
+  // The demo model's output is noise, so a scripted model stands in: Qwen3's <think> block, cut mid-tag.
+  const script = ['<th', 'ink>\nI should', ' think.\n</thi', 'nk>\n\nThe answer', ' is 4.'];
+  const scripted: ServedModel = {
+    contextLength: 1024,
+    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString() },
+    renderChat: (m, o) => model.renderChat(m, o),
+    stats: () => model.stats(),
+    async *generate(prompt): AsyncGenerator<GenerationEvent> {
+      for (const text of script) yield { type: 'delta', text, tokenIds: [0] };
+      yield { type: 'done', finishReason: 'stop', usage: { promptTokens: prompt.length, completionTokens: script.length, totalTokens: prompt.length + script.length } };
+    },
+  };
+
+  it('splits <think>…</think> into reasoning_content, streamed or not', async () => {
+    const s = await startServer({ model: scripted });
+    try {
+      const params = { model: DEMO_MODEL_ID, messages };
+      const r = await s.client().chat.completions.create(params);
+      const message = r.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+      expect(message.reasoning_content).toBe('I should think.');
+      expect(message.content).toBe('The answer is 4.');
+      let reasoning = '';
+      let content = '';
+      for await (const chunk of await s.client().chat.completions.create({ ...params, stream: true })) {
+        const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+        reasoning += delta?.reasoning_content ?? '';
+        content += delta?.content ?? '';
+      }
+      expect({ reasoning, content }).toEqual({ reasoning: 'I should think.', content: 'The answer is 4.' });
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -20,6 +20,9 @@ import { abortOnDisconnect } from './connection.js';
 /** OpenAI's default for this endpoint (chat completions default to the rest of the context). */
 const DEFAULT_MAX_TOKENS = 16;
 
+/** Prompts × n of one request at most: each choice is a sequence in the engine. */
+const MAX_CHOICES = 64;
+
 const chunkSchemaRef = { $ref: `${CompletionChunkSchema.$id}#` };
 
 export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: ServerContext }): Promise<void> {
@@ -35,12 +38,15 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
       if (echo && logprobs !== null)
         throw badRequest("'echo' with 'logprobs' would need the prompt's logprobs, which this server does not compute", 'echo');
       const prompts = toPromptTokens(model, body.prompt);
+      if (prompts.some((p) => p.length === 0)) throw badRequest('the prompt is empty', 'prompt');
+      const n = body.n ?? 1;
+      if (prompts.length * n > MAX_CHOICES)
+        throw badRequest(`a request may ask for ${MAX_CHOICES} choices at most (prompts × n = ${prompts.length * n})`, 'n');
       const options = toSamplingOptions(body, body.max_tokens ?? DEFAULT_MAX_TOKENS, {
         logprobs: logprobs !== null,
         topLogprobs: logprobs ?? 0,
       });
       const prefixes = prompts.map((tokens, i) => (echo ? echoText(model, body.prompt, tokens, i) : ''));
-      const n = body.n ?? 1;
       const generation = ctx.tracker.start(model, {
         keyId: request.keyId,
         model: ctx.modelId,

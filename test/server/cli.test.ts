@@ -1,0 +1,95 @@
+// The `paralon` CLI as a user runs it (a child process): keys create / list / revoke, usage, and
+// `serve` with flag > environment > default precedence, the banner, and a clean exit on SIGTERM.
+import { spawn, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { tempDir } from './fixture.js';
+import { openDatabase } from '../../src/server/database.js';
+import { UsageStore } from '../../src/server/usage-store.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dataDir = tempDir('cli');
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function paralon(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('paralon keys and usage', () => {
+  it('creates a key shown once, lists it without the key, and revokes it', () => {
+    const created = paralon(['keys', 'create', '--name', 'ci', '--data-dir', dataDir]);
+    expect(created.code).toBe(0);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^prlc_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toMatch(/only time the key is shown/);
+
+    // The data directory also comes from the environment.
+    const listed = paralon(['keys', 'list'], { PARALON_DATA_DIR: dataDir });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toContain('ci');
+    expect(listed.stdout).toContain(`prlc_…${key.slice(-4)}`);
+    expect(listed.stdout).not.toContain(key);
+
+    expect(paralon(['keys', 'revoke', 'nobody', '--data-dir', dataDir]).code).toBe(1);
+    const revoked = paralon(['keys', 'revoke', 'ci', '--data-dir', dataDir]);
+    expect(revoked.stdout).toMatch(/Revoked 1 key/);
+    expect(paralon(['keys', 'list', '--data-dir', dataDir]).stdout).toMatch(/revoked/);
+  });
+
+  it('prints usage per day, key and model', () => {
+    expect(paralon(['usage', '--data-dir', dataDir]).stdout).toMatch(/No usage recorded/);
+    const db = openDatabase(dataDir);
+    const now = Date.now();
+    new UsageStore(db).record({ keyId: null, model: 'm', endpoint: 'completions', promptTokens: 7, completionTokens: 5, startedAt: now, finishedAt: now, finishReason: 'stop' });
+    db.close();
+    const out = paralon(['usage', '--data-dir', dataDir]).stdout;
+    expect(out).toMatch(new RegExp(`${new Date(now).toISOString().slice(0, 10)}\\s+\\(no key\\)\\s+m\\s+1\\s+7\\s+5\\s+12`));
+  });
+
+  it('rejects bad arguments with a message and exit code 1', () => {
+    const bad = paralon(['serve', '--port', 'eighty', '--data-dir', dataDir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--port \(PARALON_PORT\) must be an integer/);
+    expect(paralon(['serve', '--no-such-flag']).code).toBe(1);
+    expect(paralon(['frobnicate']).code).toBe(1);
+  });
+});
+
+describe('paralon serve', () => {
+  it('serves the demo model, needs the key that exists, and exits 0 on SIGTERM', async () => {
+    const key = paralon(['keys', 'create', '--name', 'serve', '--data-dir', dataDir]).stdout.trim();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'serve', '--port', '0', '--served-model-name', 'from-flag'], {
+      cwd: root,
+      env: { ...process.env, PARALON_DATA_DIR: dataDir, PARALON_SERVED_MODEL_NAME: 'from-env', PARALON_DEVICE: 'cpu', PARALON_KV_CACHE_MEMORY: '32MiB' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const deadline = Date.now() + 60_000;
+    let match: RegExpMatchArray | null = null;
+    while (!(match = stderr.match(/API at (http:\/\/127\.0\.0\.1:\d+\/v1)/)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(match, stderr).not.toBeNull();
+    expect(stderr).toMatch(/'from-flag' is the demo model: random weights, so its output is random noise/);
+    expect(stderr).toMatch(/API keys: required/);
+
+    const baseURL = match![1];
+    const client = new OpenAI({ baseURL, apiKey: key, maxRetries: 0 });
+    await expect(new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 }).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const r = await client.chat.completions.create({ model: 'from-flag', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 3 });
+    expect(r.usage?.completion_tokens).toBeGreaterThan(0);
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stderr).toMatch(/Stopped\./);
+    expect(stderr).not.toContain(key);
+  });
+});
