@@ -66,6 +66,10 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
   switch (command) {
     case 'serve': {
       const { values } = parse(rest, SERVE_OPTIONS);

@@ -127,10 +127,6 @@ export class Generation {
     });
   }
 
-  get aborted(): boolean {
-    return this.#controller.signal.aborted;
-  }
-
   /** Cancels every choice; each still ends with a `done` (finish reason `cancelled`). */
   abort(): void {
     this.#controller.abort();

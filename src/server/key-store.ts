@@ -8,7 +8,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from './database.js';
 
-export const KEY_PREFIX = 'prlc_';
+const KEY_PREFIX = 'prlc_';
 const KEY_PATTERN = /^prlc_[A-Za-z0-9_-]{43}$/;
 
 export interface ApiKeyInfo {

@@ -13,7 +13,6 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, writeDemoModel, type Model } from '../../src/index.js';
 import { createServer } from '../../src/server/app.js';
-import { playgroundRoutes } from '../../src/server/playground/plugin.js';
 import { DEMO_MODEL_ID, withKeyStore } from '../../src/server/serve.js';
 
 const run = promisify(execFile);
@@ -36,10 +35,9 @@ function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `paralon-playground-${prefix}-`));
 }
 
-/** A real server with the playground registered, as app.ts will register it, on an ephemeral port. */
+/** A real server (createServer registers the playground) on an ephemeral port. */
 async function serve(dataDir: string): Promise<Served> {
   const app = createServer({ model, modelId: DEMO_MODEL_ID, dataDir, logLevel: 'error' });
-  app.register(playgroundRoutes);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
