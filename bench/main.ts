@@ -1,13 +1,15 @@
-// `npm run bench -- <kernels|crosscheck|e2e> [options]`: Paralon's benchmarks. Results go to bench/results/.
+// `npm run bench -- <kernels|crosscheck|e2e|server> [options]`: Paralon's benchmarks. Results go to bench/results/.
 import { benchCrosscheck } from './crosscheck.js';
 import { benchE2e } from './e2e.js';
 import { benchKernels } from './kernels.js';
+import { benchServer } from './server.js';
 
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   kernels: benchKernels,
   crosscheck: benchCrosscheck,
   e2e: benchE2e,
+  server: benchServer,
 };
 
 if (!command || !commands[command]) {
