@@ -85,17 +85,8 @@ export async function collect(stream: AsyncIterable<GenerationEvent>, onTokens?:
   return { ...out, finishReason: done.finishReason, usage: done.usage };
 }
 
-/** Deterministic PRNG (mulberry32) for prompts and test schedules. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+export { mulberry32 as rng } from '../reference/random.js';
 
 /** `n` random token ids of the tiny vocabulary, avoiding its EOS (id 0). */
 export function randomTokens(random: () => number, n: number): number[] {

@@ -27,14 +27,5 @@ export const QWEN3_REFERENCE: Qwen3Reference = JSON.parse(
   readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/qwen3-reference.json'), 'utf8'),
 );
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+export { mulberry32 as rng } from '../reference/random.js';
