@@ -123,6 +123,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   if (config.modelDir === null) out(`  '${config.modelId}' is the demo model: random weights, so its output is random noise.`);
   out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens`);
   out(`  OpenAI-compatible API at http://${urlHost}:${port}/v1   (health: /health, metrics: /metrics)`);
+  out(`  Playground at http://${urlHost}:${port}/`);
   out(
     app.paralon.keysRequired
       ? '  API keys: required (Authorization: Bearer prlc_…)'
