@@ -86,30 +86,14 @@ describe('chat completions', () => {
   });
 
   it('returns n choices, each its own sample, with usage summed', async () => {
-    const r = (await client.chat.completions.create({
-      model: DEMO_MODEL_ID,
-      messages,
-      n: 3,
-      max_tokens: 6,
-      temperature: 1,
-      seed: 11,
-      ignore_eos: true,
-    } as never)) as OpenAI.ChatCompletion;
+    const params = { model: DEMO_MODEL_ID, messages, n: 3, max_tokens: 6, temperature: 1, seed: 11, ignore_eos: true };
+    const r = (await client.chat.completions.create(params as never)) as OpenAI.ChatCompletion;
     expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2]);
     expect(new Set(r.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
     expect(r.usage?.completion_tokens).toBe(18);
     expect(r.usage?.prompt_tokens).toBe(model.encodeChat(messages, {}).length);
 
-    const stream = await client.chat.completions.create({
-      model: DEMO_MODEL_ID,
-      messages,
-      n: 3,
-      max_tokens: 6,
-      temperature: 1,
-      seed: 11,
-      ignore_eos: true,
-      stream: true,
-    } as never);
+    const stream = await client.chat.completions.create({ ...params, stream: true } as never);
     const texts = ['', '', ''];
     const finished: (string | null)[] = [null, null, null];
     for await (const chunk of stream as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>)
