@@ -2,7 +2,8 @@
 // should tell us, in one call — the simulator self-tests on hardware, every op of the table
 // (test/runtime/cases) against its float64 reference and against the CPU backend with a relative-error
 // report per op, then the kernel benchmarks at Qwen3-0.6B and Qwen3-8B shapes against the measured
-// copy bandwidth, and PyTorch's matmul/SDPA on the same shapes where python3 + torch are present.
+// copy bandwidth, whole decode steps (CUDA graph vs op by op, against the memory roofline), and
+// PyTorch's matmul/SDPA on the same shapes where python3 + torch are present.
 // `--device cuda-sim` runs the same script here, without a GPU, to check the script itself.
 import { spawnSync } from 'node:child_process';
 import { Device, ops, type SamplingRow } from '../src/runtime/index.js';
@@ -10,9 +11,14 @@ import { compare } from '../test/reference/compare.js';
 import { denseCases } from '../test/runtime/cases/dense.js';
 import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
+import { benchDecodeSteps } from './decode-steps.js';
 import { benchKernels } from './kernels.js';
 import { markdownTable, runInfo, saveResults, type Row } from './results.js';
+import { modelShapes, type ModelShape } from './shapes.js';
 import { torchBaseline } from './torch-baseline.js';
+
+/** What the simulator can run in seconds: the decode-step bench's code path, not a measurement. */
+const tinyShape: ModelShape = { name: 'tiny', hidden: 72, intermediate: 100, numHeads: 4, numKvHeads: 2, headDim: 64, vocab: 97, numLayers: 2 };
 
 interface Options {
   device: string;
@@ -143,7 +149,29 @@ async function main(): Promise<void> {
   device.dispose();
   cpu.dispose();
 
+  let decodeFailures = 0;
   if (!opt.opsOnly) {
+    console.log('\n== decode steps: CUDA graph vs op by op');
+    const simulated = opt.device === 'cuda-sim';
+    const runs = simulated
+      ? [{ shape: tinyShape, batches: [1, 3], promptTokens: 8, steps: 4 }]
+      : [
+          { shape: modelShapes['0.6b'], batches: [1, 8, 32, 64], promptTokens: 512, steps: 64 },
+          ...(opt.quick ? [] : [{ shape: modelShapes['8b'], batches: [1, 16], promptTokens: 512, steps: 32 }]),
+        ];
+    const decodeRows: Row[] = [];
+    for (const r of runs) {
+      const { rows, agreement } = await benchDecodeSteps(opt.device, r.shape, r);
+      decodeRows.push(...rows);
+      if (!(agreement <= 1e-3)) {
+        decodeFailures++;
+        console.log(`  FAIL: ${r.shape.name}: graph and eager logits differ by ${agreement.toExponential(2)} (relative)`);
+      }
+    }
+    console.log(markdownTable(decodeRows));
+    saveResults(`decode-steps-${opt.device.replace(':', '')}`, runInfo('decode steps', opt.device), {}, decodeRows,
+      simulated ? 'Simulator run: checks the bench, measures nothing.' : 'Greedy decode after a prompt per sequence; tok/s over all sequences; roofline = measured copy bandwidth ÷ bf16 weight bytes per step.');
+
     for (const shape of opt.quick ? ['0.6b'] : ['0.6b', '8b']) {
       console.log(`\n== kernel benchmarks, Qwen3-${shape} shapes`);
       await benchKernels(['--device', opt.device, '--model-shape', shape, ...(opt.quick ? ['--quick'] : [])]);
@@ -156,8 +184,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const failed = selfFailed.length + failures;
-  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s)`}`);
+  const failed = selfFailed.length + failures + decodeFailures;
+  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s), ${decodeFailures} decode check(s)`}`);
   process.exit(failed === 0 ? 0 : 1);
 }
 

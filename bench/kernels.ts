@@ -41,7 +41,7 @@ function rotation(device: Device, shape: number[], dtype: 'f32' | 'bf16', bytes:
   return out;
 }
 
-async function ceiling(device: Device, threads: number): Promise<{ name: string; gbps: number }> {
+export async function measureCeiling(device: Device, threads: number): Promise<{ name: string; gbps: number }> {
   if (device.hostMemory) {
     return { name: `host memory read, ${threads} thread(s)`, gbps: addon.measureReadBandwidth(1 << 30, threads, 5) };
   }
@@ -62,7 +62,7 @@ export async function benchKernels(argv: string[]): Promise<void> {
   const rotateBytes = device.hostMemory ? 256 << 20 : 1 << 30;
   const s = opt.shape;
   console.log(`kernels on ${device.description}, ${s.name} shapes${opt.quick ? ' (quick)' : ''}`);
-  const peak = await ceiling(device, threads);
+  const peak = await measureCeiling(device, threads);
   console.log(`ceiling: ${peak.name}: ${peak.gbps.toFixed(1)} GB/s`);
   const rows: Row[] = [];
   const add = (row: Row) => {

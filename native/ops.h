@@ -18,6 +18,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace paralon {
 
@@ -165,6 +166,19 @@ struct SampleArgs {
   float* top_logprob_host;    // [rows, num_top]
 };
 
+// Graphs: a sequence of ops recorded once (CUDA stream capture) and replayed as one launch with new
+// values of its int32 inputs (the step metadata: token ids, positions, slots, block tables, ...).
+// During a capture, a *_host pointer that lies inside one of the inputs is read again at every
+// replay; every other host array is a constant of the graph. Nothing runs while capturing.
+struct GraphInput {
+  const int32_t* host;  // the capture's copy of the input (valid until end_capture)
+  size_t length;        // elements
+};
+class BackendGraph {
+ public:
+  virtual ~BackendGraph() = default;
+};
+
 // A backend: memory, copies and the ops. Every method runs on the device's worker thread in
 // stream order, except alloc (called from the JS thread) which must be thread-safe.
 class Backend {
@@ -189,12 +203,31 @@ class Backend {
   virtual void kv_write(const KvWriteArgs&) = 0;
   virtual void attention(const AttentionArgs&) = 0;
   virtual void sample(const SampleArgs&) = 0;  // synchronous: host outputs are filled on return
+
+  // Graphs (see GraphInput). The defaults throw: only the CUDA backends record graphs.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture(const std::vector<GraphInput>& inputs);
+  // Ends the capture. Returns the graph, or null when `discard`; throws when an op failed while
+  // capturing (the capture is then discarded too).
+  virtual std::unique_ptr<BackendGraph> end_capture(bool discard);
+  // Uploads `values` (the inputs concatenated, lengths as captured) and runs the graph.
+  virtual void replay(BackendGraph& graph, const int32_t* values);
 };
 
 // Errors raised by backends carry the op name: "matmul: CUDA error ... (file:line)".
 struct OpError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+inline void Backend::begin_capture(const std::vector<GraphInput>&) {
+  throw OpError("graphs: the " + name() + " backend does not record graphs");
+}
+inline std::unique_ptr<BackendGraph> Backend::end_capture(bool) {
+  throw OpError("graphs: the " + name() + " backend does not record graphs");
+}
+inline void Backend::replay(BackendGraph&, const int32_t*) {
+  throw OpError("graphs: the " + name() + " backend does not record graphs");
+}
 
 // Backend factories. Each throws OpError with a clear reason when unavailable
 // ("no CUDA device (cudaErrorInsufficientDriver)", "built without CUDA").

@@ -9,6 +9,7 @@ struct AddonData {
   Napi::FunctionReference tensor_ctor;
   Napi::FunctionReference device_ctor;
   Napi::FunctionReference mapped_file_ctor;
+  Napi::FunctionReference graph_ctor;
 };
 
 }  // namespace paralon

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "addon_data.h"
+#include "graph.h"
 
 namespace paralon {
 
@@ -136,6 +137,7 @@ Napi::Value TensorWrap::Read(const Napi::CallbackInfo& info) {
   if (!alloc_) throw_op_error(env, "read", "the tensor was disposed");
   std::shared_ptr<DeviceState> dev = alloc_->device;
   if (dev->disposed) throw_op_error(env, "read", "the device was disposed");
+  dev->refuse_while_capturing(env, "read");
   auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
   auto host = std::make_shared<std::vector<uint8_t>>(bytes());
   Backend* backend = dev->backend.get();
@@ -185,6 +187,7 @@ void TensorWrap::Write(const Napi::CallbackInfo& info) {
                                      " has " + std::to_string(bytes()));
   DeviceState* dev = alloc_->device.get();
   if (dev->disposed) throw_op_error(env, "write", "the device was disposed");
+  dev->refuse_while_capturing(env, "write");
   // Copied now, so the caller may reuse its array as soon as write() returns.
   auto staged = std::make_shared<std::vector<uint8_t>>(src, src + len);
   Backend* backend = dev->backend.get();
@@ -234,7 +237,11 @@ Napi::Function DeviceWrap::Define(Napi::Env env) {
                       InstanceMethod<&DeviceWrap::Swiglu>("swiglu"),
                       InstanceMethod<&DeviceWrap::KvWrite>("kvWrite"),
                       InstanceMethod<&DeviceWrap::Attention>("attention"),
-                      InstanceMethod<&DeviceWrap::Sample>("sample")});
+                      InstanceMethod<&DeviceWrap::Sample>("sample"),
+                      InstanceMethod<&DeviceWrap::SupportsGraphs>("supportsGraphs"),
+                      InstanceMethod<&DeviceWrap::BeginCapture>("beginCapture"),
+                      InstanceMethod<&DeviceWrap::EndCapture>("endCapture"),
+                      InstanceMethod<&DeviceWrap::AbortCapture>("abortCapture")});
 }
 
 // new Device(name, threads): "cpu", "cuda", "cuda:N", "cuda-sim".
@@ -301,6 +308,7 @@ Napi::Value DeviceWrap::Alloc(const Napi::CallbackInfo& info) {
 Napi::Value DeviceWrap::Synchronize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DeviceState* dev = live("synchronize");
+  dev->refuse_while_capturing(env, "synchronize");
   auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
   Backend* backend = dev->backend.get();
   std::shared_ptr<DeviceState> keep = state_;
@@ -319,6 +327,7 @@ Napi::Value DeviceWrap::Synchronize(const Napi::CallbackInfo& info) {
 // Drains the stream and stops the worker; memory is released as tensors go away.
 void DeviceWrap::Dispose(const Napi::CallbackInfo&) {
   if (!state_ || state_->disposed) return;
+  state_->capture.reset();
   state_->stream->shutdown();
   state_->stream->close_js_handle();
   state_->disposed = true;

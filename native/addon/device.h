@@ -13,11 +13,16 @@
 
 namespace paralon {
 
+struct CaptureRecorder;  // graph.h
+
 struct DeviceState {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Stream> stream;
   bool disposed = false;
+  std::shared_ptr<CaptureRecorder> capture;  // set between beginCapture and endCapture (JS thread)
   ~DeviceState();
+  // Throws "<op>: not allowed while a graph is being captured" during a capture.
+  void refuse_while_capturing(Napi::Env env, const char* op) const;
 };
 
 // A read-only memory mapping of a whole file (safetensors shards).
@@ -56,6 +61,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   std::string describe() const;  // "bf16[1024, 3072]"
   bool read_only() const { return alloc_ && alloc_->mapping != nullptr; }
   const Allocation* allocation() const { return alloc_.get(); }
+  const std::shared_ptr<Allocation>& allocation_ref() const { return alloc_; }
   size_t byte_offset() const { return byte_offset_; }
 
  private:
@@ -93,6 +99,11 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   void KvWrite(const Napi::CallbackInfo& info);
   void Attention(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
+  // graphs (native/addon/graph.cc)
+  Napi::Value SupportsGraphs(const Napi::CallbackInfo& info);
+  void BeginCapture(const Napi::CallbackInfo& info);
+  Napi::Value EndCapture(const Napi::CallbackInfo& info);
+  void AbortCapture(const Napi::CallbackInfo& info);
 
   std::shared_ptr<DeviceState> state_;
 };

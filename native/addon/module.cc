@@ -3,6 +3,7 @@
 
 #include "addon_data.h"
 #include "device.h"
+#include "graph.h"
 #include "cuda/selftest.h"
 
 namespace paralon {
@@ -51,6 +52,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function tensor = TensorWrap::Define(env);
   Napi::Function device = DeviceWrap::Define(env);
   Napi::Function mapped = MappedFileWrap::Define(env);
+  Napi::Function graph = GraphWrap::Define(env);
+  data->graph_ctor = Napi::Persistent(graph);
   data->tensor_ctor = Napi::Persistent(tensor);
   data->device_ctor = Napi::Persistent(device);
   data->mapped_file_ctor = Napi::Persistent(mapped);
@@ -58,6 +61,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tensor", tensor);
   exports.Set("Device", device);
   exports.Set("MappedFile", mapped);
+  exports.Set("Graph", graph);
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   Napi::Object build = Napi::Object::New(env);

@@ -9,11 +9,6 @@ namespace paralon {
 
 namespace {
 
-template <typename T>
-std::shared_ptr<std::vector<T>> keep(std::vector<T> v) {
-  return std::make_shared<std::vector<T>>(std::move(v));
-}
-
 constexpr std::initializer_list<DType> kWeightTypes = {DType::F32, DType::BF16, DType::F16};
 
 KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
@@ -67,9 +62,9 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   if (c.rows(out) != static_cast<int64_t>(ids.size()) || c.last(out) != hidden)
     c.fail("out " + out->describe() + " must be [" + std::to_string(ids.size()) + ", " + std::to_string(hidden) + "]");
   c.range(ids, "ids", 0, vocab);
-  auto held = keep(std::move(ids));
-  EmbeddingArgs a{held->data(), static_cast<int64_t>(held->size()), table->data(), table->dtype(), vocab, hidden,
-                  static_cast<float*>(out->data())};
+  const int64_t n = static_cast<int64_t>(ids.size());
+  auto held = c.hold(std::move(ids));
+  EmbeddingArgs a{held.get(), n, table->data(), table->dtype(), vocab, hidden, static_cast<float*>(out->data())};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("embedding", [b, a, held] { b->embedding(a); });
 }
@@ -167,9 +162,9 @@ void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
     wt = t->dtype();
   }
   if (qw && kw && qw->dtype() != kw->dtype()) c.fail("qWeight and kWeight must have the same dtype");
-  auto held = keep(std::move(pos));
+  auto held = c.hold(std::move(pos));
   QkNormRopeArgs a{static_cast<float*>(q->data()), static_cast<float*>(k->data()), qw ? qw->data() : nullptr,
-                   kw ? kw->data() : nullptr, wt, held->data(), T, q->shape()[1], k->shape()[1], D,
+                   kw ? kw->data() : nullptr, wt, held.get(), T, q->shape()[1], k->shape()[1], D,
                    static_cast<float>(eps), static_cast<float>(theta)};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("qkNormRope", [b, a, held] { b->qk_norm_rope(a); });
@@ -209,8 +204,8 @@ void DeviceWrap::KvWrite(const Napi::CallbackInfo& info) {
   if (static_cast<int64_t>(slots.size()) != T)
     c.fail("slots has " + std::to_string(slots.size()) + " entries for " + std::to_string(T) + " tokens");
   c.range(slots, "slots", 0, cache.num_blocks * cache.block_size);
-  auto held = keep(std::move(slots));
-  KvWriteArgs a{cache, static_cast<const float*>(k->data()), static_cast<const float*>(v->data()), held->data(), T};
+  auto held = c.hold(std::move(slots));
+  KvWriteArgs a{cache, static_cast<const float*>(k->data()), static_cast<const float*>(v->data()), held.get(), T};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("kvWrite", [b, a, held] { b->kv_write(a); });
 }
@@ -241,34 +236,43 @@ void DeviceWrap::Attention(const Napi::CallbackInfo& info) {
   if (S < 1) c.fail("kvLen must hold at least one sequence");
   if (static_cast<int64_t>(q_start.size()) != S + 1)
     c.fail("qStart must have " + std::to_string(S + 1) + " entries (sequences + 1)");
-  if (q_start[0] != 0 || q_start[S] != T)
-    c.fail("qStart must start at 0 and end at the number of query tokens " + std::to_string(T));
   if (static_cast<int64_t>(tables.size()) != S * max_blocks)
     c.fail("blockTables must have numSeqs × maxBlocksPerSeq = " + std::to_string(S * max_blocks) + " entries");
-  for (int64_t s = 0; s < S; ++s) {
-    int64_t q_len = int64_t(q_start[s + 1]) - q_start[s];
-    if (q_len < 0) c.fail("qStart must be non-decreasing (sequence " + std::to_string(s) + ")");
-    if (kv_len[s] < q_len || kv_len[s] < 1)
-      c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " is less than its " +
-             std::to_string(q_len) + " query tokens (or zero)");
-    int64_t blocks = (int64_t(kv_len[s]) + cache.block_size - 1) / cache.block_size;
-    if (blocks > max_blocks)
-      c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " needs " + std::to_string(blocks) +
-             " blocks but maxBlocksPerSeq is " + std::to_string(max_blocks));
-    for (int64_t j = 0; j < blocks; ++j) {
-      int32_t id = tables[s * max_blocks + j];
-      if (id < 0 || id >= cache.num_blocks)
-        c.fail("blockTables[" + std::to_string(s) + "][" + std::to_string(j) + "] = " + std::to_string(id) +
-               " is outside the pool of " + std::to_string(cache.num_blocks) + " blocks");
+  // A captured attention is replayed for decode steps only (see the CUDA launcher).
+  const bool decode_only = c.capturing();
+  const int64_t block_size = cache.block_size, num_blocks = cache.num_blocks;
+  c.verify({&q_start, &kv_len, &tables}, [=](const OpCheck& c, const std::vector<const int32_t*>& v) {
+    const int32_t *q_start = v[0], *kv_len = v[1], *tables = v[2];
+    if (q_start[0] != 0 || q_start[S] != T)
+      c.fail("qStart must start at 0 and end at the number of query tokens " + std::to_string(T));
+    for (int64_t s = 0; s < S; ++s) {
+      int64_t q_len = int64_t(q_start[s + 1]) - q_start[s];
+      if (q_len < 0) c.fail("qStart must be non-decreasing (sequence " + std::to_string(s) + ")");
+      if (decode_only && q_len != 1)
+        c.fail("a captured attention takes one query token per sequence (sequence " + std::to_string(s) + " has " +
+               std::to_string(q_len) + ")");
+      if (kv_len[s] < q_len || kv_len[s] < 1)
+        c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " is less than its " +
+               std::to_string(q_len) + " query tokens (or zero)");
+      int64_t blocks = (int64_t(kv_len[s]) + block_size - 1) / block_size;
+      if (blocks > max_blocks)
+        c.fail("kvLen[" + std::to_string(s) + "] = " + std::to_string(kv_len[s]) + " needs " +
+               std::to_string(blocks) + " blocks but maxBlocksPerSeq is " + std::to_string(max_blocks));
+      for (int64_t j = 0; j < blocks; ++j) {
+        int32_t id = tables[s * max_blocks + j];
+        if (id < 0 || id >= num_blocks)
+          c.fail("blockTables[" + std::to_string(s) + "][" + std::to_string(j) + "] = " + std::to_string(id) +
+                 " is outside the pool of " + std::to_string(num_blocks) + " blocks");
+      }
     }
-  }
-  auto h_start = keep(std::move(q_start));
-  auto h_len = keep(std::move(kv_len));
-  auto h_tables = keep(std::move(tables));
-  AttentionArgs a{cache,           static_cast<const float*>(q->data()), static_cast<float*>(out->data()), S, Hq,
-                  max_blocks,      T,
-                  h_start->data(), h_len->data(),
-                  h_tables->data(), static_cast<float>(scale)};
+  });
+  auto h_start = c.hold(std::move(q_start));
+  auto h_len = c.hold(std::move(kv_len));
+  auto h_tables = c.hold(std::move(tables));
+  AttentionArgs a{cache,        static_cast<const float*>(q->data()), static_cast<float*>(out->data()), S, Hq,
+                  max_blocks,   T,
+                  h_start.get(), h_len.get(),
+                  h_tables.get(), static_cast<float>(scale)};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("attention", [b, a, h_start, h_len, h_tables] { b->attention(a); });
 }
@@ -279,6 +283,7 @@ void DeviceWrap::Attention(const Napi::CallbackInfo& info) {
 Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpCheck c(env, "sample", live("sample"));
+  state_->refuse_while_capturing(env, "sample");  // it synchronises with the host
   TensorWrap* logits = c.tensor(info[0], "logits");
   c.dtype(logits, "logits", {DType::F32});
   c.writable(logits, "logits");
@@ -329,9 +334,9 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
     std::vector<float> logprob, top_logprob;
   };
   auto res = std::make_shared<Result>();
-  res->start = std::move(p_start);
-  res->tokens = std::move(p_tokens);
-  res->counts = std::move(p_counts);
+  res->start = std::move(p_start.values);
+  res->tokens = std::move(p_tokens.values);
+  res->counts = std::move(p_counts.values);
   res->token.resize(rows);
   res->logprob.resize(rows);
   res->top_token.resize(rows * num_top);

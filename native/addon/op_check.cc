@@ -1,5 +1,7 @@
 #include "op_check.h"
 
+#include "graph.h"
+
 #include <cmath>
 
 namespace paralon {
@@ -10,6 +12,7 @@ TensorWrap* OpCheck::tensor(const Napi::Value& v, const char* what, bool nullabl
   if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
   TensorWrap* t = TensorWrap::FromArg(v, op_, what);
   if (t->device() != dev_) fail(std::string(what) + " lives on another device");
+  if (dev_->capture) dev_->capture->keep(t);  // the graph will read or write it at every replay
   return t;
 }
 
@@ -56,11 +59,47 @@ void OpCheck::no_overlap(const TensorWrap* a, const char* what, const TensorWrap
   if (a0 < b0 + b->bytes() && b0 < a0 + a->bytes()) fail(std::string(what) + " must not overlap " + as);
 }
 
-std::vector<int32_t> OpCheck::i32(const Napi::Value& v, const char* what) const {
+HostI32 OpCheck::i32(const Napi::Value& v, const char* what) const {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     fail(std::string(what) + " must be an Int32Array");
   Napi::Int32Array a = v.As<Napi::Int32Array>();
-  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+  HostI32 h;
+  h.values.assign(a.Data(), a.Data() + a.ElementLength());
+  if (dev_->capture) h.input = dev_->capture->locate(a.Data(), a.ElementLength(), &h.offset);
+  return h;
+}
+
+bool OpCheck::capturing() const { return dev_->capture != nullptr; }
+
+void OpCheck::verify(const std::vector<const HostI32*>& arrays, HostCheck check) const {
+  std::vector<const int32_t*> values;
+  bool from_input = false;
+  for (const HostI32* a : arrays) {
+    values.push_back(a->values.data());
+    from_input = from_input || a->input >= 0;
+  }
+  check(*this, values);
+  if (from_input) dev_->capture->record(op_, arrays, std::move(check));
+}
+
+void OpCheck::range(const HostI32& a, const char* what, int64_t lo, int64_t hi) const {
+  const size_t n = a.size();
+  verify({&a}, [n, what, lo, hi](const OpCheck& c, const std::vector<const int32_t*>& v) {
+    for (size_t i = 0; i < n; ++i)
+      if (v[0][i] < lo || v[0][i] >= hi)
+        c.fail(std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(v[0][i]) + " is outside [" +
+               std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  });
+}
+
+std::shared_ptr<const int32_t> OpCheck::hold(HostI32&& a) const {
+  if (a.input >= 0) {
+    std::shared_ptr<const int32_t> p = dev_->capture->alias(a);
+    if (!p) fail("a graph input changed between beginCapture and this op");
+    return p;
+  }
+  auto copy = std::make_shared<std::vector<int32_t>>(std::move(a.values));
+  return std::shared_ptr<const int32_t>(copy, copy->data());
 }
 
 std::vector<double> OpCheck::f64(const Napi::Value& v, const char* what) const {
@@ -70,12 +109,6 @@ std::vector<double> OpCheck::f64(const Napi::Value& v, const char* what) const {
   return std::vector<double>(a.Data(), a.Data() + a.ElementLength());
 }
 
-void OpCheck::range(const std::vector<int32_t>& a, const char* what, int64_t lo, int64_t hi) const {
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] < lo || a[i] >= hi)
-      fail(std::string(what) + "[" + std::to_string(i) + "] = " + std::to_string(a[i]) + " is outside [" +
-           std::to_string(lo) + ", " + std::to_string(hi) + ")");
-}
 
 double OpCheck::number(const Napi::Value& v, const char* what) const {
   if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue()))

@@ -4,13 +4,30 @@
 
 #include <napi.h>
 
+#include <functional>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "device.h"
 
 namespace paralon {
+
+class OpCheck;
+
+// A host int32 argument: its values and, while a graph is being captured, the graph input it lies in.
+struct HostI32 {
+  std::vector<int32_t> values;
+  int input = -1;      // index of the capture's input holding these values; -1: not an input
+  size_t offset = 0;   // element offset inside that input
+  size_t size() const { return values.size(); }
+  int32_t operator[](size_t i) const { return values[i]; }
+};
+
+// A check of host int32 arrays (one pointer per array, lengths fixed by the op's shapes). Checks
+// that involve a graph input are recorded by the capture and run again on every replay.
+using HostCheck = std::function<void(const OpCheck&, const std::vector<const int32_t*>&)>;
 
 class OpCheck {
  public:
@@ -31,9 +48,15 @@ class OpCheck {
   void no_overlap(const TensorWrap* a, const char* what, const TensorWrap* b, const char* as) const;
 
   // Host arrays are copied, so callers may reuse theirs as soon as the op is queued.
-  std::vector<int32_t> i32(const Napi::Value& v, const char* what) const;
+  HostI32 i32(const Napi::Value& v, const char* what) const;
   std::vector<double> f64(const Napi::Value& v, const char* what) const;
-  void range(const std::vector<int32_t>& a, const char* what, int64_t lo, int64_t hi_exclusive) const;
+  // Runs `check` on the arrays now; while capturing, also records it when an array is a graph input.
+  void verify(const std::vector<const HostI32*>& arrays, HostCheck check) const;
+  void range(const HostI32& a, const char* what, int64_t lo, int64_t hi_exclusive) const;
+  // The array as the queued op reads it: a private copy, or the capture's copy of its graph input.
+  std::shared_ptr<const int32_t> hold(HostI32&& a) const;
+  bool capturing() const;
+  const char* op() const { return op_; }
   double number(const Napi::Value& v, const char* what) const;
   double positive(const Napi::Value& v, const char* what) const;
   int64_t integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) const;

@@ -524,7 +524,15 @@ void launch_prefill(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, c
 
 template <int D, typename C>
 void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
-  const Plan plan = make_plan(a);
+  Plan plan = make_plan(a);
+  if (ctx.capturing()) {
+    // A graph is replayed with other context lengths: capture decode steps only (each replay checks
+    // that every sequence brings one token) and size the splits for the longest context the block
+    // tables can hold; splits past a sequence's end add nothing.
+    if (!plan.prefill_tiles.empty() || static_cast<int64_t>(plan.decode_seqs.size()) != a.num_seqs)
+      throw OpError("attention: only decode steps (one new token per sequence) can be captured in a graph");
+    plan.max_decode_kv = static_cast<int>(std::min<int64_t>(a.max_blocks_per_seq * a.cache.block_size, INT32_MAX));
+  }
   const int Hkv = static_cast<int>(a.cache.num_kv_heads);
   const int G = static_cast<int>(a.num_q_heads / Hkv);
 

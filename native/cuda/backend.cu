@@ -14,6 +14,13 @@
 // released at the next synchronisation.
 // Uploads (copy_from_host) go through two pinned bounce buffers so the host memcpy of one chunk
 // overlaps the DMA of the previous one; the call returns once the source has been consumed.
+// Graphs (begin_capture … end_capture, replay): the stream is captured in relaxed mode (the JS
+// thread may allocate meanwhile). A graph owns a pinned + device copy of its inputs, laid out one
+// after the other at 16-byte offsets, the device memory of its constants and its own scratch, so a
+// replay depends on nothing the eager path may free or reuse. Frees requested while capturing wait
+// for the end of the capture (cudaFree would synchronise with the capturing stream). A replay copies
+// the new inputs into the pinned copy once the previous replay's upload has been consumed (an
+// event), uploads them in stream order and launches the graph: no host synchronisation.
 
 #include <algorithm>
 #include <cstdio>
@@ -36,6 +43,26 @@ namespace {
 constexpr size_t kStageAlign = 16;
 constexpr size_t kInitialStageBytes = 1 << 20;
 constexpr size_t kUploadChunk = 8 << 20;
+
+size_t align_up(size_t n) { return (n + kStageAlign - 1) / kStageAlign * kStageAlign; }
+
+class CudaGraph final : public BackendGraph {
+ public:
+  ~CudaGraph() override {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (uploaded) cudaEventDestroy(uploaded);
+    cudaFreeHost(host_inputs);
+    cudaFree(device_inputs);
+    for (void* p : owned) cudaFree(p);
+  }
+  cudaGraphExec_t exec = nullptr;
+  std::vector<size_t> offsets, lengths;  // per input: byte offset in the copies, elements
+  size_t input_bytes = 0;
+  char* host_inputs = nullptr;    // pinned
+  char* device_inputs = nullptr;
+  cudaEvent_t uploaded = nullptr;  // the last replay's upload has read host_inputs
+  std::vector<void*> owned;        // constants and scratch
+};
 
 class CudaBackend final : public Backend, public LaunchContext {
  public:
@@ -62,6 +89,12 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
+    if (capture_) {
+      try {
+        end_capture(true);
+      } catch (...) {  // the device is going away; nothing to report to
+      }
+    }
     cudaStreamSynchronize(stream);
     release_retired();
     release(stage_);
@@ -86,11 +119,16 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   void free(void* ptr) override {
     select("free");
+    if (capture_) {
+      capture_->deferred_frees.push_back(ptr);
+      return;
+    }
     PARALON_CUDA_CHECK("free", cudaFree(ptr));
   }
 
   void copy_from_host(void* dst, const void* src, size_t bytes) override {
     select("copy_from_host");
+    refuse_while_capturing("copy_from_host");
     for (Bounce& b : bounce_) {
       if (!b.host) {
         PARALON_CUDA_CHECK("copy_from_host", cudaMallocHost(&b.host, kUploadChunk));
@@ -112,6 +150,7 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     select("copy_to_host");
+    refuse_while_capturing("copy_to_host");
     PARALON_CUDA_CHECK("copy_to_host", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
     PARALON_CUDA_CHECK("copy_to_host", cudaStreamSynchronize(stream));
     after_sync();
@@ -124,6 +163,7 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   void synchronize() override {
     select("synchronize");
+    refuse_while_capturing("synchronize");
     PARALON_CUDA_CHECK("synchronize", cudaStreamSynchronize(stream));
     after_sync();
   }
@@ -135,6 +175,7 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   const void* stage_bytes(const void* host, size_t bytes) override {
     if (bytes == 0) return nullptr;
+    if (capture_) return capture_stage(host, bytes);
     size_t at = (stage_.used + kStageAlign - 1) / kStageAlign * kStageAlign;
     if (at + bytes > stage_.capacity) {
       retired_stages_.push_back(stage_);
@@ -157,6 +198,13 @@ class CudaBackend final : public Backend, public LaunchContext {
   }
 
   void* scratch(size_t bytes) override {
+    if (capture_) {  // the graph's own: eager ops may outgrow and free the backend's
+      if (bytes > capture_->scratch_bytes) {
+        capture_->scratch = own(bytes, "scratch");
+        capture_->scratch_bytes = bytes;
+      }
+      return capture_->scratch;
+    }
     if (bytes > scratch_bytes_) {
       const size_t want = std::max(bytes, scratch_bytes_ * 3 / 2);
       if (scratch_) retired_scratch_.push_back(scratch_);
@@ -168,18 +216,88 @@ class CudaBackend final : public Backend, public LaunchContext {
     return scratch_;
   }
 
+  bool capturing() const override { return capture_ != nullptr; }
+
   // ---- ops ----
-  void embedding(const EmbeddingArgs& a) override { select("embedding"); launch_embedding(a, *this); }
-  void matmul(const MatmulArgs& a) override { select("matmul"); launch_matmul(a, *this); }
-  void rmsnorm(const RmsNormArgs& a) override { select("rmsnorm"); launch_rmsnorm(a, *this); }
-  void qk_norm_rope(const QkNormRopeArgs& a) override { select("qk_norm_rope"); launch_qk_norm_rope(a, *this); }
-  void swiglu(const SwigluArgs& a) override { select("swiglu"); launch_swiglu(a, *this); }
-  void kv_write(const KvWriteArgs& a) override { select("kv_write"); launch_kv_write(a, *this); }
-  void attention(const AttentionArgs& a) override { select("attention"); launch_attention(a, *this); }
+  void embedding(const EmbeddingArgs& a) override { run("embedding", [&] { launch_embedding(a, *this); }); }
+  void matmul(const MatmulArgs& a) override { run("matmul", [&] { launch_matmul(a, *this); }); }
+  void rmsnorm(const RmsNormArgs& a) override { run("rmsnorm", [&] { launch_rmsnorm(a, *this); }); }
+  void qk_norm_rope(const QkNormRopeArgs& a) override {
+    run("qk_norm_rope", [&] { launch_qk_norm_rope(a, *this); });
+  }
+  void swiglu(const SwigluArgs& a) override { run("swiglu", [&] { launch_swiglu(a, *this); }); }
+  void kv_write(const KvWriteArgs& a) override { run("kv_write", [&] { launch_kv_write(a, *this); }); }
+  void attention(const AttentionArgs& a) override { run("attention", [&] { launch_attention(a, *this); }); }
   void sample(const SampleArgs& a) override {
     select("sample");
+    refuse_while_capturing("sample");
     launch_sample(a, *this);  // returns with the stream synchronised
     after_sync();
+  }
+
+  // ---- graphs ----
+  bool supports_graphs() const override { return true; }
+
+  void begin_capture(const std::vector<GraphInput>& inputs) override {
+    select("graph capture");
+    if (capture_) throw OpError("graph capture: a capture is already in progress");
+    auto graph = std::make_unique<CudaGraph>();
+    for (const GraphInput& in : inputs) {
+      graph->offsets.push_back(graph->input_bytes);
+      graph->lengths.push_back(in.length);
+      graph->input_bytes += align_up(std::max<size_t>(in.length * sizeof(int32_t), 1));
+    }
+    void* host = nullptr;
+    void* device = nullptr;
+    PARALON_CUDA_CHECK("graph capture", cudaMallocHost(&host, std::max<size_t>(graph->input_bytes, 1)));
+    graph->host_inputs = static_cast<char*>(host);
+    PARALON_CUDA_CHECK("graph capture", cudaMalloc(&device, std::max<size_t>(graph->input_bytes, 1)));
+    graph->device_inputs = static_cast<char*>(device);
+    PARALON_CUDA_CHECK("graph capture", cudaEventCreateWithFlags(&graph->uploaded, cudaEventDisableTiming));
+    PARALON_CUDA_CHECK("graph capture", cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed));
+    capture_ = std::make_unique<Capture>();
+    capture_->graph = std::move(graph);
+    capture_->inputs = inputs;
+  }
+
+  std::unique_ptr<BackendGraph> end_capture(bool discard) override {
+    select("graph capture");
+    if (!capture_) throw OpError("graph capture: no capture in progress");
+    std::unique_ptr<Capture> cap = std::move(capture_);
+    cudaGraph_t captured = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream, &captured);
+    for (void* p : cap->deferred_frees) cudaFree(p);
+    if (discard) {
+      if (captured) cudaGraphDestroy(captured);
+      return nullptr;
+    }
+    if (!cap->failure.empty()) {
+      if (captured) cudaGraphDestroy(captured);
+      throw OpError("graph capture: " + cap->failure);
+    }
+    PARALON_CUDA_CHECK("graph capture", ended);
+    const cudaError_t made = cudaGraphInstantiate(&cap->graph->exec, captured, 0);
+    cudaGraphDestroy(captured);
+    PARALON_CUDA_CHECK("graph capture", made);
+    for (const Constant& c : cap->constants) {
+      PARALON_CUDA_CHECK("graph capture", cudaMemcpy(c.device, c.bytes.data(), c.bytes.size(), cudaMemcpyHostToDevice));
+    }
+    return std::move(cap->graph);
+  }
+
+  void replay(BackendGraph& base, const int32_t* values) override {
+    select("graph replay");
+    refuse_while_capturing("graph replay");
+    CudaGraph& g = static_cast<CudaGraph&>(base);
+    PARALON_CUDA_CHECK("graph replay", cudaEventSynchronize(g.uploaded));
+    for (size_t i = 0; i < g.lengths.size(); ++i) {
+      std::memcpy(g.host_inputs + g.offsets[i], values, g.lengths[i] * sizeof(int32_t));
+      values += g.lengths[i];
+    }
+    PARALON_CUDA_CHECK("graph replay", cudaMemcpyAsync(g.device_inputs, g.host_inputs, g.input_bytes,
+                                                       cudaMemcpyHostToDevice, stream));
+    PARALON_CUDA_CHECK("graph replay", cudaEventRecord(g.uploaded, stream));
+    PARALON_CUDA_CHECK("graph replay", cudaGraphLaunch(g.exec, stream));
   }
 
  private:
@@ -193,7 +311,59 @@ class CudaBackend final : public Backend, public LaunchContext {
     cudaEvent_t done = nullptr;
   };
 
+  struct Constant {
+    void* device;
+    std::vector<char> bytes;  // uploaded once the capture ended
+  };
+  struct Capture {
+    std::unique_ptr<CudaGraph> graph;
+    std::vector<GraphInput> inputs;
+    std::vector<Constant> constants;
+    void* scratch = nullptr;
+    size_t scratch_bytes = 0;
+    std::vector<void*> deferred_frees;
+    std::string failure;  // the first op that failed while capturing
+  };
+
   void select(const char* op) { PARALON_CUDA_CHECK(op, cudaSetDevice(device_)); }
+
+  // Runs an op; an op that fails while capturing spoils the capture (end_capture reports it).
+  template <typename F>
+  void run(const char* op, F&& launch) {
+    try {
+      select(op);
+      launch();
+    } catch (const std::exception& e) {
+      if (capture_ && capture_->failure.empty()) capture_->failure = e.what();
+      throw;
+    }
+  }
+
+  void refuse_while_capturing(const char* op) const {
+    if (capture_) throw OpError(std::string(op) + ": not allowed while a graph is being captured");
+  }
+
+  // Device memory owned by the graph being captured.
+  void* own(size_t bytes, const char* what) {
+    void* p = nullptr;
+    PARALON_CUDA_CHECK(what, cudaMalloc(&p, std::max<size_t>(bytes, 1)));
+    capture_->graph->owned.push_back(p);
+    return p;
+  }
+
+  const void* capture_stage(const void* host, size_t bytes) {
+    const char* h = static_cast<const char*>(host);
+    const CudaGraph& g = *capture_->graph;
+    for (size_t i = 0; i < capture_->inputs.size(); ++i) {
+      const char* base = reinterpret_cast<const char*>(capture_->inputs[i].host);
+      if (h >= base && h + bytes <= base + capture_->inputs[i].length * sizeof(int32_t)) {
+        return g.device_inputs + g.offsets[i] + (h - base);
+      }
+    }
+    void* device = own(bytes, "stage");
+    capture_->constants.push_back(Constant{device, std::vector<char>(h, h + bytes)});
+    return device;
+  }
 
   static void release(StageRing& r) {
     if (r.host) cudaFreeHost(r.host);
@@ -222,6 +392,7 @@ class CudaBackend final : public Backend, public LaunchContext {
   size_t scratch_bytes_ = 0;
   std::vector<void*> retired_scratch_;
   Bounce bounce_[2];
+  std::unique_ptr<Capture> capture_;
 };
 
 }  // namespace

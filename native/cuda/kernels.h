@@ -22,11 +22,17 @@ class LaunchContext {
 
   // Copies n elements of host metadata to device memory in stream order and returns the device
   // pointer, valid until the next synchronize() of the backend (a ring of pinned + device memory).
+  // While capturing a graph, metadata from a graph input maps to the graph's copy of that input
+  // (refreshed at each replay) and anything else becomes a constant of the graph.
   virtual const int32_t* stage_i32(const int32_t* host, size_t n) = 0;
   virtual const void* stage_bytes(const void* host, size_t bytes) = 0;
   // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
   // until the next call to scratch() — ops must not hold it across ops.
   virtual void* scratch(size_t bytes) = 0;
+  // True while the launches are recorded into a graph: an op must then choose its launch
+  // configuration from shapes only, never from the values of host metadata (which change at every
+  // replay), or refuse to be captured.
+  virtual bool capturing() const = 0;
 };
 
 // Throws OpError("<op>: <cuda error name>: <message> (file:line)") when a launch or call failed.

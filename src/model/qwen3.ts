@@ -9,11 +9,12 @@
 //
 // Activations are f32 and live in workspace tensors allocated once for the largest batch; each step
 // takes views of them (views allocate nothing on the device).
-import { ops, type AttentionBatch, type Device, type Tensor } from '../runtime/index.js';
+import { ops, type Device, type Tensor } from '../runtime/index.js';
 import { KvCachePool, type KvCachePoolOptions, type KvCacheShape } from '../kv/pool.js';
 import { readGenerationDefaults, readQwen3Config, type GenerationDefaults, type Qwen3Config } from './config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { disposeWeights, loadQwen3Weights, type LoadProgress, type Qwen3Weights } from './weights.js';
+import { DecodeGraphs, type StepMeta } from './decode-graphs.js';
 
 /** One sequence's share of a forward step. */
 export interface SequenceChunk {
@@ -38,6 +39,8 @@ export interface Qwen3ModelOptions {
   maxBatchTokens?: number;
   /** Most sequences in one forward step (sizes the logits workspace). Default 64. */
   maxSeqs?: number;
+  /** Replay decode steps as CUDA graphs (see decode-graphs.ts). Default: when the device records graphs. */
+  graphs?: boolean;
 }
 
 export interface Qwen3LoadOptions extends Qwen3ModelOptions {
@@ -70,6 +73,7 @@ export class Qwen3Model {
   readonly maxBatchTokens: number;
   readonly maxSeqs: number;
   readonly #ws: Workspace;
+  readonly #graphs: DecodeGraphs | undefined;
   #disposed = false;
 
   constructor(device: Device, config: Qwen3Config, generation: GenerationDefaults, weights: Qwen3Weights, options: Qwen3ModelOptions = {}) {
@@ -82,6 +86,13 @@ export class Qwen3Model {
     this.generation = generation;
     this.weights = weights;
     this.#ws = allocateWorkspace(device, config, this.maxBatchTokens, this.maxSeqs);
+    if (options.graphs ?? device.supportsGraphs)
+      this.#graphs = new DecodeGraphs(device, Math.min(this.maxSeqs, this.maxBatchTokens), config.maxPositionEmbeddings);
+  }
+
+  /** Decode graphs recorded so far (0 when graphs are off). */
+  get graphCount(): number {
+    return this.#graphs?.size ?? 0;
   }
 
   /** Reads config.json, generation_config.json and the safetensors weights of `dir` onto `device`. */
@@ -123,9 +134,32 @@ export class Qwen3Model {
     if (this.#disposed) throw new Error('Qwen3Model: forward after dispose');
     const { numTokens: T, maxBlocksPerSeq } = this.#prepare(batch, kv);
     const S = batch.length;
+    const ws = this.#ws;
+    const meta: StepMeta = {
+      tokens: ws.tokens.subarray(0, T),
+      positions: ws.positions.subarray(0, T),
+      slots: ws.slots.subarray(0, T),
+      lastRows: ws.lastRows.subarray(0, S),
+      attention: {
+        qStart: ws.qStart.subarray(0, S + 1),
+        kvLen: ws.kvLen.subarray(0, S),
+        blockTables: ws.blockTables.subarray(0, S * maxBlocksPerSeq),
+        maxBlocksPerSeq,
+      },
+    };
+    if (this.#graphs && T === S && !options.allLogits) {
+      this.#graphs.run(meta, S, kv, (padded, seqs) => this.#queue(padded, seqs, seqs, kv, false));
+      return ws.logits.view([S, this.config.vocabSize]);
+    }
+    return this.#queue(meta, T, S, kv, options.allLogits ?? false);
+  }
+
+  /** Queues the ops of one step: T new tokens of S sequences described by `meta`. */
+  #queue(meta: StepMeta, T: number, S: number, kv: KvCachePool, allLogits: boolean): Tensor<'f32'> {
     const c = this.config;
     const w = this.weights;
     const ws = this.#ws;
+    const { tokens, positions, slots, attention } = meta;
     const H = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
@@ -145,16 +179,6 @@ export class Qwen3Model {
     const gate = ws.scratch.view([T, I]);
     const up = ws.scratch.view([T, I], { offset: T * I });
 
-    const tokens = ws.tokens.subarray(0, T);
-    const positions = ws.positions.subarray(0, T);
-    const slots = ws.slots.subarray(0, T);
-    const attention: AttentionBatch = {
-      qStart: ws.qStart.subarray(0, S + 1),
-      kvLen: ws.kvLen.subarray(0, S),
-      blockTables: ws.blockTables.subarray(0, S * maxBlocksPerSeq),
-      maxBlocksPerSeq,
-    };
-
     ops.embedding(tokens, w.embedding, hidden);
     w.layers.forEach((lw, l) => {
       const cache = kv.layers[l];
@@ -173,7 +197,7 @@ export class Qwen3Model {
       ops.matmul(gate, lw.down, hidden, { residual: hidden });
     });
 
-    if (options.allLogits) {
+    if (allLogits) {
       ops.rmsnorm(hidden, w.finalNorm, normed, { eps });
       const logits = this.device.empty([T, c.vocabSize]);
       ops.matmul(normed, w.lmHead, logits);
@@ -182,7 +206,7 @@ export class Qwen3Model {
     // Only the last token of each sequence needs logits: gather those rows (embedding over the f32
     // hidden states as the table), then norm and project S rows instead of T.
     const last = ws.last.view([S, H]);
-    ops.embedding(ws.lastRows.subarray(0, S), hidden, last);
+    ops.embedding(meta.lastRows, hidden, last);
     ops.rmsnorm(last, w.finalNorm, last, { eps });
     const logits = ws.logits.view([S, c.vocabSize]);
     ops.matmul(last, w.lmHead, logits);
@@ -252,6 +276,7 @@ export class Qwen3Model {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    this.#graphs?.dispose();
     for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits]) t.dispose();
     disposeWeights(this.weights);
   }

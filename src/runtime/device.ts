@@ -2,6 +2,7 @@
 import { addon, type NativeDevice, type NativeMappedFile } from './native.js';
 import { encode, type DType, type HostArray } from './dtype.js';
 import { Tensor } from './tensor.js';
+import { DeviceGraph } from './graph.js';
 
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'cuda-sim';
 
@@ -81,6 +82,30 @@ export class Device {
   /** Memory-maps a file (read-only) to make tensors from byte ranges of it. */
   mapFile(path: string): MappedFile {
     return new MappedFile(this, new addon.MappedFile(path));
+  }
+
+  /** Whether this device records graphs (CUDA devices and the simulator): see captureGraph. */
+  get supportsGraphs(): boolean {
+    return this.native.supportsGraphs();
+  }
+
+  /**
+   * Records the ops `record` queues as one graph (a CUDA graph) instead of running them. `inputs` are
+   * the step's int32 metadata arrays (token ids, positions, slots, block tables, ...): an op argument
+   * that is one of them, or a subarray of one, is read again at every `replay(inputs)`, with every
+   * argument check the op made at capture run again on the new values. Any other host array is a
+   * constant of the graph. Nothing runs until the first replay. Tensors the ops use stay alive with
+   * the graph; reading, writing, sampling and synchronising are refused while recording.
+   */
+  captureGraph(inputs: readonly Int32Array[], record: () => void): DeviceGraph {
+    this.native.beginCapture([...inputs]);
+    try {
+      record();
+    } catch (e) {
+      this.native.abortCapture();
+      throw e;
+    }
+    return new DeviceGraph(this.native.endCapture(), inputs.map((a) => a.length));
   }
 
   /** Resolves when everything queued so far has run; rejects with the first op error since the last sync. */

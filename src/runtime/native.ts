@@ -43,6 +43,16 @@ export interface NativeDevice {
     kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number): void;
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
     penaltyCounts: Int32Array, numTop: number): Promise<NativeSampleResult>;
+  supportsGraphs(): boolean;
+  beginCapture(inputs: Int32Array[]): void;
+  endCapture(): NativeGraph;
+  abortCapture(): void;
+}
+
+export interface NativeGraph {
+  readonly disposed: boolean;
+  replay(inputs: Int32Array[]): void;
+  dispose(): void;
 }
 
 export interface NativeMappedFile {

@@ -126,6 +126,8 @@ for (const dev of devices) {
             const step = [{ tokens: [decoded[t - 37]], numCached: t, blockTable: blocks.grow(0, t + 1) }];
             expectClose(await readPoisoned(model.forward(step, kv)), [expected[t]], tol, `decode at position ${t}`);
           }
+          // Devices that record graphs ran those decodes as graph replays (test/model/graphs.test.ts).
+          expect(model.graphCount > 0).toBe(device.supportsGraphs);
           kv.dispose();
         });
 

@@ -171,7 +171,7 @@ void complete_barrier() {
 void thread_main(void* arg) {
   Launch& L = launch_state;
   auto* self = static_cast<SimThread*>(arg);
-  L.request->thread_entry(L.request->frame);
+  L.request->thread_entry(L.request->frame.get());
   self->state = State::kExited;
   ++L.exited;
   if (L.first_exited < 0) L.first_exited = static_cast<int>(self - L.threads);
@@ -474,6 +474,12 @@ void run_launch(const LaunchRequest& r) {
   }
   if (!bad.empty()) {
     record_error(code, "launch of " + config_text(r) + " failed: " + bad, false);
+    return;
+  }
+  if (capture_work(r.stream, [r] {
+        Fault f = worker().run(r);
+        if (f.code != cudaSuccess) record_error(f.code, f.message, true);
+      })) {
     return;
   }
   Fault f = worker().run(r);

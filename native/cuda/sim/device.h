@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -120,7 +121,7 @@ struct LaunchRequest {
   size_t dynamic_shared_bytes;
   cuda_names::cudaStream_t stream;
   void (*thread_entry)(void* frame);  // runs the kernel body for the current thread
-  void* frame;
+  std::shared_ptr<void> frame;        // shared: a launch recorded into a graph keeps its arguments
 };
 void run_launch(const LaunchRequest& request);
 
@@ -132,13 +133,13 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> args;
   };
-  Frame frame{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+  auto frame = std::make_shared<Frame>(Frame{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
   LaunchRequest request{name, reinterpret_cast<const void*>(kernel), grid, block, dynamic_shared_bytes,
                         stream, [](void* f) {
                           Frame* fr = static_cast<Frame*>(f);
                           std::apply(fr->kernel, fr->args);  // each thread gets its own copies
                         },
-                        &frame};
+                        std::move(frame)};
   run_launch(request);
 }
 

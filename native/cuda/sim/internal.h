@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "sim/device.h"
@@ -35,6 +36,9 @@ bool on_simulator_fiber();  // true while kernel code runs (on the simulator thr
 // ---- runtime_api.cc, called from run_launch on the launching host thread
 size_t dynamic_shared_limit(const void* kernel);
 bool is_valid_stream(cudaStream_t stream);
+// When `stream` is capturing, appends `work` to the graph being captured and returns true; the
+// caller then does nothing now (the work runs at every cudaGraphLaunch).
+bool capture_work(cudaStream_t stream, std::function<void()> work);
 // `asynchronous` errors (kernel faults) are also returned by synchronisation calls.
 void record_error(cudaError_t code, std::string message, bool asynchronous);
 

@@ -7,18 +7,31 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "sim/internal.h"
 
 namespace paralon {
 namespace sim {
 
-struct StreamState {};
+// The work a graph runs, in capture order.
+struct GraphState {
+  std::vector<std::function<void()>> work;
+};
+struct GraphExecState {
+  std::vector<std::function<void()>> work;
+};
+struct StreamState {
+  std::unique_ptr<GraphState> capture;  // non-null while capturing
+  bool invalidated = false;             // a call not allowed during the capture was made
+};
 struct EventState {
   std::chrono::steady_clock::time_point time;
   bool recorded = false;
@@ -106,6 +119,22 @@ size_t dynamic_shared_limit(const void* kernel) {
   return it == s.dynamic_shared_limits.end() ? kDefaultDynamicShared : it->second;
 }
 
+bool capture_work(cudaStream_t stream, std::function<void()> work) {
+  if (stream == nullptr || !stream->capture) return false;
+  stream->capture->work.push_back(std::move(work));
+  return true;
+}
+
+namespace {
+// Synchronising with a capturing stream is an error that also invalidates the capture.
+cudaError_t refuse_while_capturing(cudaStream_t stream) {
+  if (stream == nullptr || !stream->capture) return cudaSuccess;
+  stream->invalidated = true;
+  record_error(cudaErrorStreamCaptureUnsupported, "operation not permitted when stream is capturing", false);
+  return cudaErrorStreamCaptureUnsupported;
+}
+}  // namespace
+
 bool is_valid_stream(cudaStream_t stream) {
   if (stream == nullptr) return true;
   DeviceState& s = state();
@@ -139,6 +168,9 @@ const char* cudaGetErrorName(cudaError_t error) {
     PARALON_SIM_NAME(cudaErrorMisalignedAddress)
     PARALON_SIM_NAME(cudaErrorLaunchFailure)
     PARALON_SIM_NAME(cudaErrorNotSupported)
+    PARALON_SIM_NAME(cudaErrorIllegalState)
+    PARALON_SIM_NAME(cudaErrorStreamCaptureUnsupported)
+    PARALON_SIM_NAME(cudaErrorStreamCaptureInvalidated)
     PARALON_SIM_NAME(cudaErrorUnknown)
 #undef PARALON_SIM_NAME
   }
@@ -162,6 +194,8 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorIllegalInstruction: return "an illegal instruction was encountered";
     case cudaErrorMisalignedAddress: return "misaligned address";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return "unrecognized error code";
   }
 }
@@ -265,6 +299,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
+  if (cudaError_t e = refuse_while_capturing(stream)) return e;
   return take_error(true);
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
@@ -357,7 +392,9 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
   if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
-  if (bytes != 0) std::memmove(dst, src, bytes);
+  if (bytes == 0) return cudaSuccess;
+  if (capture_work(stream, [dst, src, bytes] { std::memmove(dst, src, bytes); })) return cudaSuccess;
+  std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 
@@ -373,7 +410,59 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
     record_error(cudaErrorInvalidValue, "cudaMemset: range is not inside one cudaMalloc allocation", false);
     return cudaErrorInvalidValue;
   }
+  if (capture_work(stream, [ptr, value, bytes] { std::memset(ptr, value, bytes); })) return cudaSuccess;
   std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (stream == nullptr) return cudaErrorStreamCaptureUnsupported;  // the legacy stream cannot capture
+  if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
+  if (mode < cudaStreamCaptureModeGlobal || mode > cudaStreamCaptureModeRelaxed) return cudaErrorInvalidValue;
+  if (stream->capture) return cudaErrorIllegalState;
+  stream->capture = std::make_unique<GraphState>();
+  stream->invalidated = false;
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  *graph = nullptr;
+  if (!is_valid_stream(stream) || stream == nullptr) return cudaErrorInvalidResourceHandle;
+  if (!stream->capture) return cudaErrorIllegalState;
+  std::unique_ptr<GraphState> g = std::move(stream->capture);
+  if (stream->invalidated) return cudaErrorStreamCaptureInvalidated;
+  *graph = g.release();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
+  *status = stream == nullptr || !stream->capture ? cudaStreamCaptureStatusNone
+            : stream->invalidated                  ? cudaStreamCaptureStatusInvalidated
+                                                   : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (graph == nullptr) return cudaErrorInvalidResourceHandle;
+  *exec = new GraphExecState{graph->work};
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (exec == nullptr || !is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
+  if (stream != nullptr && stream->capture) return refuse_while_capturing(stream);  // no child graphs here
+  for (const std::function<void()>& work : exec->work) work();
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
   return cudaSuccess;
 }
 
@@ -387,6 +476,10 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
+  if (stream != nullptr && stream->capture) {  // event nodes are not simulated
+    stream->invalidated = true;
+    return cudaErrorNotSupported;
+  }
   DeviceState& s = state();
   std::lock_guard<std::mutex> lock(s.m);
   if (s.events.count(event) == 0) return cudaErrorInvalidResourceHandle;
