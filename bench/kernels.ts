@@ -132,6 +132,23 @@ export async function benchKernels(argv: string[]): Promise<void> {
     [cache.k, cache.v, q, out].forEach((a) => a.dispose());
   }
 
+  // Prefill attention: one sequence of P new tokens (no cached prefix), bf16 cache; GFLOP/s of the
+  // causal QKᵀ and PV products (query i attends i + 1 keys: 4·D·Hq·P(P+1)/2 FLOPs).
+  const prompts = device.hostMemory || opt.quick ? [512] : [512, 2048, 8192];
+  for (const P of prompts) {
+    const numBlocks = Math.ceil(P / blockSize);
+    const cacheShape = [numBlocks, blockSize, s.numKvHeads, s.headDim];
+    const cache = { k: randomTensor(device, cacheShape, 'bf16', 37), v: randomTensor(device, cacheShape, 'bf16', 41) };
+    const q = randomTensor(device, [P, s.numHeads, s.headDim], 'f32', 43);
+    const out = device.empty([P, s.numHeads, s.headDim], 'f32');
+    const tables = Int32Array.from({ length: numBlocks }, (_, i) => i);
+    const b = { qStart: Int32Array.from([0, P]), kvLen: Int32Array.from([P]), blockTables: tables, maxBlocksPerSeq: numBlocks };
+    const t = await timeLaunches(device, () => ops.attention(cache, q, out, b), { batches: opt.quick || device.hostMemory ? 3 : 7, minBatchSeconds: 0.1 });
+    const flops = 2 * s.headDim * s.numHeads * P * (P + 1);
+    add({ op: 'attention prefill bf16 cache', shape: `P=${P} heads=${s.numHeads}/${s.numKvHeads} d=${s.headDim}`, us: t.seconds * 1e6, 'GB/s': '', 'GFLOP/s': flops / t.seconds / 1e9, '% ceiling': '' });
+    [cache.k, cache.v, q, out].forEach((a) => a.dispose());
+  }
+
   // Sampling one row over the full vocabulary (top-p + top-k + temperature), ids back to the host.
   {
     const logits = randomTensor(device, [1, s.vocab], 'f32', 31);

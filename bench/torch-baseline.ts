@@ -30,6 +30,13 @@ for (model, hidden, inter, nh, nkv, hd) in [('0.6b', 1024, 3072, 16, 8, 128), ('
         s = t(lambda: torch.nn.functional.scaled_dot_product_attention(q, kk, v, enable_gqa=True))
         rows.append({'op': 'torch sdpa decode bf16', 'shape': f'{model} ctx={ctx} heads={nh}', 'us': s*1e6,
                      'GB/s': 2*ctx*nkv*hd*2/s/1e9, 'TFLOP/s': ''})
+    for p in [512, 2048, 8192]:
+        q = torch.randn(1, nh, p, hd, device=dev, dtype=torch.bfloat16)
+        kk = torch.randn(1, nkv, p, hd, device=dev, dtype=torch.bfloat16)
+        v = torch.randn(1, nkv, p, hd, device=dev, dtype=torch.bfloat16)
+        s = t(lambda: torch.nn.functional.scaled_dot_product_attention(q, kk, v, is_causal=True, enable_gqa=True))
+        rows.append({'op': 'torch sdpa prefill causal bf16', 'shape': f'{model} P={p} heads={nh}', 'us': s*1e6,
+                     'GB/s': '', 'TFLOP/s': 2*hd*nh*p*(p+1)/s/1e12})
 print(json.dumps({'device': torch.cuda.get_device_name(0), 'torch': torch.__version__, 'rows': rows}))
 `;
 

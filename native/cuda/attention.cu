@@ -1,6 +1,7 @@
 #include "kernels.h"
 
-// Causal paged attention (varlen batch, GQA, f32 or bf16 cache), two SIMT kernels plus a merge:
+// Causal paged attention (varlen batch, GQA, f32 or bf16 cache): a decode kernel plus a merge, and
+// two prefill kernels (SIMT for the f32 cache, tensor cores for the bf16 cache):
 //
 // 1. decode_split_kernel — sequences with one new token (flash-decoding).
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
@@ -16,19 +17,36 @@
 //    Splits are chosen from the longest context and the SM count: about 2 waves of CTAs, at least
 //    one tile per split. Traffic: 2 · kv_len · D · sizeof(cache) per (sequence, KV head), once.
 //
-// 2. prefill_kernel — sequences with several new tokens (flash-attention 2, SIMT).
-//    Grid (query tiles, Hq), 128 threads; tile = 64 queries of one sequence × one query head; the
-//    (sequence, tile) list is built on the host, longest key ranges first. Per 32-key tile the CTA
-//    loads K and V through the block table into shared memory (f32, rows padded to D+4 floats so the
-//    float4 reads below are bank-conflict free), then thread (r, c) = (tid / 8, tid % 8) computes the
-//    4×4 scores of queries r + 16i and keys c + 8j (8 LDS.128 per 64 FMA), applies the causal mask
-//    (query i sits at position kv_len − q_len + i), updates its rows' online softmax with the
-//    8 lanes sharing the rows (xor shuffles 1, 2, 4), stores P to shared memory, and accumulates
-//    O[4 rows][columns 4c + 32j .. +3] += P·V (20 LDS.128 per 256 FMA at D = 128).
-//    Shared memory: (64 + 2·32)·(D+4)·4 + 64·36·4 bytes = 75 KB at D = 128 (opt-in), 43 KB at D = 64.
-//    K/V of a KV head are re-read by its G query heads through L2. Tensor cores are not used yet:
-//    activations are f32 and the kernel is SIMT f32 throughout (exact against the f32 reference).
+// Prefill — sequences with several new tokens. The (sequence, 64-query tile) list is built on the
+// host, longest key ranges first; a CTA of 128 threads owns one tile × one query head and reads only
+// the keys up to its last query's position (later key tiles are skipped, not masked).
 //
+// 2. prefill_kernel — f32 cache: flash-attention 2, SIMT f32 throughout (exact against the f32
+//    reference). Grid (tiles, Hq). Per 32-key tile the CTA loads K and V through the block table
+//    into shared memory (f32, rows padded to D+4 floats so the float4 reads below are bank-conflict
+//    free), then thread (r, c) = (tid / 8, tid % 8) computes the 4×4 scores of queries r + 16i and
+//    keys c + 8j (8 LDS.128 per 64 FMA), applies the causal mask (query i sits at position
+//    kv_len − q_len + i), updates its rows' online softmax with the 8 lanes sharing the rows (xor
+//    shuffles 1, 2, 4), stores P to shared memory, and accumulates O[4 rows][columns 4c + 32j .. +3]
+//    += P·V (20 LDS.128 per 256 FMA at D = 128).
+//    Shared memory: (64 + 2·32)·(D+4)·4 + 64·36·4 bytes = 75 KB at D = 128 (opt-in), 43 KB at D = 64.
+//
+// 3. prefill_mma_kernel — bf16 cache: flash-attention 2 on tensor cores (mma.sync m16n8k16, bf16
+//    operands, f32 accumulators). Grid (Hq, tiles): the G query heads of a KV head are neighbouring
+//    CTAs, so all but the first find its K/V tiles in L2. Warp w owns queries 16w .. 16w+15, whose
+//    Q (f32, scaled by scale·log2 e, rounded to bf16) stays in registers as A fragments. Per 64-key
+//    tile each warp computes S = Q·Kᵀ (16 × 64: D/4 ldmatrix_x4, D/2 MMAs), masks it only where the
+//    tile crosses its queries' diagonal, updates the online softmax in f32 (a row's 64 scores sit
+//    in the 4 lanes of a quad: 2 xor shuffles), rounds P to bf16 — S's accumulator layout is P's
+//    A fragment layout, so P never leaves registers — and adds P·V into O (16 × D f32 registers;
+//    D/4 ldmatrix_x4_trans, D/2 MMAs). K/V tiles are gathered through the block table with 16-byte
+//    cp.async into two stages: tile t+1 lands while tile t is multiplied, one barrier per tile.
+//    Rows are D bf16 with their 16-byte chunks XOR-swizzled by row % 8, so ldmatrix is bank-conflict
+//    free. Shared memory: 2 stages × (K + V) × 64 × D × 2 bytes = 64 KB at D = 128 (opt-in), 32 KB
+//    at D = 64. Rounding: Q and P to bf16 (relative 2^−9 each); products and sums in f32.
+//    Traffic per CTA: 4·D bytes of K and V per key of its range, its Q and O (f32) once.
+//
+// Both prefill kernels re-read the K/V of a KV head once per query head of its group, through L2.
 // Keys whose block-table entry lies outside [0, num_blocks) are masked out: no load leaves the cache
 // (decode redirects a masked key's load to row 0, prefill skips it). head_dim 64 and 128 are
 // supported; other sizes are rejected with an OpError, as are G > 16 and caches of 2^31+ rows.
@@ -437,6 +455,218 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(Paged<C> kv, SeqMeta 
 }
 
 // ------------------------------------------------------------------------------------------------
+// Prefill on tensor cores (bf16 cache)
+// ------------------------------------------------------------------------------------------------
+
+using bf16 = __nv_bfloat16;
+constexpr int kMmaK = 64;  // keys per tile
+static_assert(kPrefillQ == 16 * kThreads / 32, "prefill_mma_kernel: 16 queries per warp");
+
+// Two stages of (K tile, V tile), each kMmaK rows of D bf16.
+template <int D>
+constexpr size_t prefill_mma_smem_bytes() {
+  return 2 * 2 * static_cast<size_t>(kMmaK) * D * sizeof(bf16);
+}
+
+// Element offset of 16-byte chunk c (8 elements) of row r in a tile of D-element rows. The chunk is
+// XOR-swizzled with r % 8: the 8 rows an ldmatrix matrix reads (consecutive rows, same logical
+// chunk) sit in 8 different 16-byte bank groups.
+template <int D>
+__device__ __forceinline__ int swizzle(int r, int c) {
+  return r * D + ((c ^ (r & 7)) << 3);
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Copies keys [k0, k0 + kMmaK) of KV head kvh into k_s / v_s with 16-byte cp.async. Warp w copies
+// keys k0 + 16w .. +15: lane l looks key 16w + l % 16 up in the block table once, and in step i
+// copies chunk i·32 + l of the warp's 16 rows (row c / (D/8), chunk c % (D/8): each step reads 2 or
+// 4 whole rows), taking the cache row from the lane that looked it up. Keys at or past num_keys and
+// keys of invalid blocks are zero-filled without a read. Returns false if this lane's key is below
+// num_keys but its block is invalid.
+template <int D>
+__device__ __forceinline__ bool load_kv_tile(const Paged<bf16>& kv, int s, int kvh, int k0, int num_keys, bf16* k_s,
+                                             bf16* v_s) {
+  constexpr int kChunks = D / 8;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int key = k0 + 16 * warp + lane % 16;
+  const int row = key < num_keys ? kv.row(s, key, kvh) : -1;
+#pragma unroll
+  for (int i = 0; i < 16 * kChunks / 32; ++i) {
+    const int c = 32 * i + lane, r = c / kChunks, chunk = c % kChunks;
+    const int src = __shfl_sync(0xffffffffu, row, r);
+    const int64_t offset = static_cast<int64_t>(max(src, 0)) * D + 8 * chunk;
+    const int dst = swizzle<D>(16 * warp + r, chunk);
+    cp_async_16(k_s + dst, kv.k + offset, src >= 0);
+    cp_async_16(v_s + dst, kv.v + offset, src >= 0);
+  }
+  return row >= 0 || key >= num_keys;
+}
+
+// tiles as for prefill_kernel; grid (Hq, tiles).
+template <int D>
+__global__ void __launch_bounds__(kThreads) prefill_mma_kernel(Paged<bf16> kv, SeqMeta meta, const int32_t* tiles) {
+  constexpr int kChunks = D / 8;     // 16-byte chunks per row
+  constexpr int kTile = kMmaK * D;   // elements of one K or V tile
+  constexpr int kS = kMmaK / 8;      // n8 tiles of S per warp
+  constexpr int kO = D / 8;          // n8 tiles of O per warp
+  PARALON_DYNAMIC_SHARED(bf16, smem);  // stage st: K at smem + 2·st·kTile, V right after
+
+  const int h = blockIdx.x, kvh = h / meta.group;
+  const int s = tiles[2 * blockIdx.y], i0 = tiles[2 * blockIdx.y + 1];
+  const int64_t q0 = meta.q_start[s];
+  const int q_len = meta.q_start[s + 1] - meta.q_start[s];
+  const int rows = min(kPrefillQ, q_len - i0);
+  const int tile_pos = meta.kv_len[s] - q_len + i0;  // position of the tile's first query
+  const int num_keys = tile_pos + rows;             // keys 0 .. the last query's position
+  const int num_tiles = (num_keys + kMmaK - 1) / kMmaK;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  // This warp's rows are 16·warp + g and + 8 (fragment halves r = 0, 1); it needs the keys below
+  // warp_keys (none when all its rows lie past the chunk's end).
+  const int warp_pos = tile_pos + 16 * warp;
+  const int warp_keys = 16 * warp < rows ? min(num_keys, warp_pos + 16) : 0;
+
+  bool keys_ok = load_kv_tile<D>(kv, s, kvh, 0, num_keys, smem, smem + kTile);
+  cp_async_commit();
+
+  // Q → A fragments, staged through this warp's 16 rows of stage 1's K buffer (untouched until the
+  // prefetch of tile 1, which every warp issues after the loop's first barrier). Lane l converts
+  // chunks i·32 + l (8 floats each); rows past the chunk's end are zero.
+  uint32_t qf[D / 16][4];
+  {
+    bf16* q_s = smem + 2 * kTile + 16 * warp * D;
+    const float x = meta.scale_log2;
+#pragma unroll
+    for (int i = 0; i < 16 * kChunks / 32; ++i) {
+      const int c = 32 * i + lane, r = c / kChunks, chunk = c % kChunks;
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+      if (16 * warp + r < rows) {
+        const float* src = meta.q + ((q0 + i0 + 16 * warp + r) * meta.num_q_heads + h) * D + 8 * chunk;
+        a = load4(src);
+        b = load4(src + 4);
+      }
+      *reinterpret_cast<uint4*>(q_s + swizzle<D>(r, chunk)) =
+          make_uint4(pack_bf16(a.x * x, a.y * x), pack_bf16(a.z * x, a.w * x), pack_bf16(b.x * x, b.y * x),
+                     pack_bf16(b.z * x, b.w * x));
+    }
+    __syncwarp();  // the warp's rows are stored before its lanes ldmatrix each other's chunks
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {  // lanes 0-15: rows 0-15 at chunk 2ks; lanes 16-31: chunk 2ks+1
+      ldmatrix_x4(qf[ks], q_s + swizzle<D>(lane % 16, 2 * ks + lane / 16));
+    }
+  }
+
+  float o[kO][4];  // O[16 × D] in m16n8 accumulator layout
+#pragma unroll
+  for (int j = 0; j < kO; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's columns only
+
+  for (int kt = 0; kt < num_tiles; ++kt) {
+    cp_async_wait<0>();
+    // Barrier: tile kt, written by every thread's cp.async, is visible to all warps, and every warp
+    // is done with tile kt-1 (at kt = 0: with its Q staging), whose stage the prefetch overwrites.
+    // The AND says whether every key of tile kt has a valid block.
+    const bool tile_ok = __syncthreads_and(keys_ok);
+    if (kt + 1 < num_tiles) {
+      bf16* next = smem + 2 * ((kt + 1) % 2) * kTile;
+      keys_ok = load_kv_tile<D>(kv, s, kvh, (kt + 1) * kMmaK, num_keys, next, next + kTile);
+      cp_async_commit();
+    }
+    const int k0 = kt * kMmaK;
+    if (k0 >= warp_keys) continue;  // every query of this warp precedes the tile
+    const bf16* k_s = smem + 2 * (kt % 2) * kTile;
+    const bf16* v_s = k_s + kTile;
+
+    // S = Q·Kᵀ. K rows are B's columns: an x4 covers n8 tiles j, j+1 × k 0-7, 8-15 of step ks.
+    float sc[kS][4];
+#pragma unroll
+    for (int j = 0; j < kS; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ++ks) {
+#pragma unroll
+      for (int j = 0; j < kS; j += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, k_s + swizzle<D>(8 * j + lane % 8 + 8 * (lane / 16), 2 * ks + (lane / 8) % 2));
+        mma_bf16_16816(sc[j], qf[ks], b, sc[j]);
+        mma_bf16_16816(sc[j + 1], qf[ks], b + 2, sc[j + 1]);
+      }
+    }
+
+    // Mask keys after a row's position (tiles crossing this warp's diagonal) and keys of invalid blocks.
+    if (k0 + kMmaK - 1 > warp_pos || !tile_ok) {
+#pragma unroll
+      for (int j = 0; j < kS; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = k0 + 8 * j + 2 * t + e % 2, pos = warp_pos + g + 8 * (e / 2);
+          if (key > pos || (!tile_ok && kv.row(s, key, kvh) < 0)) sc[j][e] = -INFINITY;
+        }
+    }
+
+    // Online softmax of rows g (r = 0) and g + 8 (r = 1); a row's scores sit in the 4 lanes of a quad.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kS; ++j) mx = fmaxf(mx, fmaxf(sc[j][2 * r], sc[j][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[r], mx);
+      const float ref = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet adds nothing
+      const float alpha = exp2f(m[r] - ref);
+      m[r] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kS; ++j) {
+        sc[j][2 * r] = exp2f(sc[j][2 * r] - ref);
+        sc[j][2 * r + 1] = exp2f(sc[j][2 * r + 1] - ref);
+        sum += sc[j][2 * r] + sc[j][2 * r + 1];
+      }
+      l[r] = l[r] * alpha + sum;
+#pragma unroll
+      for (int j = 0; j < kO; ++j) {
+        o[j][2 * r] *= alpha;
+        o[j][2 * r + 1] *= alpha;
+      }
+    }
+
+    // O += P·V over key steps of 16: S's n8 tiles 2kk, 2kk+1 are P's A fragment (rounded to bf16);
+    // an x4_trans covers keys 0-7, 8-15 × the d columns of n8 tiles j, j+1.
+#pragma unroll
+    for (int kk = 0; kk < kMmaK / 16; ++kk) {
+      const uint32_t a[4] = {pack_bf16(sc[2 * kk][0], sc[2 * kk][1]), pack_bf16(sc[2 * kk][2], sc[2 * kk][3]),
+                             pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                             pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+      for (int j = 0; j < kO; j += 2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, v_s + swizzle<D>(16 * kk + lane % 16, j + lane / 16));
+        mma_bf16_16816(o[j], a, b, o[j]);
+        mma_bf16_16816(o[j + 1], a, b + 2, o[j + 1]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    const int row = 16 * warp + g + 8 * r;
+    if (row >= rows) continue;
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    float* dst = meta.out + ((q0 + i0 + row) * meta.num_q_heads + h) * D + 2 * t;
+#pragma unroll
+    for (int j = 0; j < kO; ++j) {
+      *reinterpret_cast<float2*>(dst + 8 * j) = make_float2(o[j][2 * r] * inv, o[j][2 * r + 1] * inv);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 // Host side
 // ------------------------------------------------------------------------------------------------
 
@@ -505,20 +735,42 @@ void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, co
   }
 }
 
-template <int D, typename C>
-void launch_prefill(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
-                    LaunchContext& ctx) {
-  constexpr size_t smem = prefill_smem_bytes<D>();
+// Lets `kernel` use `smem` bytes of dynamic shared memory, or throws when the device offers less.
+template <typename Kernel>
+void allow_shared_memory(Kernel kernel, size_t smem, LaunchContext& ctx) {
   if (smem > ctx.max_smem_optin) {
     throw OpError("attention: prefill needs " + std::to_string(smem) + " bytes of shared memory, the device allows " +
                   std::to_string(ctx.max_smem_optin));
   }
-  PARALON_CUDA_CHECK("attention", cudaFuncSetAttribute(prefill_kernel<D, C>,
-                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                       static_cast<int>(smem)));
+  PARALON_CUDA_CHECK("attention",
+                     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+}
+
+// f32 cache: the SIMT kernel.
+template <int D>
+void launch_prefill(const Paged<float>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
+                    LaunchContext& ctx) {
+  constexpr size_t smem = prefill_smem_bytes<D>();
+  allow_shared_memory(prefill_kernel<D, float>, smem, ctx);
   const unsigned num_tiles = static_cast<unsigned>(plan.prefill_tiles.size() / 2);
-  PARALON_LAUNCH((prefill_kernel<D, C>), dim3(num_tiles, meta.num_q_heads), dim3(kThreads), smem, ctx.stream, kv,
+  PARALON_LAUNCH((prefill_kernel<D, float>), dim3(num_tiles, meta.num_q_heads), dim3(kThreads), smem, ctx.stream, kv,
                  meta, tiles);
+  PARALON_CHECK_LAUNCH("attention");
+}
+
+// bf16 cache: tensor cores. Query tiles go on grid.y (at most 65535, i.e. 4 million query tokens).
+template <int D>
+void launch_prefill(const Paged<bf16>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
+                    LaunchContext& ctx) {
+  constexpr size_t smem = prefill_mma_smem_bytes<D>();
+  allow_shared_memory(prefill_mma_kernel<D>, smem, ctx);
+  const size_t num_tiles = plan.prefill_tiles.size() / 2;
+  if (num_tiles > 65535) {
+    throw OpError("attention: " + std::to_string(num_tiles) + " prefill tiles of " + std::to_string(kPrefillQ) +
+                  " queries exceed the grid's 65535");
+  }
+  PARALON_LAUNCH((prefill_mma_kernel<D>), dim3(meta.num_q_heads, static_cast<unsigned>(num_tiles)), dim3(kThreads),
+                 smem, ctx.stream, kv, meta, tiles);
   PARALON_CHECK_LAUNCH("attention");
 }
 
@@ -564,7 +816,7 @@ void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
   }
   if (!plan.prefill_tiles.empty()) {
     const int32_t* tiles = ctx.stage_i32(plan.prefill_tiles.data(), plan.prefill_tiles.size());
-    launch_prefill<D, C>(kv, meta, plan, tiles, ctx);
+    launch_prefill<D>(kv, meta, plan, tiles, ctx);
   }
 }
 

@@ -19,7 +19,8 @@ export const TOLERANCE = {
   f32: 1e-5,
   /**
    * A backend that rounds activations to the weights' 16-bit type (the CUDA tensor-core prefill
-   * matmul rounds x): a few units of that type's roundoff (bf16 2^−9, f16 2^−12).
+   * matmul rounds x; the tensor-core prefill attention rounds Q and P to the bf16 of its cache): a
+   * few units of that type's roundoff (bf16 2^−9, f16 2^−12).
    */
   roundedActivations: { bf16: 1e-2, f16: 2e-3 },
 } as const;
