@@ -3,7 +3,8 @@
 // Two kernels:
 // - Streaming (M ≤ kMaxStreamingRows: decode and small batches): memory-bound, so the only goal
 //   is to read W once at full bandwidth. Threads own contiguous ranges of W rows; each step takes
-//   4-8 W rows and dots them with every x row (the step's W rows stay in L1 across x rows),
+//   4-8 W rows (1 for M = 1 with short rows, see stream_single) and dots them with every x row
+//   (the step's W rows stay in L1 across x rows),
 //   widening bf16/f16 on load (a 16-bit shift for bf16). Traffic: N·K·sizeof(W) bytes of W,
 //   M·K·4 of x per chunk (cache-resident), M·N·4 of y. Above kMaxStreamingRows the re-widening
 //   of each W vector for every pair of x rows costs more than packing W once.
@@ -80,6 +81,27 @@ inline void stream_rows(const MatmulArgs& a, const T* w, int64_t n) {
   }
 }
 
+// M = 1 with short rows: W rows one after another, so each thread reads one sequential stream (the
+// access pattern the memory read ceiling is measured with); four accumulators hide the FMA latency.
+// Measured on a 2-core EPYC (AVX2): 15-25 % faster than 8 interleaved rows at K = 1024 (q_proj,
+// gate_proj, lm_head of Qwen3-0.6B), 20-40 % slower at K ≥ 2048, where the 8-row steps stay.
+constexpr int64_t kSingleStreamMaxK = 2048;
+template <class T>
+void stream_single(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
+  const int64_t K = a.K;
+  for (int64_t n = n0; n < n1; ++n) {
+    const T* row = w + n * K;
+    vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
+    int64_t k = 0;
+    for (; k + 4 * kLanes <= K; k += 4 * kLanes)
+      for (int u = 0; u < 4; ++u) acc[u] = vfma(vload(a.x + k + u * kLanes), vload(row + k + u * kLanes), acc[u]);
+    for (; k + kLanes <= K; k += kLanes) acc[0] = vfma(vload(a.x + k), vload(row + k), acc[0]);
+    float sum = vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+    for (; k < K; ++k) sum += a.x[k] * to_f32(row[k]);
+    a.y[n] = sum + (a.residual ? a.residual[n] : 0.0f);
+  }
+}
+
 template <int NR, class T>
 void stream_range(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
   int64_t n = n0;
@@ -95,7 +117,9 @@ void matmul_streaming(Context& ctx, const MatmulArgs& a) {
   rows = (rows + kStreamWSingle - 1) / kStreamWSingle * kStreamWSingle;
   ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
     const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    if (a.M == 1) {
+    if (a.M == 1 && a.K < kSingleStreamMaxK) {
+      stream_single(a, w, n0, n1);
+    } else if (a.M == 1) {
       stream_range<kStreamWSingle>(a, w, n0, n1);
     } else {
       stream_range<kStreamWMulti>(a, w, n0, n1);
@@ -145,17 +169,75 @@ inline void store_tile(vf acc[kMR][2], float* y, const float* residual, int64_t 
   }
 }
 
-// B slivers: bp[s][k][c] = W[s·kNR + c][pc + k] as f32, zero for rows ≥ n_valid.
+#if defined(__AVX2__)
+// Eight consecutive W elements widened to f32 (AVX2 registers also in AVX-512 builds).
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const bf16* p) {
+  const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+inline __m256 load8(const f16* p) {
+#if defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  alignas(32) float t[8];
+  for (int i = 0; i < 8; ++i) t[i] = to_f32(p[i]);
+  return _mm256_load_ps(t);
+#endif
+}
+
+// In-register 8×8 transpose: r[i] holds row i before, column i after (unpack pairs, shuffle
+// quads, swap 128-bit halves).
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+#endif
+
+// B slivers: bp[s][k][c] = W[s·kNR + c][pc + k] as f32, zero for rows ≥ n_valid. Eight W rows at
+// a time: 8×8 blocks are loaded row-wise, transposed in registers and stored as 8 contiguous
+// floats per k (a scalar scatter of every element cost more than the micro-kernel at M ≤ 64).
 template <class T>
 void pack_b(const T* w, int64_t K, int64_t n_valid, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
             float* row_buf) {
-  for (int64_t n = 0; n < nc_padded; ++n) {
-    float* dst = bp + (n / kNR) * kc * kNR + n % kNR;
-    if (n < n_valid) {
-      widen_row(w + n * K + pc, row_buf, kc);
-      for (int64_t k = 0; k < kc; ++k) dst[k * kNR] = row_buf[k];
-    } else {
-      for (int64_t k = 0; k < kc; ++k) dst[k * kNR] = 0.0f;
+  static_assert(kNR % 8 == 0, "slivers are made of 8-row groups");
+  for (int64_t n0 = 0; n0 < nc_padded; n0 += 8) {
+    float* dst = bp + (n0 / kNR) * kc * kNR + n0 % kNR;
+    const T* src = w + n0 * K + pc;
+    if (n0 + 8 <= n_valid) {
+      int64_t k = 0;
+#if defined(__AVX2__)
+      for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = load8(src + i * K + k);
+        transpose8(r);
+        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dst + (k + j) * kNR, r[j]);
+      }
+#endif
+      for (; k < kc; ++k)
+        for (int i = 0; i < 8; ++i) dst[k * kNR + i] = to_f32(src[i * K + k]);
+      continue;
+    }
+    for (int64_t i = 0; i < 8; ++i) {  // the last, partial group: valid rows, then zeros
+      if (n0 + i < n_valid) {
+        widen_row(src + i * K, row_buf, kc);
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + i] = row_buf[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + i] = 0.0f;
+      }
     }
   }
 }
