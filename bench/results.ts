@@ -1,12 +1,35 @@
 // Writes a benchmark run to bench/results/: JSON with the machine, device, versions, git commit and
 // every figure, plus a Markdown table of the same rows.
 import { execSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+
+let busyAtStart: number | null = null;
+
+function cpuTimes(): { busy: number; total: number } | null {
+  if (!existsSync('/proc/stat')) return null;
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0); // user nice system idle iowait irq softirq steal
+  return { busy: total - f[3] - f[4], total };
+}
+
+/**
+ * Measures, for one second before a bench starts, how busy the machine's cores are (Linux), records
+ * it for runInfo and warns on stderr when other work is using more than a fifth of the CPU.
+ */
+export async function checkQuiet(): Promise<void> {
+  const a = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const b = cpuTimes();
+  if (!a || !b || b.total === a.total) return;
+  busyAtStart = (b.busy - a.busy) / (b.total - a.total);
+  if (busyAtStart > 0.2)
+    console.error(`note: the CPU was ${(100 * busyAtStart).toFixed(0)} % busy with other work as the bench started — CPU figures will be low`);
+}
 
 export interface RunInfo {
   bench: string;
@@ -17,6 +40,8 @@ export interface RunInfo {
   cores: number;
   memoryGiB: number;
   device: string;
+  /** Share of all cores busy with other work in the second before the bench started (null: not measured). */
+  cpuBusyAtStart: number | null;
 }
 
 export function runInfo(bench: string, device: string): RunInfo {
@@ -37,6 +62,7 @@ export function runInfo(bench: string, device: string): RunInfo {
     cores: os.cpus().length,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     device,
+    cpuBusyAtStart: busyAtStart === null ? null : Math.round(busyAtStart * 1000) / 1000,
   };
 }
 
@@ -59,13 +85,16 @@ function formatNumber(v: number): string {
   return a >= 100 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toPrecision(3);
 }
 
-/** Saves `<name>.json` and `<name>.md` under bench/results/ and returns their paths. */
-export function saveResults(name: string, info: RunInfo, extra: Record<string, unknown>, rows: readonly Row[], notes = ''): string[] {
+/**
+ * Saves `<name>.json` and `<name>.md` under bench/results/ and returns their paths. `appendix`: more
+ * Markdown after the table (further sections of the same run).
+ */
+export function saveResults(name: string, info: RunInfo, extra: Record<string, unknown>, rows: readonly Row[], notes = '', appendix = ''): string[] {
   mkdirSync(resultsDir, { recursive: true });
   const json = path.join(resultsDir, `${name}.json`);
   const md = path.join(resultsDir, `${name}.md`);
   writeFileSync(json, JSON.stringify({ ...info, ...extra, rows }, null, 2) + '\n');
-  const header = `# ${info.bench} — ${info.device}\n\n${info.date}, commit ${info.commit}, Node ${info.node}, ${info.cpu} (${info.cores} cores, ${info.memoryGiB} GiB)\n\n`;
-  writeFileSync(md, header + (notes ? notes + '\n\n' : '') + markdownTable(rows));
+  const header = `# ${info.bench} — ${info.device}\n\n${info.date}, commit ${info.commit}, Node ${info.node}, ${info.cpu} (${info.cores} cores, ${info.memoryGiB} GiB)${info.cpuBusyAtStart === null ? '' : `, CPU ${(100 * info.cpuBusyAtStart).toFixed(0)} % busy with other work at the start`}\n\n`;
+  writeFileSync(md, header + (notes ? notes + '\n\n' : '') + markdownTable(rows) + appendix);
   return [json, md];
 }
