@@ -6,7 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+/**
+ * bench/results/, or $PARALON_BENCH_RESULTS: the GPU check runs bundled into .gpu/gpu-check.mjs, where
+ * this file's own location would put results under .gpu/ (bench/gpu-run.sh points it at $OUT/results).
+ */
+export const resultsDir = process.env.PARALON_BENCH_RESULTS || path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
 let busyAtStart: number | null = null;
 
@@ -45,18 +49,25 @@ export interface RunInfo {
 }
 
 export function runInfo(bench: string, device: string): RunInfo {
-  let commit = 'unknown';
+  // $PARALON_BENCH_COMMIT: the commit a copied tree was packed from (bench/gpu-pack.sh records it).
+  return { ...machineInfo(bench, device), commit: process.env.PARALON_BENCH_COMMIT || gitCommit() };
+}
+
+function gitCommit(): string {
   try {
-    commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execSync('git status --porcelain', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    if (dirty) commit += '+dirty';
+    return dirty ? `${commit}+dirty` : commit;
   } catch {
-    // not a git checkout (e.g. a GPU machine given a copied tree)
+    return 'unknown'; // not a git checkout (e.g. a GPU machine given a copied tree)
   }
+}
+
+function machineInfo(bench: string, device: string): RunInfo {
   return {
     bench,
     date: new Date().toISOString(),
-    commit,
+    commit: 'unknown',
     node: process.version,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.cpus().length,
