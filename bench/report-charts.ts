@@ -56,7 +56,7 @@ export function kernelCharts(source: string, r: ResultFile): Chart[] {
       source,
       svg: horizontalBarChart({
         title,
-        subtitle: [provenance(r), `Ceiling: ${ceiling?.name ?? 'measured bandwidth'}${isNum(ceiling?.gbps) ? ` = ${formatValue(ceiling.gbps)} GB/s` : ''}, measured in the same run.`, 'Bytes counted: weights (matmul), K and V (attention), in + out (rmsnorm). Above 100 %: the working set fits in cache.'],
+        subtitle: [provenance(r), `Ceiling: ${ceiling?.name ?? 'measured bandwidth'}${isNum(ceiling?.gbps) ? ` = ${formatValue(ceiling.gbps)} GB/s` : ''}, measured in the same run.`, 'Bytes counted: weights (matmul), K and V (attention), in + out (rmsnorm). Above 100 %: the data sat in cache, or the ceiling test read low.'],
         xLabel: '% of the measured memory ceiling',
         bars,
         reference: { value: 100, label: '100 %' },

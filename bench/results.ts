@@ -79,7 +79,8 @@ export function runInfo(bench: string, device: string): RunInfo {
 function gitCommit(): string {
   try {
     const commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execSync('git status --porcelain', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    // Stored results are not code: a run after another bench's run is still on a clean commit.
+    const dirty = execSync("git status --porcelain -- . ':(exclude)bench/results'", { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return dirty ? `${commit}+dirty` : commit;
   } catch {
     return 'unknown'; // not a git checkout (e.g. a GPU machine given a copied tree)
