@@ -19,7 +19,7 @@ function readResult(file: string): ResultFile | null {
   }
 }
 
-/** Every chart of the results in bench/results/ (the files sorted by name, so the order is stable). */
+/** Every chart of the given result files, in a fixed order (by kind, then file name). */
 export function renderCharts(files: readonly string[], read: (file: string) => ResultFile | null = readResult): { charts: Chart[]; summaries: string[] } {
   const charts: Chart[] = [];
   const summaries: string[] = [];
@@ -48,7 +48,9 @@ export function renderCharts(files: readonly string[], read: (file: string) => R
       summaries.push(`- \`${f}\` (${r.device}, ${r.date.slice(0, 10)}, commit ${r.commit}): ${r.rows.length} op cases, ${failed} failed.`);
     }
   }
-  return { charts, summaries };
+  // Kernels first, then end to end, serving, correctness and GPU peers; file order within a kind.
+  const rank = (c: Chart) => ['kernels-', 'e2e-', 'server-', 'crosscheck', 'torch-'].findIndex((p) => c.source.startsWith(p));
+  return { charts: charts.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i).map(({ c }) => c), summaries };
 }
 
 function index(charts: readonly Chart[], summaries: readonly string[], read: (file: string) => ResultFile | null): string {

@@ -53,6 +53,8 @@ interface TextOptions {
   weight?: 'normal' | 'bold';
   fill?: string;
   rotate?: number;
+  /** A white outline behind the glyphs, so the text stays legible over grid and reference lines. */
+  halo?: boolean;
 }
 
 export function text(x: number, y: number, s: string, o: TextOptions = {}): string {
@@ -61,6 +63,7 @@ export function text(x: number, y: number, s: string, o: TextOptions = {}): stri
   if (o.weight === 'bold') attrs.push('font-weight="bold"');
   attrs.push(`fill="${o.fill ?? INK}"`);
   if (o.rotate) attrs.push(`transform="rotate(${num(o.rotate)} ${num(x)} ${num(y)})"`);
+  if (o.halo) attrs.push('stroke="#ffffff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"');
   return `<text ${attrs.join(' ')}>${escapeXml(s)}</text>`;
 }
 
@@ -150,19 +153,20 @@ export function horizontalBarChart(c: HBarChartSpec): string {
   const xOf = (v: number) => left + ((right - left) * Math.max(0, Math.min(v, max))) / max;
   const body = [...head.svg];
   for (const t of ticks) body.push(line(xOf(t), top, xOf(t), top + plotH, GRID), text(xOf(t), top + plotH + 18, tickLabel(t), { size: 12, anchor: 'middle', fill: MUTED }));
+  // The reference line under the bars and their labels.
+  if (c.reference) {
+    const x = xOf(c.reference.value);
+    body.push(line(x, top - 6, x, top + plotH, '#C0392B', ' stroke-width="1.5" stroke-dasharray="5 4"'), text(x, top - 10, c.reference.label, { size: 11, anchor: 'middle', fill: '#C0392B' }));
+  }
   c.bars.forEach((b, i) => {
     const y = top + i * rowH;
     body.push(text(left - 8, y + rowH / 2 + 4, b.label, { size: 12, anchor: 'end' }));
     if (Number.isFinite(b.value)) {
       body.push(rect(left, y + 3, xOf(b.value) - left, rowH - 6, color(b.group)));
-      body.push(text(xOf(b.value) + 5, y + rowH / 2 + 4, b.valueLabel ?? formatValue(b.value), { size: 11, fill: MUTED }));
+      body.push(text(xOf(b.value) + 5, y + rowH / 2 + 4, b.valueLabel ?? formatValue(b.value), { size: 11, fill: MUTED, halo: true }));
     } else body.push(text(left + 5, y + rowH / 2 + 4, 'n/a', { size: 11, fill: MUTED }));
   });
   body.push(line(left, top, left, top + plotH, INK), line(left, top + plotH, right, top + plotH, INK));
-  if (c.reference) {
-    const x = xOf(c.reference.value);
-    body.push(line(x, top - 6, x, top + plotH, '#C0392B', ' stroke-width="1.5" stroke-dasharray="5 4"'), text(x, top - 10, c.reference.label, { size: 11, anchor: 'middle', fill: '#C0392B' }));
-  }
   body.push(text((left + right) / 2, top + plotH + 42, c.xLabel, { size: 13, anchor: 'middle' }));
   return document(WIDTH, height, c.title, body);
 }
@@ -217,7 +221,7 @@ export function groupedBarChart(c: GroupedBarChartSpec): string {
         if (v === null || v === undefined || !Number.isFinite(v)) return;
         const bx = gx + si * barW;
         body.push(rect(bx + 2, yOf(v), barW - 4, top + plotH - yOf(v), palette[si % palette.length]));
-        body.push(text(bx + barW / 2, yOf(v) - 5, formatValue(v), { size: 11, anchor: 'middle' }));
+        body.push(text(bx + barW / 2, yOf(v) - 5, formatValue(v), { size: 11, anchor: 'middle', halo: true }));
       });
       const cx = left + (ci + 0.5) * groupW;
       body.push(text(cx, top + plotH + 20, cat, { size: 13, anchor: 'middle' }));
@@ -276,7 +280,7 @@ export function lineChart(c: LineChartSpec): string {
     if (ps.length > 1) body.push(`<polyline fill="none" stroke="${color}" stroke-width="2.5" points="${ps.map((p) => `${num(xOf(p.x))},${num(yOf(p.y))}`).join(' ')}"/>`);
     for (const p of ps) {
       body.push(`<circle cx="${num(xOf(p.x))}" cy="${num(yOf(p.y))}" r="4" fill="${color}"/>`);
-      if (c.labelPoints) body.push(text(xOf(p.x), yOf(p.y) - 9, formatValue(p.y), { size: 11, anchor: 'middle', fill: color }));
+      if (c.labelPoints) body.push(text(xOf(p.x), yOf(p.y) - 9, formatValue(p.y), { size: 11, anchor: 'middle', fill: color, halo: true }));
     }
   });
   body.push(text((left + right) / 2, top + plotH + 44, c.xLabel, { size: 13, anchor: 'middle' }));

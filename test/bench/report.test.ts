@@ -72,10 +72,10 @@ describe('bench report', () => {
   it('charts every kind of result, GPU files included, and summarises gpu-check', () => {
     const { charts, summaries } = renderCharts([...Object.keys(fixtures), 'missing.json'], read);
     expect(charts.map((c) => c.file)).toEqual([
-      'e2e-0.6b.svg',
-      'e2e-0.6b-batched.svg',
       'kernels-cuda0-qwen3-8b-ceiling.svg',
       'kernels-cuda0-qwen3-8b-gflops.svg',
+      'e2e-0.6b.svg',
+      'e2e-0.6b-batched.svg',
       'server-cuda0-throughput.svg',
       'server-cuda0-latency.svg',
       'torch-baseline-vs-paralon.svg',
