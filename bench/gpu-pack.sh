@@ -11,5 +11,7 @@ cp .gpu/build/Release/paralon.node .gpu/paralon.node
 npx esbuild bench/gpu-check.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile=.gpu/gpu-check.mjs --log-level=warning
 cp bench/gpu-run.sh .gpu/gpu-run.sh
+# The commit the results will name (the device gets no .git).
+echo "$(git rev-parse --short HEAD)$([ -n "$(git status --porcelain)" ] && echo +dirty)" > .gpu/commit
 rm -rf .gpu/build/CMakeFiles
 du -sh .gpu

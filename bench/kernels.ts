@@ -6,7 +6,7 @@ import os from 'node:os';
 import { Device, ops, toBf16, type Tensor } from '../src/runtime/index.js';
 import { addon } from '../src/runtime/native.js';
 import { modelShapes, projections, type ModelShape } from './shapes.js';
-import { runInfo, saveResults, markdownTable, type Row } from './results.js';
+import { runInfo, saveResults, markdownTable, checkQuiet, type Row } from './results.js';
 import { timeLaunches } from './timing.js';
 
 interface Options {
@@ -62,16 +62,20 @@ export async function benchKernels(argv: string[]): Promise<void> {
   const rotateBytes = device.hostMemory ? 256 << 20 : 1 << 30;
   const s = opt.shape;
   console.log(`kernels on ${device.description}, ${s.name} shapes${opt.quick ? ' (quick)' : ''}`);
+  if (device.hostMemory) await checkQuiet();
   const peak = await measureCeiling(device, threads);
   console.log(`ceiling: ${peak.name}: ${peak.gbps.toFixed(1)} GB/s`);
   const rows: Row[] = [];
+  const t0 = performance.now();
+  // Progress on stderr, a line per row as it is measured; the whole table goes to stdout at the end.
   const add = (row: Row) => {
     rows.push(row);
-    console.log(Object.values(row).join('  '));
+    const cells = Object.values(row).map((v) => (typeof v === 'number' ? Number(v.toPrecision(4)) : v));
+    console.error(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${cells.filter((v) => v !== '').join('  ')}`);
   };
 
   // Decode matmuls: memory-bound, GB/s of weights read.
-  const decodeMs = opt.quick ? [1] : [1, 4, 16, 64];
+  const decodeMs = opt.quick ? [1] : [1, 4, 8, 16, 32, 64];
   for (const [name, N, K] of projections(s)) {
     const ws = rotation(device, [N, K], 'bf16', rotateBytes);
     for (const M of decodeMs) {

@@ -1,7 +1,9 @@
-// `npm run bench -- <kernels|crosscheck|e2e|server> [options]`: Paralon's benchmarks. Results go to bench/results/.
+// `npm run bench -- <kernels|crosscheck|e2e|server|report> [options]`: Paralon's benchmarks. Results go to
+// bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
 import { benchE2e } from './e2e.js';
 import { benchKernels } from './kernels.js';
+import { benchReport } from './report.js';
 import { benchServer } from './server.js';
 
 const [command, ...rest] = process.argv.slice(2);
@@ -10,6 +12,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   crosscheck: benchCrosscheck,
   e2e: benchE2e,
   server: benchServer,
+  report: benchReport,
 };
 
 if (!command || !commands[command]) {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadModel, writeDemoModel } from '../src/index.js';
 import { createServer } from '../src/server/app.js';
-import { runInfo, saveResults, markdownTable, type Row } from './results.js';
+import { runInfo, saveResults, markdownTable, checkQuiet, type Row } from './results.js';
 
 interface Options {
   concurrency: number[];
@@ -103,6 +103,7 @@ export async function benchServer(argv: string[]): Promise<void> {
     dir = path.join(os.tmpdir(), 'paralon-bench-demo-model');
     if (!existsSync(path.join(dir, 'config.json'))) await writeDemoModel(dir);
   }
+  await checkQuiet();
   const maxConc = Math.max(...opt.concurrency);
   const model = await loadModel(dir, { device: opt.device as 'auto', maxNumSeqs: Math.max(64, maxConc), maxNumBatchedTokens: 1024, id: 'bench' });
   const app = createServer({ model, modelId: 'bench', dataDir: mkdtempSync(path.join(os.tmpdir(), 'paralon-bench-data-')) });
@@ -118,6 +119,8 @@ export async function benchServer(argv: string[]): Promise<void> {
     let next = 0;
     const results: RequestResult[] = [];
     const t0 = performance.now();
+    console.error(`concurrency ${c}: ${total} requests (at most ${opt.seconds} s)…`);
+    const ticker = setInterval(() => console.error(`  concurrency ${c}: ${results.length}/${total} requests done, ${((performance.now() - t0) / 1000).toFixed(0)} s`), 5000);
     await Promise.all(
       Array.from({ length: c }, async () => {
         while (next < total && performance.now() < deadline) {
@@ -125,7 +128,7 @@ export async function benchServer(argv: string[]): Promise<void> {
           results.push(await streamOnce(url, 'bench', i, opt.maxTokens).catch(() => ({ ok: false, ttft: NaN, gaps: [], tokens: 0 })));
         }
       }),
-    );
+    ).finally(() => clearInterval(ticker));
     const seconds = (performance.now() - t0) / 1000;
     const ok = results.filter((r) => r.ok);
     const ttft = ok.map((r) => r.ttft).sort((a, b) => a - b);

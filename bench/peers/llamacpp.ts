@@ -27,6 +27,7 @@ interface LlamaModel {
   tokenize(text: string, specialTokens?: boolean): Token[];
   detokenize(tokens: readonly Token[], specialTokens?: boolean): string;
   createContext(options: {
+    sequences: number;
     contextSize: number;
     batchSize: number;
     threads: { ideal: number; min: number };
@@ -67,7 +68,13 @@ export function ensureNodeLlamaCpp(): string {
 
 export interface LlamaCppOptions {
   threads: number;
+  /** Tokens of context per sequence. */
   contextSize: number;
+  /**
+   * Sequences in the context (default 1). node-llama-cpp evaluates the pending tokens of all of them
+   * in one llama_decode batch, so generations running on several sequences at once are batched.
+   */
+  sequences?: number;
   /** Tokens per llama_decode call (the prefill chunk). */
   batchSize: number;
   /** KV cache element type: F32 for the accuracy cross-check, F16 (llama.cpp's default) for speed. */
@@ -76,15 +83,19 @@ export interface LlamaCppOptions {
   flashAttention: boolean | 'auto';
 }
 
-/** One GGUF model in llama.cpp with a single-sequence context. */
+/** One GGUF model in llama.cpp with a context of one sequence (or `sequences`). */
 export class LlamaCppPeer {
+  private readonly sequence: LlamaContextSequence;
+
   private constructor(
     private readonly llama: Llama,
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
-    private readonly sequence: LlamaContextSequence,
+    private readonly sequences: LlamaContextSequence[],
     readonly description: string,
-  ) {}
+  ) {
+    this.sequence = sequences[0];
+  }
 
   static async open(ggufFile: string, options: LlamaCppOptions): Promise<LlamaCppPeer> {
     const dir = ensureNodeLlamaCpp();
@@ -92,7 +103,9 @@ export class LlamaCppPeer {
     const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: 'error', maxThreads: options.threads });
     try {
       const model = await llama.loadModel({ modelPath: ggufFile, gpuLayers: 0, useMmap: true });
+      const sequences = options.sequences ?? 1;
       const context = await model.createContext({
+        sequences,
         contextSize: options.contextSize,
         batchSize: options.batchSize,
         threads: { ideal: options.threads, min: options.threads },
@@ -102,8 +115,9 @@ export class LlamaCppPeer {
       });
       const description =
         `llama.cpp via node-llama-cpp ${NODE_LLAMA_CPP_VERSION} (${llama.buildType} build, CPU, ${options.threads} threads, ` +
-        `KV ${options.kvCacheType}, flash attention ${options.flashAttention === 'auto' ? 'auto' : options.flashAttention ? 'on' : 'off'})`;
-      return new LlamaCppPeer(llama, model, context, context.getSequence(), description);
+        `KV ${options.kvCacheType}, flash attention ${options.flashAttention === 'auto' ? 'auto' : options.flashAttention ? 'on' : 'off'}` +
+        `${sequences > 1 ? `, ${sequences} sequences` : ''})`;
+      return new LlamaCppPeer(llama, model, context, Array.from({ length: sequences }, () => context.getSequence()), description);
     } catch (e) {
       await llama.dispose();
       throw e;
@@ -143,6 +157,27 @@ export class LlamaCppPeer {
       if (out.length === count) break;
     }
     return out;
+  }
+
+  /**
+   * Greedy generation of `count` tokens after each prompt, all at once, one prompt per sequence (from
+   * empty caches): node-llama-cpp batches the sequences' tokens into shared llama_decode calls.
+   * `onToken` sees each token with its sequence and arrival time (performance.now()).
+   */
+  async greedyParallel(prompts: readonly (readonly number[])[], count: number, onToken?: (sequence: number, token: number, at: number) => void): Promise<number[][]> {
+    if (prompts.length > this.sequences.length) throw new Error(`greedyParallel: ${prompts.length} prompts, but the context has ${this.sequences.length} sequences`);
+    await Promise.all(prompts.map((_, i) => this.sequences[i].clearHistory()));
+    return Promise.all(
+      prompts.map(async (prompt, i) => {
+        const out: number[] = [];
+        for await (const token of this.sequences[i].evaluate([...prompt], { temperature: 0, yieldEogToken: true })) {
+          onToken?.(i, token, performance.now());
+          out.push(token);
+          if (out.length === count) break;
+        }
+        return out;
+      }),
+    );
   }
 
   async dispose(): Promise<void> {
