@@ -1,4 +1,4 @@
-// `npm run gpu:check [-- --device cuda:0|cuda-sim] [--ops-only] [--quick]`: everything a lent GPU
+// `npm run gpu:check [-- --device cuda:0|cuda-sim] [--ops-only] [--quick] [--decode-8b]`: everything a lent GPU
 // should tell us, in one call — the simulator self-tests on hardware, every op of the table
 // (test/runtime/cases) against its float64 reference and against the CPU backend with a relative-error
 // report per op, then the kernel benchmarks at Qwen3-0.6B and Qwen3-8B shapes against the measured
@@ -24,14 +24,17 @@ interface Options {
   device: string;
   opsOnly: boolean;
   quick: boolean;
+  /** Also time decode steps at Qwen3-8B shapes: writes a 16 GB random checkpoint first (minutes). */
+  decode8b: boolean;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { device: 'cuda:0', opsOnly: false, quick: false };
+  const o: Options = { device: 'cuda:0', opsOnly: false, quick: false, decode8b: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--device') o.device = argv[++i];
     else if (argv[i] === '--ops-only') o.opsOnly = true;
     else if (argv[i] === '--quick') o.quick = true;
+    else if (argv[i] === '--decode-8b') o.decode8b = true;
     else throw new Error(`gpu:check: unknown option ${argv[i]}`);
   }
   return o;
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
       ? [{ shape: tinyShape, batches: [1, 3], promptTokens: 8, steps: 4 }]
       : [
           { shape: modelShapes['0.6b'], batches: [1, 8, 32, 64], promptTokens: 512, steps: 64 },
-          ...(opt.quick ? [] : [{ shape: modelShapes['8b'], batches: [1, 16], promptTokens: 512, steps: 32 }]),
+          ...(opt.decode8b ? [{ shape: modelShapes['8b'], batches: [1, 16], promptTokens: 512, steps: 32 }] : []),
         ];
     const decodeRows: Row[] = [];
     for (const r of runs) {
