@@ -1,6 +1,7 @@
 // OpenAI (and vLLM) request fields → the engine's SamplingOptions. Ranges were checked by the JSON
 // schema; the engine checks again against the model (context length, vocabulary).
 import type { SamplingOptions } from '../engine/types.js';
+import { badRequest } from './errors.js';
 import type { SamplingFields } from './schemas/common.js';
 
 export interface LogprobRequest {
@@ -40,4 +41,10 @@ export function toSamplingOptions(body: SamplingFields, maxTokens: number | null
 export function forChoice(options: SamplingOptions, index: number): SamplingOptions {
   if (options.seed === undefined || index === 0) return options;
   return { ...options, seed: (options.seed + index) % (Number.MAX_SAFE_INTEGER + 1) };
+}
+
+/** logit_bias is accepted empty (some clients always send {}); biasing tokens is not implemented. */
+export function refuseLogitBias(body: SamplingFields): void {
+  if (body.logit_bias && Object.keys(body.logit_bias).length > 0)
+    throw badRequest('logit_bias is not supported by this server', 'logit_bias');
 }

@@ -76,7 +76,9 @@ describe('paralon serve', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     const deadline = Date.now() + 60_000;
     let match: RegExpMatchArray | null = null;
-    while (!(match = stderr.match(/API at (http:\/\/127\.0\.0\.1:\d+\/v1)/)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The banner arrives in several writes: wait for its last line too.
+    while (!((match = stderr.match(/API at (http:\/\/127\.0\.0\.1:\d+\/v1)/)) && /API keys: /.test(stderr)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(match, stderr).not.toBeNull();
     expect(stderr).toMatch(/'from-flag' is the demo model: random weights, so its output is random noise/);
     expect(stderr).toMatch(/API keys: required/);

@@ -44,6 +44,42 @@ describe('chat completions', () => {
     expect(completion.usage).toEqual({ prompt_tokens: promptTokens, completion_tokens: 5, total_tokens: promptTokens + 5 });
   });
 
+  it('accepts the neutral values of fields SDKs send by default, and the developer role as system', async () => {
+    const asSystem = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 3, seed: 5, temperature: 0.9 });
+    const r = await client.chat.completions.create({
+      model: DEMO_MODEL_ID,
+      messages: [{ role: 'developer', content: messages[0].content }, messages[1]],
+      max_tokens: 3,
+      seed: 5,
+      temperature: 0.9,
+      store: false,
+      metadata: { team: 'eval' },
+      service_tier: 'auto',
+      tools: [],
+      tool_choice: 'none',
+      parallel_tool_calls: false,
+      response_format: { type: 'text' },
+      modalities: ['text'],
+      logit_bias: {},
+      user: 'u-1',
+    } as never) as OpenAI.ChatCompletion;
+    expect(r.usage!.prompt_tokens).toBe(asSystem.usage!.prompt_tokens);
+    expect(r.choices[0].message.content).toBe(asSystem.choices[0].message.content);
+  });
+
+  it('refuses function calling, JSON mode and logit_bias by name', async () => {
+    const refused = async (fields: Record<string, unknown>, param: string, message: RegExp) => {
+      const e = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 2, ...fields } as never).catch((x: unknown) => x);
+      expect(e).toMatchObject({ status: 400, param });
+      expect((e as Error).message).toMatch(message);
+    };
+    await refused({ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }, 'tools', /tools \(function calling\) are not supported/);
+    await refused({ tool_choice: 'required' }, 'tool_choice', /tool_choice other than 'none' or 'auto'/);
+    await refused({ response_format: { type: 'json_object' } }, 'response_format', /response_format 'json_object' is not supported/);
+    await refused({ logit_bias: { '42': 5 } }, 'logit_bias', /logit_bias is not supported/);
+    await refused({ modalities: ['text', 'audio'] }, 'modalities', /only the 'text' modality/);
+  });
+
   it('accepts content as text parts and max_completion_tokens', async () => {
     const r = await client.chat.completions.create({
       model: DEMO_MODEL_ID,

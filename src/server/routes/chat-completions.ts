@@ -7,7 +7,7 @@ import type { ServedModel, ServerContext } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
-import { forChoice, toSamplingOptions } from '../sampling.js';
+import { forChoice, refuseLogitBias, toSamplingOptions } from '../sampling.js';
 import {
   ChatCompletionChunkSchema,
   ChatCompletionRequestSchema,
@@ -31,8 +31,9 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const body = request.body;
       const model = ctx.modelFor(body.model);
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
+      refuseUnsupportedChatFeatures(body);
       const messages: ChatMessage[] = body.messages.map((m) => ({
-        role: m.role,
+        role: m.role === 'developer' ? 'system' : m.role,
         content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
       }));
       const enableThinking = body.chat_template_kwargs?.enable_thinking ?? undefined;
@@ -57,6 +58,19 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       return sendEventStream(reply, stream(output, serialize, body.stream_options?.include_usage ?? false));
     },
   );
+}
+
+/** Function calling, structured output and other modalities: only their neutral values pass. */
+function refuseUnsupportedChatFeatures(body: ChatCompletionRequest): void {
+  if (body.tools && body.tools.length > 0) throw badRequest('tools (function calling) are not supported by this server', 'tools');
+  if (body.tool_choice != null && body.tool_choice !== 'none' && body.tool_choice !== 'auto')
+    throw badRequest("tool_choice other than 'none' or 'auto' needs tools, which this server does not support", 'tool_choice');
+  const format = body.response_format?.type;
+  if (format !== undefined && format !== 'text')
+    throw badRequest(`response_format '${format}' is not supported by this server (only 'text')`, 'response_format');
+  if (body.modalities?.some((m) => m !== 'text'))
+    throw badRequest("only the 'text' modality is supported", 'modalities');
+  refuseLogitBias(body);
 }
 
 /** The chat template's text; its own refusals (e.g. Qwen3's "No user query found in messages.") are 400s. */

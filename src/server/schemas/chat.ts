@@ -15,7 +15,8 @@ export const ChatCompletionRequestSchema = {
         required: ['role', 'content'],
         additionalProperties: false,
         properties: {
-          role: { type: 'string', enum: ['system', 'user', 'assistant'] },
+          // 'developer' is OpenAI's newer name for system instructions.
+          role: { type: 'string', enum: ['developer', 'system', 'user', 'assistant'] },
           content: {
             type: ['string', 'array'],
             items: {
@@ -39,12 +40,19 @@ export const ChatCompletionRequestSchema = {
       additionalProperties: false,
       properties: { enable_thinking: { type: ['boolean', 'null'] } },
     },
+    // Function calling and structured output are not implemented: their neutral values are accepted
+    // (SDKs and frameworks send them by default), anything else is refused by the route by name.
+    tools: { type: ['array', 'null'] },
+    tool_choice: { type: ['string', 'object', 'null'] },
+    parallel_tool_calls: { type: ['boolean', 'null'] },
+    response_format: { type: ['object', 'null'], required: ['type'], properties: { type: { type: 'string' } } },
+    modalities: { type: ['array', 'null'], items: { type: 'string' } },
   },
 } as const;
 
 export interface ChatCompletionRequest extends SamplingFields {
   messages: {
-    role: 'system' | 'user' | 'assistant';
+    role: 'developer' | 'system' | 'user' | 'assistant';
     content: string | { type: 'text'; text: string }[];
     name?: string;
     reasoning_content?: string | null;
@@ -53,6 +61,11 @@ export interface ChatCompletionRequest extends SamplingFields {
   logprobs?: boolean | null;
   top_logprobs?: number | null;
   chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
+  tools?: unknown[] | null;
+  tool_choice?: string | object | null;
+  parallel_tool_calls?: boolean | null;
+  response_format?: { type: string } | null;
+  modalities?: string[] | null;
 }
 
 const chatLogprobs = {

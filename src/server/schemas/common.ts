@@ -100,6 +100,12 @@ export const samplingProperties = {
     properties: { include_usage: nullable({ type: 'boolean' }) },
   },
   user: nullable({ type: 'string' }),
+  // Accepted so that clients which always send them work; they change nothing here (store: there is
+  // no stored-completions API; service_tier: one tier). A non-empty logit_bias is refused by the route.
+  store: nullable({ type: 'boolean' }),
+  metadata: { type: ['object', 'null'], maxProperties: 16, additionalProperties: { type: 'string', maxLength: 512 } },
+  service_tier: nullable({ type: 'string' }),
+  logit_bias: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
 } as const;
 
 /** The TypeScript face of samplingProperties. */
@@ -120,6 +126,10 @@ export interface SamplingFields {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null } | null;
   user?: string | null;
+  store?: boolean | null;
+  metadata?: Record<string, string> | null;
+  service_tier?: string | null;
+  logit_bias?: Record<string, number> | null;
 }
 
 export const sharedSchemas = [ErrorResponseSchema, UsageSchema, ChatTokenLogprobSchema, CompletionLogprobsSchema];
