@@ -179,6 +179,33 @@ export function e2eCharts(source: string, r: ResultFile): Chart[] {
   return charts;
 }
 
+/** decode-steps-*.json (gpu:check): decode tok/s per batch size, CUDA graph vs op by op, per model shape. */
+export function decodeStepCharts(source: string, r: ResultFile): Chart[] {
+  const models = [...new Set(r.rows.map((row) => String(row.model)))];
+  if (!models.length) return [];
+  const title = 'Decode steps — CUDA graph vs op by op';
+  return [{
+    file: `${stem(source)}.svg`,
+    title,
+    source,
+    svg: groupedBarChart({
+      title,
+      subtitle: [provenance(r), 'Greedy decode after a prompt per sequence; aggregate tok/s; notes: steps/s as % of the memory roofline (graph).'],
+      series: ['graph', 'eager'],
+      panels: models.map((m) => {
+        const rows = r.rows.filter((row) => row.model === m);
+        return {
+          title: m,
+          axisLabel: 'tok/s (all sequences)',
+          categories: rows.map((row) => `B = ${row.batch}`),
+          values: ['graph tok/s', 'eager tok/s'].map((c) => rows.map((row) => (isNum(row[c]) ? row[c] : null))),
+          notes: rows.map((row) => (isNum(row['% roofline (steps/s)']) ? [`${formatValue(row['% roofline (steps/s)'])} % of roofline`] : [])),
+        };
+      }),
+    }),
+  }];
+}
+
 /** crosscheck.json: the largest next-token probability difference per prompt against the tolerance. */
 export function crosscheckCharts(source: string, r: ResultFile): Chart[] {
   const rows = r.rows.filter((row) => row.check === 'generation' && isNum(row['max Δp top-20']));

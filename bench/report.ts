@@ -4,7 +4,7 @@
 // are removed. Nothing here reads the clock: re-running on the same results changes no file.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { crosscheckCharts, e2eCharts, kernelCharts, serverCharts, torchCharts, type Chart, type ResultFile } from './report-charts.js';
+import { crosscheckCharts, decodeStepCharts, e2eCharts, kernelCharts, serverCharts, torchCharts, type Chart, type ResultFile } from './report-charts.js';
 import { resultsDir } from './results.js';
 
 /** Reads a result file; null (with a warning) when it is not one. */
@@ -40,6 +40,7 @@ export function renderCharts(files: readonly string[], read: (file: string) => R
     else if (f.startsWith('server-')) draw(f, () => serverCharts(f, r));
     else if (f.startsWith('e2e-')) draw(f, () => e2eCharts(f, r));
     else if (f.startsWith('crosscheck')) draw(f, () => crosscheckCharts(f, r));
+    else if (f.startsWith('decode-steps-')) draw(f, () => decodeStepCharts(f, r));
     else if (f === 'torch-baseline.json') {
       const gpuKernels = [...loaded].filter(([k]) => k.startsWith('kernels-cuda')).map(([, v]) => v);
       draw(f, () => torchCharts(f, r, gpuKernels));
@@ -49,7 +50,7 @@ export function renderCharts(files: readonly string[], read: (file: string) => R
     }
   }
   // Kernels first, then end to end, serving, correctness and GPU peers; file order within a kind.
-  const rank = (c: Chart) => ['kernels-', 'e2e-', 'server-', 'crosscheck', 'torch-'].findIndex((p) => c.source.startsWith(p));
+  const rank = (c: Chart) => ['kernels-', 'decode-steps-', 'e2e-', 'server-', 'crosscheck', 'torch-'].findIndex((p) => c.source.startsWith(p));
   return { charts: charts.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i).map(({ c }) => c), summaries };
 }
 

@@ -63,6 +63,12 @@ const fixtures: Record<string, ResultFile> = {
     options: { maxTokens: 32, model: null },
     rows: [1, 4, 16, 64].map((c) => ({ concurrency: c, requests: 2 * c, errors: 0, 'req/s': c, 'output tok/s': 30 * c, 'TTFT p50 ms': 5, 'TTFT p99 ms': 9, 'ITL p50 ms': 2, 'ITL p99 ms': NaN })),
   },
+  'decode-steps-cuda0.json': {
+    ...info,
+    bench: 'decode steps',
+    device: 'cuda:0',
+    rows: [1, 8].map((b) => ({ model: 'Qwen3-0.6B bf16', batch: b, context: '512+64', 'graph tok/s': 900 * b, 'eager tok/s': 400 * b, 'graph / eager': 2.25, 'steps/s (graph)': 900, '% roofline (steps/s)': 37.5, 'graph vs eager logits': 1e-6 })),
+  },
   'gpu-check-ops-cuda0.json': { ...info, bench: 'gpu-check ops', device: 'NVIDIA H100', rows: [{ op: 'matmul', status: 'pass' }, { op: 'attention', status: 'FAIL (tolerance 0.01)' }] },
 };
 
@@ -74,6 +80,7 @@ describe('bench report', () => {
     expect(charts.map((c) => c.file)).toEqual([
       'kernels-cuda0-qwen3-8b-ceiling.svg',
       'kernels-cuda0-qwen3-8b-gflops.svg',
+      'decode-steps-cuda0.svg',
       'e2e-0.6b.svg',
       'e2e-0.6b-batched.svg',
       'server-cuda0-throughput.svg',
@@ -92,6 +99,7 @@ describe('bench report', () => {
     expect(byFile['torch-baseline-vs-paralon.svg']).not.toContain('lm_head');
     expect(byFile['e2e-0.6b-batched.svg']).toContain('Paralon ÷ llama.cpp F16: 1.20×');
     expect(byFile['kernels-cuda0-qwen3-8b-ceiling.svg']).toContain('81.5 %');
+    expect(byFile['decode-steps-cuda0.svg']).toContain('37.5 % of roofline');
   });
 
   it('skips what it cannot read, and draws nothing from rows it does not know', () => {
