@@ -711,6 +711,63 @@ SelfTestResult test_math() {
   return check.result();
 }
 
+// =====================================================================================================
+// Stream capture and graphs (what the backend's decode graphs rely on)
+// =====================================================================================================
+
+__global__ void double_add_kernel(const int* a, int* b) { b[threadIdx.x] += 2 * a[threadIdx.x]; }
+
+SelfTestResult test_graphs() {
+  Checker check("stream capture: nothing runs while capturing; a replay re-reads pinned host memory and runs "
+                "memset, kernel and copy in order; synchronising a capturing stream invalidates the capture");
+  constexpr int n = 8;
+  cudaStream_t s = nullptr;
+  check.expect(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess, "cudaStreamCreateWithFlags");
+  int* host = nullptr;
+  check.expect(cudaMallocHost(reinterpret_cast<void**>(&host), n * sizeof(int)) == cudaSuccess, "cudaMallocHost");
+  Buffer<int> a(n), b(n), c(n);
+  if (s == nullptr || host == nullptr || a.get() == nullptr) return check.result();
+  for (int i = 0; i < n; ++i) host[i] = -1;
+
+  check.expect(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess, "cudaStreamBeginCapture");
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  check.expect(cudaStreamIsCapturing(s, &status) == cudaSuccess && status == cudaStreamCaptureStatusActive,
+               "cudaStreamIsCapturing reports an active capture");
+  cudaMemcpyAsync(a.get(), host, n * sizeof(int), cudaMemcpyHostToDevice, s);
+  cudaMemsetAsync(b.get(), 0, n * sizeof(int), s);
+  PARALON_LAUNCH(double_add_kernel, 1, n, 0, s, a.get(), b.get());
+  cudaMemcpyAsync(c.get(), b.get(), n * sizeof(int), cudaMemcpyDeviceToDevice, s);
+  cudaGraph_t graph = nullptr;
+  check.expect(cudaStreamEndCapture(s, &graph) == cudaSuccess && graph != nullptr, "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  check.expect(graph != nullptr && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess, "cudaGraphInstantiate");
+  check.expect_eq(c.read()[0], -1, "c after the capture (nothing ran: still 0xFF bytes)");
+
+  for (int round = 0; round < 2 && exec != nullptr; ++round) {
+    for (int i = 0; i < n; ++i) host[i] = 100 * round + i;  // read by the graph's copy at launch time
+    check.expect(cudaGraphLaunch(exec, s) == cudaSuccess, "cudaGraphLaunch");
+    check.expect(cudaStreamSynchronize(s) == cudaSuccess, "cudaStreamSynchronize after the launch");
+    const std::vector<int> got = c.read();
+    for (int i = 0; i < n; ++i)
+      check.expect_eq(got[i], 2 * (100 * round + i), "replay " + std::to_string(round) + ": c[" + std::to_string(i) + "]");
+  }
+
+  check.expect(cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed) == cudaSuccess, "second capture");
+  check.expect(cudaStreamSynchronize(s) != cudaSuccess, "cudaStreamSynchronize of a capturing stream fails");
+  cudaGraph_t spoiled = nullptr;
+  check.expect(cudaStreamEndCapture(s, &spoiled) == cudaErrorStreamCaptureInvalidated && spoiled == nullptr,
+               "the capture is invalidated");
+  cudaGetLastError();
+  check.expect(cudaStreamIsCapturing(s, &status) == cudaSuccess && status == cudaStreamCaptureStatusNone,
+               "the stream no longer captures");
+
+  if (exec) cudaGraphExecDestroy(exec);
+  if (graph) cudaGraphDestroy(graph);
+  cudaFreeHost(host);
+  cudaStreamDestroy(s);
+  return check.result();
+}
+
 #if PARALON_CUDA_SIM_BUILD
 // =====================================================================================================
 // What only the simulator detects
@@ -824,6 +881,7 @@ std::vector<SelfTestResult> run_selftests() {
   results.push_back(test_mma<false>());
   results.push_back(test_cp_async());
   results.push_back(test_math());
+  results.push_back(test_graphs());
 #if PARALON_CUDA_SIM_BUILD
   results.push_back(test_poison());
   results.push_back(test_faults());

@@ -16,6 +16,7 @@ const SHARED_TESTS = [
   'mma_f16_16816',
   'cp.async',
   'math and conversion intrinsics',
+  'stream capture',
 ];
 const SIMULATOR_ONLY_TESTS = ['simulator: unwritten', 'simulator: barrier divergence'];
 
