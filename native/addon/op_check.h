@@ -50,8 +50,19 @@ class OpCheck {
   // Host arrays are copied, so callers may reuse theirs as soon as the op is queued.
   HostI32 i32(const Napi::Value& v, const char* what) const;
   std::vector<double> f64(const Napi::Value& v, const char* what) const;
-  // Runs `check` on the arrays now; while capturing, also records it when an array is a graph input.
-  void verify(const std::vector<const HostI32*>& arrays, HostCheck check) const;
+  // Runs `check` on the arrays now; while capturing, also records it when an array is a graph input
+  // (only then is it wrapped in a HostCheck, so the eager path does not build one).
+  template <typename Check>
+  void verify(const std::vector<const HostI32*>& arrays, Check&& check) const {
+    std::vector<const int32_t*> values;
+    bool from_input = false;
+    for (const HostI32* a : arrays) {
+      values.push_back(a->values.data());
+      from_input = from_input || a->input >= 0;
+    }
+    check(*this, values);
+    if (from_input) record(arrays, HostCheck(std::forward<Check>(check)));
+  }
   void range(const HostI32& a, const char* what, int64_t lo, int64_t hi_exclusive) const;
   // The array as the queued op reads it: a private copy, or the capture's copy of its graph input.
   std::shared_ptr<const int32_t> hold(HostI32&& a) const;
@@ -62,6 +73,8 @@ class OpCheck {
   int64_t integer(const Napi::Value& v, const char* what, int64_t lo, int64_t hi) const;
 
  private:
+  void record(const std::vector<const HostI32*>& arrays, HostCheck check) const;
+
   Napi::Env env_;
   const char* op_;
   DeviceState* dev_;
