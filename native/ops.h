@@ -179,8 +179,28 @@ class BackendGraph {
   virtual ~BackendGraph() = default;
 };
 
+// Every op of the contract, for Backend::supports. The core ops (embedding … sample) are pure virtual:
+// every backend runs them. An op added later may land on one backend first: Backend declares it with
+// a body that throws (unsupported), and a backend that runs it overrides the method and supports().
+enum class Op : int32_t { Embedding, Matmul, RmsNorm, QkNormRope, Swiglu, KvWrite, Attention, Sample };
+inline const char* op_name(Op op) {
+  switch (op) {
+    case Op::Embedding: return "embedding";
+    case Op::Matmul: return "matmul";
+    case Op::RmsNorm: return "rmsnorm";
+    case Op::QkNormRope: return "qkNormRope";
+    case Op::Swiglu: return "swiglu";
+    case Op::KvWrite: return "kvWrite";
+    case Op::Attention: return "attention";
+    case Op::Sample: return "sample";
+  }
+  return "?";
+}
+constexpr Op kAllOps[] = {Op::Embedding, Op::Matmul, Op::RmsNorm, Op::QkNormRope,
+                          Op::Swiglu, Op::KvWrite, Op::Attention, Op::Sample};
+
 // A backend: memory, copies and the ops. Every method runs on the device's worker thread in
-// stream order, except alloc (called from the JS thread) which must be thread-safe.
+// stream order, except alloc and supports (called from the JS thread), which must be thread-safe.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -204,6 +224,14 @@ class Backend {
   virtual void attention(const AttentionArgs&) = 0;
   virtual void sample(const SampleArgs&) = 0;  // synchronous: host outputs are filled on return
 
+  // Whether this backend runs `op` with its weight (or table, or cache) operand in `dtype`. The addon
+  // asks before queueing, so an unsupported combination is a clear error naming op, dtype and backend,
+  // never a stub. The default answers for the core ops on the float weight dtypes every backend has.
+  virtual bool supports(Op op, DType dtype) const {
+    (void)op;
+    return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
+  }
+
   // Graphs (see GraphInput). The defaults throw: only the CUDA backends record graphs.
   virtual bool supports_graphs() const { return false; }
   virtual void begin_capture(const std::vector<GraphInput>& inputs);
@@ -218,6 +246,12 @@ class Backend {
 struct OpError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The body of an optional op on a backend that does not override it (supports() already said no, so
+// this is reached only by a caller that skipped the addon's check).
+[[noreturn]] inline void unsupported(const Backend& b, Op op) {
+  throw OpError(std::string(op_name(op)) + ": not supported on the " + b.name() + " backend");
+}
 
 inline void Backend::begin_capture(const std::vector<GraphInput>&) {
   throw OpError("graphs: the " + name() + " backend does not record graphs");

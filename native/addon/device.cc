@@ -239,6 +239,7 @@ Napi::Function DeviceWrap::Define(Napi::Env env) {
                       InstanceMethod<&DeviceWrap::Attention>("attention"),
                       InstanceMethod<&DeviceWrap::Sample>("sample"),
                       InstanceMethod<&DeviceWrap::SupportsGraphs>("supportsGraphs"),
+                      InstanceMethod<&DeviceWrap::Supports>("supports"),
                       InstanceMethod<&DeviceWrap::BeginCapture>("beginCapture"),
                       InstanceMethod<&DeviceWrap::EndCapture>("endCapture"),
                       InstanceMethod<&DeviceWrap::AbortCapture>("abortCapture")});

@@ -101,6 +101,7 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   Napi::Value Sample(const Napi::CallbackInfo& info);
   // graphs (native/addon/graph.cc)
   Napi::Value SupportsGraphs(const Napi::CallbackInfo& info);
+  Napi::Value Supports(const Napi::CallbackInfo& info);
   void BeginCapture(const Napi::CallbackInfo& info);
   Napi::Value EndCapture(const Napi::CallbackInfo& info);
   void AbortCapture(const Napi::CallbackInfo& info);

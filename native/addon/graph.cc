@@ -54,6 +54,18 @@ Napi::Value DeviceWrap::SupportsGraphs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), live("supportsGraphs")->backend->supports_graphs());
 }
 
+// supports(op, dtype): whether the backend runs `op` (a name from the op contract) with that dtype.
+Napi::Value DeviceWrap::Supports(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DeviceState* dev = live("supports");
+  if (info.Length() < 1 || !info[0].IsString()) throw_op_error(env, "supports", "op must be a string");
+  std::string name = info[0].As<Napi::String>();
+  DType dt = info.Length() >= 2 && !info[1].IsUndefined() ? parse_dtype(env, info[1], "supports") : DType::F32;
+  for (Op op : kAllOps)
+    if (name == op_name(op)) return Napi::Boolean::New(env, dev->backend->supports(op, dt));
+  throw_op_error(env, "supports", "unknown op '" + name + "'");
+}
+
 // beginCapture(inputs: Int32Array[]): the ops queued until endCapture() are recorded, not run. Host
 // arrays of those ops that lie inside one of `inputs` are re-read (and re-checked) at every replay.
 void DeviceWrap::BeginCapture(const Napi::CallbackInfo& info) {

@@ -55,6 +55,7 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   TensorWrap* table = c.tensor(info[1], "table");
   TensorWrap* out = c.tensor(info[2], "out");
   c.dtype(table, "table", kWeightTypes);
+  c.supported(Op::Embedding, table, "table");
   c.rank(table, "table", 2);
   c.dtype(out, "out", {DType::F32});
   c.writable(out, "out");
@@ -78,6 +79,7 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
   TensorWrap* r = c.tensor(info[3], "residual", true);
   c.dtype(x, "x", {DType::F32});
   c.dtype(w, "w", kWeightTypes);
+  c.supported(Op::Matmul, w, "w");
   c.rank(w, "w", 2);
   c.dtype(y, "out", {DType::F32});
   c.writable(y, "out");

@@ -29,6 +29,12 @@ void OpCheck::dtype(const TensorWrap* t, const char* what, std::initializer_list
   fail(std::string(what) + " must be " + names + " (got " + t->describe() + ")");
 }
 
+void OpCheck::supported(Op op, const TensorWrap* t, const char* what) const {
+  if (!dev_->backend->supports(op, t->dtype()))
+    fail(std::string(what) + " " + t->describe() + ": " + dtype_name(t->dtype()) + " is not supported on the " +
+         dev_->backend->name() + " backend");
+}
+
 void OpCheck::rank(const TensorWrap* t, const char* what, size_t r) const {
   if (t->shape().size() != r)
     fail(std::string(what) + " must have " + std::to_string(r) + " dimensions (got " + t->describe() + ")");

@@ -39,6 +39,8 @@ class OpCheck {
   TensorWrap* tensor(const Napi::Value& v, const char* what, bool nullable = false) const;
   void writable(const TensorWrap* t, const char* what) const;
   void dtype(const TensorWrap* t, const char* what, std::initializer_list<DType> allowed) const;
+  // Fails unless the device's backend runs `op` with `t` (its weight, table or cache) in t's dtype.
+  void supported(Op op, const TensorWrap* t, const char* what) const;
   void rank(const TensorWrap* t, const char* what, size_t r) const;
   void same_shape(const TensorWrap* a, const char* what, const TensorWrap* b, const char* as) const;
   void dim(const TensorWrap* t, const char* what, size_t axis, int64_t expected) const;

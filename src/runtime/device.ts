@@ -1,5 +1,5 @@
 // Devices: the CPU backend, CUDA GPUs and the CUDA simulator behind one interface.
-import { addon, type NativeDevice, type NativeMappedFile } from './native.js';
+import { addon, type NativeDevice, type NativeMappedFile, type OpName } from './native.js';
 import { encode, type DType, type HostArray } from './dtype.js';
 import { Tensor } from './tensor.js';
 import { DeviceGraph } from './graph.js';
@@ -82,6 +82,15 @@ export class Device {
   /** Memory-maps a file (read-only) to make tensors from byte ranges of it. */
   mapFile(path: string): MappedFile {
     return new MappedFile(this, new addon.MappedFile(path));
+  }
+
+  /**
+   * Whether this device's backend runs `op` (an op of the contract, e.g. 'matmul') with its weight
+   * operand in `dtype` (default f32). An op a backend lacks fails with a clear error when queued;
+   * ask first to choose another path.
+   */
+  supports(op: OpName, dtype: DType = 'f32'): boolean {
+    return this.native.supports(op, dtype);
   }
 
   /** Whether this device records graphs (CUDA devices and the simulator): see captureGraph. */

@@ -2,6 +2,7 @@
 export { Device, MappedFile, type DeviceName, type DeviceOptions, type CudaStatus } from './device.js';
 export { Tensor } from './tensor.js';
 export { DeviceGraph } from './graph.js';
+export type { OpName } from './native.js';
 export { type DType, dtypeBytes, toBf16, fromBf16, toF16, fromF16, encode } from './dtype.js';
 export * as ops from './ops.js';
 export type { KvCache, AttentionBatch, SamplingRow, SampleResult } from './ops.js';

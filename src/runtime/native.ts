@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type NativeDType = 'f32' | 'bf16' | 'f16' | 'i32';
+/** The ops of the contract (native/ops.h Op), as Device.supports names them. */
+export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample';
 
 export interface NativeTensor {
   read(): Promise<ArrayBuffer>;
@@ -44,6 +46,7 @@ export interface NativeDevice {
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
     penaltyCounts: Int32Array, numTop: number): Promise<NativeSampleResult>;
   supportsGraphs(): boolean;
+  supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;
   endCapture(): NativeGraph;
   abortCapture(): void;

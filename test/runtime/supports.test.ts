@@ -1,0 +1,23 @@
+// Backend capabilities: every backend answers for every op of the contract, and an unknown op or
+// dtype is an error that names it.
+import { describe, expect, it } from 'vitest';
+import type { OpName } from '../../src/runtime/index.js';
+import { device, devicesUnderTest } from './devices.js';
+
+const CORE_OPS: OpName[] = ['embedding', 'matmul', 'rmsnorm', 'qkNormRope', 'swiglu', 'kvWrite', 'attention', 'sample'];
+
+for (const dut of devicesUnderTest()) {
+  describe.skipIf(dut.skip)(`supports [${dut.label}]`, () => {
+    it('runs every core op on the float weight dtypes', () => {
+      const dev = device(dut.name);
+      for (const op of CORE_OPS)
+        for (const dtype of ['f32', 'bf16', 'f16'] as const) expect(dev.supports(op, dtype)).toBe(true);
+    });
+
+    it('names an unknown op or dtype', () => {
+      const dev = device(dut.name);
+      expect(() => dev.supports('conv2d' as OpName)).toThrow(/supports: unknown op 'conv2d'/);
+      expect(() => dev.supports('matmul', 'q9' as 'f32')).toThrow(/supports: unknown dtype 'q9'/);
+    });
+  });
+}
