@@ -101,11 +101,17 @@ export const samplingProperties = {
   },
   user: nullable({ type: 'string' }),
   // Accepted so that clients which always send them work; they change nothing here (store: there is
-  // no stored-completions API; service_tier: one tier). A non-empty logit_bias is refused by the route.
+  // no stored-completions API; service_tier: one tier).
   store: nullable({ type: 'boolean' }),
   metadata: { type: ['object', 'null'], maxProperties: 16, additionalProperties: { type: 'string', maxLength: 512 } },
   service_tier: nullable({ type: 'string' }),
-  logit_bias: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
+  // OpenAI's { "token id": bias }; ids beyond the model's vocabulary are refused by the engine.
+  logit_bias: {
+    type: ['object', 'null'],
+    maxProperties: 1024,
+    propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$' },
+    additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+  },
 } as const;
 
 /** The TypeScript face of samplingProperties. */
