@@ -148,6 +148,8 @@ export class Engine {
   readonly #config: EngineConfig;
   readonly #text: TextHooks;
   #looping = false;
+  /** The loop stopped because every request it could run waits for its mask; a kick resumes it. */
+  #parked = false;
   #stats: EngineStats = { running: 0, waiting: 0, steps: 0, preemptions: 0, computedTokens: 0 };
 
   constructor(model: StepModel, kv: KvBlockManager, text: TextHooks, config: EngineConfig) {
@@ -184,7 +186,9 @@ export class Engine {
     }
     const cancel = () => {
       req.cancelled = true;
-      if (!this.#looping) this.#reap();
+      if (this.#looping) return;
+      this.#reap();
+      if (this.#scheduler.hasWork) this.#kick(); // a parked loop: the freed blocks may let the queue move
     };
     const signal = call.signal;
     if (signal) {
@@ -271,21 +275,16 @@ export class Engine {
   }
 
   #kick(): void {
+    this.#parked = false;
     if (this.#looping) return;
     this.#looping = true;
     // The loop starts on a later tick so that requests submitted together share the first step.
     setImmediate(() => {
       this.#loop().finally(() => {
         this.#looping = false;
-        if (this.#hasRunnableWork()) this.#kick();
+        if (this.#scheduler.hasWork && !this.#parked) this.#kick();
       });
     });
-  }
-
-  /** Work the loop can do now: requests blocked on their masks are kicked again when a mask arrives. */
-  #hasRunnableWork(): boolean {
-    const queues = [this.#scheduler.running, this.#scheduler.waiting];
-    return queues.some((q) => q.some((r) => !r.blocked || r.cancelled || r.failure));
   }
 
   async #loop(): Promise<void> {
@@ -294,9 +293,12 @@ export class Engine {
       const plan = this.#scheduler.schedule();
       this.#stats.preemptions += plan.preempted.length;
       if (plan.sequences.length === 0) {
-        // Nothing could be scheduled: requests were all reaped, all wait for their masks, or the
-        // head of the queue cannot fit.
-        if (!this.#hasRunnableWork()) break;
+        // Nothing could be scheduled: requests were all reaped, some wait for their masks (whose
+        // arrival kicks the loop again), or the head of the queue cannot fit.
+        if ([...this.#scheduler.running, ...this.#scheduler.waiting].some((r) => r.blocked)) {
+          this.#parked = true;
+          break;
+        }
         const head = this.#scheduler.waiting[0];
         if (head && this.#scheduler.running.length === 0) this.#fail(head, new RequestError('the request does not fit in the KV cache'));
         if (!this.#scheduler.hasWork) break;
@@ -411,9 +413,7 @@ export class Engine {
     if (req.finished || req.failure) return;
     req.failure = error instanceof Error ? error : new Error(String(error));
     req.blocked = false;
-    if (this.#looping) return;
-    this.#reap();
-    if (this.#hasRunnableWork()) this.#kick();
+    this.#kick(); // the loop ends it at its next step
   }
 
   #samplingRow(req: Request): ops.SamplingRow {

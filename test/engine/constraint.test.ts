@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { maskAllows, maskOf, type TokenConstraint } from '../../src/engine/constraint.js';
 import type { Model } from '../../src/engine/model.js';
 import { Device } from '../../src/runtime/index.js';
-import { collect, loadTiny, randomTokens, rng, VOCAB, waitIdle, writeTinyModel } from './fixture.js';
+import { collect, kvBytesFor, loadTiny, randomTokens, rng, VOCAB, waitIdle, writeTinyModel } from './fixture.js';
 
 /** Allows `tokens` at every step; terminates after `limit` accepted tokens (if given). */
 class AllowList implements TokenConstraint {
@@ -164,5 +164,35 @@ describe('TokenConstraint in the engine (CPU)', () => {
     expect((await stream).finishReason).toBe('cancelled');
     expect(never.disposed).toBe(1);
     await waitIdle(model);
+  });
+
+  it('a request that waits for its mask while holding KV blocks lets the queue move once the mask arrives or it is aborted', async () => {
+    // 4 blocks of 16 tokens: the waiting request (40 + 5 tokens, 3 blocks) fits only once the
+    // constrained one (30 + 10 tokens) has finished or left.
+    const small = await loadTiny(dir, device, { prefixCaching: false, kvCacheMemory: kvBytesFor(64) });
+    try {
+      const holder = randomTokens(random, 30);
+      const queued = randomTokens(random, 40);
+      const queuedAlone = await collect(small.generate(queued, { ...seeded(1), maxTokens: 5 }));
+      for (const end of ['mask arrives', 'abort'] as const) {
+        const g = gate();
+        const c = new AllowList(ALLOWED[0], Infinity, () => g.wait());
+        const controller = new AbortController();
+        const first = collect(small.generate(holder, { ...seeded(0), maxTokens: 10 }, { constraint: c, signal: controller.signal }));
+        await new Promise((r) => setTimeout(r, 20)); // its prefill ran; it now waits for its mask
+        const second = collect(small.generate(queued, { ...seeded(1), maxTokens: 5 }));
+        await new Promise((r) => setTimeout(r, 50));
+        expect(small.stats().engine.waiting, end).toBe(1);
+        if (end === 'abort') controller.abort();
+        else g.open();
+        const [a, b] = await Promise.all([first, second]);
+        expect(a.finishReason, end).toBe(end === 'abort' ? 'cancelled' : 'length');
+        expect(b.tokenIds, end).toEqual(queuedAlone.tokenIds);
+        expect(c.disposed, end).toBe(1);
+      }
+      await waitIdle(small);
+    } finally {
+      small.dispose();
+    }
   });
 });
