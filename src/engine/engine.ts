@@ -172,10 +172,17 @@ export class Engine {
   }
 
   /** Checks a request and queues it; the returned stream yields deltas, then one `done`. */
+  /** The engine owns `call.constraint` from here on: it is disposed however the request ends, a refusal included. */
   submit(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
-    const resolved = this.#resolve(prompt, options);
-    const waiting = this.#scheduler.waiting.length;
-    if (this.#config.maxWaiting !== undefined && waiting >= this.#config.maxWaiting) throw new EngineBusyError();
+    let resolved: SamplingParams;
+    try {
+      resolved = this.#resolve(prompt, options);
+      const waiting = this.#scheduler.waiting.length;
+      if (this.#config.maxWaiting !== undefined && waiting >= this.#config.maxWaiting) throw new EngineBusyError();
+    } catch (error) {
+      call.constraint?.dispose();
+      throw error;
+    }
     const req = new Request(`req-${nextRequestId++}`, prompt, resolved, this.#text.createOutput(resolved.stop), call.constraint ?? null);
     if (call.signal?.aborted) {
       req.finished = true;
@@ -387,6 +394,7 @@ export class Engine {
     req.mask = ticket;
   }
 
+  /** Records a mask; a malformed one ends only its own request (the op would refuse the whole batch). */
   #maskArrived(req: Request, ticket: MaskTicket, value: Int32Array | null): void {
     if (req.finished || req.mask !== ticket) return;
     const vocab = this.#model.vocabSize;

@@ -142,7 +142,7 @@ describe('TokenConstraint in the engine (CPU)', () => {
     await waitIdle(model);
   });
 
-  it('aborts dispose the constraint: mid-generation, before submission, and while waiting for a mask', async () => {
+  it('aborts and refusals dispose the constraint: mid-generation, before submission, while waiting for a mask, a refused submit', async () => {
     const running = new AllowList(ALLOWED[1]);
     const controller = new AbortController();
     const out = await collect(model.generate(PROMPTS[0], { ...seeded(0), maxTokens: 200 }, { constraint: running, signal: controller.signal }), (n) => {
@@ -164,6 +164,10 @@ describe('TokenConstraint in the engine (CPU)', () => {
     expect((await stream).finishReason).toBe('cancelled');
     expect(never.disposed).toBe(1);
     await waitIdle(model);
+
+    const refused = new AllowList([1]);
+    expect(() => model.generate([], seeded(0), { constraint: refused })).toThrow(/the prompt is empty/);
+    expect(refused.disposed).toBe(1);
   });
 
   it('a request that waits for its mask while holding KV blocks lets the queue move once the mask arrives or it is aborted', async () => {
