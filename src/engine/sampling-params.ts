@@ -46,10 +46,14 @@ export type SamplingOptions = Partial<Omit<SamplingParams, 'logitBias'>> & {
 /** The device fields of SamplingParams, in the op's order. */
 export const DEVICE_SAMPLING_FIELDS = ops.SAMPLE_PARAM_FIELDS.filter((f): f is DeviceSamplingField => f !== 'offset');
 
-/** Values used when neither the request nor the model's generation config sets a field. */
-export const SAMPLING_FALLBACKS: Omit<Record<DeviceSamplingField, number>, 'seed'> = {
-  temperature: 1, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1,
-};
+/**
+ * Values used when neither the request nor the model's generation config sets a field: OpenAI's
+ * temperature 1, every other parameter off. (The seed, when absent, is drawn at random.)
+ */
+export const SAMPLING_FALLBACKS: Omit<Record<DeviceSamplingField, number>, 'seed'> = (() => {
+  const { seed: _seed, offset: _offset, ...off } = ops.SAMPLE_PARAM_OFF;
+  return { temperature: 1, ...off };
+})();
 
 /** True when a penalty needs the request's token counts. */
 export function usesPenalties(p: SamplingParams): boolean {

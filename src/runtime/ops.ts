@@ -31,7 +31,7 @@ export const SAMPLE_PARAM_FIELDS = [
 export type SampleParamField = (typeof SAMPLE_PARAM_FIELDS)[number];
 
 /** The value that turns each optional parameter off. */
-const SAMPLE_PARAM_OFF: Omit<Record<SampleParamField, number>, 'temperature'> = {
+export const SAMPLE_PARAM_OFF: Omit<Record<SampleParamField, number>, 'temperature'> = {
   topK: 0, topP: 1, minP: 0, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, seed: 0, offset: 0,
 };
 
