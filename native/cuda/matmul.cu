@@ -650,8 +650,10 @@ void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
 //   first estimate from these counts; the crossover is to be measured on hardware.)
 // - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type.
 // - Larger M, f32 W: the SIMT tiled kernel (no f32 tensor-core path: tf32 would round x and W).
+// - Quantized W (any M): quant_matmul.cu.
 // Grid limits: the tiled kernels put N tiles (≥ 64 wide) on grid.y (≤ 65535), so N ≤ 4 194 240.
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
+  if (dtype_quantized(a.w_dtype)) return launch_matmul_quantized(a, ctx);
   constexpr int64_t kGemvMaxPathM = 16;
   constexpr int64_t kIntMax = 0x7fffffff;
   if (a.M <= 0 || a.N <= 0) return;
@@ -673,7 +675,7 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
     case DType::F32:
       if (small_m) return launch_gemv<float>(a, ctx);
       return launch_simt_f32(a, ctx);
-    case DType::I32:
+    default:
       break;
   }
   throw OpError(std::string(kOp) + ": unsupported weight dtype " + dtype_name(a.w_dtype));
