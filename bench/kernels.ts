@@ -100,12 +100,14 @@ export async function benchKernels(argv: string[]): Promise<void> {
     console.error(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${cells.filter((v) => v !== '').join('  ')}`);
   };
 
-  // Quantized decode matmuls (ggml blocks read in place): GB/s of blocks read.
-  for (const dtype of quantDTypes) {
+  // Quantized decode matmuls (ggml blocks read in place): GB/s of blocks read. With --quantized-only,
+  // bf16 at the same M first, as the baseline of the same run.
+  const weightTypes = opt.quantizedOnly ? (['bf16', ...quantDTypes] as const) : quantDTypes;
+  for (const dtype of weightTypes) {
     if (!device.supports('matmul', dtype)) continue;
     for (const [name, N, K] of projections(s)) {
       if (K % dtypeBlock[dtype].elements !== 0) continue;
-      const ws = quantizedRotation(device, N, K, dtype, rotateBytes);
+      const ws = dtype === 'bf16' ? rotation(device, [N, K], 'bf16', rotateBytes) : quantizedRotation(device, N, K, dtype, rotateBytes);
       for (const M of [1, 16]) {
         const x = randomTensor(device, [M, K], 'f32', 11);
         const y = device.empty([M, N], 'f32');

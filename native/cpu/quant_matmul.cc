@@ -11,6 +11,7 @@
 // - Larger M (prefill): the blocked GEMM of matmul.cc, its B panels packed from W rows decoded 8 at a
 //   time per 256-value K slice, so decoding costs N·K work once per slice, shared by all M rows.
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
@@ -26,6 +27,19 @@ namespace {
 template <class F>
 float dot_row_single(const typename F::Block* row, int64_t nb, const float* x) {
   vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
+#if defined(__AVX512F__)
+  if constexpr (kHasChunk64<F>) {  // table lookups, 64 values a step (quant.h)
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int c = 0; c < 4; ++c) {
+        __m512 v[4];
+        chunk64(row[b], c, v);
+        const float* xc = x + b * F::kValues + 64 * c;
+        for (int i = 0; i < 4; ++i) acc[i] = vfma(vload(xc + 16 * i), v[i], acc[i]);
+      }
+    }
+    return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+  }
+#endif
   float d[F::kGroups], m[F::kGroups];
   for (int64_t b = 0; b < nb; ++b) {
     F::scales(row[b], d, m);

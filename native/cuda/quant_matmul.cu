@@ -5,7 +5,8 @@
 // place (quant.cuh decodes them); x, y, residual f32, accumulation f32. residual may alias y (each
 // output is read and written by one lane).
 //
-// gemv_quant_kernel<F, MT, kAligned16> — decode (and, for now, every M).
+// gemv_quant_kernel<F, MT, kAligned16> — decode and small batches (M ≤ 16; larger M takes the
+// tensor-core GEMM of matmul.cu with W tiles decoded into shared memory).
 //   CTA = 4 warps; each warp owns one row n of W and one chunk of MT ≤ 8 rows of x. The row is a run
 //   of 16-value groups (16 per K-format block, 2 per Q8_0 block); lane l decodes groups l, l+32, …
 //   (a warp covers 512 consecutive values per step, so its loads of a block's quants are contiguous),
@@ -13,9 +14,6 @@
 //   L2-resident) and keeps MT f32 partial sums. Butterfly shuffles reduce them; lane m writes
 //   y[m0 + m, n] plus the residual. When M > MT, chunks of the same W rows run as neighbouring CTAs
 //   (chunk index fastest in blockIdx.x), so W comes from HBM once and from L2 for the other chunks.
-//   Larger M (prefill) runs this same kernel in chunks of 8 rows: correct, but it re-reads W from L2
-//   M / 8 times and does no tensor-core work; a dequantize-into-shared-memory tile feeding the
-//   mma.sync GEMM of matmul.cu is the fast path still to be written.
 //   Traffic per call: W's bytes (N · K / block · block bytes) from HBM + M·K·4 (x, cached) + M·N·4.
 
 namespace paralon {
@@ -132,6 +130,7 @@ void launch_format(const MatmulArgs& a, LaunchContext& ctx) {
 
 }  // namespace
 
+// Called by launch_matmul for quantized W with M ≤ 16.
 void launch_matmul_quantized(const MatmulArgs& a, LaunchContext& ctx) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.M > 0x7fffffff || a.N > 0x7fffffff || a.K > 0x7fffffff / kMaxMT)

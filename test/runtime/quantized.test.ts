@@ -1,9 +1,13 @@
 // Quantized tensors (q8_0, q4_k, q5_k, q6_k) on every device: shapes need whole blocks, views and
 // offsets respect blocks, bytes round-trip, and only matmul and embedding take them. Their op
 // numerics are rows of the op table (cases/quantized.ts, run by ops.test.ts).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ops, quantDTypes } from '../../src/runtime/index.js';
-import { quantize } from '../../src/quant/index.js';
+import { dequantize, quantize } from '../../src/quant/index.js';
+import { assertClose, TOLERANCE } from '../reference/compare.js';
 import { Rng } from '../reference/random.js';
 import { device, devicesUnderTest } from './devices.js';
 
@@ -34,6 +38,28 @@ for (const dut of devicesUnderTest()) {
         expect(await t.read()).toEqual(blocks);
         const row = blocks.length / 3;
         expect(await t.view([1, 256], { offset: 256 }).read()).toEqual(blocks.subarray(row, 2 * row));
+      }
+    });
+
+    it('map from a file in place (cpu) or by upload, and multiply from there', async () => {
+      const dev = device(dut.name);
+      const dir = mkdtempSync(path.join(tmpdir(), 'paralon-quant-'));
+      try {
+        const blocks = quantize(new Rng('mapped').normals(3 * 512), 'q4_k');
+        const file = path.join(dir, 'w.bin');
+        writeFileSync(file, Buffer.concat([Buffer.alloc(64, 7), Buffer.from(blocks)]));
+        const mapped = dev.mapFile(file);
+        const w = mapped.tensor(64, 'q4_k', [3, 512]);
+        expect(await w.read()).toEqual(blocks);
+        expect(() => mapped.tensor(64, 'q4_k', [4, 512])).toThrow('runs past the end of the file');
+        expect(() => mapped.tensor(64, 'q4_k', [3, 500])).toThrow('mapFile: q4_k[3, 500]: the last dimension must be a multiple of the 256-value block');
+        const y = ops.matmul(dev.tensor(new Float32Array(512).fill(1), [1, 512]), w, dev.empty([1, 3]));
+        const deq = dequantize(blocks, 'q4_k');
+        const expected = Float64Array.from({ length: 3 }, (_, n) => deq.subarray(n * 512, (n + 1) * 512).reduce((a, b) => a + b, 0));
+        assertClose(await y.read(), expected, TOLERANCE.f32, 'row sums');
+        mapped.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
     });
 
