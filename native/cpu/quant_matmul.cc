@@ -40,6 +40,19 @@ float dot_row_single(const typename F::Block* row, int64_t nb, const float* x) {
     return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
   }
 #endif
+#if defined(__AVX512BW__)
+  if constexpr (std::is_same_v<F, FormatQ6_K>) {  // 128 quants assembled as bytes at once (quant.h)
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 v[8];
+        q6_k_half(row[b], h, v);
+        const float* xh = x + b * F::kValues + 128 * h;
+        for (int i = 0; i < 8; ++i) acc[i & 3] = vfma(vload(xh + 16 * i), v[i], acc[i & 3]);
+      }
+    }
+    return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+  }
+#endif
   float d[F::kGroups], m[F::kGroups];
   for (int64_t b = 0; b < nb; ++b) {
     F::scales(row[b], d, m);

@@ -24,6 +24,7 @@ const paths: { name: string; flags: string[]; runs: boolean }[] = [
   { name: 'scalar', flags: [], runs: true },
   { name: 'avx2', flags: ['-mavx2', '-mfma', '-mf16c'], runs: hasAvx2 },
   { name: 'avx512', flags: ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c'], runs: hasAvx512 },
+  { name: 'avx512f-only', flags: ['-mavx512f', '-mavx2', '-mfma', '-mf16c'], runs: /\bavx512f\b/.test(cpuFlags) },
 ];
 
 const dir = mkdtempSync(path.join(tmpdir(), 'paralon-isa-'));
