@@ -112,19 +112,32 @@ void stream_range(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
 }
 
 template <class T>
-void matmul_streaming(Context& ctx, const MatmulArgs& a) {
+void stream_chunk(const MatmulArgs& a, int64_t n0, int64_t n1) {
   const T* w = static_cast<const T*>(a.w);
+  if (a.M == 1 && a.K < kSingleStreamMaxK) {
+    stream_single(a, w, n0, n1);
+  } else if (a.M == 1) {
+    stream_range<kStreamWSingle>(a, w, n0, n1);
+  } else {
+    stream_range<kStreamWMulti>(a, w, n0, n1);
+  }
+}
+
+// Threads split W's rows over all parts of a split output at once (one parallel_for per op): a chunk
+// that straddles a part boundary runs as two pieces, each against its own part's W rows and output.
+template <class T>
+void matmul_streaming(Context& ctx, const MatmulArgs& a) {
   const int64_t N = a.N;
+  MatmulArgs parts[kMaxMatmulParts];
+  for (int j = 0; j < a.num_parts; ++j) parts[j] = matmul_part(a, j);
   int64_t rows = chunk_size(N, ctx.pool, 16);
   rows = (rows + kStreamWSingle - 1) / kStreamWSingle * kStreamWSingle;
   ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
     const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    if (a.M == 1 && a.K < kSingleStreamMaxK) {
-      stream_single(a, w, n0, n1);
-    } else if (a.M == 1) {
-      stream_range<kStreamWSingle>(a, w, n0, n1);
-    } else {
-      stream_range<kStreamWMulti>(a, w, n0, n1);
+    if (a.num_parts == 0) return stream_chunk<T>(a, n0, n1);
+    for (int j = 0; j < a.num_parts; ++j) {
+      const int64_t lo = std::max(n0, a.part_start[j]), hi = std::min(n1, a.part_start[j + 1]);
+      if (lo < hi) stream_chunk<T>(parts[j], lo - a.part_start[j], hi - a.part_start[j]);
     }
   });
 }
@@ -305,21 +318,36 @@ void matmul_blocked(Context& ctx, const MatmulArgs& a, PackB&& pack) {
 void matmul(Context& ctx, const MatmulArgs& a) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.K <= 0) {  // empty sum: y = residual or 0
+    if (a.num_parts > 0) {
+      for (int j = 0; j < a.num_parts; ++j) matmul(ctx, matmul_part(a, j));
+      return;
+    }
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
     return;
   }
-  if (dtype_quantized(a.w_dtype)) {
-    matmul_quantized(ctx, a);
+  if (dtype_quantized(a.w_dtype)) {  // a split output: a pass per part
+    if (a.num_parts == 0) {
+      matmul_quantized(ctx, a);
+    } else {
+      for (int j = 0; j < a.num_parts; ++j) matmul_quantized(ctx, matmul_part(a, j));
+    }
     return;
   }
   with_storage_type(a.w_dtype, [&](auto* tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     if (a.M <= kMaxStreamingRows) {
       matmul_streaming<T>(ctx, a);
-    } else {
-      const T* w = static_cast<const T*>(a.w);
-      matmul_blocked(ctx, a, [&](int64_t n0, int64_t n_cur, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
-                                 float* rows_buf) { pack_b(w + n0 * a.K, a.K, n_cur, nc_padded, pc, kc, bp, rows_buf); });
+    } else {  // compute-bound: a pass per part of a split output costs nothing measurable
+      const auto blocked = [&](const MatmulArgs& p) {
+        const T* w = static_cast<const T*>(p.w);
+        matmul_blocked(ctx, p, [&](int64_t n0, int64_t n_cur, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
+                                   float* rows_buf) { pack_b(w + n0 * p.K, p.K, n_cur, nc_padded, pc, kc, bp, rows_buf); });
+      };
+      if (a.num_parts == 0) {
+        blocked(a);
+      } else {
+        for (int j = 0; j < a.num_parts; ++j) blocked(matmul_part(a, j));
+      }
     }
   });
 }

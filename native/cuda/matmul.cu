@@ -725,9 +725,15 @@ void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
 // Grid limits: the tiled kernels put N tiles (≥ 64 wide) on grid.y (≤ 65535), so N ≤ 4 194 240.
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   constexpr int64_t kGemvMaxPathM = 16;
-  if (dtype_quantized(a.w_dtype) && a.M <= kGemvMaxPathM) return launch_matmul_quantized(a, ctx);
   constexpr int64_t kIntMax = 0x7fffffff;
   if (a.M <= 0 || a.N <= 0) return;
+  // A split output runs as one launch per part (that part's W rows into its output), all queued by
+  // this one op: the launch count is unchanged, x is re-read from L2 per part.
+  if (a.num_parts > 0) {
+    for (int j = 0; j < a.num_parts; ++j) launch_matmul(matmul_part(a, j), ctx);
+    return;
+  }
+  if (dtype_quantized(a.w_dtype) && a.M <= kGemvMaxPathM) return launch_matmul_quantized(a, ctx);
   if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }

@@ -43,6 +43,44 @@ function quantMatmulCase(w: QuantDType, M: number, N: number, K: number, residua
   };
 }
 
+/** A fused projection of quantized parts (rows of blocks stacked): one poisoned output per part. */
+function quantSplitMatmulCase(w: QuantDType, M: number, cols: number[], K: number): OpCase {
+  const N = cols.reduce((a, b) => a + b, 0);
+  const name = caseName('matmul', { w, M, split: cols.join('+'), K });
+  const inputs = once(() => {
+    const rng = new Rng(name);
+    return { x: rng.normals(M * K), blocks: quantize(rng.normals(N * K, 1 / Math.sqrt(K)), w) };
+  });
+  return {
+    name,
+    async run(device: Device) {
+      const { x, blocks } = inputs();
+      const outs = cols.map((n) => poisoned(device, [M, n]));
+      ops.matmul(device.tensor(x, [M, K]), device.tensor(blocks, [N, K], w), outs.map((o) => o.tensor));
+      const result: Record<string, Float32Array> = {};
+      for (const [j, o] of outs.entries()) {
+        await o.checkGuards(`out${j}`);
+        result[`out${j}`] = await o.tensor.read();
+      }
+      return result;
+    },
+    expected: once(() => {
+      const { x, blocks } = inputs();
+      const y = matmulRef(x, dequantize(blocks, w), M, N, K);
+      const result: Record<string, Float64Array> = {};
+      let c0 = 0;
+      cols.forEach((n, j) => {
+        const part = new Float64Array(M * n);
+        for (let m = 0; m < M; m++) for (let c = 0; c < n; c++) part[m * n + c] = y[m * N + c0 + c];
+        result[`out${j}`] = part;
+        c0 += n;
+      });
+      return result;
+    }),
+    tolerance: (device) => (isCuda(device) && M > 16 ? TOLERANCE.roundedActivations.f16 : TOLERANCE.f32),
+  };
+}
+
 function quantEmbeddingCase(table: QuantDType, vocab: number, hidden: number, numTokens: number): OpCase {
   const name = caseName('embedding', { table, vocab, hidden, T: numTokens });
   const inputs = once(() => {
@@ -81,6 +119,8 @@ export function quantizedCases(): OpCase[] {
       quantMatmulCase(w, 9, 23, 2 * 256, 'none'),
       quantMatmulCase(w, 37, 41, 3 * 256, 'separate'),
       quantMatmulCase(w, 70, 130, 2 * 256, 'alias'),
+      quantSplitMatmulCase(w, 1, [45, 13, 13], 256),
+      quantSplitMatmulCase(w, 19, [29, 37], 512),
     );
     cases.push(quantEmbeddingCase(w, 11, dtypeBlock[w].elements === 32 ? 160 : 512, 6));
   }
