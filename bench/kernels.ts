@@ -2,6 +2,7 @@
 // Every op at the shapes of a Qwen3 model: median time per launch, achieved GB/s or GFLOP/s, and the
 // percentage of the ceiling measured in the same run (memory read bandwidth on the CPU; device-to-device
 // copy bandwidth on CUDA). Weights are rotated across enough copies that caches do not flatter.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Device, dtypeBlock, dtypeByteLength, ops, quantDTypes, toBf16, type QuantDType, type Tensor } from '../src/runtime/index.js';
 import { quantize } from '../src/quant/index.js';
@@ -223,11 +224,23 @@ export async function benchKernels(argv: string[]): Promise<void> {
 
 function finish(device: Device, opt: Options, peak: { name: string; gbps: number }, rotateBytes: number, rows: Row[]): void {
   const name = `kernels-${device.name.replace(':', '')}-${opt.shape.name.toLowerCase()}${opt.quantizedOnly ? '-quantized' : ''}`;
-  const notes = `Ceiling: ${peak.name} = ${peak.gbps.toFixed(1)} GB/s, measured in this run. Decode matmuls read their weights (bf16, or ggml blocks for q8_0/q4_k/q5_k/q6_k) rotated over ≥ ${rotateBytes >> 20} MiB of copies; % ceiling = weight GB/s ÷ ceiling. Times are medians of batches of back-to-back launches.`;
+  const flags = device.hostMemory ? `CPU SIMD flags: ${cpuSimdFlags()}. ` : '';
+  const notes = `${flags}Ceiling: ${peak.name} = ${peak.gbps.toFixed(1)} GB/s, measured in this run. Decode matmuls read their weights (bf16, or ggml blocks for q8_0/q4_k/q5_k/q6_k) rotated over ≥ ${rotateBytes >> 20} MiB of copies; % ceiling = weight GB/s ÷ ceiling. Times are medians of batches of back-to-back launches.`;
   const files = saveResults(name, runInfo('kernels', device.description), { ceiling: peak, shape: opt.shape }, rows, notes);
   console.log('\n' + markdownTable(rows));
   console.log(`wrote ${files.join(', ')}`);
   device.dispose();
+}
+
+/** The SIMD extensions the CPU kernels may use, from /proc/cpuinfo (Linux). */
+function cpuSimdFlags(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+    const flags = line.split(':')[1]?.trim().split(/\s+/) ?? [];
+    return flags.filter((f) => /^(avx|fma|f16c|amx)/.test(f)).sort().join(' ') || 'none reported';
+  } catch {
+    return 'unknown';
+  }
 }
 
 function parseOptions(argv: string[]): Options {
