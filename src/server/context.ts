@@ -2,6 +2,8 @@
 // in-flight generations. Built once per server by app.ts.
 import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from '../engine/types.js';
 import type { ModelStats } from '../engine/model.js';
+import type { PreparedChat } from '../engine/chat.js';
+import type { OutputOptions } from '../engine/output-format.js';
 import type { GenerationTracker } from './generation.js';
 import type { KeyStore } from './key-store.js';
 import type { ServerMetrics } from './metrics.js';
@@ -15,7 +17,8 @@ export interface ServedModel {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
     decode(ids: readonly number[]): string;
   };
-  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
+  /** Checks, renders and compiles the output grammar of a chat (RequestError → 400). */
+  prepareChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions & OutputOptions): Promise<PreparedChat>;
   generate(promptTokens: number[], options: SamplingOptions, call: GenerateCallOptions): AsyncIterable<GenerationEvent>;
   stats(): ModelStats;
 }

@@ -223,7 +223,7 @@ describe('reasoning', () => {
   const scripted: ServedModel = {
     contextLength: 1024,
     tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString() },
-    renderChat: (m, o) => model.renderChat(m, o),
+    prepareChat: (m, o) => model.prepareChat(m, o),
     stats: () => model.stats(),
     async *generate(prompt): AsyncGenerator<GenerationEvent> {
       for (const text of script) yield { type: 'delta', text, tokenIds: [0] };
