@@ -74,6 +74,12 @@ function maskState(bitmask: Int32Array): MaskState {
   return { mask: all ? null : mask, complete: !allowedNonStop };
 }
 
+function stopOnlyMask(): Int32Array {
+  const mask = new Int32Array(Math.ceil(init.logitsWidth / 32));
+  for (const t of stopTokens) mask[t >> 5] |= 1 << (t & 31);
+  return mask;
+}
+
 async function handle(req: WorkerRequest): Promise<WorkerReply> {
   switch (req.op) {
     case 'compile': {
@@ -99,7 +105,8 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
       const matcher = matchers.get(req.matcher);
       if (matcher === undefined) throw new Error(`matcher ${req.matcher} is not on this worker`);
       if (!matcher.acceptToken(req.token)) return { id: req.id, ok: true, accepted: false };
-      const state: MaskState = matcher.isTerminated() ? { mask: null, complete: true } : maskState(await matcher.getNextTokenBitmask());
+      // After a stop token the output is over; should the engine ask again, only stops are allowed.
+      const state: MaskState = matcher.isTerminated() ? { mask: stopOnlyMask(), complete: true } : maskState(await matcher.getNextTokenBitmask());
       return { id: req.id, ok: true, accepted: true, state };
     }
     case 'dispose': {

@@ -97,6 +97,8 @@ export class ToolCallParser {
 
       if (this.#state === 'header') {
         const m = HEADER.exec(this.#pending);
+        // Matched up to the end of what arrived: more spacing may follow; wait for the arguments.
+        if (m && m[0].length === this.#pending.length && !final) return;
         if (m) {
           let name: string;
           try {
