@@ -10,7 +10,7 @@ export class GrammarConstraint implements TokenConstraint {
   readonly #worker: GrammarWorker;
   readonly #matcher: number;
   #next: Promise<MaskState>;
-  /** The mask of the token being sampled (null: anything goes). */
+  /** The mask of the token being sampled (null: none asked for since the last token). */
   #current: Int32Array | null = null;
   #complete = false;
   #disposed = false;
@@ -22,7 +22,7 @@ export class GrammarConstraint implements TokenConstraint {
     this.#next = Promise.resolve(this.#track(initial));
   }
 
-  nextMask(): Promise<Int32Array | null> {
+  nextMask(): Promise<Int32Array> {
     return this.#next.then((state) => (this.#current = state.mask));
   }
 
@@ -30,6 +30,7 @@ export class GrammarConstraint implements TokenConstraint {
     if (this.#disposed) return false;
     const mask = this.#current;
     if (!Number.isInteger(token) || token < 0) return false;
+    // Sampled without asking for the mask: the worker's matcher decides.
     if (mask !== null && (token >> 5 >= mask.length || (mask[token >> 5] & (1 << (token & 31))) === 0)) return false;
     this.#current = null;
     this.#next = this.#worker.call({ op: 'accept', id: this.#worker.nextId(), matcher: this.#matcher, token }).then((reply) => {

@@ -19,8 +19,7 @@ export type WorkerRequest =
 
 /** The next-token state after creating a matcher or accepting a token. */
 export interface MaskState {
-  /** null: every token of the vocabulary is allowed (no mask needed this step). */
-  mask: Int32Array | null;
+  mask: Int32Array;
   /** Only stop tokens may follow: the constrained output is complete. */
   complete: boolean;
 }

@@ -18,7 +18,6 @@ const compiler = await xg.GrammarCompiler.createGrammarCompiler(tokenizerInfo, f
 // The first compile on a compiler pays a one-time preprocessing of the vocabulary (~0.2–0.3 s for
 // Qwen3); paid here, before `ready`, so the compile time limit measures only the request's grammar.
 (await compiler.compileStructuralTag({ type: 'structural_tag', format: { type: 'const_string', value: '{}' } })).dispose();
-const numVocabTokens = init.vocab.length;
 const stopTokens = new Set(init.stopTokenIds);
 
 const grammars = new Map<number, XGrammar.CompiledGrammar>();
@@ -50,31 +49,20 @@ async function lower(format: GrammarFormat): Promise<unknown> {
   }
 }
 
-/** The mask as the engine wants it: null when nothing is masked, `complete` when only stops remain. */
+/**
+ * The mask and whether only stop tokens remain. A mask is sent even when the grammar allows every
+ * token (free text before a lazy trigger): it still bans the logits' padding ids past the vocabulary,
+ * which the matcher could not accept.
+ */
 function maskState(bitmask: Int32Array): MaskState {
   // Own the buffer (it is transferred to the main thread), never a view of the WASM heap.
   const mask = bitmask.byteOffset === 0 && bitmask.buffer.byteLength === bitmask.byteLength ? bitmask : bitmask.slice();
-  let allowedNonStop = false;
-  let all = true;
   for (let word = 0; word < mask.length; word++) {
     const bits = mask[word];
-    if (bits === 0) {
-      if (word * 32 < numVocabTokens) all = false;
-      continue;
-    }
-    if (bits !== -1 && word * 32 + 32 <= numVocabTokens) all = false;
-    if (!allowedNonStop)
-      for (let b = 0; b < 32; b++) if (bits & (1 << b) && !stopTokens.has(word * 32 + b)) allowedNonStop = true;
+    if (bits === 0) continue;
+    for (let b = 0; b < 32; b++) if (bits & (1 << b) && !stopTokens.has(word * 32 + b)) return { mask, complete: false };
   }
-  if (all) {
-    // The last partial word: every real token id there allowed?
-    const tail = numVocabTokens & 31;
-    if (tail !== 0) {
-      const need = (1 << tail) - 1;
-      if ((mask[numVocabTokens >> 5] & need) !== need) all = false;
-    }
-  }
-  return { mask: all ? null : mask, complete: !allowedNonStop };
+  return { mask, complete: true };
 }
 
 function stopOnlyMask(): Int32Array {
