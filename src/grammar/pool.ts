@@ -177,13 +177,13 @@ export class GrammarPool {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const error = new GrammarCompileError(`the grammar took longer than ${this.#timeoutMs} ms to compile`, 'timeout');
+        // Settled first, so the race reports the timeout rather than the worker's termination.
+        reject(new GrammarCompileError(`the grammar took longer than ${this.#timeoutMs} ms to compile`, 'timeout'));
         // The compile blocks its thread and cannot be interrupted: replace the worker. Matchers living
         // there end their requests with an error (rare: compiles go to the least loaded worker).
         worker.terminate(new Error('the grammar worker was restarted: a grammar compile on it exceeded the time limit'));
         if (this.#workers[slot] === worker) this.#workers[slot] = null;
         for (const [k, entry] of this.#cache) void entry.then((g) => g.worker === worker && this.#cache.delete(k), () => {});
-        reject(error);
       }, this.#timeoutMs);
     });
     try {
