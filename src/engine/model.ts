@@ -7,7 +7,8 @@ import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
 import { GrammarPool } from '../grammar/index.js';
-import { Engine, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
+import { Engine, RequestError, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
+import type { TokenConstraint } from './constraint.js';
 import { chatEvents, prepareChat, prepareCompletion, type PreparedChat } from './chat.js';
 import type { OutputOptions } from './output-format.js';
 import type {
@@ -182,7 +183,8 @@ export class Model {
   async *chat(messages: readonly ChatMessage[], options: ChatOptions = {}, call: GenerateCallOptions = {}): AsyncGenerator<ChatEvent> {
     const { enableThinking, addGenerationPrompt, tools, toolChoice, parallelToolCalls, responseFormat, ...sampling } = options;
     const prepared = await this.prepareChat(messages, { enableThinking, addGenerationPrompt, tools, toolChoice, parallelToolCalls, responseFormat });
-    yield* chatEvents(this.generate(prepared.promptTokens, sampling, { ...call, constraint: (await prepared.constraint()) ?? undefined }), prepared.parseToolCalls);
+    const constraint = await withCallConstraint(await prepared.constraint(), call);
+    yield* chatEvents(this.generate(prepared.promptTokens, sampling, { ...call, constraint }), prepared.parseToolCalls);
   }
 
   /** Checks and renders a chat and compiles its output grammar, ready to generate (the server's first half of chat). */
@@ -193,8 +195,8 @@ export class Model {
   /** A raw text completion (no template); `responseFormat` is enforced by a grammar. */
   async *complete(prompt: string, options: CompleteOptions = {}, call: GenerateCallOptions = {}): AsyncGenerator<GenerationEvent> {
     const { responseFormat, ...sampling } = options;
-    const constraint = await (await this.prepareCompletion(responseFormat))();
-    yield* this.generate(this.tokenizer.encode(prompt, { addSpecialTokens: false }), sampling, { ...call, constraint: constraint ?? undefined });
+    const constraint = await withCallConstraint(await (await this.prepareCompletion(responseFormat))(), call);
+    yield* this.generate(this.tokenizer.encode(prompt, { addSpecialTokens: false }), sampling, { ...call, constraint });
   }
 
   /** The constraint factory for a completion's response_format (checked and compiled now). */
@@ -233,6 +235,17 @@ export class Model {
     this.#lm.dispose();
     if (this.#ownsDevice) this.device.dispose();
   }
+}
+
+/** The caller's own constraint, or the one tools / responseFormat need; both at once is refused. */
+async function withCallConstraint(needed: TokenConstraint | null, call: GenerateCallOptions): Promise<TokenConstraint | undefined> {
+  if (needed === null) return call.constraint;
+  if (call.constraint !== undefined) {
+    needed.dispose();
+    call.constraint.dispose();
+    throw new RequestError('a constraint of your own cannot be combined with tools or responseFormat, which bring theirs', 'constraint');
+  }
+  return needed;
 }
 
 /** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */

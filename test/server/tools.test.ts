@@ -144,6 +144,7 @@ describe('enforcement on the noise model', () => {
       messages: user,
       tools,
       tool_choice: { type: 'function', function: { name: 'add' } },
+      parallel_tool_calls: false,
       n: 3,
       max_tokens: 60,
       seed: 2,
@@ -172,38 +173,31 @@ describe('enforcement on the noise model', () => {
     expectValidCalls(final.choices[0].message, ['get_weather']);
   });
 
-  it('a multi-turn conversation feeds a tool result back through the template', async () => {
+  it('a multi-turn conversation feeds tool results back through the template', async () => {
     const first = await client.chat.completions.create({
       model: DEMO_MODEL_ID,
       messages: user,
       tools,
-      tool_choice: { type: 'function', function: { name: 'add' } },
-      max_tokens: 60,
+      tool_choice: 'required',
+      max_tokens: 100,
       seed: 4,
       chat_template_kwargs: { enable_thinking: false },
     } as never);
     const message = (first as OpenAI.ChatCompletion).choices[0].message;
-    const call = message.tool_calls![0];
-    const followUp: OpenAI.ChatCompletionMessageParam[] = [
-      ...user,
-      message,
-      { role: 'tool', tool_call_id: call.id, content: '5' },
-    ];
-    const second = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages: followUp, tools, max_tokens: 4, tool_choice: 'none' });
+    const calls = message.tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[];
+    const results = calls.map((c, i) => ({ role: 'tool' as const, tool_call_id: c.id, content: `result ${i}` }));
+    const second = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages: [...user, message, ...results], tools, max_tokens: 4, tool_choice: 'none' });
     expect(second.choices[0].message.tool_calls).toBeUndefined();
-    // The prompt carried the call and its result in Qwen3's format.
+    // The prompt carried the calls and their results in Qwen3's format.
     const prompt = model.renderChat(
-      [
-        user[0],
-        { role: 'assistant', content: null, tool_calls: [{ id: call.id, type: 'function', function: (call as OpenAI.ChatCompletionMessageFunctionToolCall).function }] },
-        { role: 'tool', tool_call_id: call.id, content: '5' },
-      ],
+      [user[0], { role: 'assistant', content: message.content, tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: c.function })) }, ...results],
       { tools: tools as never },
     );
-    expect(prompt).toContain('<tool_call>\n{"name": "add", "arguments": ');
-    expect(prompt).toContain('<|im_start|>user\n<tool_response>\n5\n</tool_response><|im_end|>');
+    expect(prompt).toContain(`<tool_call>\n{"name": "${calls[0].function.name}", "arguments": ${calls[0].function.arguments}}\n</tool_call>`);
+    expect(prompt).toContain('<|im_start|>user\n<tool_response>\nresult 0\n</tool_response>');
     expect(second.usage!.prompt_tokens).toBe(model.tokenizer.encode(prompt, { addSpecialTokens: false }).length);
   });
+
 
   it('response_format json_schema: nested objects, arrays, enums, required fields and string limits validate', async () => {
     const schema = {
@@ -258,7 +252,7 @@ describe('enforcement on the noise model', () => {
       model: DEMO_MODEL_ID,
       messages: [{ role: 'user', content: 'Alice and Bob meet on Tuesday.' }],
       response_format: zodResponseFormat(Event, 'event'),
-      max_tokens: 80,
+      max_tokens: 120,
       seed: 7,
       chat_template_kwargs: { enable_thinking: false },
     } as never);
@@ -272,7 +266,7 @@ describe('enforcement on the noise model', () => {
       tools: [tool],
       tool_choice: 'required',
       parallel_tool_calls: false,
-      max_tokens: 40,
+      max_tokens: 60,
       seed: 8,
       chat_template_kwargs: { enable_thinking: false },
     } as never);

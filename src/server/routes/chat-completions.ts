@@ -97,7 +97,13 @@ function toChatMessages(messages: RequestMessage[]): ChatMessage[] {
     if (m.tool_call_id !== undefined && m.role !== 'tool') throw badRequest(`messages[${i}]: only tool messages have a tool_call_id`, `messages[${i}].tool_call_id`);
     if (m.role === 'assistant') {
       if (content === null && calls.length === 0) throw badRequest(`messages[${i}]: an assistant message needs content or tool_calls`, `messages[${i}].content`);
-      return { role: 'assistant', content, reasoning_content: m.reasoning_content, ...(calls.length > 0 ? { tool_calls: calls } : {}) };
+      // Only keys with values: the template tests `reasoning_content is defined`.
+      return {
+        role: 'assistant',
+        content,
+        ...(typeof m.reasoning_content === 'string' ? { reasoning_content: m.reasoning_content } : {}),
+        ...(calls.length > 0 ? { tool_calls: calls } : {}),
+      };
     }
     if (content === null) throw badRequest(`messages[${i}]: a ${m.role} message needs content`, `messages[${i}].content`);
     if (m.role === 'tool') {
