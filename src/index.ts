@@ -3,7 +3,6 @@
 export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions, type CompleteOptions } from './engine/model.js';
 export type { PreparedChat } from './engine/chat.js';
 export type { OutputOptions } from './engine/output-format.js';
-export type { TokenConstraint } from './engine/constraint.js';
 export { RequestError, EngineBusyError, type EngineStats } from './engine/engine.js';
 export type {
   SamplingOptions,
@@ -22,6 +21,8 @@ export type {
   ResponseFormat,
   JsonSchema,
 } from './engine/types.js';
+export { maskOf, maskAllows, maskWords, type TokenConstraint } from './engine/constraint.js';
+export type { SamplingParams } from './engine/sampling-params.js';
 export { writeDemoModel, type DemoModelOptions } from './model/demo.js';
 export {
   registerArchitecture,

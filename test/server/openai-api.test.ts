@@ -75,7 +75,6 @@ describe('chat completions', () => {
     };
     await refused({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'objekt' } } }] }, 'tools[0].function.parameters', /not a valid JSON Schema/);
     await refused({ tool_choice: 'required' }, 'tool_choice', /tool_choice 'required' needs at least one tool/);
-    await refused({ logit_bias: { '42': 5 } }, 'logit_bias', /logit_bias is not supported/);
     await refused({ modalities: ['text', 'audio'] }, 'modalities', /only the 'text' modality/);
   });
 
@@ -221,7 +220,11 @@ describe('reasoning', () => {
   const script = ['<th', 'ink>\nI should', ' think.\n</thi', 'nk>\n\nThe answer', ' is 4.'];
   const scripted: ServedModel = {
     contextLength: 1024,
-    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString() },
+    task: 'generate',
+    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString(), tokenText: (id) => String.fromCharCode(id) },
+    tokenize: (input) => model.tokenize(input),
+    detokenize: (ids) => model.detokenize(ids),
+    embed: (inputs, options) => model.embed(inputs, options),
     prepareChat: (m, o) => model.prepareChat(m, o),
     stats: () => model.stats(),
     async *generate(prompt): AsyncGenerator<GenerationEvent> {

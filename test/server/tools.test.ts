@@ -70,7 +70,11 @@ describe('tool calls on the output path (scripted model)', () => {
   beforeAll(async () => {
     const facade: ServedModel = {
       contextLength: model.contextLength,
+      task: 'generate',
       tokenizer: model.tokenizer,
+      tokenize: (input) => model.tokenize(input),
+      detokenize: (ids) => model.detokenize(ids),
+      embed: (inputs, options) => model.embed(inputs, options),
       prepareChat: (m, o) => model.prepareChat(m, o),
       stats: () => model.stats(),
       async *generate(prompt, _options, call): AsyncGenerator<GenerationEvent> {

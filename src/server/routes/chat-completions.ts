@@ -4,7 +4,7 @@
 // reach content. tool_choice required / named and response_format are enforced by a grammar.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenConstraint } from '../../engine/constraint.js';
-import type { ChatMessage, ToolCall } from '../../engine/types.js';
+import type { ChatMessage, ResponseFormat, ToolCall } from '../../engine/types.js';
 import { toolCallId } from '../../engine/chat.js';
 import { ReasoningSplitter, type ReasoningStart } from '../../tokenizer/reasoning.js';
 import { ToolCallParser, type ToolCallPart } from '../../tokenizer/tool-calls.js';
@@ -12,7 +12,7 @@ import type { ServerContext } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
-import { forChoice, refuseLogitBias, toSamplingOptions } from '../sampling.js';
+import { forChoice, toSamplingOptions } from '../sampling.js';
 import {
   ChatCompletionChunkSchema,
   ChatCompletionRequestSchema,
@@ -39,7 +39,6 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const model = ctx.modelFor(body.model);
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
       if (body.modalities?.some((m) => m !== 'text')) throw badRequest("only the 'text' modality is supported", 'modalities');
-      refuseLogitBias(body);
       // Checked, rendered and its grammar compiled before anything is queued.
       const prepared = await model.prepareChat(toChatMessages(body.messages), {
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
@@ -47,7 +46,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         tools: body.tools ?? undefined,
         toolChoice: body.tool_choice ?? undefined,
         parallelToolCalls: body.parallel_tool_calls ?? undefined,
-        responseFormat: body.response_format ?? undefined,
+        responseFormat: toResponseFormat(body.response_format),
       });
       const options = toSamplingOptions(body, body.max_completion_tokens ?? body.max_tokens, {
         logprobs: body.logprobs ?? false,
@@ -86,6 +85,14 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
 
 function disposeAll(constraints: (TokenConstraint | null)[]): void {
   for (const c of constraints) c?.dispose();
+}
+
+/** response_format in the engine's terms: json_schema needs its json_schema object. */
+function toResponseFormat(format: ChatCompletionRequest['response_format']): ResponseFormat | undefined {
+  if (format === null || format === undefined) return undefined;
+  if (format.type !== 'json_schema') return { type: format.type };
+  if (format.json_schema === undefined) throw badRequest("response_format of type 'json_schema' needs a json_schema object", 'response_format.json_schema');
+  return { type: 'json_schema', json_schema: format.json_schema };
 }
 
 /** The request's messages in the engine's terms; what the schema cannot say is checked here. */

@@ -1,6 +1,7 @@
 // POST /v1/chat/completions: the request, the response and the streamed chunk.
-import type { ResponseFormat, Tool, ToolCall, ToolChoice } from '../../engine/types.js';
-import { samplingProperties, type SamplingFields } from './common.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import type { ToolCall } from '../../engine/types.js';
+import { samplingProperties } from './common.js';
 
 /** One call in an assistant message (request) or a response message. */
 const ToolCallSchema = {
@@ -141,27 +142,8 @@ export const ChatCompletionRequestSchema = {
   },
 } as const;
 
-export interface RequestMessage {
-  role: 'developer' | 'system' | 'user' | 'assistant' | 'tool';
-  content?: string | { type: 'text'; text: string }[] | null;
-  name?: string;
-  reasoning_content?: string | null;
-  tool_calls?: ToolCall[] | null;
-  tool_call_id?: string;
-}
-
-export interface ChatCompletionRequest extends SamplingFields {
-  messages: RequestMessage[];
-  max_completion_tokens?: number | null;
-  logprobs?: boolean | null;
-  top_logprobs?: number | null;
-  chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
-  tools?: Tool[] | null;
-  tool_choice?: ToolChoice | null;
-  parallel_tool_calls?: boolean | null;
-  response_format?: ResponseFormat | null;
-  modalities?: string[] | null;
-}
+export type ChatCompletionRequest = FromSchema<typeof ChatCompletionRequestSchema>;
+export type RequestMessage = ChatCompletionRequest['messages'][number];
 
 const chatLogprobs = {
   type: ['object', 'null'],
