@@ -129,11 +129,6 @@ export class GrammarPool {
     return this.#timeoutMs;
   }
 
-  /** Words of an allowed-token mask (covering the logits width). */
-  get maskWords(): number {
-    return Math.ceil(this.#init.logitsWidth / 32);
-  }
-
   /** Compiles (or finds in the cache) a format; GrammarCompileError when it cannot be enforced. */
   compile(format: GrammarFormat): Promise<CompiledGrammar> {
     if (this.#closed) return Promise.reject(new Error('the grammar pool is closed'));

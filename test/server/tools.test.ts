@@ -203,6 +203,17 @@ describe('enforcement on the noise model', () => {
   });
 
 
+  it("auto: pushed into a call by logit_bias, the rest of the call is constrained; 'none' bans the call tag", async () => {
+    const tag = model.tokenizer.tokenToId('<tool_call>')!;
+    const base = { model: DEMO_MODEL_ID, messages: user, tools, logit_bias: { [tag]: 100 }, seed: 10, chat_template_kwargs: { enable_thinking: false } };
+    const auto = (await client.chat.completions.create({ ...base, tool_choice: 'auto', parallel_tool_calls: false, max_tokens: 80 } as never)) as OpenAI.ChatCompletion;
+    expect(auto.choices[0].finish_reason).toBe('tool_calls');
+    expectValidCalls(auto.choices[0].message, ['get_weather', 'add']);
+    const none = (await client.chat.completions.create({ ...base, tool_choice: 'none', max_tokens: 6, logprobs: true } as never)) as OpenAI.ChatCompletion;
+    expect(none.choices[0].message.tool_calls).toBeUndefined();
+    expect(none.choices[0].logprobs!.content!.map((t) => t.token)).not.toContain('<tool_call>');
+  });
+
   it('response_format json_schema: nested objects, arrays, enums, required fields and string limits validate', async () => {
     const schema = {
       type: 'object',
