@@ -36,6 +36,8 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
+  --grammar-compile-timeout S  a tools / response_format grammar compiling longer gets a 400 (default 10)
+  --grammar-workers N          grammar worker threads, each ~180 MB with Qwen3's vocabulary (default 2)
   --body-limit SIZE            largest request body (default 4MiB)
   --shutdown-grace SECONDS     how long Ctrl-C waits for requests to finish (default 10)
   --log-level LEVEL            fatal | error | warn | info | debug | trace (default: no logs)
@@ -57,6 +59,8 @@ const SERVE_OPTIONS = {
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-waiting': { type: 'string' },
+  'grammar-compile-timeout': { type: 'string' },
+  'grammar-workers': { type: 'string' },
   'body-limit': { type: 'string' },
   'shutdown-grace': { type: 'string' },
   'log-level': { type: 'string' },

@@ -1,6 +1,8 @@
 // Paralon's public API: load a checkpoint and generate, add an architecture, or use the runtime's
 // devices and ops.
-export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions } from './engine/model.js';
+export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions, type CompleteOptions } from './engine/model.js';
+export type { PreparedChat } from './engine/chat.js';
+export type { OutputOptions } from './engine/output-format.js';
 export { RequestError, EngineBusyError, type EngineStats } from './engine/engine.js';
 export type {
   SamplingOptions,
@@ -11,6 +13,13 @@ export type {
   ChatMessage,
   ChatTemplateOptions,
   GenerateCallOptions,
+  ChatEvent,
+  ChatFinishReason,
+  Tool,
+  ToolCall,
+  ToolChoice,
+  ResponseFormat,
+  JsonSchema,
 } from './engine/types.js';
 export { maskOf, maskAllows, maskWords, type TokenConstraint } from './engine/constraint.js';
 export type { SamplingParams } from './engine/sampling-params.js';

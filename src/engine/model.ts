@@ -7,9 +7,21 @@ import { CausalLM, type ModelConfig, type ModelTask } from '../model/index.js';
 import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
+import { GrammarPool } from '../grammar/index.js';
 import { Embedder, type EmbedOptions, type EmbedResult } from './embeddings.js';
 import { Engine, RequestError, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
-import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from './types.js';
+import type { TokenConstraint } from './constraint.js';
+import { chatEvents, prepareChat, prepareCompletion, type PreparedChat } from './chat.js';
+import type { OutputOptions } from './output-format.js';
+import type {
+  ChatEvent,
+  ChatMessage,
+  ChatTemplateOptions,
+  GenerateCallOptions,
+  GenerationEvent,
+  ResponseFormat,
+  SamplingOptions,
+} from './types.js';
 
 export interface LoadModelOptions {
   /** 'auto' (default): the first CUDA device, else the CPU. */
@@ -31,6 +43,10 @@ export interface LoadModelOptions {
   prefixCaching?: boolean;
   /** Requests waiting for admission at most before new ones are refused (default: unlimited). */
   maxWaiting?: number;
+  /** Grammar worker threads for tools and response_format (default 2; started on first use). */
+  grammarWorkers?: number;
+  /** A tool or response_format grammar compiling longer is refused (default 10,000 ms). */
+  grammarCompileTimeoutMs?: number;
   /** Loading progress in bytes of weights. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /**
@@ -48,7 +64,9 @@ export interface ModelStats {
   kv: KvBlockStats;
 }
 
-export type ChatOptions = SamplingOptions & ChatTemplateOptions;
+export type ChatOptions = SamplingOptions & ChatTemplateOptions & OutputOptions;
+
+export type CompleteOptions = SamplingOptions & { responseFormat?: ResponseFormat };
 
 export class Model {
   readonly id: string;
@@ -68,6 +86,9 @@ export class Model {
   readonly #engine: Engine;
   readonly #embedder: Embedder | undefined;
   readonly #ownsDevice: boolean;
+  readonly #eosTokenIds: number[];
+  readonly #grammarOptions: { workers?: number; compileTimeoutMs?: number };
+  #grammars: GrammarPool | null = null;
 
   private constructor(
     dir: string,
@@ -93,6 +114,13 @@ export class Model {
     this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
     const g = lm.generation;
     const eos = new Set([...g.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])]);
+    this.#eosTokenIds = [...eos];
+    this.#grammarOptions = { workers: options.grammarWorkers, compileTimeoutMs: options.grammarCompileTimeoutMs };
+    // Checked now, so a bad value fails the load rather than the first request using a grammar.
+    if (options.grammarWorkers !== undefined && !(Number.isInteger(options.grammarWorkers) && options.grammarWorkers >= 1))
+      throw new Error('grammarWorkers must be a positive integer');
+    if (options.grammarCompileTimeoutMs !== undefined && !(options.grammarCompileTimeoutMs > 0))
+      throw new Error('grammarCompileTimeoutMs must be > 0');
     this.#engine = new Engine(
       {
         vocabSize: lm.config.vocabSize,
@@ -158,8 +186,11 @@ export class Model {
 
   /** Generates from prompt token ids: text deltas, then one `done` with the finish reason and usage. */
   generate(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
-    if (this.task !== 'generate')
+    if (this.task !== 'generate') {
+      call.constraint?.dispose();
       throw new RequestError(`${this.id} is an embedding model (loaded with task "embed"); it does not generate text`, 'model');
+    }
+    // The engine owns the constraint from here: it disposes it also when it refuses the request.
     return this.#engine.submit(prompt, options, call);
   }
 
@@ -195,15 +226,50 @@ export class Model {
     }
   }
 
-  /** A chat turn: the messages rendered by the model's own chat template, then generated. */
-  chat(messages: readonly ChatMessage[], options: ChatOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
-    const { enableThinking, addGenerationPrompt, ...sampling } = options;
-    return this.generate(this.encodeChat(messages, { enableThinking, addGenerationPrompt }), sampling, call);
+  /**
+   * A chat turn: the messages rendered by the model's own chat template, then generated. With
+   * `tools`, tool calls come out as `tool_call` events (never as text); `toolChoice` 'required' or a
+   * named function and `responseFormat` are enforced by a grammar. Bad tools or schemas throw
+   * RequestError before anything is queued.
+   */
+  async *chat(messages: readonly ChatMessage[], options: ChatOptions = {}, call: GenerateCallOptions = {}): AsyncGenerator<ChatEvent> {
+    const { enableThinking, addGenerationPrompt, tools, toolChoice, parallelToolCalls, responseFormat, ...sampling } = options;
+    const prepared = await this.prepareChat(messages, { enableThinking, addGenerationPrompt, tools, toolChoice, parallelToolCalls, responseFormat });
+    const constraint = await withCallConstraint(await prepared.constraint(), call);
+    yield* chatEvents(this.generate(prepared.promptTokens, sampling, { ...call, constraint }), prepared.parseToolCalls);
   }
 
-  /** A raw text completion (no template). */
-  complete(prompt: string, options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
-    return this.generate(this.tokenizer.encode(prompt, { addSpecialTokens: false }), options, call);
+  /** Checks and renders a chat and compiles its output grammar, ready to generate (the server's first half of chat). */
+  prepareChat(messages: readonly ChatMessage[], options: ChatTemplateOptions & OutputOptions = {}): Promise<PreparedChat> {
+    return prepareChat(this.#chatContext(), messages, options);
+  }
+
+  /** A raw text completion (no template); `responseFormat` is enforced by a grammar. */
+  async *complete(prompt: string, options: CompleteOptions = {}, call: GenerateCallOptions = {}): AsyncGenerator<GenerationEvent> {
+    const { responseFormat, ...sampling } = options;
+    const constraint = await withCallConstraint(await (await this.prepareCompletion(responseFormat))(), call);
+    yield* this.generate(this.tokenizer.encode(prompt, { addSpecialTokens: false }), sampling, { ...call, constraint });
+  }
+
+  /** The constraint factory for a completion's response_format (checked and compiled now). */
+  prepareCompletion(responseFormat: ResponseFormat | undefined): ReturnType<typeof prepareCompletion> {
+    return prepareCompletion(this.#chatContext(), { responseFormat });
+  }
+
+  /** The grammar workers (started on first use: each loads the vocabulary, ~0.3 s). */
+  get grammars(): GrammarPool {
+    this.#grammars ??= new GrammarPool({
+      vocab: this.tokenizer.encodedVocab(),
+      logitsWidth: this.config.vocabSize,
+      stopTokenIds: this.#eosTokenIds,
+      workers: this.#grammarOptions.workers,
+      compileTimeoutMs: this.#grammarOptions.compileTimeoutMs,
+    });
+    return this.#grammars;
+  }
+
+  #chatContext() {
+    return { tokenizer: this.tokenizer, logitsWidth: this.config.vocabSize, grammars: () => this.grammars };
   }
 
   stats(): ModelStats {
@@ -216,10 +282,22 @@ export class Model {
   }
 
   dispose(): void {
+    this.#grammars?.close();
     this.#kv.dispose();
     this.#lm.dispose();
     if (this.#ownsDevice) this.device.dispose();
   }
+}
+
+/** The caller's own constraint, or the one tools / responseFormat need; both at once is refused. */
+async function withCallConstraint(needed: TokenConstraint | null, call: GenerateCallOptions): Promise<TokenConstraint | undefined> {
+  if (needed === null) return call.constraint;
+  if (call.constraint !== undefined) {
+    needed.dispose();
+    call.constraint.dispose();
+    throw new RequestError('a constraint of your own cannot be combined with tools or responseFormat, which bring theirs', 'constraint');
+  }
+  return needed;
 }
 
 /** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */

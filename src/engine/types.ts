@@ -26,16 +26,43 @@ export type GenerationEvent =
   | { type: 'delta'; text: string; tokenIds: number[]; logprobs?: TokenLogprob[] }
   | { type: 'done'; finishReason: FinishReason; usage: Usage };
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
+/** A call the assistant made, as OpenAI spells it (arguments: a JSON object as text). */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
 }
+
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string | null; reasoning_content?: string | null; tool_calls?: ToolCall[] }
+  /** A tool's result, answering the assistant's call `tool_call_id`. */
+  | { role: 'tool'; content: string; tool_call_id: string };
+
+/** A JSON Schema (draft 2020-12 and earlier; what xgrammar can enforce). */
+export type JsonSchema = boolean | Record<string, unknown>;
+
+/** A function the model may call (OpenAI's `tools[]` entry). */
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: JsonSchema; strict?: boolean | null };
+}
+
+/** none: never call; auto: the model decides; required: at least one call; or this one function. */
+export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: JsonSchema; strict?: boolean | null } };
 
 export interface ChatTemplateOptions {
   /** Qwen3's thinking switch (default true, as its template does). */
   enableThinking?: boolean;
   /** Default true. */
   addGenerationPrompt?: boolean;
+  /** Functions the template describes to the model. */
+  tools?: readonly Tool[];
 }
 
 export interface GenerateCallOptions {
@@ -43,3 +70,15 @@ export interface GenerateCallOptions {
   /** Restricts the tokens this request may sample (a grammar, a tool-call format, a ban list). */
   constraint?: TokenConstraint;
 }
+
+/** A chat answer's finish: 'tool_calls' when it ended after complete tool calls. */
+export type ChatFinishReason = FinishReason | 'tool_calls';
+
+/**
+ * model.chat's events: text deltas (tool-call text removed), each tool call once complete, then one
+ * `done`. Usage counts every generated token, tool-call tokens included.
+ */
+export type ChatEvent =
+  | Extract<GenerationEvent, { type: 'delta' }>
+  | { type: 'tool_call'; index: number; call: ToolCall }
+  | { type: 'done'; finishReason: ChatFinishReason; usage: Usage };

@@ -4,6 +4,8 @@ import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationE
 import type { ModelStats, TokenizeInput } from '../engine/model.js';
 import type { EmbedOptions, EmbedResult } from '../engine/embeddings.js';
 import type { ModelTask } from '../model/index.js';
+import type { PreparedChat } from '../engine/chat.js';
+import type { OutputOptions } from '../engine/output-format.js';
 import type { GenerationTracker } from './generation.js';
 import type { KeyStore } from './key-store.js';
 import type { ServerMetrics } from './metrics.js';
@@ -23,7 +25,8 @@ export interface ServedModel {
   tokenize(input: TokenizeInput): number[];
   detokenize(ids: readonly number[]): string;
   embed(inputs: readonly (string | readonly number[])[], options?: EmbedOptions): Promise<EmbedResult>;
-  renderChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
+  /** Checks, renders and compiles the output grammar of a chat (RequestError → 400). */
+  prepareChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions & OutputOptions): Promise<PreparedChat>;
   generate(promptTokens: number[], options: SamplingOptions, call: GenerateCallOptions): AsyncIterable<GenerationEvent>;
   stats(): ModelStats;
 }

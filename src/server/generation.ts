@@ -7,6 +7,7 @@
 // `cancelled` with the tokens generated so far, and the usage row is written from those counts: the
 // metered tokens are exactly the generated ones, equal to the usage block the client saw or would have.
 import { randomBytes } from 'node:crypto';
+import type { TokenConstraint } from '../engine/constraint.js';
 import { EventQueue } from '../engine/event-queue.js';
 import type { FinishReason, GenerateCallOptions, GenerationEvent, SamplingOptions, Usage } from '../engine/types.js';
 import type { ServerMetrics } from './metrics.js';
@@ -28,8 +29,8 @@ export interface GenerationSpec {
   endpoint: string;
   /** Distinct prompts (token ids); each counts once in prompt_tokens. */
   prompts: number[][];
-  /** Per choice: which prompt and with which options. */
-  choices: { prompt: number; options: SamplingOptions }[];
+  /** Per choice: which prompt, with which options and constraint (owned by the engine once submitted). */
+  choices: { prompt: number; options: SamplingOptions; constraint?: TokenConstraint }[];
 }
 
 interface ChoiceState {
@@ -109,9 +110,12 @@ export class Generation {
     this.#choices = spec.choices.map(() => ({ finishReason: null, completionTokens: 0, lastDeltaAt: 0 }));
     const streams: AsyncIterable<GenerationEvent>[] = [];
     try {
-      for (const c of spec.choices) streams.push(source.generate(spec.prompts[c.prompt], c.options, { signal: this.#controller.signal }));
+      for (const c of spec.choices)
+        streams.push(source.generate(spec.prompts[c.prompt], c.options, { signal: this.#controller.signal, constraint: c.constraint }));
     } catch (error) {
-      // Choices already queued are cancelled before they compute anything; nothing is metered.
+      // Choices already queued are cancelled before they compute anything; nothing is metered. The
+      // refused choice's constraint was disposed by the model; those never submitted are disposed here.
+      for (const c of spec.choices.slice(streams.length + 1)) c.constraint?.dispose();
       this.#controller.abort();
       throw error;
     }

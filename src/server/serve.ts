@@ -33,6 +33,9 @@ export interface ServeConfig {
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   maxWaiting: number;
+  /** Tools / response_format grammars compiling longer are refused with a 400. */
+  grammarCompileTimeoutMs?: number;
+  grammarWorkers?: number;
   bodyLimit?: number;
   shutdownGraceMs: number;
   logLevel?: LogLevel;
@@ -68,10 +71,16 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
     maxWaiting: intSetting(values, env, 'max-waiting', 0) ?? DEFAULT_MAX_WAITING,
+    grammarCompileTimeoutMs: secondsToMs(numberSetting(values, env, 'grammar-compile-timeout', 0.001, 600)),
+    grammarWorkers: intSetting(values, env, 'grammar-workers', 1, 64),
     bodyLimit: bytesSetting(values, env, 'body-limit'),
     shutdownGraceMs: (numberSetting(values, env, 'shutdown-grace', 0) ?? 10) * 1000,
     logLevel: logLevel as LogLevel | undefined,
   };
+}
+
+function secondsToMs(seconds: number | undefined): number | undefined {
+  return seconds === undefined ? undefined : seconds * 1000;
 }
 
 export async function serve(config: ServeConfig): Promise<void> {
@@ -103,6 +112,8 @@ export async function serve(config: ServeConfig): Promise<void> {
     maxNumSeqs: config.maxNumSeqs,
     maxNumBatchedTokens: config.maxNumBatchedTokens,
     maxWaiting: config.maxWaiting,
+    grammarCompileTimeoutMs: config.grammarCompileTimeoutMs,
+    grammarWorkers: config.grammarWorkers,
     onProgress: process.stderr.isTTY ? progressLine : undefined,
   });
   const app = createServer({

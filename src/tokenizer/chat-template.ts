@@ -34,8 +34,9 @@ export class ChatTemplate {
     if (messages.length === 0) throw new Error('a chat needs at least one message');
     return this.template.render({
       ...this.specialTokens,
-      messages,
-      tools: undefined,
+      // The template reads `content` as a string (Qwen3's splits it); a tool-calling turn may have none.
+      messages: messages.map((m) => (m.content === null ? { ...m, content: '' } : m)),
+      tools: options.tools && options.tools.length > 0 ? options.tools : undefined,
       add_generation_prompt: options.addGenerationPrompt ?? true,
       enable_thinking: options.enableThinking ?? true,
     });

@@ -117,7 +117,7 @@ function trimTrailingNewlines(s: string): string {
 }
 
 /** Start of the longest suffix of `text` that is a proper prefix of `tag` (text.length if none). */
-function partialTagStart(text: string, tag: string): number {
+export function partialTagStart(text: string, tag: string): number {
   for (let len = Math.min(tag.length - 1, text.length); len > 0; len--) {
     if (text.endsWith(tag.slice(0, len))) return text.length - len;
   }

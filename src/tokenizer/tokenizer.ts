@@ -66,6 +66,7 @@ export class Tokenizer {
   private readonly byteTable: Uint8Array;
   private readonly byteOffsets: Uint32Array;
   private readonly specialIds: Set<number>;
+  private readonly addedTokens: readonly { id: number; content: string }[];
   private readonly textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
   /** Reads tokenizer.json, tokenizer_config.json and, when present, chat_template.jinja. */
@@ -99,6 +100,7 @@ export class Tokenizer {
     let maxId = vocab.length - 1;
     for (const t of tokenizerJson.added_tokens) maxId = Math.max(maxId, t.id);
     this.vocabSize = maxId + 1;
+    this.addedTokens = tokenizerJson.added_tokens.map((t) => ({ id: t.id, content: t.content }));
     this.specialIds = new Set(tokenizerJson.added_tokens.filter((t) => t.special).map((t) => t.id));
     [this.byteTable, this.byteOffsets] = buildByteTable(vocab, tokenizerJson.added_tokens, this.vocabSize);
 
@@ -160,6 +162,17 @@ export class Tokenizer {
 
   isSpecialToken(id: number): boolean {
     return this.specialIds.has(id);
+  }
+
+  /**
+   * Every token as tokenizer.json spells it, in id order: BPE tokens in the byte-level alphabet, added
+   * tokens as their text, '' for ids without a token (what grammar engines index the vocabulary by).
+   */
+  encodedVocab(): string[] {
+    const vocab: readonly (string | undefined)[] = this.hf.model?.vocab ?? [];
+    const out = Array.from({ length: this.vocabSize }, (_, id) => vocab[id] ?? '');
+    for (const t of this.addedTokens) out[t.id] = t.content;
+    return out;
   }
 
   /** The id of a vocabulary or added token given its exact text ("<think>", "<|im_end|>"). */

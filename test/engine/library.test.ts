@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, writeDemoModel, type ChatMessage, type GenerationEvent, type Model } from '../../src/index.js';
+import { loadModel, writeDemoModel, type ChatEvent, type ChatMessage, type GenerationEvent, type Model } from '../../src/index.js';
 import { tempDir } from './fixture.js';
 
 describe('library API', () => {
@@ -34,10 +34,10 @@ describe('library API', () => {
       { role: 'user', content: 'Write a haiku about the sea.' },
     ];
     let text = '';
-    let done: Extract<GenerationEvent, { type: 'done' }> | null = null;
+    let done: Extract<ChatEvent, { type: 'done' }> | null = null;
     for await (const event of model.chat(messages, { maxTokens: 24, seed: 1, enableThinking: false })) {
       if (event.type === 'delta') text += event.text;
-      else done = event;
+      else if (event.type === 'done') done = event;
     }
     expect(done).not.toBeNull();
     expect(['stop', 'length']).toContain(done!.finishReason);

@@ -161,7 +161,7 @@ describe('a toy architecture added through the public API', () => {
       let usage;
       for await (const e of model.chat([{ role: 'user', content: 'hi' }], { maxTokens: 5, temperature: 0, ignoreEos: true }))
         if (e.type === 'delta') tokens += e.tokenIds.length;
-        else usage = e.usage;
+        else if (e.type === 'done') usage = e.usage;
       expect(tokens).toBe(5);
       expect(usage).toMatchObject({ completionTokens: 5 });
     } finally {

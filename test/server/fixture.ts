@@ -16,7 +16,9 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(os.tmpdir(), `paralon-${prefix}-`));
 }
 
-export async function loadDemoModel(options: { maxNumSeqs?: number; maxWaiting?: number } = {}): Promise<{ model: Model; dir: string }> {
+export async function loadDemoModel(
+  options: { maxNumSeqs?: number; maxWaiting?: number; grammarCompileTimeoutMs?: number } = {},
+): Promise<{ model: Model; dir: string }> {
   const dir = tempDir('demo');
   writeDemoModel(dir);
   const model = await loadModel(dir, {
@@ -26,6 +28,9 @@ export async function loadDemoModel(options: { maxNumSeqs?: number; maxWaiting?:
     maxNumSeqs: options.maxNumSeqs ?? 32,
     maxNumBatchedTokens: 512,
     maxWaiting: options.maxWaiting,
+    grammarCompileTimeoutMs: options.grammarCompileTimeoutMs,
+    // One grammar worker: each holds Qwen3's tokenizer info (~180 MB).
+    grammarWorkers: 1,
   });
   return { model, dir };
 }

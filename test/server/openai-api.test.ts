@@ -67,15 +67,14 @@ describe('chat completions', () => {
     expect(r.choices[0].message.content).toBe(asSystem.choices[0].message.content);
   });
 
-  it('refuses function calling and JSON mode by name', async () => {
+  it('refuses what cannot be served by name', async () => {
     const refused = async (fields: Record<string, unknown>, param: string, message: RegExp) => {
       const e = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 2, ...fields } as never).catch((x: unknown) => x);
       expect(e).toMatchObject({ status: 400, param });
       expect((e as Error).message).toMatch(message);
     };
-    await refused({ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }, 'tools', /tools \(function calling\) are not supported/);
-    await refused({ tool_choice: 'required' }, 'tool_choice', /tool_choice other than 'none' or 'auto'/);
-    await refused({ response_format: { type: 'json_object' } }, 'response_format', /response_format 'json_object' is not supported/);
+    await refused({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'objekt' } } }] }, 'tools[0].function.parameters', /not a valid JSON Schema/);
+    await refused({ tool_choice: 'required' }, 'tool_choice', /tool_choice 'required' needs at least one tool/);
     await refused({ modalities: ['text', 'audio'] }, 'modalities', /only the 'text' modality/);
   });
 
@@ -226,7 +225,7 @@ describe('reasoning', () => {
     tokenize: (input) => model.tokenize(input),
     detokenize: (ids) => model.detokenize(ids),
     embed: (inputs, options) => model.embed(inputs, options),
-    renderChat: (m, o) => model.renderChat(m, o),
+    prepareChat: (m, o) => model.prepareChat(m, o),
     stats: () => model.stats(),
     async *generate(prompt): AsyncGenerator<GenerationEvent> {
       for (const text of script) yield { type: 'delta', text, tokenIds: [0] };

@@ -15,8 +15,8 @@ const checks = {
   temperature: true satisfies Same<SamplingFields['temperature'], number | null | undefined>,
   stop: true satisfies Same<SamplingFields['stop'], string | string[] | null | undefined>,
   logitBias: true satisfies Same<SamplingFields['logit_bias'], { [id: string]: number } | null | undefined>,
-  role: true satisfies Same<Role, 'developer' | 'system' | 'user' | 'assistant'>,
-  content: true satisfies Same<Content, string | { type: 'text'; text: string }[]>,
+  role: true satisfies Same<Role, 'developer' | 'system' | 'user' | 'assistant' | 'tool'>,
+  content: true satisfies Same<Content, string | { type: 'text'; text: string }[] | null | undefined>,
   prompt: true satisfies Same<CompletionRequest['prompt'], string | string[] | number[] | number[][]>,
   // Not `any`: a wrong type must be told apart.
   notAny: false satisfies Same<SamplingFields['temperature'], string>,

@@ -1,6 +1,36 @@
 // POST /v1/chat/completions: the request, the response and the streamed chunk.
 import type { FromSchema } from 'json-schema-to-ts';
+import type { ToolCall } from '../../engine/types.js';
 import { samplingProperties } from './common.js';
+
+/** One call in an assistant message (request) or a response message. */
+const ToolCallSchema = {
+  type: 'object',
+  required: ['id', 'type', 'function'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', minLength: 1 },
+    type: { type: 'string', enum: ['function'] },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      additionalProperties: false,
+      properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+    },
+  },
+} as const;
+
+/** A streamed fragment of a call: id, type and name in its first chunk, argument text after. */
+const ToolCallDeltaSchema = {
+  type: 'object',
+  required: ['index'],
+  properties: {
+    index: { type: 'integer' },
+    id: { type: 'string' },
+    type: { type: 'string' },
+    function: { type: 'object', properties: { name: { type: 'string' }, arguments: { type: 'string' } } },
+  },
+} as const;
 
 export const ChatCompletionRequestSchema = {
   type: 'object',
@@ -13,13 +43,14 @@ export const ChatCompletionRequestSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['role', 'content'],
+        required: ['role'],
         additionalProperties: false,
         properties: {
           // 'developer' is OpenAI's newer name for system instructions.
-          role: { type: 'string', enum: ['developer', 'system', 'user', 'assistant'] },
+          role: { type: 'string', enum: ['developer', 'system', 'user', 'assistant', 'tool'] },
+          // null only in an assistant message that made tool calls (checked by the route).
           content: {
-            type: ['string', 'array'],
+            type: ['string', 'array', 'null'],
             items: {
               type: 'object',
               required: ['type', 'text'],
@@ -30,6 +61,13 @@ export const ChatCompletionRequestSchema = {
           name: { type: 'string' },
           // What this server returns in an assistant message, so a client can send the message back.
           reasoning_content: { type: ['string', 'null'] },
+          tool_calls: { type: ['array', 'null'], items: ToolCallSchema },
+          tool_call_id: { type: 'string', minLength: 1 },
+          // OpenAI's SDK may echo these back from a response message.
+          refusal: { type: ['string', 'null'] },
+          annotations: { type: ['array', 'null'] },
+          audio: { type: 'null' },
+          function_call: { type: 'null' },
         },
       },
     },
@@ -41,17 +79,71 @@ export const ChatCompletionRequestSchema = {
       additionalProperties: false,
       properties: { enable_thinking: { type: ['boolean', 'null'] } },
     },
-    // Function calling and structured output are not implemented: their neutral values are accepted
-    // (SDKs and frameworks send them by default), anything else is refused by the route by name.
-    tools: { type: ['array', 'null'] },
-    tool_choice: { type: ['string', 'object', 'null'] },
+    tools: {
+      type: ['array', 'null'],
+      maxItems: 128,
+      items: {
+        type: 'object',
+        required: ['type', 'function'],
+        additionalProperties: false,
+        properties: {
+          type: { type: 'string', enum: ['function'] },
+          function: {
+            type: 'object',
+            required: ['name'],
+            additionalProperties: false,
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+              description: { type: 'string' },
+              // A JSON Schema: checked against the meta-schema by the route (a 400 naming the tool).
+              parameters: { type: ['object', 'boolean'] },
+              strict: { type: ['boolean', 'null'] },
+            },
+          },
+        },
+      },
+    },
+    tool_choice: {
+      anyOf: [
+        { type: 'string', enum: ['none', 'auto', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          additionalProperties: false,
+          properties: {
+            type: { type: 'string', enum: ['function'] },
+            function: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string' } } },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
     parallel_tool_calls: { type: ['boolean', 'null'] },
-    response_format: { type: ['object', 'null'], required: ['type'], properties: { type: { type: 'string' } } },
+    response_format: {
+      type: ['object', 'null'],
+      required: ['type'],
+      additionalProperties: false,
+      properties: {
+        type: { type: 'string', enum: ['text', 'json_object', 'json_schema'] },
+        json_schema: {
+          type: 'object',
+          required: ['name'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+            description: { type: 'string' },
+            schema: { type: ['object', 'boolean'] },
+            strict: { type: ['boolean', 'null'] },
+          },
+        },
+      },
+    },
     modalities: { type: ['array', 'null'], items: { type: 'string' } },
   },
 } as const;
 
 export type ChatCompletionRequest = FromSchema<typeof ChatCompletionRequestSchema>;
+export type RequestMessage = ChatCompletionRequest['messages'][number];
 
 const chatLogprobs = {
   type: ['object', 'null'],
@@ -59,7 +151,7 @@ const chatLogprobs = {
   properties: { content: { type: 'array', items: { $ref: 'ChatTokenLogprob#' } } },
 } as const;
 
-const finishReason = { type: ['string', 'null'], enum: ['stop', 'length', null] } as const;
+const finishReason = { type: ['string', 'null'], enum: ['stop', 'length', 'tool_calls', null] } as const;
 
 export const ChatCompletionSchema = {
   type: 'object',
@@ -83,6 +175,7 @@ export const ChatCompletionSchema = {
               role: { type: 'string' },
               content: { type: ['string', 'null'] },
               reasoning_content: { type: 'string' },
+              tool_calls: { type: 'array', items: ToolCallSchema },
             },
           },
           finish_reason: finishReason,
@@ -114,8 +207,9 @@ export const ChatCompletionChunkSchema = {
             type: 'object',
             properties: {
               role: { type: 'string' },
-              content: { type: 'string' },
+              content: { type: ['string', 'null'] },
               reasoning_content: { type: 'string' },
+              tool_calls: { type: 'array', items: ToolCallDeltaSchema },
             },
           },
           finish_reason: finishReason,
@@ -137,14 +231,21 @@ export interface ChatTokenLogprob {
 
 export interface ChatChoice {
   index: number;
-  message: { role: 'assistant'; content: string | null; reasoning_content?: string };
-  finish_reason: 'stop' | 'length' | null;
+  message: { role: 'assistant'; content: string | null; reasoning_content?: string; tool_calls?: ToolCall[] };
+  finish_reason: 'stop' | 'length' | 'tool_calls' | null;
   logprobs: { content: ChatTokenLogprob[] } | null;
+}
+
+export interface ToolCallDelta {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function: { name?: string; arguments: string };
 }
 
 export interface ChatChunkChoice {
   index: number;
-  delta: { role?: 'assistant'; content?: string; reasoning_content?: string };
-  finish_reason: 'stop' | 'length' | null;
+  delta: { role?: 'assistant'; content?: string | null; reasoning_content?: string; tool_calls?: ToolCallDelta[] };
+  finish_reason: 'stop' | 'length' | 'tool_calls' | null;
   logprobs: { content: ChatTokenLogprob[] } | null;
 }
