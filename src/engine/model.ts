@@ -18,6 +18,12 @@ export interface LoadModelOptions {
   id?: string;
   /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
   maxModelLen?: number;
+  /**
+   * Replaces config.json's rope_scaling (Hugging Face names, as vLLM's --rope-scaling), e.g.
+   * `{ rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 }` for Qwen3's 131,072-token
+   * context; null removes the checkpoint's own scaling.
+   */
+  ropeScaling?: Record<string, unknown> | null;
   /** Bytes of KV cache (default: 1 GiB on the CPU, 4 GiB on CUDA). */
   kvCacheMemory?: number;
   kvCacheDType?: KvCacheDType;
@@ -110,7 +116,12 @@ export class Model {
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
-      const qwen = await Qwen3Model.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
+      const qwen = await Qwen3Model.load(resolved, device, {
+        maxBatchTokens: maxNumBatchedTokens,
+        maxSeqs: maxNumSeqs,
+        onProgress: options.onProgress,
+        overrides: options.ropeScaling !== undefined ? { ropeScaling: options.ropeScaling } : {},
+      });
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);

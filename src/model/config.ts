@@ -2,6 +2,7 @@
 // checkpoint's sampling defaults and end-of-sequence tokens), parsed and validated field by field.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { RopeScaling } from '../runtime/index.js';
 
 /** The weight dtypes a checkpoint may declare (torch_dtype / dtype). */
 export type WeightDType = 'bf16' | 'f16' | 'f32';
@@ -18,7 +19,10 @@ export interface Qwen3Config {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** YaRN (config.json rope_scaling / rope_parameters with rope_type "yarn"); absent: plain RoPE. */
+  ropeScaling?: RopeScaling;
   tieWordEmbeddings: boolean;
+  /** Positions the model reaches: max_position_embeddings, or factor × original context under YaRN. */
   maxPositionEmbeddings: number;
   /** The dtype the checkpoint says its weights are in; each tensor's own dtype is what is used. */
   dtype: WeightDType;
@@ -39,11 +43,29 @@ export interface GenerationDefaults {
 
 const SUPPORTED_ARCHITECTURE = 'Qwen3ForCausalLM';
 
-/** Reads and validates `dir/config.json`. */
-export function readQwen3Config(dir: string): Qwen3Config {
+/** Fields that replace config.json's own (vLLM's --hf-overrides / --rope-scaling). */
+export interface ConfigOverrides {
+  /** config.json's rope_scaling as Hugging Face writes it, e.g. {"rope_type":"yarn","factor":4,...}; null: none. */
+  ropeScaling?: Record<string, unknown> | null;
+}
+
+/** Reads and validates `dir/config.json`, with `overrides` applied first. */
+export function readQwen3Config(dir: string, overrides: ConfigOverrides = {}): Qwen3Config {
   const file = path.join(dir, 'config.json');
   if (!existsSync(file)) throw new Error(`${file}: not found (a Hugging Face checkpoint directory has a config.json)`);
-  return parseQwen3Config(readJson(file), file);
+  return parseQwen3Config(applyOverrides(readJson(file), overrides), file);
+}
+
+/** The config.json object with `overrides` in place (the rope scaling replaces rope_scaling and any in rope_parameters). */
+export function applyOverrides(json: unknown, overrides: ConfigOverrides): unknown {
+  if (overrides.ropeScaling === undefined || typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+  const out: Record<string, unknown> = { ...(json as Record<string, unknown>), rope_scaling: overrides.ropeScaling };
+  const params = out.rope_parameters;
+  if (typeof params === 'object' && params !== null && !Array.isArray(params)) {
+    const theta = (params as Record<string, unknown>).rope_theta;
+    out.rope_parameters = { rope_type: 'default', ...(theta !== undefined ? { rope_theta: theta } : {}) };
+  }
+  return out;
 }
 
 /**
@@ -86,17 +108,20 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
   if (f.bool('use_sliding_window', { optional: true }) === true)
     throw new Error(`${source}: use_sliding_window is true; Paralon runs full attention only`);
 
-  // rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x); scaling
-  // (YaRN and friends) changes the rotation and is not implemented.
+  // rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x), and so does the
+  // scaling (rope_scaling, or rope_parameters with a rope_type other than "default").
   const ropeParams = f.object('rope_parameters');
-  const scaling = f.object('rope_scaling');
-  const ropeType = (scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default') as unknown;
-  if (ropeType !== 'default')
-    throw new Error(`${source}: rope scaling "${String(ropeType)}" is not supported (only the default RoPE)`);
   const ropeTheta =
     f.value('rope_theta') === undefined && ropeParams
       ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
       : f.num('rope_theta', { min: Number.MIN_VALUE });
+  const declaredMaxPositions = f.int('max_position_embeddings', { min: 1 });
+  const scalingObject = f.object('rope_scaling');
+  const ropeScaling = scalingObject
+    ? parseRopeScaling(scalingObject, `${source}: rope_scaling`, declaredMaxPositions)
+    : ropeParams
+      ? parseRopeScaling(ropeParams, `${source}: rope_parameters`, declaredMaxPositions)
+      : undefined;
 
   const dtypeName = f.str('torch_dtype', { optional: true }) ?? f.str('dtype', { optional: true }) ?? 'bfloat16';
   const dtype = WEIGHT_DTYPES[dtypeName];
@@ -118,11 +143,48 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
     vocabSize,
     rmsNormEps: f.num('rms_norm_eps', { min: Number.MIN_VALUE, optional: true }) ?? 1e-6,
     ropeTheta,
+    ...(ropeScaling ? { ropeScaling } : {}),
     tieWordEmbeddings: f.bool('tie_word_embeddings', { optional: true }) ?? false,
-    maxPositionEmbeddings: f.int('max_position_embeddings', { min: 1 }),
+    // Under YaRN the model reaches factor × the original context (vLLM's rule), whatever
+    // max_position_embeddings says (Qwen3 keeps its 40,960 there).
+    maxPositionEmbeddings: ropeScaling
+      ? Math.floor(ropeScaling.factor * ropeScaling.originalMaxPositionEmbeddings)
+      : declaredMaxPositions,
     dtype,
     eosTokenIds,
   };
+}
+
+/**
+ * A Hugging Face rope scaling object (rope_scaling, or transformers 5's rope_parameters): undefined for
+ * the default RoPE, YaRN's parameters for rope_type "yarn", an error naming any other type.
+ */
+export function parseRopeScaling(json: unknown, source: string, maxPositionEmbeddings: number): RopeScaling | undefined {
+  const f = new Fields(json, source);
+  const type = f.str('rope_type', { optional: true }) ?? f.str('type', { optional: true }) ?? 'default';
+  if (type === 'default') return undefined;
+  if (type !== 'yarn') throw new Error(`${source}: rope scaling "${type}" is not supported (the default RoPE or "yarn")`);
+  const scaling: RopeScaling = {
+    type: 'yarn',
+    factor: f.num('factor', { min: 1 }),
+    // transformers falls back to max_position_embeddings when the original context is not given.
+    originalMaxPositionEmbeddings: f.int('original_max_position_embeddings', { min: 1, optional: true }) ?? maxPositionEmbeddings,
+  };
+  const betaFast = f.num('beta_fast', { min: Number.MIN_VALUE, optional: true });
+  const betaSlow = f.num('beta_slow', { min: Number.MIN_VALUE, optional: true });
+  const attentionFactor = f.num('attention_factor', { min: Number.MIN_VALUE, optional: true });
+  const mscale = f.num('mscale', { min: 0, optional: true });
+  const mscaleAllDim = f.num('mscale_all_dim', { min: 0, optional: true });
+  const truncate = f.bool('truncate', { optional: true });
+  if (betaFast !== undefined) scaling.betaFast = betaFast;
+  if (betaSlow !== undefined) scaling.betaSlow = betaSlow;
+  if ((betaSlow ?? 1) >= (betaFast ?? 32))
+    throw new Error(`${source}: beta_slow (${betaSlow ?? 1}) must be below beta_fast (${betaFast ?? 32})`);
+  if (attentionFactor !== undefined) scaling.attentionFactor = attentionFactor;
+  if (mscale !== undefined) scaling.mscale = mscale;
+  if (mscaleAllDim !== undefined) scaling.mscaleAllDim = mscaleAllDim;
+  if (truncate !== undefined) scaling.truncate = truncate;
+  return scaling;
 }
 
 /** Validates a parsed generation_config.json; token ids are checked against the config's vocabulary. */

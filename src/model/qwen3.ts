@@ -9,9 +9,9 @@
 //
 // Activations are f32 and live in workspace tensors allocated once for the largest batch; each step
 // takes views of them (views allocate nothing on the device).
-import { ops, type Device, type Tensor } from '../runtime/index.js';
+import { ops, ropeFrequencies, type Device, type RopeFrequencies, type Tensor } from '../runtime/index.js';
 import { KvCachePool, type KvCachePoolOptions, type KvCacheShape } from '../kv/pool.js';
-import { readGenerationDefaults, readQwen3Config, type GenerationDefaults, type Qwen3Config } from './config.js';
+import { readGenerationDefaults, readQwen3Config, type ConfigOverrides, type GenerationDefaults, type Qwen3Config } from './config.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { disposeWeights, loadQwen3Weights, type LoadProgress, type Qwen3Weights } from './weights.js';
 import { DecodeGraphs, type StepMeta } from './decode-graphs.js';
@@ -45,6 +45,8 @@ export interface Qwen3ModelOptions {
 
 export interface Qwen3LoadOptions extends Qwen3ModelOptions {
   onProgress?: LoadProgress;
+  /** Replaces fields of config.json (e.g. its rope_scaling). */
+  overrides?: ConfigOverrides;
 }
 
 /** Device activations for the largest step, and host arrays for the per-step metadata. */
@@ -73,6 +75,8 @@ export class Qwen3Model {
   readonly maxBatchTokens: number;
   readonly maxSeqs: number;
   readonly #ws: Workspace;
+  /** RoPE frequencies (plain or YaRN), computed once. */
+  readonly #rope: RopeFrequencies;
   readonly #graphs: DecodeGraphs | undefined;
   #disposed = false;
 
@@ -86,6 +90,7 @@ export class Qwen3Model {
     this.generation = generation;
     this.weights = weights;
     this.#ws = allocateWorkspace(device, config, this.maxBatchTokens, this.maxSeqs);
+    this.#rope = ropeFrequencies(config.headDim, { theta: config.ropeTheta, scaling: config.ropeScaling });
     if (options.graphs ?? device.supportsGraphs)
       this.#graphs = new DecodeGraphs(device, Math.min(this.maxSeqs, this.maxBatchTokens), config.maxPositionEmbeddings);
   }
@@ -97,7 +102,7 @@ export class Qwen3Model {
 
   /** Reads config.json, generation_config.json and the safetensors weights of `dir` onto `device`. */
   static async load(dir: string, device: Device, options: Qwen3LoadOptions = {}): Promise<Qwen3Model> {
-    const config = readQwen3Config(dir);
+    const config = readQwen3Config(dir, options.overrides);
     const generation = readGenerationDefaults(dir, config);
     const checkpoint = SafetensorsCheckpoint.open(device, dir);
     let weights: Qwen3Weights;
@@ -186,7 +191,7 @@ export class Qwen3Model {
       ops.matmul(normed, lw.q, q);
       ops.matmul(normed, lw.k, k);
       ops.matmul(normed, lw.v, v);
-      ops.qkNormRope(q3, k3, positions, { theta: c.ropeTheta, eps, qWeight: lw.qNorm, kWeight: lw.kNorm });
+      ops.qkNormRope(q3, k3, positions, { rope: this.#rope, eps, qWeight: lw.qNorm, kWeight: lw.kNorm });
       ops.kvWrite(cache, k3, v3, slots);
       ops.attention(cache, q3, attn3, attention, { scale: 1 / Math.sqrt(c.headDim) });
       ops.matmul(attn, lw.o, hidden, { residual: hidden });

@@ -9,6 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
+import type { RopeScaling } from '../runtime/index.js';
 import { parseQwen3Config, type Qwen3Config, type WeightDType } from './config.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
 
@@ -28,6 +29,8 @@ export interface RandomCheckpointOptions {
   numShards?: number;
   seed?: number;
   ropeTheta?: number;
+  /** YaRN scaling, written as config.json's rope_scaling (max_position_embeddings becomes factor × original). */
+  ropeScaling?: RopeScaling;
   rmsNormEps?: number;
   maxPositionEmbeddings?: number;
   eosTokenIds?: number[];
@@ -47,7 +50,7 @@ const TORCH_DTYPE: Record<WeightDType, string> = { bf16: 'bfloat16', f16: 'float
 
 /** Writes a random Qwen3 checkpoint (small by default) and returns its config. */
 export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckpoint {
-  const config: Qwen3Config = {
+  const draft: Qwen3Config = {
     hiddenSize: options.hiddenSize ?? 64,
     intermediateSize: options.intermediateSize ?? 96,
     numLayers: options.numLayers ?? 2,
@@ -57,13 +60,14 @@ export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckp
     vocabSize: options.vocabSize ?? 128,
     rmsNormEps: options.rmsNormEps ?? 1e-6,
     ropeTheta: options.ropeTheta ?? 1_000_000,
+    ...(options.ropeScaling ? { ropeScaling: options.ropeScaling } : {}),
     tieWordEmbeddings: options.tieWordEmbeddings ?? true,
     maxPositionEmbeddings: options.maxPositionEmbeddings ?? 40_960,
     dtype: options.dtype ?? 'bf16',
     eosTokenIds: options.eosTokenIds ?? [0],
   };
   const seed = options.seed ?? 0;
-  parseQwen3Config(hfConfigJson(config), 'randomCheckpoint'); // the same checks a loader will make
+  const config = parseQwen3Config(hfConfigJson(draft), 'randomCheckpoint'); // the same checks a loader will make
   mkdirSync(options.dir, { recursive: true });
   writeJson(path.join(options.dir, 'config.json'), hfConfigJson(config));
   writeJson(path.join(options.dir, 'generation_config.json'), {
@@ -94,7 +98,7 @@ export function hfConfigJson(c: Qwen3Config): Record<string, unknown> {
     num_hidden_layers: c.numLayers,
     num_key_value_heads: c.numKvHeads,
     rms_norm_eps: c.rmsNormEps,
-    rope_scaling: null,
+    rope_scaling: c.ropeScaling ? hfRopeScaling(c.ropeScaling) : null,
     rope_theta: c.ropeTheta,
     sliding_window: null,
     tie_word_embeddings: c.tieWordEmbeddings,
@@ -104,6 +108,19 @@ export function hfConfigJson(c: Qwen3Config): Record<string, unknown> {
     use_sliding_window: false,
     vocab_size: c.vocabSize,
   };
+}
+
+/** A rope scaling in config.json's names (Qwen3's model card writes rope_type, factor, original_max_position_embeddings). */
+export function hfRopeScaling(s: RopeScaling): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    rope_type: s.type,
+    factor: s.factor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
+  const optional: [string, unknown][] = [['beta_fast', s.betaFast], ['beta_slow', s.betaSlow],
+    ['attention_factor', s.attentionFactor], ['mscale', s.mscale], ['mscale_all_dim', s.mscaleAllDim], ['truncate', s.truncate]];
+  for (const [key, value] of optional) if (value !== undefined) json[key] = value;
+  return json;
 }
 
 function writeJson(file: string, value: unknown): void {

@@ -5,4 +5,5 @@ export { DeviceGraph } from './graph.js';
 export type { OpName } from './native.js';
 export { type DType, dtypeBytes, toBf16, fromBf16, toF16, fromF16, encode } from './dtype.js';
 export * as ops from './ops.js';
+export { ropeFrequencies, type Rope, type RopeScaling, type YarnScaling, type RopeFrequencies } from './rope.js';
 export type { KvCache, AttentionBatch, SamplingRow, SampleResult } from './ops.js';

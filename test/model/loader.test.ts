@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../src/runtime/index.js';
-import { parseGenerationDefaults, parseQwen3Config } from '../../src/model/config.js';
+import { applyOverrides, parseGenerationDefaults, parseQwen3Config } from '../../src/model/config.js';
 import { Qwen3Model } from '../../src/model/qwen3.js';
 import { hfConfigJson, randomCheckpoint, type RandomCheckpointOptions } from '../../src/model/random-checkpoint.js';
 import { SafetensorsCheckpoint } from '../../src/model/safetensors.js';
@@ -73,7 +73,12 @@ describe('config.json', () => {
       [{ vocab_size: -1 }, 'vocab_size must be an integer ≥ 1'],
       [{ rms_norm_eps: 0 }, 'rms_norm_eps must be positive'],
       [{ rope_theta: -1 }, 'rope_theta must be positive'],
-      [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'rope scaling "yarn" is not supported'],
+      [{ rope_scaling: { rope_type: 'linear', factor: 4 } }, 'rope_scaling: rope scaling "linear" is not supported'],
+      [{ rope_parameters: { rope_type: 'dynamic', rope_theta: 1e6, factor: 2 } }, 'rope_parameters: rope scaling "dynamic" is not supported'],
+      [{ rope_scaling: { rope_type: 'yarn' } }, 'rope_scaling: factor is missing'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 0.5 } }, 'rope_scaling: factor must be ≥ 1'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 4, beta_fast: 1, beta_slow: 2 } }, 'beta_slow (2) must be below beta_fast (1)'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 4, truncate: 'no' } }, 'rope_scaling: truncate must be true or false'],
       [{ tie_word_embeddings: 'yes' }, 'tie_word_embeddings must be true or false'],
       [{ torch_dtype: 'float8' }, 'torch_dtype "float8" is not supported'],
       [{ attention_bias: true }, 'attention_bias is true'],
@@ -82,6 +87,31 @@ describe('config.json', () => {
       [{ max_position_embeddings: undefined }, 'max_position_embeddings is missing'],
     ];
     for (const [edit, message] of cases) expect(() => parseQwen3Config({ ...base(), ...edit }), message).toThrow(message);
+  });
+
+  it("accepts YaRN as Qwen3's model card writes it: the context becomes factor × original", () => {
+    const json = { ...base(), max_position_embeddings: 40_960, rope_scaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 32_768 } };
+    expect(parseQwen3Config(json)).toMatchObject({
+      maxPositionEmbeddings: 131_072,
+      ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32_768 },
+    });
+    // The older "type" key, every optional field, and transformers 5's rope_parameters.
+    const full = { type: 'yarn', factor: 2, original_max_position_embeddings: 4096, beta_fast: 16, beta_slow: 2, attention_factor: 1.1, mscale: 1, mscale_all_dim: 0.5, truncate: false };
+    expect(parseQwen3Config({ ...base(), rope_scaling: full }).ropeScaling).toEqual({
+      type: 'yarn', factor: 2, originalMaxPositionEmbeddings: 4096, betaFast: 16, betaSlow: 2, attentionFactor: 1.1, mscale: 1, mscaleAllDim: 0.5, truncate: false,
+    });
+    const v5 = { ...base(), rope_theta: undefined, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 }, max_position_embeddings: 8192 };
+    expect(parseQwen3Config(v5)).toMatchObject({ ropeTheta: 1e6, maxPositionEmbeddings: 32_768, ropeScaling: { originalMaxPositionEmbeddings: 8192 } });
+  });
+
+  it('applies a rope scaling override (--rope-scaling) over config.json', () => {
+    const yarn = { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32_768 };
+    expect(parseQwen3Config(applyOverrides(base(), { ropeScaling: yarn })).maxPositionEmbeddings).toBe(131_072);
+    const v5 = { ...base(), rope_theta: undefined, rope_parameters: { rope_type: 'yarn', rope_theta: 5e5, factor: 4 } };
+    const removed = parseQwen3Config(applyOverrides(v5, { ropeScaling: null }));
+    expect(removed.ropeTheta).toBe(5e5);
+    expect(removed.ropeScaling).toBeUndefined();
+    expect(() => parseQwen3Config(applyOverrides(base(), { ropeScaling: { rope_type: 'longrope' } }))).toThrow('rope scaling "longrope" is not supported');
   });
 
   it('takes rope_theta from rope_parameters and dtype from "dtype" (transformers 5)', () => {

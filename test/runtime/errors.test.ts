@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Device, ops, type AttentionBatch, type Tensor } from '../../src/runtime/index.js';
+import { Device, ops, ropeFrequencies, type AttentionBatch, type Tensor } from '../../src/runtime/index.js';
 import { Rng } from '../reference/random.js';
 import { device, devicesUnderTest } from './devices.js';
 
@@ -38,8 +38,9 @@ const CASES: ErrorCase[] = [
   ['matmul: out has the wrong shape', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), d.empty([3, 11])), /^matmul: out f32\[3, 11\] must be \[3, 10\]/],
   ['rmsnorm: weight length differs from the rows', (d) => ops.rmsnorm(f32(d, [2, 8]), f32(d, [9]), d.empty([2, 8]), { eps: 1e-6 }), /^rmsnorm: weight f32\[9\]: dimension 0 must be 8/],
   ['swiglu: up has another shape', (d) => ops.swiglu(f32(d, [2, 8]), f32(d, [2, 9]), d.empty([2, 8])), /^swiglu: up f32\[2, 9\] must have the shape of gate/],
-  ['qkNormRope: odd head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 7]), f32(d, [1, 1, 7]), Int32Array.of(0), { theta: 1e4 }), /^qkNormRope: head dimension 7 must be even/],
-  ['qkNormRope: positions count differs from tokens', (d) => ops.qkNormRope(f32(d, [2, 2, 8]), f32(d, [2, 1, 8]), Int32Array.of(0), { theta: 1e4 }), /^qkNormRope: positions has 1 entries for 2 tokens/],
+  ['qkNormRope: odd head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 7]), f32(d, [1, 1, 7]), Int32Array.of(0), { rope: { invFreq: new Float64Array(3), attentionFactor: 1 } }), /^qkNormRope: head dimension 7 must be even/],
+  ['qkNormRope: positions count differs from tokens', (d) => ops.qkNormRope(f32(d, [2, 2, 8]), f32(d, [2, 1, 8]), Int32Array.of(0), { rope: ropeFrequencies(8, { theta: 1e4 }) }), /^qkNormRope: positions has 1 entries for 2 tokens/],
+  ['qkNormRope: frequencies for another head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 8]), f32(d, [1, 1, 8]), Int32Array.of(0), { rope: ropeFrequencies(6, { theta: 1e4 }) }), /^qkNormRope: invFreq has 3 entries for head dimension 8/],
   ['attention: query heads not a multiple of KV heads', (d) => ops.attention(cache(d), f32(d, [1, 3, 64]), d.empty([1, 3, 64]), { qStart: Int32Array.of(0, 1), kvLen: Int32Array.of(1), blockTables: Int32Array.of(0), maxBlocksPerSeq: 1 }), /^attention: 3 query heads are not a multiple of 2 KV heads/],
   // dtypes
   ['matmul: bf16 activations', (d) => ops.matmul(d.tensor(rng.normals(96), [1, 96], 'bf16'), f32(d, [4, 96]), d.empty([1, 4])), /^matmul: x must be f32 \(got bf16\[1, 96\]\)/],
