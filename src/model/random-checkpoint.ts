@@ -10,7 +10,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
 import type { RopeScaling } from '../runtime/index.js';
-import { parseQwen3Config, type Qwen3Config, type WeightDType } from './config.js';
+import type { WeightDType } from './config.js';
+import { parseQwen3Config, type Qwen3Config } from './qwen3.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
 
 export interface RandomCheckpointOptions {
@@ -29,7 +30,7 @@ export interface RandomCheckpointOptions {
   numShards?: number;
   seed?: number;
   ropeTheta?: number;
-  /** YaRN scaling, written as config.json's rope_scaling (max_position_embeddings becomes factor × original). */
+  /** YaRN scaling, written as config.json's rope_scaling (the context becomes factor × original). */
   ropeScaling?: RopeScaling;
   rmsNormEps?: number;
   maxPositionEmbeddings?: number;
@@ -51,6 +52,7 @@ const TORCH_DTYPE: Record<WeightDType, string> = { bf16: 'bfloat16', f16: 'float
 /** Writes a random Qwen3 checkpoint (small by default) and returns its config. */
 export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckpoint {
   const draft: Qwen3Config = {
+    architecture: 'Qwen3ForCausalLM',
     hiddenSize: options.hiddenSize ?? 64,
     intermediateSize: options.intermediateSize ?? 96,
     numLayers: options.numLayers ?? 2,
@@ -67,7 +69,9 @@ export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckp
     eosTokenIds: options.eosTokenIds ?? [0],
   };
   const seed = options.seed ?? 0;
-  const config = parseQwen3Config(hfConfigJson(draft), 'randomCheckpoint'); // the same checks a loader will make
+  // The same checks a loader will make; under YaRN the loader's context is factor × original.
+  const parsed = parseQwen3Config(hfConfigJson(draft), 'randomCheckpoint');
+  const config: Qwen3Config = { ...draft, maxPositionEmbeddings: parsed.maxPositionEmbeddings };
   mkdirSync(options.dir, { recursive: true });
   writeJson(path.join(options.dir, 'config.json'), hfConfigJson(config));
   writeJson(path.join(options.dir, 'generation_config.json'), {
