@@ -5,8 +5,9 @@
 import type { AnyArchitecture, ModelConfig } from './architecture.js';
 import { readConfigJson, type ConfigOverrides } from './config.js';
 import { qwen3 } from './qwen3.js';
+import { qwen3Moe } from './qwen3-moe.js';
 
-const BUILTIN: AnyArchitecture[] = [qwen3];
+const BUILTIN: AnyArchitecture[] = [qwen3, qwen3Moe];
 
 const byName = new Map<string, AnyArchitecture>();
 const byGgufName = new Map<string, AnyArchitecture>();
