@@ -46,6 +46,15 @@ const cpuCases: Case[] = [
     kvDtype: 'f32',
   },
   {
+    // Relative distances up to 40 over an original context of 16: the interpolated dimensions matter.
+    name: 'YaRN factor 4 over an original context of 16, f32, GQA 2',
+    checkpoint: {
+      hiddenSize: 46, numHeads: 4, numKvHeads: 2, headDim: 26, intermediateSize: 62, vocabSize: 79, numLayers: 2, dtype: 'f32',
+      ropeTheta: 10_000, ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 16 },
+    },
+    kvDtype: 'f32',
+  },
+  {
     name: 'Qwen3-MoE, f32, 7 experts top-3 renormalised, layer 1 dense (mlp_only_layers)',
     checkpoint: {
       hiddenSize: 44, numHeads: 4, numKvHeads: 2, headDim: 22, intermediateSize: 58, vocabSize: 89, numLayers: 3, dtype: 'f32',
@@ -79,6 +88,14 @@ const cudaCases: Case[] = [
     name: 'tied, bf16 weights, bf16 KV cache, GQA 4',
     checkpoint: { hiddenSize: 48, numHeads: 4, numKvHeads: 1, headDim: 64, intermediateSize: 88, vocabSize: 101, numLayers: 2, dtype: 'bf16' },
     kvDtype: 'bf16',
+  },
+  {
+    name: 'YaRN factor 3 over an original context of 14 (beta_fast 8, no truncation), f32',
+    checkpoint: {
+      hiddenSize: 40, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 52, vocabSize: 73, numLayers: 2, dtype: 'f32',
+      ropeTheta: 10_000, ropeScaling: { type: 'yarn', factor: 3, originalMaxPositionEmbeddings: 14, betaFast: 8, truncate: false },
+    },
+    kvDtype: 'f32',
   },
   {
     name: 'Qwen3-MoE, f32, 6 experts top-2 renormalised',
