@@ -73,15 +73,18 @@ __global__ void moe_route_kernel(const float* logits, int32_t* ids, float* weigh
     if (j == 0) max_l = best_l;
     prev = best;
     prev_l = best_l;
-    if (lane == 0) ids[t * top_k + j] = best;
-    chosen += expf(best_l - max_l);
+    if (lane == 0) ids[t * top_k + j] = best;  // -1 only when every remaining logit is NaN
+    if (best >= 0) chosen += expf(best_l - max_l);
   }
   float sum = 0.0f;
   for (int e = lane; e < num_experts; e += 32) sum += expf(l[e] - max_l);
   for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
   const float denom = renormalize ? chosen : sum;
   __syncwarp();  // the ids of this token are written before lane j reads them back
-  for (int j = lane; j < top_k; j += 32) weights[t * top_k + j] = expf(l[ids[t * top_k + j]] - max_l) / denom;
+  for (int j = lane; j < top_k; j += 32) {
+    const int id = ids[t * top_k + j];
+    weights[t * top_k + j] = id >= 0 ? expf(l[id] - max_l) / denom : 0.0f;
+  }
 }
 
 // y rows of the listed slots for this CTA's weight rows [n0, n1) of expert matrix w_e.
