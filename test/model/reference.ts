@@ -92,6 +92,12 @@ export class ReferenceQwen3 {
 
   /** Logits [tokens.length][vocab] of a whole sequence starting at position 0 (or after a zero prefix). */
   logits(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
+    const head = this.#get(this.config.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    return this.hidden(tokens, run).map((row) => matvec(head, row));
+  }
+
+  /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0 (or after a zero prefix). */
+  hidden(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
     const c = this.config;
     const prefix = run.zeroPrefix ?? 0;
     const n = tokens.length;
@@ -157,8 +163,7 @@ export class ReferenceQwen3 {
         addInto(x[t], matvec(this.#get(`${p}mlp.down_proj.weight`), g));
       }
     }
-    const head = this.#get(c.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return x.map((row) => matvec(head, rmsnorm(row, this.#get('model.norm.weight'), c.eps)));
+    return x.map((row) => rmsnorm(row, this.#get('model.norm.weight'), c.eps));
   }
 }
 
