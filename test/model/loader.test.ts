@@ -60,11 +60,28 @@ describe('config.json', () => {
 
   it('rejects other architectures by name', () => {
     expect(() => parseConfig({ ...base(), architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
-      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM',
+      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM, Qwen3MoeForCausalLM',
     );
-    expect(() => parseConfig({ ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe' })).toThrow(
-      'the model is Qwen3MoeForCausalLM',
-    );
+  });
+
+  it('reads a Qwen3-MoE config and validates its expert fields', () => {
+    const moe = {
+      ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', num_experts: 128, num_experts_per_tok: 8,
+      moe_intermediate_size: 768, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [],
+    };
+    expect(parseModelConfig(moe).config).toMatchObject({
+      architecture: 'Qwen3MoeForCausalLM', numExperts: 128, numExpertsPerTok: 8, moeIntermediateSize: 768, normTopkProb: true, decoderSparseStep: 1, mlpOnlyLayers: [],
+    });
+    const cases: [Record<string, unknown>, string][] = [
+      [{ num_experts: undefined }, 'config.json: num_experts is missing'],
+      [{ num_experts_per_tok: 129 }, 'num_experts_per_tok (129) exceeds num_experts (128)'],
+      [{ moe_intermediate_size: 0 }, 'moe_intermediate_size must be an integer ≥ 1'],
+      [{ decoder_sparse_step: 0 }, 'decoder_sparse_step must be an integer ≥ 1'],
+      [{ mlp_only_layers: [5] }, 'mlp_only_layers must be a list of layer indices below num_hidden_layers (1)'],
+      [{ model_type: 'qwen3' }, 'model_type is "qwen3" but architectures names Qwen3MoeForCausalLM'],
+      [{ rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'rope scaling "dynamic" is not supported'],
+    ];
+    for (const [edit, message] of cases) expect(() => parseModelConfig({ ...moe, ...edit }), message).toThrow(message);
   });
 
   it('validates every field', () => {
