@@ -71,8 +71,7 @@ export function parseQwen3MoeConfig(json: unknown, source = 'config.json'): Qwen
     throw new Error(`${source}: mlp_only_layers must be a list of layer indices below num_hidden_layers (${base.numLayers})`);
   return {
     ...base,
-    // Dense layers exist only through mlp_only_layers or decoder_sparse_step; transformers still
-    // requires intermediate_size, so it is read as written (checked when a dense layer needs it).
+    // The dense layers' width (mlp_only_layers, decoder_sparse_step); Qwen3-MoE configs always state it.
     intermediateSize: f.int('intermediate_size', { min: 1 }),
     numExperts,
     numExpertsPerTok,
