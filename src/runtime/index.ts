@@ -6,4 +6,4 @@ export type { OpName } from './native.js';
 export { type DType, dtypeBytes, toBf16, fromBf16, toF16, fromF16, encode } from './dtype.js';
 export * as ops from './ops.js';
 export { ropeFrequencies, type Rope, type RopeScaling, type YarnScaling, type RopeFrequencies } from './rope.js';
-export type { KvCache, AttentionBatch, SamplingRow, SampleResult } from './ops.js';
+export type { KvCache, AttentionBatch, SamplingRow, SampleResult, SampleParamField } from './ops.js';
