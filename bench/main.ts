@@ -1,7 +1,8 @@
-// `npm run bench -- <kernels|crosscheck|e2e|server|grammar|report> [options]`: Paralon's benchmarks. Results go to
+// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|grammar|report> [options]`: Paralon's benchmarks. Results go to
 // bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
 import { benchE2e } from './e2e.js';
+import { benchE2eMoe } from './e2e-moe.js';
 import { benchGrammar } from './grammar.js';
 import { benchKernels } from './kernels.js';
 import { benchReport } from './report.js';
@@ -12,6 +13,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   kernels: benchKernels,
   crosscheck: benchCrosscheck,
   e2e: benchE2e,
+  'e2e-moe': benchE2eMoe,
   server: benchServer,
   grammar: benchGrammar,
   report: benchReport,

@@ -123,8 +123,11 @@ struct RmsNormArgs {
 
 // Qwen3's QK-norm fused with RoPE, in place: for each token t and each head of q [T, Hq, D] and
 // k [T, Hkv, D]: x = rmsnorm(x) * norm_weight, then rotate-half RoPE at position positions_host[t]:
-//   for i < D/2, f = theta^(-2i/D), a = pos * f:
-//   x'[i] = x[i]·cos a − x[i+D/2]·sin a,   x'[i+D/2] = x[i+D/2]·cos a + x[i]·sin a.
+//   for i < D/2, a = pos * inv_freq_host[i], c = attention_factor·cos a, s = attention_factor·sin a:
+//   x'[i] = x[i]·c − x[i+D/2]·s,   x'[i+D/2] = x[i+D/2]·c + x[i]·s.
+// inv_freq_host holds the per-dimension inverse frequencies in double (plain RoPE: theta^(-2i/D);
+// YaRN: its interpolation/extrapolation blend), attention_factor YaRN's mscale (1 for plain RoPE);
+// both come from src/runtime/rope.ts, so every backend rotates with the same frequencies.
 // Either weight may be null (plain RoPE without norm for that tensor).
 struct QkNormRopeArgs {
   float* q;
@@ -133,8 +136,9 @@ struct QkNormRopeArgs {
   const void* k_weight;  // [D], nullable
   DType weight_dtype;
   const int32_t* positions_host;  // [T]
+  const double* inv_freq_host;    // [D/2]
   int64_t num_tokens, num_q_heads, num_kv_heads, head_dim;
-  float eps, theta;
+  float eps, attention_factor;
 };
 
 // out = silu(gate) * up, elementwise over [rows, dim]. out may alias gate or up.
@@ -143,6 +147,46 @@ struct SwigluArgs {
   const float* up;
   float* out;
   int64_t rows, dim;
+};
+
+// Mixture-of-experts routing, per token t: p = softmax(logits[t, :E]); the k experts of largest
+// logit (equal logits: lower expert index first) go to ids[t, 0..k) in that order, with weights
+// p[id] (renormalize: p[id] / Σ over the k chosen). Selection on logits, not on rounded
+// probabilities, so the choice is the same on every backend. logits [T, E] f32; ids [T, k] i32;
+// weights [T, k] f32; all device memory (the router's matmul output stays on the device).
+struct MoeRouteArgs {
+  const float* logits;
+  int32_t* ids;
+  float* weights;
+  int64_t num_tokens, num_experts, top_k;
+  bool renormalize;  // Qwen3-MoE's norm_topk_prob
+};
+
+// Expert-grouped matmul (ggml's mul_mat_id): for each token t and slot j < k, with e = ids[t, j],
+//   y[t, j, :] = x_t · W[e]ᵀ,   x_t = x[t, :] (x_per_slot false) or x[t, j, :] (x_per_slot true).
+// W [E, N, K] stacks the experts' [N, K] matrices. Slots are grouped by expert, so each chosen
+// expert's matrix is read once per call however many tokens chose it; an unchosen one not at all.
+// ids come from the device (moe_route): a slot whose id is outside [0, E) gets y = 0.
+// x [T, K] or [T, k, K] f32, y [T, k, N] f32; ids [T, k] i32.
+struct MoeMatmulArgs {
+  const float* x;
+  bool x_per_slot;
+  const void* w;
+  DType w_dtype;
+  const int32_t* ids;
+  float* y;
+  int64_t num_tokens, top_k, num_experts, N, K;
+};
+
+// The experts' weighted sum: out[t, :] = residual[t, :] + Σ_{j<k} weights[t, j] · y[t, j, :], summed
+// in slot order. y [T, k, N], weights [T, k], out and residual [T, N] f32; residual nullable and
+// may alias out.
+struct MoeCombineArgs {
+  const float* y;
+  const float* weights;
+  const float* residual;
+  float* out;
+  int64_t num_tokens, top_k, N;
 };
 
 // A paged KV cache for one layer: num_blocks blocks of block_size tokens, each token
@@ -269,7 +313,9 @@ class BackendGraph {
 // Every op of the contract, for Backend::supports. The core ops (embedding … sample) are pure virtual:
 // every backend runs them. An op added later may land on one backend first: Backend declares it with
 // a body that throws (unsupported), and a backend that runs it overrides the method and supports().
-enum class Op : int32_t { Embedding, Matmul, RmsNorm, QkNormRope, Swiglu, KvWrite, Attention, Sample };
+enum class Op : int32_t {
+  Embedding, Matmul, RmsNorm, QkNormRope, Swiglu, KvWrite, Attention, Sample, MoeRoute, MoeMatmul, MoeCombine
+};
 inline const char* op_name(Op op) {
   switch (op) {
     case Op::Embedding: return "embedding";
@@ -280,11 +326,21 @@ inline const char* op_name(Op op) {
     case Op::KvWrite: return "kvWrite";
     case Op::Attention: return "attention";
     case Op::Sample: return "sample";
+    case Op::MoeRoute: return "moeRoute";
+    case Op::MoeMatmul: return "moeMatmul";
+    case Op::MoeCombine: return "moeCombine";
   }
   return "?";
 }
-constexpr Op kAllOps[] = {Op::Embedding, Op::Matmul, Op::RmsNorm, Op::QkNormRope,
-                          Op::Swiglu, Op::KvWrite, Op::Attention, Op::Sample};
+constexpr Op kAllOps[] = {Op::Embedding, Op::Matmul, Op::RmsNorm,   Op::QkNormRope, Op::Swiglu,    Op::KvWrite,
+                          Op::Attention, Op::Sample, Op::MoeRoute, Op::MoeMatmul,  Op::MoeCombine};
+
+class Backend;
+// The body of an optional op on a backend that does not override it (defined below).
+[[noreturn]] inline void unsupported(const Backend& b, Op op);
+
+// The ops a backend may leave out: supports() answers false for them unless the backend says otherwise.
+inline bool is_optional(Op op) { return op == Op::MoeRoute || op == Op::MoeMatmul || op == Op::MoeCombine; }
 
 // A backend: memory, copies and the ops. Every method runs on the device's worker thread in
 // stream order, except alloc and supports (called from the JS thread), which must be thread-safe.
@@ -311,12 +367,17 @@ class Backend {
   virtual void attention(const AttentionArgs&) = 0;
   virtual void sample(const SampleArgs&) = 0;  // synchronous: host outputs are filled on return
 
+  // Optional ops: unsupported unless a backend overrides them (and says so in supports()).
+  virtual void moe_route(const MoeRouteArgs&) { unsupported(*this, Op::MoeRoute); }
+  virtual void moe_matmul(const MoeMatmulArgs&) { unsupported(*this, Op::MoeMatmul); }
+  virtual void moe_combine(const MoeCombineArgs&) { unsupported(*this, Op::MoeCombine); }
+
   // Whether this backend runs `op` with its weight (or table, or cache) operand in `dtype`. The addon
   // asks before queueing, so an unsupported combination is a clear error naming op, dtype and backend,
   // never a stub. The default answers for the core ops on the float weight dtypes every backend has.
+  // Optional ops (is_optional) answer false here: a backend that runs one overrides supports().
   virtual bool supports(Op op, DType dtype) const {
-    (void)op;
-    return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
+    return !is_optional(op) && (dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16);
   }
 
   // Graphs (see GraphInput). The defaults throw: only the CUDA backends record graphs.

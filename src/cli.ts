@@ -32,6 +32,8 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
   --port N                     default 8000
   --max-model-len N            prompt + completion tokens per request (default: the model's)
+  --rope-scaling JSON          replaces config.json's rope_scaling, e.g. Qwen3's 131,072-token context:
+                               '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
   --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
@@ -55,6 +57,7 @@ const SERVE_OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   'max-model-len': { type: 'string' },
+  'rope-scaling': { type: 'string' },
   'kv-cache-memory': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },

@@ -96,6 +96,9 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   void RmsNorm(const Napi::CallbackInfo& info);
   void QkNormRope(const Napi::CallbackInfo& info);
   void Swiglu(const Napi::CallbackInfo& info);
+  void MoeRoute(const Napi::CallbackInfo& info);
+  void MoeMatmul(const Napi::CallbackInfo& info);
+  void MoeCombine(const Napi::CallbackInfo& info);
   void KvWrite(const Napi::CallbackInfo& info);
   void Attention(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);

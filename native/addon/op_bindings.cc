@@ -166,7 +166,8 @@ void DeviceWrap::RmsNorm(const Napi::CallbackInfo& info) {
   state_->stream->enqueue("rmsnorm", [b, a] { b->rmsnorm(a); });
 }
 
-// qkNormRope(q, k, qWeight | null, kWeight | null, positions: Int32Array, eps, theta)
+// qkNormRope(q, k, qWeight | null, kWeight | null, positions: Int32Array, eps, invFreq: Float64Array [D/2],
+//            attentionFactor)
 void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "qkNormRope", live("qkNormRope"));
   TensorWrap* q = c.tensor(info[0], "q");
@@ -175,7 +176,8 @@ void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
   TensorWrap* kw = c.tensor(info[3], "kWeight", true);
   auto pos = c.i32(info[4], "positions");
   double eps = c.positive(info[5], "eps");
-  double theta = c.positive(info[6], "theta");
+  std::vector<double> inv_freq = c.f64(info[6], "invFreq");
+  double attention_factor = c.positive(info[7], "attentionFactor");
   c.dtype(q, "q", {DType::F32});
   c.dtype(k, "k", {DType::F32});
   c.rank(q, "q", 3);
@@ -186,6 +188,11 @@ void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
   c.dim(k, "k", 0, T);
   c.dim(k, "k", 2, D);
   if (D % 2 != 0) c.fail("head dimension " + std::to_string(D) + " must be even");
+  if (static_cast<int64_t>(inv_freq.size()) != D / 2)
+    c.fail("invFreq has " + std::to_string(inv_freq.size()) + " entries for head dimension " + std::to_string(D) +
+           " (one per rotation pair: " + std::to_string(D / 2) + ")");
+  for (double f : inv_freq)
+    if (!std::isfinite(f) || f < 0) c.fail("invFreq must hold finite, non-negative inverse frequencies");
   if (static_cast<int64_t>(pos.size()) != T)
     c.fail("positions has " + std::to_string(pos.size()) + " entries for " + std::to_string(T) + " tokens");
   c.range(pos, "positions", 0, int64_t(1) << 24);
@@ -200,11 +207,13 @@ void DeviceWrap::QkNormRope(const Napi::CallbackInfo& info) {
   }
   if (qw && kw && qw->dtype() != kw->dtype()) c.fail("qWeight and kWeight must have the same dtype");
   auto held = c.hold(std::move(pos));
+  // The frequencies are a constant of the op (and of a captured graph): the queued op owns a copy.
+  auto freqs = std::make_shared<const std::vector<double>>(std::move(inv_freq));
   QkNormRopeArgs a{static_cast<float*>(q->data()), static_cast<float*>(k->data()), qw ? qw->data() : nullptr,
-                   kw ? kw->data() : nullptr, wt, held.get(), T, q->shape()[1], k->shape()[1], D,
-                   static_cast<float>(eps), static_cast<float>(theta)};
+                   kw ? kw->data() : nullptr, wt, held.get(), freqs->data(), T, q->shape()[1], k->shape()[1], D,
+                   static_cast<float>(eps), static_cast<float>(attention_factor)};
   Backend* b = state_->backend.get();
-  state_->stream->enqueue("qkNormRope", [b, a, held] { b->qk_norm_rope(a); });
+  state_->stream->enqueue("qkNormRope", [b, a, held, freqs] { b->qk_norm_rope(a); });
 }
 
 // swiglu(gate, up, out)

@@ -65,6 +65,13 @@ class CpuBackend final : public Backend {
   void kv_write(const KvWriteArgs& a) override { cpu::kv_write(ctx_, a); }
   void attention(const AttentionArgs& a) override { cpu::attention(ctx_, a); }
   void sample(const SampleArgs& a) override { cpu::sample(ctx_, a); }
+  void moe_route(const MoeRouteArgs& a) override { cpu::moe_route(ctx_, a); }
+  void moe_matmul(const MoeMatmulArgs& a) override { cpu::moe_matmul(ctx_, a); }
+  void moe_combine(const MoeCombineArgs& a) override { cpu::moe_combine(ctx_, a); }
+  bool supports(Op op, DType dtype) const override {
+    return is_optional(op) ? dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16
+                           : Backend::supports(op, dtype);
+  }
 
  private:
   cpu::Context ctx_;

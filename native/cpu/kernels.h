@@ -17,6 +17,9 @@ struct Context {
   ThreadPool pool;
   ThreadScratch scratch;
   std::vector<int64_t> work_index;  // reusable host-side work lists (attention's item prefix sums)
+  // moe_matmul's reusable buffers: slots sorted by expert, and one expert's gathered x and y rows.
+  std::vector<int64_t> moe_order;
+  std::vector<float> moe_x, moe_y;
 };
 
 void embedding(Context& ctx, const EmbeddingArgs& a);        // elementwise.cc
@@ -27,6 +30,9 @@ void qk_norm_rope(Context& ctx, const QkNormRopeArgs& a);    // norm.cc
 void kv_write(Context& ctx, const KvWriteArgs& a);           // kv_cache.cc
 void attention(Context& ctx, const AttentionArgs& a);        // attention.cc
 void sample(Context& ctx, const SampleArgs& a);              // sampling.cc
+void moe_route(Context& ctx, const MoeRouteArgs& a);         // moe.cc
+void moe_matmul(Context& ctx, const MoeMatmulArgs& a);       // moe.cc
+void moe_combine(Context& ctx, const MoeCombineArgs& a);     // moe.cc
 
 // Splits [0, n) into chunks of at least min_chunk items, about `per_thread` chunks per pool thread
 // (dynamic claiming then evens out uneven threads). Returns the chunk size.

@@ -95,23 +95,22 @@ void qk_norm_rope_tokens(Context& ctx, const QkNormRopeArgs& a) {
   const T* q_weight = static_cast<const T*>(a.q_weight);
   const T* k_weight = static_cast<const T*>(a.k_weight);
   const int64_t D = a.head_dim, half = D / 2;
-  ctx.scratch.reserve(2 * arena_bytes<float>(half) + arena_bytes<double>(half), "qk_norm_rope");
+  ctx.scratch.reserve(2 * arena_bytes<float>(half), "qk_norm_rope");
   const int64_t tokens_per_chunk = chunk_size(a.num_tokens, ctx.pool, 1);
   ctx.pool.parallel_for((a.num_tokens + tokens_per_chunk - 1) / tokens_per_chunk, [&](int64_t c, int thread) {
     ArenaCursor arena(ctx.scratch.arena(thread));
     float* cos_t = arena.carve<float>(half);
     float* sin_t = arena.carve<float>(half);
-    double* inv_freq = arena.carve<double>(half);
-    // theta^(-2i/D) and the angles in double: cos/sin of large positions stay accurate to f32.
-    for (int64_t i = 0; i < half; ++i)
-      inv_freq[i] = std::pow(static_cast<double>(a.theta), -2.0 * static_cast<double>(i) / static_cast<double>(D));
+    // The angles in double: cos/sin of large positions stay accurate to f32.
+    const double* inv_freq = a.inv_freq_host;
+    const double scale = a.attention_factor;
     const int64_t t1 = std::min(a.num_tokens, (c + 1) * tokens_per_chunk);
     for (int64_t t = c * tokens_per_chunk; t < t1; ++t) {
       const double pos = static_cast<double>(a.positions_host[t]);
       for (int64_t i = 0; i < half; ++i) {
         const double angle = pos * inv_freq[i];
-        cos_t[i] = static_cast<float>(std::cos(angle));
-        sin_t[i] = static_cast<float>(std::sin(angle));
+        cos_t[i] = static_cast<float>(scale * std::cos(angle));
+        sin_t[i] = static_cast<float>(scale * std::sin(angle));
       }
       for (int64_t h = 0; h < a.num_q_heads; ++h)
         norm_rope_head(a.q + (t * a.num_q_heads + h) * D, q_weight, a.eps, D, cos_t, sin_t);

@@ -228,6 +228,13 @@ class CudaBackend final : public Backend, public LaunchContext {
   void swiglu(const SwigluArgs& a) override { run("swiglu", [&] { launch_swiglu(a, *this); }); }
   void kv_write(const KvWriteArgs& a) override { run("kv_write", [&] { launch_kv_write(a, *this); }); }
   void attention(const AttentionArgs& a) override { run("attention", [&] { launch_attention(a, *this); }); }
+  void moe_route(const MoeRouteArgs& a) override { run("moe_route", [&] { launch_moe_route(a, *this); }); }
+  void moe_matmul(const MoeMatmulArgs& a) override { run("moe_matmul", [&] { launch_moe_matmul(a, *this); }); }
+  void moe_combine(const MoeCombineArgs& a) override { run("moe_combine", [&] { launch_moe_combine(a, *this); }); }
+  bool supports(Op op, DType dtype) const override {
+    return is_optional(op) ? dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16
+                           : Backend::supports(op, dtype);
+  }
   void sample(const SampleArgs& a) override {
     select("sample");
     refuse_while_capturing("sample");

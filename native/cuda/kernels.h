@@ -48,6 +48,9 @@ void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx);  // rope.
 void launch_swiglu(const SwigluArgs& a, LaunchContext& ctx);            // swiglu.cu
 void launch_kv_write(const KvWriteArgs& a, LaunchContext& ctx);         // kv_cache.cu
 void launch_attention(const AttentionArgs& a, LaunchContext& ctx);      // attention.cu
+void launch_moe_route(const MoeRouteArgs& a, LaunchContext& ctx);       // moe.cu
+void launch_moe_matmul(const MoeMatmulArgs& a, LaunchContext& ctx);     // moe.cu
+void launch_moe_combine(const MoeCombineArgs& a, LaunchContext& ctx);   // moe.cu
 // Writes results into the host pointers of `a` (copies back and synchronises the stream).
 void launch_sample(const SampleArgs& a, LaunchContext& ctx);            // sampling.cu
 

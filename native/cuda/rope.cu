@@ -7,10 +7,11 @@
 // heads) in turn: lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ... < D/2, so one
 // pass loads the head, reduces Σx² with warp shuffles, applies the norm weight and rotates, and
 // writes back; loads and stores of a warp are contiguous 128-byte runs.
-// Angles: inv_freq = theta^(-2i/D) is computed on the host in double and staged; the device forms
+// Angles: inv_freq (plain or YaRN frequencies, from the caller, in double) is staged; the device forms
 // the angle pos · inv_freq and its sin/cos in double, once per token (D/2 values per CTA, shared by
 // all heads), then rounds to f32. A float angle would lose ~pos·2^-24 rad (0.002 rad at 32k), so
-// double is used where it is cheap: it is amortised over every head of the token.
+// double is used where it is cheap: it is amortised over every head of the token. YaRN's
+// attention factor scales the table (cos and sin alike), as transformers scales its cos/sin cache.
 // Supports even head_dim ≤ 512.
 // Memory traffic per call: num_tokens · (Hq + Hkv) · D · 8 bytes (read + write), plus the weights
 // (from L1/L2) and D/2 doubles of inv_freq per CTA.
@@ -32,7 +33,7 @@ __device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 template <typename W, int kPairs>
 __global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const W* k_weight,
                                     const int32_t* positions, const double* inv_freq, int num_q_heads,
-                                    int num_kv_heads, int head_dim, float eps) {
+                                    int num_kv_heads, int head_dim, float eps, float attention_factor) {
   __shared__ float cos_s[kMaxHalf];
   __shared__ float sin_s[kMaxHalf];
   const int half = head_dim / 2;
@@ -41,8 +42,8 @@ __global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
     sincos(pos * inv_freq[i], &s, &c);
-    cos_s[i] = static_cast<float>(c);
-    sin_s[i] = static_cast<float>(s);
+    cos_s[i] = static_cast<float>(attention_factor * c);
+    sin_s[i] = static_cast<float>(attention_factor * s);
   }
   __syncthreads();  // the table is complete before any warp rotates
 
@@ -89,7 +90,7 @@ void launch_pairs(const QkNormRopeArgs& a, const int32_t* positions, const doubl
   PARALON_LAUNCH((qk_norm_rope_kernel<W, kPairs>), dim3(static_cast<unsigned>(a.num_tokens)), dim3(kThreads), 0,
                  ctx.stream, a.q, a.k, static_cast<const W*>(a.q_weight), static_cast<const W*>(a.k_weight), positions,
                  inv_freq, static_cast<int>(a.num_q_heads), static_cast<int>(a.num_kv_heads),
-                 static_cast<int>(a.head_dim), a.eps);
+                 static_cast<int>(a.head_dim), a.eps, a.attention_factor);
 }
 
 template <typename W>
@@ -108,12 +109,8 @@ void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx) {
   if (a.head_dim <= 0 || a.head_dim % 2 != 0 || a.head_dim > 2 * kMaxHalf) {
     throw OpError("qk_norm_rope: head_dim must be even and at most 512, got " + std::to_string(a.head_dim));
   }
-  const int half = static_cast<int>(a.head_dim / 2);
-  double inv_freq[kMaxHalf];
-  for (int i = 0; i < half; ++i) {
-    inv_freq[i] = std::pow(static_cast<double>(a.theta), -2.0 * i / static_cast<double>(a.head_dim));
-  }
-  const double* inv_freq_d = static_cast<const double*>(ctx.stage_bytes(inv_freq, sizeof(double) * half));
+  const size_t half = static_cast<size_t>(a.head_dim / 2);
+  const double* inv_freq_d = static_cast<const double*>(ctx.stage_bytes(a.inv_freq_host, sizeof(double) * half));
   const int32_t* positions = ctx.stage_i32(a.positions_host, static_cast<size_t>(a.num_tokens));
   switch (a.weight_dtype) {
     case DType::F32: launch_typed<float>(a, positions, inv_freq_d, ctx); break;

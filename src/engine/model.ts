@@ -32,6 +32,12 @@ export interface LoadModelOptions {
   id?: string;
   /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
   maxModelLen?: number;
+  /**
+   * Replaces config.json's rope_scaling (Hugging Face names, as vLLM's --rope-scaling), e.g.
+   * `{ rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 }` for Qwen3's 131,072-token
+   * context; null removes the checkpoint's own scaling.
+   */
+  ropeScaling?: Record<string, unknown> | null;
   /** Bytes of KV cache (default: 1 GiB on the CPU, 4 GiB on CUDA). */
   kvCacheMemory?: number;
   kvCacheDType?: KvCacheDType;
@@ -158,7 +164,13 @@ export class Model {
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
       const task = options.task ?? (existsSync(path.join(resolved, 'modules.json')) ? 'embed' : 'generate');
-      const lm = await CausalLM.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress, task });
+      const lm = await CausalLM.load(resolved, device, {
+        maxBatchTokens: maxNumBatchedTokens,
+        maxSeqs: maxNumSeqs,
+        onProgress: options.onProgress,
+        task,
+        overrides: options.ropeScaling !== undefined ? { ropeScaling: options.ropeScaling } : {},
+      });
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);

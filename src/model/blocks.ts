@@ -1,7 +1,8 @@
 // Building blocks of decoder layers, shared by the architectures (llama.cpp's build_* helpers): each
 // queues one sub-block of a layer on the device, reading `ctx.hidden` and accumulating into it.
-import { ops, type Tensor } from '../runtime/index.js';
+import { ops, ropeFrequencies, type RopeFrequencies, type Tensor } from '../runtime/index.js';
 import type { LayerContext, ModelConfig } from './architecture.js';
+import type { RopeFields } from './config.js';
 
 /** A pre-norm self-attention block's weights: q/k/v fused into one [qDim + 2·kvDim, hidden] matrix. */
 export interface AttentionWeights {
@@ -13,9 +14,16 @@ export interface AttentionWeights {
   kNorm?: Tensor;
 }
 
-/** Rotary embedding settings of the attention block. */
-export interface RopeSettings {
-  theta: number;
+const ropeCache = new WeakMap<object, RopeFrequencies>();
+
+/** The config's RoPE frequencies (plain or YaRN), computed once per config. */
+export function ropeOf(c: ModelConfig & RopeFields): RopeFrequencies {
+  let rope = ropeCache.get(c);
+  if (!rope) {
+    rope = ropeFrequencies(c.headDim, { theta: c.ropeTheta, scaling: c.ropeScaling });
+    ropeCache.set(c, rope);
+  }
+  return rope;
 }
 
 /** Scratch floats per token that selfAttention uses: q, k, v and the attention output. */
@@ -27,7 +35,7 @@ export function attentionScratch(c: ModelConfig): number {
  * hidden += o_proj(attention(rope(norm(q)), rope(norm(k)), v)) over the paged cache of layer `l`, where
  * q, k, v = split(normed · qkvᵀ), normed = rmsnorm(hidden): 6 ops.
  */
-export function selfAttention<C extends ModelConfig>(ctx: LayerContext<C, unknown>, w: AttentionWeights, l: number, rope: RopeSettings): void {
+export function selfAttention<C extends ModelConfig>(ctx: LayerContext<C, unknown>, w: AttentionWeights, l: number, rope: RopeFrequencies): void {
   const c = ctx.config;
   const T = ctx.numTokens;
   const qDim = c.numHeads * c.headDim;
@@ -42,7 +50,7 @@ export function selfAttention<C extends ModelConfig>(ctx: LayerContext<C, unknow
 
   ops.rmsnorm(ctx.hidden, w.inputNorm, ctx.normed, { eps: c.rmsNormEps });
   ops.matmul(ctx.normed, w.qkv, [q, k, v]);
-  ops.qkNormRope(q3, k3, ctx.meta.positions, { theta: rope.theta, eps: c.rmsNormEps, qWeight: w.qNorm, kWeight: w.kNorm });
+  ops.qkNormRope(q3, k3, ctx.meta.positions, { rope, eps: c.rmsNormEps, qWeight: w.qNorm, kWeight: w.kNorm });
   ops.kvWrite(cache, k3, v.view([T, c.numKvHeads, c.headDim]), ctx.meta.slots);
   ops.attention(cache, q3, attn.view([T, c.numHeads, c.headDim]), ctx.meta.attention, { scale: 1 / Math.sqrt(c.headDim) });
   ops.matmul(attn, w.o, ctx.hidden, { residual: ctx.hidden });

@@ -4,6 +4,7 @@
 // Each architecture parses its own fields (see its file); the registry picks the architecture.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { RopeScaling } from '../runtime/index.js';
 import type { ModelConfig } from './architecture.js';
 
 /** The weight dtypes a checkpoint may declare (torch_dtype / dtype). */
@@ -20,11 +21,98 @@ export interface GenerationDefaults {
   repetitionPenalty?: number;
 }
 
-/** Reads `dir/config.json` as JSON (not yet validated: the registry hands it to its architecture). */
-export function readConfigJson(dir: string): { json: unknown; file: string } {
+/** Fields that replace config.json's own (vLLM's --hf-overrides / --rope-scaling). */
+export interface ConfigOverrides {
+  /** config.json's rope_scaling as Hugging Face writes it, e.g. {"rope_type":"yarn","factor":4,...}; null: none. */
+  ropeScaling?: Record<string, unknown> | null;
+}
+
+/**
+ * Reads `dir/config.json` as JSON with `overrides` applied (not yet validated: the registry hands it
+ * to its architecture).
+ */
+export function readConfigJson(dir: string, overrides: ConfigOverrides = {}): { json: unknown; file: string } {
   const file = path.join(dir, 'config.json');
   if (!existsSync(file)) throw new Error(`${file}: not found (a Hugging Face checkpoint directory has a config.json)`);
-  return { json: readJson(file), file };
+  return { json: applyOverrides(readJson(file), overrides), file };
+}
+
+/** The config.json object with `overrides` in place (a rope scaling replaces rope_scaling and any in rope_parameters). */
+export function applyOverrides(json: unknown, overrides: ConfigOverrides): unknown {
+  if (overrides.ropeScaling === undefined || typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+  const out: Record<string, unknown> = { ...(json as Record<string, unknown>), rope_scaling: overrides.ropeScaling };
+  const params = out.rope_parameters;
+  if (typeof params === 'object' && params !== null && !Array.isArray(params)) {
+    const theta = (params as Record<string, unknown>).rope_theta;
+    out.rope_parameters = { rope_type: 'default', ...(theta !== undefined ? { rope_theta: theta } : {}) };
+  }
+  return out;
+}
+
+/** RoPE settings of config.json: theta, YaRN scaling if any, and the context that scaling reaches. */
+export interface RopeFields {
+  ropeTheta: number;
+  /** YaRN (rope_scaling, or rope_parameters with rope_type "yarn"); absent: plain RoPE. */
+  ropeScaling?: RopeScaling;
+  /** Under YaRN: factor × original context (vLLM's rule; Qwen3 keeps 40,960 in max_position_embeddings). */
+  maxPositionEmbeddings: number;
+}
+
+/**
+ * rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x), and so does the
+ * scaling (rope_scaling, or rope_parameters with a rope_type other than "default"). `maxPositions`
+ * is max_position_embeddings as parsed.
+ */
+export function parseRopeFields(f: Fields, source: string, maxPositions: number): RopeFields {
+  const ropeParams = f.object('rope_parameters');
+  const ropeTheta =
+    f.value('rope_theta') === undefined && ropeParams
+      ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
+      : f.num('rope_theta', { min: Number.MIN_VALUE });
+  const scalingObject = f.object('rope_scaling');
+  const ropeScaling = scalingObject
+    ? parseRopeScaling(scalingObject, `${source}: rope_scaling`, maxPositions)
+    : ropeParams
+      ? parseRopeScaling(ropeParams, `${source}: rope_parameters`, maxPositions)
+      : undefined;
+  if (!ropeScaling) return { ropeTheta, maxPositionEmbeddings: maxPositions };
+  return {
+    ropeTheta,
+    ropeScaling,
+    maxPositionEmbeddings: Math.floor(ropeScaling.factor * ropeScaling.originalMaxPositionEmbeddings),
+  };
+}
+
+/**
+ * A Hugging Face rope scaling object (rope_scaling, or transformers 5's rope_parameters): undefined for
+ * the default RoPE, YaRN's parameters for rope_type "yarn", an error naming any other type.
+ */
+export function parseRopeScaling(json: unknown, source: string, maxPositionEmbeddings: number): RopeScaling | undefined {
+  const f = new Fields(json, source);
+  const type = f.str('rope_type', { optional: true }) ?? f.str('type', { optional: true }) ?? 'default';
+  if (type === 'default') return undefined;
+  if (type !== 'yarn') throw new Error(`${source}: rope scaling "${type}" is not supported (the default RoPE or "yarn")`);
+  const scaling: RopeScaling = {
+    type: 'yarn',
+    factor: f.num('factor', { min: 1 }),
+    // transformers falls back to max_position_embeddings when the original context is not given.
+    originalMaxPositionEmbeddings: f.int('original_max_position_embeddings', { min: 1, optional: true }) ?? maxPositionEmbeddings,
+  };
+  const betaFast = f.num('beta_fast', { min: Number.MIN_VALUE, optional: true });
+  const betaSlow = f.num('beta_slow', { min: Number.MIN_VALUE, optional: true });
+  const attentionFactor = f.num('attention_factor', { min: Number.MIN_VALUE, optional: true });
+  const mscale = f.num('mscale', { min: 0, optional: true });
+  const mscaleAllDim = f.num('mscale_all_dim', { min: 0, optional: true });
+  const truncate = f.bool('truncate', { optional: true });
+  if ((betaSlow ?? 1) >= (betaFast ?? 32))
+    throw new Error(`${source}: beta_slow (${betaSlow ?? 1}) must be below beta_fast (${betaFast ?? 32})`);
+  if (betaFast !== undefined) scaling.betaFast = betaFast;
+  if (betaSlow !== undefined) scaling.betaSlow = betaSlow;
+  if (attentionFactor !== undefined) scaling.attentionFactor = attentionFactor;
+  if (mscale !== undefined) scaling.mscale = mscale;
+  if (mscaleAllDim !== undefined) scaling.mscaleAllDim = mscaleAllDim;
+  if (truncate !== undefined) scaling.truncate = truncate;
+  return scaling;
 }
 
 /**

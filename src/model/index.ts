@@ -22,6 +22,7 @@ export {
 export { registerArchitecture, architectureNames, ggufArchitecture, parseModelConfig, readModelConfig } from './registry.js';
 export * as blocks from './blocks.js';
 export { qwen3, parseQwen3Config, type Qwen3Config, type Qwen3Layer } from './qwen3.js';
+export { qwen3Moe, parseQwen3MoeConfig, type Qwen3MoeConfig, type Qwen3MoeLayer } from './qwen3-moe.js';
 export { SafetensorsCheckpoint } from './safetensors.js';
 export { writeSafetensors, writeCheckpointTensors, type TensorToWrite, type SafetensorsDType } from './safetensors-writer.js';
 export { loadDecoderWeights, resolveWeights, disposeWeights, type Checkpoint, type TensorEntry, type LoadProgress } from './weights.js';

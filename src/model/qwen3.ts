@@ -3,13 +3,12 @@
 //   → rmsnorm → gate/up matmul → SwiGLU → down_proj + residual]: 10 ops.
 import type { Architecture, LayerContext, ModelConfig } from './architecture.js';
 import { stacked, weight } from './architecture.js';
-import { attentionScratch, mlpScratch, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
-import { Fields, parseDecoderFields } from './config.js';
+import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
+import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
 
-/** A dense Qwen3 decoder, in Paralon's names. */
-export interface Qwen3Config extends ModelConfig {
+/** A dense Qwen3 decoder, in Paralon's names (maxPositionEmbeddings: factor × original under YaRN). */
+export interface Qwen3Config extends ModelConfig, RopeFields {
   intermediateSize: number;
-  ropeTheta: number;
 }
 
 export type Qwen3Layer = AttentionWeights & SwigluMlpWeights;
@@ -29,22 +28,11 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
   if (f.bool('use_sliding_window', { optional: true }) === true)
     throw new Error(`${source}: use_sliding_window is true; Paralon runs full attention only`);
 
-  return { ...base, intermediateSize: f.int('intermediate_size', { min: 1 }), ropeTheta: parseRopeTheta(f, source) };
-}
-
-/**
- * rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x); scaling (YaRN and
- * friends) changes the rotation and is refused by name.
- */
-export function parseRopeTheta(f: Fields, source: string): number {
-  const ropeParams = f.object('rope_parameters');
-  const scaling = f.object('rope_scaling');
-  const ropeType = (scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default') as unknown;
-  if (ropeType !== 'default')
-    throw new Error(`${source}: rope scaling "${String(ropeType)}" is not supported (only the default RoPE)`);
-  return f.value('rope_theta') === undefined && ropeParams
-    ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
-    : f.num('rope_theta', { min: Number.MIN_VALUE });
+  return {
+    ...base,
+    intermediateSize: f.int('intermediate_size', { min: 1 }),
+    ...parseRopeFields(f, source, base.maxPositionEmbeddings),
+  };
 }
 
 export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
@@ -85,7 +73,7 @@ export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
   forwardLayers(ctx: LayerContext<Qwen3Config, Qwen3Layer>) {
     const c = ctx.config;
     ctx.weights.layers.forEach((lw, l) => {
-      selfAttention(ctx, lw, l, { theta: c.ropeTheta });
+      selfAttention(ctx, lw, l, ropeOf(c));
       swigluMlp(ctx, lw, c.intermediateSize);
     });
   },

@@ -1,4 +1,4 @@
-// Random-weight Qwen3 checkpoints in exactly the Hugging Face layout (config.json,
+// Random-weight Qwen3 and Qwen3-MoE checkpoints in exactly the Hugging Face layout (config.json,
 // generation_config.json, safetensors), of any shape and dtype, tied or untied, single-file or
 // sharded. Deterministic: each tensor's values come from its own PRNG stream, seeded from the
 // checkpoint seed and the tensor name, so they do not depend on file order or sharding.
@@ -9,8 +9,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
+import type { RopeScaling } from '../runtime/index.js';
 import type { WeightDType } from './config.js';
 import { parseQwen3Config, type Qwen3Config } from './qwen3.js';
+import { isSparseLayer, parseQwen3MoeConfig, type Qwen3MoeConfig } from './qwen3-moe.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
 
 export interface RandomCheckpointOptions {
@@ -29,16 +31,36 @@ export interface RandomCheckpointOptions {
   numShards?: number;
   seed?: number;
   ropeTheta?: number;
+  /** YaRN scaling, written as config.json's rope_scaling (the context becomes factor × original). */
+  ropeScaling?: RopeScaling;
   rmsNormEps?: number;
   maxPositionEmbeddings?: number;
   eosTokenIds?: number[];
+  /** Writes a Qwen3MoeForCausalLM checkpoint: experts in the sparse layers (intermediateSize: the dense ones). */
+  moe?: RandomMoeOptions;
   /** Extra generation_config.json fields (sampling defaults), in Hugging Face names. */
   generationConfig?: Record<string, unknown>;
 }
 
+/** The mixture-of-experts settings of a random Qwen3-MoE checkpoint (Qwen3MoeConfig's own fields). */
+export interface RandomMoeOptions {
+  numExperts: number;
+  numExpertsPerTok: number;
+  moeIntermediateSize: number;
+  normTopkProb?: boolean;
+  decoderSparseStep?: number;
+  mlpOnlyLayers?: number[];
+}
+
+/** The MoE fields of a config, as written to config.json. */
+export type MoeFields = Pick<Qwen3MoeConfig, 'numExperts' | 'numExpertsPerTok' | 'moeIntermediateSize' | 'normTopkProb' | 'decoderSparseStep' | 'mlpOnlyLayers'>;
+
 export interface RandomCheckpoint {
   dir: string;
+  /** The dense fields (every checkpoint), as a loader parses them. */
   config: Qwen3Config;
+  /** The MoE fields of a Qwen3-MoE checkpoint. */
+  moe?: MoeFields;
   /** The safetensors files written. */
   files: string[];
 }
@@ -48,7 +70,7 @@ const TORCH_DTYPE: Record<WeightDType, string> = { bf16: 'bfloat16', f16: 'float
 
 /** Writes a random Qwen3 checkpoint (small by default) and returns its config. */
 export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckpoint {
-  const config: Qwen3Config = {
+  const draft: Qwen3Config = {
     architecture: 'Qwen3ForCausalLM',
     hiddenSize: options.hiddenSize ?? 64,
     intermediateSize: options.intermediateSize ?? 96,
@@ -59,28 +81,54 @@ export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckp
     vocabSize: options.vocabSize ?? 128,
     rmsNormEps: options.rmsNormEps ?? 1e-6,
     ropeTheta: options.ropeTheta ?? 1_000_000,
+    ...(options.ropeScaling ? { ropeScaling: options.ropeScaling } : {}),
     tieWordEmbeddings: options.tieWordEmbeddings ?? true,
     maxPositionEmbeddings: options.maxPositionEmbeddings ?? 40_960,
     dtype: options.dtype ?? 'bf16',
     eosTokenIds: options.eosTokenIds ?? [0],
   };
   const seed = options.seed ?? 0;
-  parseQwen3Config(hfConfigJson(config), 'randomCheckpoint'); // the same checks a loader will make
+  const moe: MoeFields | undefined = options.moe && {
+    numExperts: options.moe.numExperts,
+    numExpertsPerTok: options.moe.numExpertsPerTok,
+    moeIntermediateSize: options.moe.moeIntermediateSize,
+    normTopkProb: options.moe.normTopkProb ?? true,
+    decoderSparseStep: options.moe.decoderSparseStep ?? 1,
+    mlpOnlyLayers: options.moe.mlpOnlyLayers ?? [],
+  };
+  // The same checks a loader will make; under YaRN the loader's context is factor × original.
+  const json = hfConfigJson(draft, moe);
+  const parsed = moe ? parseQwen3MoeConfig(json, 'randomCheckpoint') : parseQwen3Config(json, 'randomCheckpoint');
+  const config: Qwen3Config = { ...draft, maxPositionEmbeddings: parsed.maxPositionEmbeddings };
   mkdirSync(options.dir, { recursive: true });
-  writeJson(path.join(options.dir, 'config.json'), hfConfigJson(config));
+  writeJson(path.join(options.dir, 'config.json'), hfConfigJson(config, moe));
   writeJson(path.join(options.dir, 'generation_config.json'), {
     eos_token_id: config.eosTokenIds.length === 1 ? config.eosTokenIds[0] : config.eosTokenIds,
     ...options.generationConfig,
     transformers_version: '4.51.0',
   });
-  const files = writeCheckpointTensors(options.dir, randomTensors(config, seed), options.numShards ?? 1);
-  return { dir: options.dir, config, files };
+  const sparse = moe ? (i: number) => isSparseLayer({ ...config, ...moe } as Qwen3MoeConfig, i) : () => false;
+  const files = writeCheckpointTensors(options.dir, randomTensors(config, seed, moe, sparse), options.numShards ?? 1);
+  return { dir: options.dir, config, files, ...(moe ? { moe } : {}) };
 }
 
-/** config.json as transformers writes it for Qwen3ForCausalLM. */
-export function hfConfigJson(c: Qwen3Config): Record<string, unknown> {
+/** config.json as transformers writes it for Qwen3ForCausalLM, or Qwen3MoeForCausalLM with `moe`. */
+export function hfConfigJson(c: Qwen3Config, moe?: MoeFields): Record<string, unknown> {
+  const moeFields = moe
+    ? {
+        decoder_sparse_step: moe.decoderSparseStep,
+        mlp_only_layers: moe.mlpOnlyLayers,
+        moe_intermediate_size: moe.moeIntermediateSize,
+        norm_topk_prob: moe.normTopkProb,
+        num_experts: moe.numExperts,
+        num_experts_per_tok: moe.numExpertsPerTok,
+        output_router_logits: false,
+        router_aux_loss_coef: 0.001,
+      }
+    : {};
   return {
-    architectures: ['Qwen3ForCausalLM'],
+    architectures: [moe ? 'Qwen3MoeForCausalLM' : 'Qwen3ForCausalLM'],
+    ...moeFields,
     attention_bias: false,
     attention_dropout: 0.0,
     eos_token_id: c.eosTokenIds[0],
@@ -91,12 +139,12 @@ export function hfConfigJson(c: Qwen3Config): Record<string, unknown> {
     intermediate_size: c.intermediateSize,
     max_position_embeddings: c.maxPositionEmbeddings,
     max_window_layers: c.numLayers,
-    model_type: 'qwen3',
+    model_type: moe ? 'qwen3_moe' : 'qwen3',
     num_attention_heads: c.numHeads,
     num_hidden_layers: c.numLayers,
     num_key_value_heads: c.numKvHeads,
     rms_norm_eps: c.rmsNormEps,
-    rope_scaling: null,
+    rope_scaling: c.ropeScaling ? hfRopeScaling(c.ropeScaling) : null,
     rope_theta: c.ropeTheta,
     sliding_window: null,
     tie_word_embeddings: c.tieWordEmbeddings,
@@ -108,12 +156,25 @@ export function hfConfigJson(c: Qwen3Config): Record<string, unknown> {
   };
 }
 
+/** A rope scaling in config.json's names (Qwen3's model card writes rope_type, factor, original_max_position_embeddings). */
+export function hfRopeScaling(s: RopeScaling): Record<string, unknown> {
+  const json: Record<string, unknown> = {
+    rope_type: s.type,
+    factor: s.factor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
+  const optional: [string, unknown][] = [['beta_fast', s.betaFast], ['beta_slow', s.betaSlow],
+    ['attention_factor', s.attentionFactor], ['mscale', s.mscale], ['mscale_all_dim', s.mscaleAllDim], ['truncate', s.truncate]];
+  for (const [key, value] of optional) if (value !== undefined) json[key] = value;
+  return json;
+}
+
 function writeJson(file: string, value: unknown): void {
   writeFileSync(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 /** The checkpoint's tensors, data generated when the writer asks for it. */
-function randomTensors(c: Qwen3Config, seed: number): TensorToWrite[] {
+function randomTensors(c: Qwen3Config, seed: number, moe: MoeFields | undefined, sparse: (layer: number) => boolean): TensorToWrite[] {
   const tensors: TensorToWrite[] = [];
   const dtype = SAFETENSORS_DTYPE[c.dtype];
   // Values are uniform with the wanted mean and standard deviation (half-width √3·std), as
@@ -149,9 +210,19 @@ function randomTensors(c: Qwen3Config, seed: number): TensorToWrite[] {
     norm(`${p}self_attn.q_norm.weight`, c.headDim);
     norm(`${p}self_attn.k_norm.weight`, c.headDim);
     norm(`${p}post_attention_layernorm.weight`, c.hiddenSize);
-    matrix(`${p}mlp.gate_proj.weight`, c.intermediateSize, c.hiddenSize);
-    matrix(`${p}mlp.up_proj.weight`, c.intermediateSize, c.hiddenSize);
-    matrix(`${p}mlp.down_proj.weight`, c.hiddenSize, c.intermediateSize);
+    if (moe && sparse(i)) {
+      // Router rows of std 1/√hidden give logits of std ≈ 1: routing spreads over the experts.
+      matrix(`${p}mlp.gate.weight`, moe.numExperts, c.hiddenSize);
+      for (let e = 0; e < moe.numExperts; e++) {
+        matrix(`${p}mlp.experts.${e}.gate_proj.weight`, moe.moeIntermediateSize, c.hiddenSize);
+        matrix(`${p}mlp.experts.${e}.up_proj.weight`, moe.moeIntermediateSize, c.hiddenSize);
+        matrix(`${p}mlp.experts.${e}.down_proj.weight`, c.hiddenSize, moe.moeIntermediateSize);
+      }
+    } else {
+      matrix(`${p}mlp.gate_proj.weight`, c.intermediateSize, c.hiddenSize);
+      matrix(`${p}mlp.up_proj.weight`, c.intermediateSize, c.hiddenSize);
+      matrix(`${p}mlp.down_proj.weight`, c.hiddenSize, c.intermediateSize);
+    }
   }
   norm('model.norm.weight', c.hiddenSize);
   if (!c.tieWordEmbeddings) add('lm_head.weight', [c.vocabSize, c.hiddenSize], 0, embedStd);

@@ -3,10 +3,11 @@
 // CLI ask the registry, never an architecture by class. Adding an architecture is one file plus one
 // line in BUILTIN below (or a registerArchitecture call from outside, as the tests do).
 import type { AnyArchitecture, ModelConfig } from './architecture.js';
-import { readConfigJson } from './config.js';
+import { readConfigJson, type ConfigOverrides } from './config.js';
 import { qwen3 } from './qwen3.js';
+import { qwen3Moe } from './qwen3-moe.js';
 
-const BUILTIN: AnyArchitecture[] = [qwen3];
+const BUILTIN: AnyArchitecture[] = [qwen3, qwen3Moe];
 
 const byName = new Map<string, AnyArchitecture>();
 const byGgufName = new Map<string, AnyArchitecture>();
@@ -37,9 +38,9 @@ export function ggufArchitecture(name: string, source: string): AnyArchitecture 
   return arch;
 }
 
-/** Reads `dir/config.json` and parses it as the architecture it names. */
-export function readModelConfig(dir: string): { arch: AnyArchitecture; config: ModelConfig } {
-  const { json, file } = readConfigJson(dir);
+/** Reads `dir/config.json`, applies `overrides` and parses it as the architecture it names. */
+export function readModelConfig(dir: string, overrides: ConfigOverrides = {}): { arch: AnyArchitecture; config: ModelConfig } {
+  const { json, file } = readConfigJson(dir, overrides);
   return parseModelConfig(json, file);
 }
 

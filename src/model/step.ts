@@ -12,7 +12,7 @@
 import { ops, type Device, type Tensor } from '../runtime/index.js';
 import { KvCachePool, type KvCachePoolOptions, type KvCacheShape } from '../kv/pool.js';
 import { allocateAll, type AnyArchitecture, type DecoderWeights, type ModelConfig } from './architecture.js';
-import { readGenerationDefaults, type GenerationDefaults } from './config.js';
+import { readGenerationDefaults, type ConfigOverrides, type GenerationDefaults } from './config.js';
 import { DecodeGraphs, type StepMeta } from './decode-graphs.js';
 import { readModelConfig } from './registry.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
@@ -57,6 +57,8 @@ export interface CausalLMLoadOptions extends CausalLMOptions {
   onProgress?: LoadProgress;
   /** Default 'generate'. 'embed' loads no LM head (embedding checkpoints such as Qwen3-Embedding have none). */
   task?: ModelTask;
+  /** Replaces fields of config.json (e.g. its rope_scaling). */
+  overrides?: ConfigOverrides;
 }
 
 /** Device activations for the largest step, and host arrays for the per-step metadata. */
@@ -121,7 +123,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
    * `device`, as the architecture the registry finds for its config.
    */
   static async load(dir: string, device: Device, options: CausalLMLoadOptions = {}): Promise<CausalLM> {
-    const { arch, config } = readModelConfig(dir);
+    const { arch, config } = readModelConfig(dir, options.overrides);
     const generation = readGenerationDefaults(dir, config);
     const checkpoint = SafetensorsCheckpoint.open(device, dir);
     try {

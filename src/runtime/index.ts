@@ -19,4 +19,5 @@ export {
   encode,
 } from './dtype.js';
 export * as ops from './ops.js';
+export { ropeFrequencies, type Rope, type RopeScaling, type YarnScaling, type RopeFrequencies } from './rope.js';
 export type { KvCache, AttentionBatch, SamplingRow, SampleResult, SampleParamField } from './ops.js';

@@ -9,7 +9,8 @@ import type { DType } from './dtype.js';
 /** The addon takes every runtime dtype by name (native/ops.h DType). */
 export type NativeDType = DType;
 /** The ops of the contract (native/ops.h Op), as Device.supports names them. */
-export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample';
+export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample'
+  | 'moeRoute' | 'moeMatmul' | 'moeCombine';
 
 export interface NativeTensor {
   read(): Promise<ArrayBuffer>;
@@ -40,7 +41,7 @@ export interface NativeDevice {
   rmsnorm(x: NativeTensor, residual: NativeTensor | null, sumOut: NativeTensor | null, weight: NativeTensor,
     out: NativeTensor, eps: number): void;
   qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,
-    positions: Int32Array, eps: number, theta: number): void;
+    positions: Int32Array, eps: number, invFreq: Float64Array, attentionFactor: number): void;
   swiglu(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
   kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array): void;
   attention(kCache: NativeTensor, vCache: NativeTensor, q: NativeTensor, out: NativeTensor, qStart: Int32Array,
@@ -49,6 +50,9 @@ export interface NativeDevice {
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
     penaltyCounts: Int32Array, biasStart: Int32Array, biasTokens: Int32Array, biasValues: Float64Array,
     maskRow: Int32Array, masks: Int32Array, numTop: number): Promise<NativeSampleResult>;
+  moeRoute(logits: NativeTensor, ids: NativeTensor, weights: NativeTensor, renormalize: boolean): void;
+  moeMatmul(x: NativeTensor, w: NativeTensor, ids: NativeTensor, y: NativeTensor): void;
+  moeCombine(y: NativeTensor, weights: NativeTensor, out: NativeTensor, residual: NativeTensor | null): void;
   supportsGraphs(): boolean;
   supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;

@@ -1,6 +1,7 @@
 // The op contract (native/ops.h) as typed functions. Each op queues on the device of its tensors and
 // returns at once; arguments are validated synchronously and errors name the op ("matmul: ...").
 import { addon } from './native.js';
+import type { RopeFrequencies } from './rope.js';
 import type { Tensor } from './tensor.js';
 
 /** One layer's paged KV cache: K and V pools of [numBlocks, blockSize, numKvHeads, headDim], f32 or bf16. */
@@ -123,15 +124,18 @@ export function rmsnorm(
   return out;
 }
 
-/** In place on q [T, Hq, D] and k [T, Hkv, D]: per-head RMSNorm (when weights are given), then rotate-half RoPE. */
+/**
+ * In place on q [T, Hq, D] and k [T, Hkv, D]: per-head RMSNorm (when weights are given), then rotate-half
+ * RoPE with `rope` (from ropeFrequencies: plain or YaRN).
+ */
 export function qkNormRope(
   q: Tensor,
   k: Tensor,
   positions: Int32Array,
-  options: { theta: number; eps?: number; qWeight?: Tensor; kWeight?: Tensor },
+  options: { rope: RopeFrequencies; eps?: number; qWeight?: Tensor; kWeight?: Tensor },
 ): void {
   q.device.native.qkNormRope(q.native, k.native, nativeOf(options.qWeight), nativeOf(options.kWeight), positions,
-    options.eps ?? 1e-6, options.theta);
+    options.eps ?? 1e-6, options.rope.invFreq, options.rope.attentionFactor);
 }
 
 /** out = silu(gate) · up. */
@@ -156,6 +160,31 @@ export function attention(
   const scale = options.scale ?? 1 / Math.sqrt(q.shape[q.shape.length - 1]);
   out.device.native.attention(cache.k.native, cache.v.native, q.native, out.native, batch.qStart, batch.kvLen,
     batch.blockTables, batch.maxBlocksPerSeq, scale);
+  return out;
+}
+
+/**
+ * Mixture-of-experts routing: softmax over each row of router logits [T, E], the top-k experts into
+ * ids [T, k] (equal logits: lower expert first) and their probabilities into weights [T, k]
+ * (renormalized to sum to 1 over the k when `renormalize`: Qwen3-MoE's norm_topk_prob).
+ */
+export function moeRoute(logits: Tensor, ids: Tensor, weights: Tensor, options: { renormalize: boolean }): void {
+  logits.device.native.moeRoute(logits.native, ids.native, weights.native, options.renormalize);
+}
+
+/**
+ * Expert-grouped matmul: y[t, j] = x_t · w[ids[t, j]]ᵀ for w [E, N, K], x [T, K] (one row per token,
+ * shared by its k slots) or [T, k, K] (one row per slot); y [T, k, N]. Each chosen expert's matrix is
+ * read once per call however many tokens chose it.
+ */
+export function moeMatmul(x: Tensor, w: Tensor, ids: Tensor, y: Tensor): Tensor {
+  y.device.native.moeMatmul(x.native, w.native, ids.native, y.native);
+  return y;
+}
+
+/** out[t] = residual[t] + Σ_j weights[t, j] · y[t, j] (y [T, k, N]); residual may be `out` itself. */
+export function moeCombine(y: Tensor, weights: Tensor, out: Tensor, options: { residual?: Tensor } = {}): Tensor {
+  out.device.native.moeCombine(y.native, weights.native, out.native, nativeOf(options.residual));
   return out;
 }
 

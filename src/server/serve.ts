@@ -29,6 +29,8 @@ export interface ServeConfig {
   host: string;
   port: number;
   maxModelLen?: number;
+  /** config.json rope_scaling override (--rope-scaling JSON); null: none. */
+  ropeScaling?: Record<string, unknown> | null;
   kvCacheMemory?: number;
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
@@ -67,6 +69,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
     port: intSetting(values, env, 'port', 0, 65535) ?? 8000,
     maxModelLen: intSetting(values, env, 'max-model-len', 2),
+    ropeScaling: ropeScalingSetting(stringSetting(values, env, 'rope-scaling')),
     kvCacheMemory: bytesSetting(values, env, 'kv-cache-memory'),
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
@@ -81,6 +84,20 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
 
 function secondsToMs(seconds: number | undefined): number | undefined {
   return seconds === undefined ? undefined : seconds * 1000;
+}
+
+/** --rope-scaling: a JSON object in config.json's names (`{"rope_type":"yarn","factor":4,...}`) or null. */
+function ropeScalingSetting(text: string | undefined): Record<string, unknown> | null | undefined {
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`--rope-scaling must be JSON, e.g. '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}' (${(e as Error).message})`);
+  }
+  if (value !== null && (typeof value !== 'object' || Array.isArray(value)))
+    throw new ConfigError(`--rope-scaling must be a JSON object or null, got ${text}`);
+  return value as Record<string, unknown> | null;
 }
 
 export async function serve(config: ServeConfig): Promise<void> {
@@ -108,6 +125,7 @@ export async function serve(config: ServeConfig): Promise<void> {
     device: config.device,
     threads: config.threads,
     maxModelLen: config.maxModelLen,
+    ropeScaling: config.ropeScaling,
     kvCacheMemory: config.kvCacheMemory,
     maxNumSeqs: config.maxNumSeqs,
     maxNumBatchedTokens: config.maxNumBatchedTokens,

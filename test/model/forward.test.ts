@@ -1,5 +1,7 @@
-// The whole Qwen3 forward pass on small random checkpoints against the float64 reference
-// (test/model/reference.ts): every logit row compared by max |Δ| / max |reference|.
+// The whole Qwen3 and Qwen3-MoE forward pass on small random checkpoints against the float64
+// reference (test/model/reference.ts): every logit row compared by max |Δ| / max |reference|.
+// MoE cases route on CUDA with f32 weights only: the tensor-core prefill rounds the router's input
+// to 16 bits, which may swap two nearly equal experts against the float64 reference.
 //
 // Bounds: 1e-4 with f32 weights and an f32 KV cache, and with 16-bit weights on the CPU (it widens
 // them exactly); 16-bit weights on CUDA get 2e-2, because its tensor-core prefill rounds the f32
@@ -43,6 +45,31 @@ const cpuCases: Case[] = [
     checkpoint: { hiddenSize: 36, numHeads: 2, numKvHeads: 1, headDim: 30, intermediateSize: 50, vocabSize: 67, numLayers: 2, dtype: 'f16', tieWordEmbeddings: false },
     kvDtype: 'f32',
   },
+  {
+    // Relative distances up to 40 over an original context of 16: the interpolated dimensions matter.
+    name: 'YaRN factor 4 over an original context of 16, f32, GQA 2',
+    checkpoint: {
+      hiddenSize: 46, numHeads: 4, numKvHeads: 2, headDim: 26, intermediateSize: 62, vocabSize: 79, numLayers: 2, dtype: 'f32',
+      ropeTheta: 10_000, ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 16 },
+    },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'Qwen3-MoE, f32, 7 experts top-3 renormalised, layer 1 dense (mlp_only_layers)',
+    checkpoint: {
+      hiddenSize: 44, numHeads: 4, numKvHeads: 2, headDim: 22, intermediateSize: 58, vocabSize: 89, numLayers: 3, dtype: 'f32',
+      moe: { numExperts: 7, numExpertsPerTok: 3, moeIntermediateSize: 26, normTopkProb: true, mlpOnlyLayers: [1] },
+    },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'Qwen3-MoE, bf16 experts, 5 experts top-2 not renormalised, decoder_sparse_step 2',
+    checkpoint: {
+      hiddenSize: 38, numHeads: 2, numKvHeads: 1, headDim: 26, intermediateSize: 46, vocabSize: 71, numLayers: 2, dtype: 'bf16', tieWordEmbeddings: false,
+      moe: { numExperts: 5, numExpertsPerTok: 2, moeIntermediateSize: 30, normTopkProb: false, decoderSparseStep: 2 },
+    },
+    kvDtype: 'f32',
+  },
 ];
 
 // The CUDA attention kernels take head_dim 64 or 128; the rest stays awkward.
@@ -61,6 +88,22 @@ const cudaCases: Case[] = [
     name: 'tied, bf16 weights, bf16 KV cache, GQA 4',
     checkpoint: { hiddenSize: 48, numHeads: 4, numKvHeads: 1, headDim: 64, intermediateSize: 88, vocabSize: 101, numLayers: 2, dtype: 'bf16' },
     kvDtype: 'bf16',
+  },
+  {
+    name: 'YaRN factor 3 over an original context of 14 (beta_fast 8, no truncation), f32',
+    checkpoint: {
+      hiddenSize: 40, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 52, vocabSize: 73, numLayers: 2, dtype: 'f32',
+      ropeTheta: 10_000, ropeScaling: { type: 'yarn', factor: 3, originalMaxPositionEmbeddings: 14, betaFast: 8, truncate: false },
+    },
+    kvDtype: 'f32',
+  },
+  {
+    name: 'Qwen3-MoE, f32, 6 experts top-2 renormalised',
+    checkpoint: {
+      hiddenSize: 40, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 52, vocabSize: 79, numLayers: 2, dtype: 'f32',
+      moe: { numExperts: 6, numExpertsPerTok: 2, moeIntermediateSize: 34, normTopkProb: true },
+    },
+    kvDtype: 'f32',
   },
 ];
 

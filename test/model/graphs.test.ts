@@ -1,6 +1,7 @@
 // Decode steps replayed as CUDA graphs compute what eager decodes compute: batches padded to their
 // bucket, block tables that outgrow a graph's width, sequences joining and leaving, and a new KV
-// pool (graphs are recorded per pool).
+// pool (graphs are recorded per pool) — for dense Qwen3 and for Qwen3-MoE (routing and expert
+// matmuls captured with the rest of the step).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { Device } from '../../src/runtime/index.js';
 import { KvCachePool } from '../../src/kv/pool.js';
 import { CausalLM, type SequenceChunk } from '../../src/model/step.js';
 import { bucket } from '../../src/model/decode-graphs.js';
-import { randomCheckpoint } from '../../src/model/random-checkpoint.js';
+import { randomCheckpoint, type RandomCheckpointOptions } from '../../src/model/random-checkpoint.js';
 import { assertClose, TOLERANCE } from '../reference/compare.js';
 import { Rng } from '../reference/random.js';
 
@@ -29,15 +30,21 @@ describe('decode graph buckets', () => {
   });
 });
 
-for (const d of devices) {
-  describe.skipIf(d.skip)(`decode graphs on ${d.name}${d.skip ? ` (skipped: ${d.skip})` : ''}`, () => {
+const shape: Omit<RandomCheckpointOptions, 'dir'> = { hiddenSize: 72, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 100, vocabSize: 97, numLayers: 2, dtype: 'bf16' };
+const models: { name: string; checkpoint: Omit<RandomCheckpointOptions, 'dir'> }[] = [
+  { name: 'Qwen3', checkpoint: shape },
+  { name: 'Qwen3-MoE', checkpoint: { ...shape, moe: { numExperts: 5, numExpertsPerTok: 2, moeIntermediateSize: 36, normTopkProb: true } } },
+];
+
+for (const d of devices) for (const model of models) {
+  describe.skipIf(d.skip)(`decode graphs of ${model.name} on ${d.name}${d.skip ? ` (skipped: ${d.skip})` : ''}`, () => {
     let device: Device;
     let graphed: CausalLM;
     let eager: CausalLM;
     beforeAll(async () => {
       device = Device.open(d.name as 'cuda-sim');
-      const dir = path.join(root, d.name);
-      randomCheckpoint({ dir, seed: 77, hiddenSize: 72, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 100, vocabSize: 97, numLayers: 2, dtype: 'bf16' });
+      const dir = path.join(root, `${d.name}-${model.name}`);
+      randomCheckpoint({ dir, seed: 77, ...model.checkpoint });
       graphed = await CausalLM.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
       eager = await CausalLM.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6, graphs: false });
     });
@@ -48,7 +55,7 @@ for (const d of devices) {
     });
 
     it('match eager decodes step by step, padded batches and growing block tables included', async () => {
-      const rng = new Rng(`graphs ${d.name}`);
+      const rng = new Rng(`graphs ${d.name} ${model.name}`);
       const V = graphed.config.vocabSize;
       const pools = [graphed, eager].map((m) => new KvCachePool(device, m.kvShape, { blockSize: 8, numBlocks: 40, dtype: 'bf16' }));
       const lengths = [3, 11, 6, 1, 9];

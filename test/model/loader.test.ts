@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../src/runtime/index.js';
-import { parseGenerationDefaults } from '../../src/model/config.js';
+import { applyOverrides, parseGenerationDefaults } from '../../src/model/config.js';
 import { parseModelConfig } from '../../src/model/registry.js';
 import { CausalLM } from '../../src/model/step.js';
 import type { Qwen3Config } from '../../src/model/qwen3.js';
@@ -60,11 +60,28 @@ describe('config.json', () => {
 
   it('rejects other architectures by name', () => {
     expect(() => parseConfig({ ...base(), architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
-      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM',
+      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM, Qwen3MoeForCausalLM',
     );
-    expect(() => parseConfig({ ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe' })).toThrow(
-      'the model is Qwen3MoeForCausalLM',
-    );
+  });
+
+  it('reads a Qwen3-MoE config and validates its expert fields', () => {
+    const moe = {
+      ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', num_experts: 128, num_experts_per_tok: 8,
+      moe_intermediate_size: 768, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [],
+    };
+    expect(parseModelConfig(moe).config).toMatchObject({
+      architecture: 'Qwen3MoeForCausalLM', numExperts: 128, numExpertsPerTok: 8, moeIntermediateSize: 768, normTopkProb: true, decoderSparseStep: 1, mlpOnlyLayers: [],
+    });
+    const cases: [Record<string, unknown>, string][] = [
+      [{ num_experts: undefined }, 'config.json: num_experts is missing'],
+      [{ num_experts_per_tok: 129 }, 'num_experts_per_tok (129) exceeds num_experts (128)'],
+      [{ moe_intermediate_size: 0 }, 'moe_intermediate_size must be an integer ≥ 1'],
+      [{ decoder_sparse_step: 0 }, 'decoder_sparse_step must be an integer ≥ 1'],
+      [{ mlp_only_layers: [5] }, 'mlp_only_layers must be a list of layer indices below num_hidden_layers (1)'],
+      [{ model_type: 'qwen3' }, 'model_type is "qwen3" but architectures names Qwen3MoeForCausalLM'],
+      [{ rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'rope scaling "dynamic" is not supported'],
+    ];
+    for (const [edit, message] of cases) expect(() => parseModelConfig({ ...moe, ...edit }), message).toThrow(message);
   });
 
   it('validates every field', () => {
@@ -78,7 +95,12 @@ describe('config.json', () => {
       [{ vocab_size: -1 }, 'vocab_size must be an integer ≥ 1'],
       [{ rms_norm_eps: 0 }, 'rms_norm_eps must be positive'],
       [{ rope_theta: -1 }, 'rope_theta must be positive'],
-      [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, 'rope scaling "yarn" is not supported'],
+      [{ rope_scaling: { rope_type: 'linear', factor: 4 } }, 'rope_scaling: rope scaling "linear" is not supported'],
+      [{ rope_parameters: { rope_type: 'dynamic', rope_theta: 1e6, factor: 2 } }, 'rope_parameters: rope scaling "dynamic" is not supported'],
+      [{ rope_scaling: { rope_type: 'yarn' } }, 'rope_scaling: factor is missing'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 0.5 } }, 'rope_scaling: factor must be ≥ 1'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 4, beta_fast: 1, beta_slow: 2 } }, 'beta_slow (2) must be below beta_fast (1)'],
+      [{ rope_scaling: { rope_type: 'yarn', factor: 4, truncate: 'no' } }, 'rope_scaling: truncate must be true or false'],
       [{ tie_word_embeddings: 'yes' }, 'tie_word_embeddings must be true or false'],
       [{ torch_dtype: 'float8' }, 'torch_dtype "float8" is not supported'],
       [{ attention_bias: true }, 'attention_bias is true'],
@@ -87,6 +109,31 @@ describe('config.json', () => {
       [{ max_position_embeddings: undefined }, 'max_position_embeddings is missing'],
     ];
     for (const [edit, message] of cases) expect(() => parseConfig({ ...base(), ...edit }), message).toThrow(message);
+  });
+
+  it("accepts YaRN as Qwen3's model card writes it: the context becomes factor × original", () => {
+    const json = { ...base(), max_position_embeddings: 40_960, rope_scaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 32_768 } };
+    expect(parseConfig(json)).toMatchObject({
+      maxPositionEmbeddings: 131_072,
+      ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32_768 },
+    });
+    // The older "type" key, every optional field, and transformers 5's rope_parameters.
+    const full = { type: 'yarn', factor: 2, original_max_position_embeddings: 4096, beta_fast: 16, beta_slow: 2, attention_factor: 1.1, mscale: 1, mscale_all_dim: 0.5, truncate: false };
+    expect(parseConfig({ ...base(), rope_scaling: full }).ropeScaling).toEqual({
+      type: 'yarn', factor: 2, originalMaxPositionEmbeddings: 4096, betaFast: 16, betaSlow: 2, attentionFactor: 1.1, mscale: 1, mscaleAllDim: 0.5, truncate: false,
+    });
+    const v5 = { ...base(), rope_theta: undefined, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 }, max_position_embeddings: 8192 };
+    expect(parseConfig(v5)).toMatchObject({ ropeTheta: 1e6, maxPositionEmbeddings: 32_768, ropeScaling: { originalMaxPositionEmbeddings: 8192 } });
+  });
+
+  it('applies a rope scaling override (--rope-scaling) over config.json', () => {
+    const yarn = { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32_768 };
+    expect(parseConfig(applyOverrides(base(), { ropeScaling: yarn })).maxPositionEmbeddings).toBe(131_072);
+    const v5 = { ...base(), rope_theta: undefined, rope_parameters: { rope_type: 'yarn', rope_theta: 5e5, factor: 4 } };
+    const removed = parseConfig(applyOverrides(v5, { ropeScaling: null }));
+    expect(removed.ropeTheta).toBe(5e5);
+    expect(removed.ropeScaling).toBeUndefined();
+    expect(() => parseConfig(applyOverrides(base(), { ropeScaling: { rope_type: 'longrope' } }))).toThrow('rope scaling "longrope" is not supported');
   });
 
   it('takes rope_theta from rope_parameters and dtype from "dtype" (transformers 5)', () => {

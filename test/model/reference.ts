@@ -1,8 +1,13 @@
-// A float64 Qwen3 forward pass written plainly from the Hugging Face modelling code, sharing nothing
-// with src/: it parses config.json and the safetensors files itself (fs, not the addon), widens every
-// weight to float64, and runs whole sequences with dense causal attention (no paging, no cache).
+// A float64 Qwen3 / Qwen3-MoE forward pass written plainly from the Hugging Face modelling code,
+// sharing nothing with src/: it parses config.json and the safetensors files itself (fs, not the
+// addon), widens every weight to float64, and runs whole sequences with dense causal attention (no
+// paging, no cache). RoPE follows config.json's rope_scaling (plain or YaRN: test/reference/rope.ts);
+// sparse layers run Qwen3MoeSparseMoeBlock (test/reference/moe.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { moeBlockRef, type ExpertRef } from '../reference/moe.js';
+import type { RopeRef } from '../reference/norm.js';
+import { plainRopeRef, yarnRopeRef } from '../reference/rope.js';
 
 interface RefConfig {
   hidden: number;
@@ -13,8 +18,26 @@ interface RefConfig {
   headDim: number;
   vocab: number;
   eps: number;
-  theta: number;
+  rope: RopeRef;
   tied: boolean;
+  moe?: {
+    experts: number;
+    topK: number;
+    intermediate: number;
+    normTopk: boolean;
+    sparseStep: number;
+    mlpOnly: number[];
+  };
+}
+
+/** Options of a reference run. */
+export interface ReferenceRun {
+  /**
+   * Tokens before the sequence whose keys and values are all zero (a KV cache whose first
+   * `zeroPrefix` slots hold zeros): the sequence starts at position zeroPrefix, and every query also
+   * attends those keys (score 0, value 0). Lets a test reach positions beyond 32K cheaply.
+   */
+  zeroPrefix?: number;
 }
 
 type Weights = Map<string, Float64Array>;
@@ -39,8 +62,18 @@ export class ReferenceQwen3 {
       headDim: j.head_dim,
       vocab: j.vocab_size,
       eps: j.rms_norm_eps,
-      theta: j.rope_theta,
+      rope: ropeOfConfig(j),
       tied: j.tie_word_embeddings,
+      moe: j.num_experts
+        ? {
+            experts: j.num_experts,
+            topK: j.num_experts_per_tok,
+            intermediate: j.moe_intermediate_size,
+            normTopk: j.norm_topk_prob,
+            sparseStep: j.decoder_sparse_step ?? 1,
+            mlpOnly: j.mlp_only_layers ?? [],
+          }
+        : undefined,
     };
     const weights: Weights = new Map();
     const index = path.join(dir, 'model.safetensors.index.json');
@@ -57,15 +90,16 @@ export class ReferenceQwen3 {
     return w;
   }
 
-  /** Logits [tokens.length][vocab] of a whole sequence starting at position 0. */
-  logits(tokens: readonly number[]): Float64Array[] {
+  /** Logits [tokens.length][vocab] of a whole sequence starting at position 0 (or after a zero prefix). */
+  logits(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
     const head = this.#get(this.config.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return this.hidden(tokens).map((row) => matvec(head, row));
+    return this.hidden(tokens, run).map((row) => matvec(head, row));
   }
 
-  /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0. */
-  hidden(tokens: readonly number[]): Float64Array[] {
+  /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0 (or after a zero prefix). */
+  hidden(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
     const c = this.config;
+    const prefix = run.zeroPrefix ?? 0;
     const n = tokens.length;
     const D = c.headDim;
     const group = c.heads / c.kvHeads;
@@ -81,8 +115,8 @@ export class ReferenceQwen3 {
         const h = rmsnorm(x[t], this.#get(`${p}input_layernorm.weight`), c.eps);
         const q = matvec(this.#get(`${p}self_attn.q_proj.weight`), h);
         const k = matvec(this.#get(`${p}self_attn.k_proj.weight`), h);
-        for (let hd = 0; hd < c.heads; hd++) normRopeHead(q, hd * D, D, this.#get(`${p}self_attn.q_norm.weight`), c.eps, c.theta, t);
-        for (let hd = 0; hd < c.kvHeads; hd++) normRopeHead(k, hd * D, D, this.#get(`${p}self_attn.k_norm.weight`), c.eps, c.theta, t);
+        for (let hd = 0; hd < c.heads; hd++) normRopeHead(q, hd * D, D, this.#get(`${p}self_attn.q_norm.weight`), c.eps, c.rope, prefix + t);
+        for (let hd = 0; hd < c.kvHeads; hd++) normRopeHead(k, hd * D, D, this.#get(`${p}self_attn.k_norm.weight`), c.eps, c.rope, prefix + t);
         qs.push(q);
         ks.push(k);
         vs.push(matvec(this.#get(`${p}self_attn.v_proj.weight`), h));
@@ -92,19 +126,34 @@ export class ReferenceQwen3 {
         for (let hd = 0; hd < c.heads; hd++) {
           const kvh = Math.floor(hd / group);
           const scores = new Float64Array(t + 1);
-          let max = -Infinity;
+          // The zero prefix: `prefix` keys of score 0 whose values are 0 (they only add to the sum).
+          let max = prefix > 0 ? 0 : -Infinity;
           for (let j = 0; j <= t; j++) {
             let s = 0;
             for (let d = 0; d < D; d++) s += qs[t][hd * D + d] * ks[j][kvh * D + d];
             scores[j] = s / Math.sqrt(D);
             max = Math.max(max, scores[j]);
           }
-          let sum = 0;
+          let sum = prefix * Math.exp(-max);
           for (let j = 0; j <= t; j++) sum += scores[j] = Math.exp(scores[j] - max);
           for (let j = 0; j <= t; j++)
             for (let d = 0; d < D; d++) attn[hd * D + d] += (scores[j] / sum) * vs[j][kvh * D + d];
         }
         addInto(x[t], matvec(this.#get(`${p}self_attn.o_proj.weight`), attn));
+      }
+      const m = c.moe;
+      if (m && !m.mlpOnly.includes(l) && (l + 1) % m.sparseStep === 0) {
+        const H = c.hidden;
+        const normed = new Float64Array(n * H);
+        for (let t = 0; t < n; t++) normed.set(rmsnorm(x[t], this.#get(`${p}post_attention_layernorm.weight`), c.eps), t * H);
+        const experts: ExpertRef[] = Array.from({ length: m.experts }, (_, e) => ({
+          gate: this.#get(`${p}mlp.experts.${e}.gate_proj.weight`),
+          up: this.#get(`${p}mlp.experts.${e}.up_proj.weight`),
+          down: this.#get(`${p}mlp.experts.${e}.down_proj.weight`),
+        }));
+        const out = moeBlockRef(normed, this.#get(`${p}mlp.gate.weight`), experts, n, H, m.intermediate, m.topK, m.normTopk);
+        for (let t = 0; t < n; t++) addInto(x[t], out.subarray(t * H, (t + 1) * H));
+        continue;
       }
       for (let t = 0; t < n; t++) {
         const h = rmsnorm(x[t], this.#get(`${p}post_attention_layernorm.weight`), c.eps);
@@ -141,14 +190,32 @@ function addInto(x: Float64Array, y: Float64Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i];
 }
 
+/** The rotation config.json asks for: theta^(−2i/D), or YaRN's frequencies and cos/sin scale. */
+function ropeOfConfig(j: Record<string, unknown>): RopeRef {
+  const D = j.head_dim as number;
+  const theta = j.rope_theta as number;
+  const s = j.rope_scaling as Record<string, unknown> | null | undefined;
+  if (!s) return plainRopeRef(D, theta);
+  if (s.rope_type !== 'yarn' || s.mscale !== undefined || s.mscale_all_dim !== undefined)
+    throw new Error(`reference: rope_scaling ${JSON.stringify(s)} is not the YaRN this reference runs`);
+  return yarnRopeRef(D, theta, {
+    factor: s.factor as number,
+    originalMaxPositionEmbeddings: (s.original_max_position_embeddings as number) ?? (j.max_position_embeddings as number),
+    betaFast: s.beta_fast as number | undefined,
+    betaSlow: s.beta_slow as number | undefined,
+    truncate: s.truncate as boolean | undefined,
+    attentionFactor: s.attention_factor as number | undefined,
+  });
+}
+
 /** Qwen3's per-head RMSNorm then rotate-half RoPE at `pos`, in place on v[off, off + D). */
-function normRopeHead(v: Float64Array, off: number, D: number, w: Float64Array, eps: number, theta: number, pos: number): void {
+function normRopeHead(v: Float64Array, off: number, D: number, w: Float64Array, eps: number, rope: RopeRef, pos: number): void {
   const h = rmsnorm(v.subarray(off, off + D), w, eps);
   const half = D / 2;
   for (let i = 0; i < half; i++) {
-    const a = pos * Math.pow(theta, (-2 * i) / D);
-    const c = Math.cos(a);
-    const s = Math.sin(a);
+    const a = pos * rope.invFreq[i];
+    const c = rope.attentionFactor * Math.cos(a);
+    const s = rope.attentionFactor * Math.sin(a);
     v[off + i] = h[i] * c - h[i + half] * s;
     v[off + i + half] = h[i + half] * c + h[i] * s;
   }

@@ -15,6 +15,7 @@ import {
   loadModel,
   parseDecoderFields,
   registerArchitecture,
+  ropeFrequencies,
   stacked,
   weight,
   type Architecture,
@@ -59,7 +60,7 @@ const toy: Architecture<ToyConfig, ToyLayer> = {
   scratchWidth: (c) => Math.max(blocks.attentionScratch(c), blocks.mlpScratch(c.mlpWidth)),
   forwardLayers(ctx) {
     ctx.weights.layers.forEach((lw, l) => {
-      blocks.selfAttention(ctx, lw, l, { theta: ctx.config.theta });
+      blocks.selfAttention(ctx, lw, l, ropeFrequencies(ctx.config.headDim, { theta: ctx.config.theta }));
       blocks.swigluMlp(ctx, lw, ctx.config.mlpWidth);
     });
   },

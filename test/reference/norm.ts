@@ -1,5 +1,5 @@
 // float64 references for the normalisations of native/ops.h: rmsnorm (with residual and sum) and
-// Qwen3's per-head QK-norm fused with rotate-half RoPE.
+// Qwen3's per-head QK-norm fused with rotate-half RoPE (frequencies from rope.ts).
 
 export interface RmsNormRef {
   out: Float64Array;
@@ -27,21 +27,29 @@ export function rmsnormRef(
   return { out, sum };
 }
 
+/** The rotation of qkNormRope: one inverse frequency per pair and YaRN's cos/sin scale (1 for plain RoPE). */
+export interface RopeRef {
+  invFreq: ArrayLike<number>;
+  attentionFactor: number;
+}
+
 /**
  * One tensor of qkNormRope: x [T, H, D] normalised per head (when `weight` is given), then rotated:
- * for i < D/2, a = pos · theta^(−2i/D): x'[i] = x[i]cos a − x[i+D/2] sin a, x'[i+D/2] = x[i+D/2] cos a + x[i] sin a.
+ * for i < D/2, a = pos · invFreq[i], c = m·cos a, s = m·sin a (m the attention factor):
+ * x'[i] = x[i]·c − x[i+D/2]·s, x'[i+D/2] = x[i+D/2]·c + x[i]·s.
  */
 export function normRopeRef(
   x: ArrayLike<number>,
   positions: ArrayLike<number>,
   heads: number,
   headDim: number,
-  theta: number,
+  rope: RopeRef,
   eps: number,
   weight?: ArrayLike<number>,
 ): Float64Array {
   const out = Float64Array.from(x);
   const half = headDim / 2;
+  const m = rope.attentionFactor;
   for (let t = 0; t < positions.length; t++) {
     for (let h = 0; h < heads; h++) {
       const base = (t * heads + h) * headDim;
@@ -52,11 +60,13 @@ export function normRopeRef(
         for (let j = 0; j < headDim; j++) out[base + j] *= inv * weight[j];
       }
       for (let i = 0; i < half; i++) {
-        const a = positions[t] * theta ** ((-2 * i) / headDim);
+        const a = positions[t] * rope.invFreq[i];
+        const c = m * Math.cos(a);
+        const s = m * Math.sin(a);
         const lo = out[base + i];
         const hi = out[base + i + half];
-        out[base + i] = lo * Math.cos(a) - hi * Math.sin(a);
-        out[base + i + half] = hi * Math.cos(a) + lo * Math.sin(a);
+        out[base + i] = lo * c - hi * s;
+        out[base + i + half] = hi * c + lo * s;
       }
     }
   }

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Device, ops, type AttentionBatch, type Tensor } from '../../src/runtime/index.js';
+import { Device, ops, ropeFrequencies, type AttentionBatch, type Tensor } from '../../src/runtime/index.js';
 import { Rng } from '../reference/random.js';
 import { device, devicesUnderTest } from './devices.js';
 
@@ -42,8 +42,15 @@ const CASES: ErrorCase[] = [
   ['matmul: four split outputs', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [8, 96]), [1, 2, 3, 4].map(() => d.empty([3, 2]))), /^matmul: out must be a tensor or a list of 1 to 3 tensors/],
   ['rmsnorm: weight length differs from the rows', (d) => ops.rmsnorm(f32(d, [2, 8]), f32(d, [9]), d.empty([2, 8]), { eps: 1e-6 }), /^rmsnorm: weight f32\[9\]: dimension 0 must be 8/],
   ['swiglu: up has another shape', (d) => ops.swiglu(f32(d, [2, 8]), f32(d, [2, 9]), d.empty([2, 8])), /^swiglu: up f32\[2, 9\] must have the shape of gate/],
-  ['qkNormRope: odd head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 7]), f32(d, [1, 1, 7]), Int32Array.of(0), { theta: 1e4 }), /^qkNormRope: head dimension 7 must be even/],
-  ['qkNormRope: positions count differs from tokens', (d) => ops.qkNormRope(f32(d, [2, 2, 8]), f32(d, [2, 1, 8]), Int32Array.of(0), { theta: 1e4 }), /^qkNormRope: positions has 1 entries for 2 tokens/],
+  ['qkNormRope: odd head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 7]), f32(d, [1, 1, 7]), Int32Array.of(0), { rope: { invFreq: new Float64Array(3), attentionFactor: 1 } }), /^qkNormRope: head dimension 7 must be even/],
+  ['qkNormRope: positions count differs from tokens', (d) => ops.qkNormRope(f32(d, [2, 2, 8]), f32(d, [2, 1, 8]), Int32Array.of(0), { rope: ropeFrequencies(8, { theta: 1e4 }) }), /^qkNormRope: positions has 1 entries for 2 tokens/],
+  ['qkNormRope: frequencies for another head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 8]), f32(d, [1, 1, 8]), Int32Array.of(0), { rope: ropeFrequencies(6, { theta: 1e4 }) }), /^qkNormRope: invFreq has 3 entries for head dimension 8/],
+  ['moeRoute: top-k above the experts', (d) => ops.moeRoute(f32(d, [2, 3]), d.empty([2, 4], 'i32'), d.empty([2, 4]), { renormalize: true }), /^moeRoute: ids i32\[2, 4\]: top-k must be between 1 and the 3 experts/],
+  ['moeRoute: f32 ids', (d) => ops.moeRoute(f32(d, [2, 5]), d.empty([2, 2]), d.empty([2, 2]), { renormalize: false }), /^moeRoute: ids must be i32 \(got f32\[2, 2\]\)/],
+  ['moeMatmul: x and the experts disagree on K', (d) => ops.moeMatmul(f32(d, [2, 7]), f32(d, [3, 4, 8]), d.empty([2, 2], 'i32'), d.empty([2, 2, 4])), /^moeMatmul: x f32\[2, 7\] and w f32\[3, 4, 8\] disagree on K/],
+  ['moeMatmul: experts not stacked [E, N, K]', (d) => ops.moeMatmul(f32(d, [2, 8]), f32(d, [4, 8]), d.empty([2, 2], 'i32'), d.empty([2, 2, 4])), /^moeMatmul: w must have 3 dimensions \(got f32\[4, 8\]\)/],
+  ['moeMatmul: y without the slot dimension', (d) => ops.moeMatmul(f32(d, [2, 8]), f32(d, [3, 4, 8]), d.empty([2, 2], 'i32'), d.empty([2, 3, 4])), /^moeMatmul: y f32\[2, 3, 4\]: dimension 1 must be 2/],
+  ['moeCombine: weights for another top-k', (d) => ops.moeCombine(f32(d, [2, 3, 4]), f32(d, [2, 2]), d.empty([2, 4])), /^moeCombine: weights f32\[2, 2\]: dimension 1 must be 3/],
   ['attention: query heads not a multiple of KV heads', (d) => ops.attention(cache(d), f32(d, [1, 3, 64]), d.empty([1, 3, 64]), { qStart: Int32Array.of(0, 1), kvLen: Int32Array.of(1), blockTables: Int32Array.of(0), maxBlocksPerSeq: 1 }), /^attention: 3 query heads are not a multiple of 2 KV heads/],
   // dtypes
   ['matmul: bf16 activations', (d) => ops.matmul(d.tensor(rng.normals(96), [1, 96], 'bf16'), f32(d, [4, 96]), d.empty([1, 4])), /^matmul: x must be f32 \(got bf16\[1, 96\]\)/],

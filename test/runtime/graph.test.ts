@@ -3,7 +3,7 @@
 // same ops compute eagerly; replays are checked like the ops they stand for; what cannot be
 // recorded is refused with a clear error.
 import { describe, expect, it } from 'vitest';
-import { ops, type Device, type DeviceGraph } from '../../src/runtime/index.js';
+import { ops, ropeFrequencies, type Device, type DeviceGraph } from '../../src/runtime/index.js';
 import { assertBitExact, assertClose, TOLERANCE } from '../reference/compare.js';
 import { Rng } from '../reference/random.js';
 import { device, devicesUnderTest } from './devices.js';
@@ -89,7 +89,7 @@ function step(st: State, m: Meta) {
   ops.matmul(st.normed, st.q, st.qa.view([B, HQ * D]));
   ops.matmul(st.normed, st.k, st.ka.view([B, HKV * D]));
   ops.matmul(st.normed, st.v, st.va.view([B, HKV * D]));
-  ops.qkNormRope(st.qa, st.ka, m.positions, { theta: 1e6, eps: 1e-6, qWeight: st.qNorm, kWeight: st.kNorm });
+  ops.qkNormRope(st.qa, st.ka, m.positions, { rope: ropeFrequencies(D, { theta: 1e6 }), eps: 1e-6, qWeight: st.qNorm, kWeight: st.kNorm });
   ops.kvWrite(st.cache, st.ka, st.va, m.slots);
   ops.attention(st.cache, st.qa, st.attn, { qStart: m.qStart, kvLen: m.kvLen, blockTables: m.blockTables, maxBlocksPerSeq: MAX_BLOCKS });
   ops.matmul(st.attn.view([B, HQ * D]), st.o, st.hidden, { residual: st.hidden });

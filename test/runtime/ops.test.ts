@@ -3,13 +3,14 @@
 import { describe, it } from 'vitest';
 import { assertBitExact, assertClose } from '../reference/compare.js';
 import { denseCases } from './cases/dense.js';
+import { moeCases } from './cases/moe.js';
 import { normCases } from './cases/norm.js';
 import type { OpCase } from './cases/op_case.js';
 import { pagedCases } from './cases/paged.js';
 import { quantizedCases } from './cases/quantized.js';
 import { device, devicesUnderTest } from './devices.js';
 
-const table: OpCase[] = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases()];
+const table: OpCase[] = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases(), ...moeCases()];
 
 function check(actual: Float32Array, expected: ArrayLike<number>, tolerance: number, label: string) {
   if (tolerance === 0) assertBitExact(actual, expected, label);
@@ -28,11 +29,11 @@ for (const dut of devicesUnderTest()) {
         const dev = device(dut.name);
         const outputs = await c.run(dev);
         const expected = c.expected();
-        const tolerance = c.tolerance(dev);
-        for (const [key, ref] of Object.entries(expected)) check(outputs[key], ref, tolerance, `${key} vs reference`);
+        const tolerance = (key: string) => (c.exactOutputs?.includes(key) ? 0 : c.tolerance(dev));
+        for (const [key, ref] of Object.entries(expected)) check(outputs[key], ref, tolerance(key), `${key} vs reference`);
         if (dut.name !== 'cpu') {
           const cpu = await c.run(device('cpu'));
-          for (const key of Object.keys(expected)) check(outputs[key], cpu[key], tolerance, `${key} vs cpu`);
+          for (const key of Object.keys(expected)) check(outputs[key], cpu[key], tolerance(key), `${key} vs cpu`);
         }
       });
     }

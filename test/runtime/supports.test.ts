@@ -14,6 +14,12 @@ for (const dut of devicesUnderTest()) {
         for (const dtype of ['f32', 'bf16', 'f16'] as const) expect(dev.supports(op, dtype)).toBe(true);
     });
 
+    it('runs the mixture-of-experts ops (optional in the contract) with float experts', () => {
+      const dev = device(dut.name);
+      for (const op of ['moeRoute', 'moeMatmul', 'moeCombine'] as const)
+        for (const dtype of ['f32', 'bf16', 'f16'] as const) expect(dev.supports(op, dtype)).toBe(true);
+    });
+
     it('names an unknown op or dtype', () => {
       const dev = device(dut.name);
       expect(() => dev.supports('conv2d' as OpName)).toThrow(/supports: unknown op 'conv2d'/);

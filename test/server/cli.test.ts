@@ -9,6 +9,7 @@ import OpenAI from 'openai';
 import { tempDir } from './fixture.js';
 import { openDatabase } from '../../src/server/database.js';
 import { UsageStore } from '../../src/server/usage-store.js';
+import { resolveServeConfig } from '../../src/server/serve.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dataDir = tempDir('cli');
@@ -60,6 +61,17 @@ describe('paralon keys and usage', () => {
     expect(bad.stderr).toMatch(/--port \(PARALON_PORT\) must be an integer/);
     expect(paralon(['serve', '--no-such-flag']).code).toBe(1);
     expect(paralon(['frobnicate']).code).toBe(1);
+  });
+});
+
+describe('serve settings', () => {
+  it('reads --rope-scaling as a JSON object (or null), flag over PARALON_ROPE_SCALING', () => {
+    const yarn = { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 32768 };
+    expect(resolveServeConfig({ 'rope-scaling': JSON.stringify(yarn) }, {}).ropeScaling).toEqual(yarn);
+    expect(resolveServeConfig({}, { PARALON_ROPE_SCALING: 'null' }).ropeScaling).toBeNull();
+    expect(resolveServeConfig({}, {}).ropeScaling).toBeUndefined();
+    expect(() => resolveServeConfig({ 'rope-scaling': '{yarn' }, {})).toThrow(/--rope-scaling must be JSON/);
+    expect(() => resolveServeConfig({ 'rope-scaling': '[4]' }, {})).toThrow(/--rope-scaling must be a JSON object or null/);
   });
 });
 

@@ -1,7 +1,10 @@
-// Table rows for rmsnorm (plain, + residual, sumOut, in-place aliases) and qkNormRope.
+// Table rows for rmsnorm (plain, + residual, sumOut, in-place aliases) and qkNormRope (plain RoPE and
+// YaRN at positions beyond the original 32K context).
 import { ops, type Device, type Tensor } from '../../../src/runtime/index.js';
 import { TOLERANCE } from '../../reference/compare.js';
-import { normRopeRef, rmsnormRef } from '../../reference/norm.js';
+import { ropeFrequencies, type YarnScaling } from '../../../src/runtime/index.js';
+import { normRopeRef, rmsnormRef, type RopeRef } from '../../reference/norm.js';
+import { plainRopeRef, yarnRopeRef } from '../../reference/rope.js';
 import { poisoned } from '../../reference/poison.js';
 import { Rng } from '../../reference/random.js';
 import { storedAs, type WeightType } from '../../reference/rounding.js';
@@ -76,11 +79,18 @@ function qkNormRopeCase(
   headDim: number,
   weights: QkWeights,
   maxPosition: number,
+  yarn?: YarnScaling,
 ): OpCase {
+  const scaling = yarn
+    ? { yarn: yarn.factor, orig: yarn.originalMaxPositionEmbeddings, ...(yarn.truncate === false ? { truncate: false } : {}),
+        ...(yarn.betaFast !== undefined ? { betaFast: yarn.betaFast } : {}) }
+    : {};
   const name = caseName('qkNormRope', {
-    w: weight, T: numTokens, Hq: numQHeads, Hkv: numKvHeads, D: headDim, norm: weights, maxPos: maxPosition,
+    w: weight, T: numTokens, Hq: numQHeads, Hkv: numKvHeads, D: headDim, norm: weights, maxPos: maxPosition, ...scaling,
   });
   const theta = 1_000_000; // Qwen3's rope_theta
+  const rope = ropeFrequencies(headDim, { theta, scaling: yarn });
+  const ropeRef: RopeRef = yarn ? yarnRopeRef(headDim, theta, yarn) : plainRopeRef(headDim, theta);
   const inputs = once(() => {
     const rng = new Rng(name);
     const positions = Int32Array.from({ length: numTokens }, (_, t) => (t === 0 ? maxPosition : rng.int(0, maxPosition)));
@@ -99,7 +109,7 @@ function qkNormRopeCase(
       const qt = device.tensor(q, [numTokens, numQHeads, headDim]);
       const kt = device.tensor(k, [numTokens, numKvHeads, headDim]);
       ops.qkNormRope(qt, kt, positions, {
-        theta,
+        rope,
         eps: EPS,
         qWeight: weights !== 'none' ? device.tensor(qw, [headDim], weight) : undefined,
         kWeight: weights === 'both' ? device.tensor(kw, [headDim], weight) : undefined,
@@ -109,8 +119,8 @@ function qkNormRopeCase(
     expected: once(() => {
       const { q, k, qw, kw, positions } = inputs();
       return {
-        q: normRopeRef(q, positions, numQHeads, headDim, theta, EPS, weights !== 'none' ? storedAs(qw, weight) : undefined),
-        k: normRopeRef(k, positions, numKvHeads, headDim, theta, EPS, weights === 'both' ? storedAs(kw, weight) : undefined),
+        q: normRopeRef(q, positions, numQHeads, headDim, ropeRef, EPS, weights !== 'none' ? storedAs(qw, weight) : undefined),
+        k: normRopeRef(k, positions, numKvHeads, headDim, ropeRef, EPS, weights === 'both' ? storedAs(kw, weight) : undefined),
       };
     }),
     tolerance: () => TOLERANCE.f32,
@@ -134,5 +144,11 @@ export function normCases(): OpCase[] {
     }
   }
   cases.push(qkNormRopeCase('f16', 3, 16, 8, 128, 'both', 4096));
+  // Qwen3's model card YaRN (factor 4 over 32K) up to the extended context's last position.
+  const qwen3Yarn: YarnScaling = { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32_768 };
+  cases.push(qkNormRopeCase('bf16', 13, 6, 2, 128, 'both', 131_071, qwen3Yarn));
+  cases.push(qkNormRopeCase('f32', 5, 4, 4, 64, 'q-only', 100_000, qwen3Yarn));
+  cases.push(qkNormRopeCase('f32', 7, 3, 1, 96, 'both', 70_000,
+    { type: 'yarn', factor: 2.5, originalMaxPositionEmbeddings: 30_000, truncate: false, betaFast: 16 }));
   return cases;
 }

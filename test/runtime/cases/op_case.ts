@@ -12,6 +12,8 @@ export interface OpCase {
    * cuda-sim (still run on cpu and real CUDA). Cases are sized so that this is rare.
    */
   heavyForSim?: boolean;
+  /** Outputs that must match bit for bit whatever the tolerance (indices such as chosen expert ids). */
+  exactOutputs?: readonly string[];
   /** Runs the op on `device` with poisoned outputs; rejects on an out-of-bounds write. */
   run(device: Device): Promise<Outputs>;
   /** The reference for every output of run() (computed once). */
