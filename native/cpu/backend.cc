@@ -52,8 +52,10 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
   bool host_memory() const override { return true; }
   // Quantized blocks: matmul weights and embedding tables (native/cpu/quant_matmul.cc).
+  // MoE ops (optional) on float experts; quantized experts are not implemented yet.
   bool supports(Op op, DType dtype) const override {
     if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }
 
@@ -68,10 +70,6 @@ class CpuBackend final : public Backend {
   void moe_route(const MoeRouteArgs& a) override { cpu::moe_route(ctx_, a); }
   void moe_matmul(const MoeMatmulArgs& a) override { cpu::moe_matmul(ctx_, a); }
   void moe_combine(const MoeCombineArgs& a) override { cpu::moe_combine(ctx_, a); }
-  bool supports(Op op, DType dtype) const override {
-    return is_optional(op) ? dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16
-                           : Backend::supports(op, dtype);
-  }
 
  private:
   cpu::Context ctx_;

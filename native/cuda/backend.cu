@@ -231,10 +231,6 @@ class CudaBackend final : public Backend, public LaunchContext {
   void moe_route(const MoeRouteArgs& a) override { run("moe_route", [&] { launch_moe_route(a, *this); }); }
   void moe_matmul(const MoeMatmulArgs& a) override { run("moe_matmul", [&] { launch_moe_matmul(a, *this); }); }
   void moe_combine(const MoeCombineArgs& a) override { run("moe_combine", [&] { launch_moe_combine(a, *this); }); }
-  bool supports(Op op, DType dtype) const override {
-    return is_optional(op) ? dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16
-                           : Backend::supports(op, dtype);
-  }
   void sample(const SampleArgs& a) override {
     select("sample");
     refuse_while_capturing("sample");
@@ -243,8 +239,10 @@ class CudaBackend final : public Backend, public LaunchContext {
   }
 
   // Quantized blocks: matmul weights (quant_matmul.cu) and embedding tables (embedding.cu).
+  // MoE ops (optional) on float experts; quantized experts are not implemented yet.
   bool supports(Op op, DType dtype) const override {
     if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }
 
