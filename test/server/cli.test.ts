@@ -7,8 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { tempDir } from './fixture.js';
-import { openDatabase } from '../../src/server/database.js';
-import { UsageStore } from '../../src/server/usage-store.js';
+import { openStore } from '../../src/server/store/open.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dataDir = tempDir('cli');
@@ -44,12 +43,22 @@ describe('paralon keys and usage', () => {
     expect(paralon(['keys', 'list', '--data-dir', dataDir]).stdout).toMatch(/revoked/);
   });
 
-  it('prints usage per day, key and model', () => {
+  it('prints usage per day, key and model', async () => {
     expect(paralon(['usage', '--data-dir', dataDir]).stdout).toMatch(/No usage recorded/);
-    const db = openDatabase(dataDir);
+    const store = await openStore({ dataDir });
     const now = Date.now();
-    new UsageStore(db).record({ keyId: null, model: 'm', endpoint: 'completions', promptTokens: 7, completionTokens: 5, startedAt: now, finishedAt: now, finishReason: 'stop' });
-    db.close();
+    const admission = await store.usage.admit({
+      keyId: null,
+      limits: { rpm: null, tpm: null, maxConcurrent: null },
+      model: 'm',
+      endpoint: 'completions',
+      promptTokens: 7,
+      reservedTokens: 12,
+      replicaId: 'test',
+      now,
+    });
+    if (admission.admitted) await store.usage.complete(admission.rowId, { completionTokens: 5, finishedAt: now, finishReason: 'stop' });
+    await store.close();
     const out = paralon(['usage', '--data-dir', dataDir]).stdout;
     expect(out).toMatch(new RegExp(`${new Date(now).toISOString().slice(0, 10)}\\s+\\(no key\\)\\s+m\\s+1\\s+7\\s+5\\s+12`));
   });

@@ -41,7 +41,7 @@ export interface TestServer {
 
 export async function startServer(options: Partial<ServerOptions> & Pick<ServerOptions, 'model'>): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir('data');
-  const app = createServer({ modelId: DEMO_MODEL_ID, dataDir, ...options });
+  const app = await createServer({ modelId: DEMO_MODEL_ID, dataDir, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
@@ -74,10 +74,10 @@ export async function postRaw(url: string, body: string, headers: Record<string,
 }
 
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
-export async function waitFor<T>(check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error('waitFor: timed out');
     await new Promise((r) => setTimeout(r, 20));

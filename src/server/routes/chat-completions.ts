@@ -18,6 +18,7 @@ import {
 } from '../schemas/chat.js';
 import { errorResponses } from '../schemas/common.js';
 import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
+import { rateLimitHeaders } from '../rate-limits.js';
 import { abortOnDisconnect } from './connection.js';
 
 const chunkSchemaRef = { $ref: `${ChatCompletionChunkSchema.$id}#` };
@@ -44,14 +45,16 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         topLogprobs: body.top_logprobs ?? 0,
       });
       const n = body.n ?? 1;
-      const generation = ctx.tracker.start(model, {
+      const generation = await ctx.tracker.start(model, {
         keyId: request.keyId,
+        limits: request.rateLimits,
         model: ctx.modelId,
         endpoint: 'chat.completions',
         prompts: [promptTokens],
         choices: Array.from({ length: n }, (_, i) => ({ prompt: 0, options: forChoice(options, i) })),
       });
       abortOnDisconnect(reply, generation);
+      reply.headers(rateLimitHeaders(request.rateLimits, generation.rateWindow, Date.now()));
       const output: Output = { ctx, generation, n, reasoningStart: reasoningStartForPrompt(prompt), withLogprobs: options.logprobs === true };
       if (!body.stream) return collect(output);
       const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
