@@ -159,8 +159,12 @@ export async function serve(config: ServeConfig): Promise<void> {
     }
     stopping = true;
     out(`\n${signal}: draining (up to ${config.shutdownGraceMs / 1000} s) …`);
-    app
-      .close()
+    // Still listening while draining: /health answers 503 (a balancer or readiness probe takes the
+    // replica out) and new requests get 503 (nginx retries them on another replica) until the in-flight
+    // generations are done; only then does the listener close.
+    app.paralon.context.tracker
+      .drain(config.shutdownGraceMs)
+      .then(() => app.close())
       .then(() => {
         model.dispose();
         out('Stopped.');

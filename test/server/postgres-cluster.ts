@@ -4,10 +4,10 @@
 // skips with the printed reason, except under CI=true, where a missing PostgreSQL fails the run.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from './fixture.js';
 
 const BIN = process.env.PARALON_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -27,17 +27,6 @@ export function postgresUnavailable(): string | null {
   if (process.env.CI === 'true') throw new Error(`${reason} (CI=true: PostgreSQL tests must run)`);
   console.warn(`skipping the PostgreSQL tests: ${reason}`);
   return reason;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 export async function startPostgres(): Promise<PostgresCluster> {
