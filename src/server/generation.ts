@@ -90,7 +90,9 @@ export class GenerationTracker {
       0,
     );
     const now = Date.now();
+    const id = randomBytes(12).toString('base64url');
     const admission = await this.usage.admit({
+      requestId: id,
       keyId: spec.keyId,
       limits: spec.limits,
       model: spec.model,
@@ -106,7 +108,7 @@ export class GenerationTracker {
     }
     let generation: Generation;
     try {
-      generation = new Generation(spec, source, admission.rowId, admission.window, this.usage, this.metrics, this.logError, () =>
+      generation = new Generation(id, spec, source, admission.rowId, admission.window, this.usage, this.metrics, this.logError, () =>
         this.#inFlight.delete(generation),
       );
     } catch (error) {
@@ -135,7 +137,6 @@ export class GenerationTracker {
 }
 
 export class Generation {
-  readonly id = randomBytes(12).toString('base64url');
   /** Unix seconds, the `created` of every object of this response. */
   readonly created = Math.floor(Date.now() / 1000);
   /** The choices' events, merged in arrival order; one consumer. Stopping early aborts the generation. */
@@ -151,6 +152,8 @@ export class Generation {
   #failure: unknown = null;
 
   constructor(
+    /** The response's id without its prefix; also the usage row's request id. */
+    readonly id: string,
     readonly spec: GenerationSpec,
     source: GenerationSource,
     private readonly rowId: number,

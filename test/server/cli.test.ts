@@ -48,6 +48,7 @@ describe('paralon keys and usage', () => {
     const store = await openStore({ dataDir });
     const now = Date.now();
     const admission = await store.usage.admit({
+      requestId: 'cli-test',
       keyId: null,
       limits: { rpm: null, tpm: null, maxConcurrent: null },
       model: 'm',

@@ -96,6 +96,7 @@ describe('usage metering', () => {
     const r = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 5, n: 2, ignore_eos: true } as never);
     const row = await nextRow(alice.id, before);
     expect(row).toMatchObject({
+      requestId: r.id.replace(/^chatcmpl-/, ''),
       keyId: alice.id,
       model: DEMO_MODEL_ID,
       endpoint: 'chat.completions',

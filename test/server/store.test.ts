@@ -83,7 +83,9 @@ const backends: Backend[] = [
   },
 ];
 
+let requests = 0;
 const request = (over: Partial<AdmissionRequest>): AdmissionRequest => ({
+  requestId: `req-${++requests}`,
   keyId: null,
   limits: NO_LIMITS,
   model: 'm',
@@ -141,11 +143,11 @@ describe.each(backends)('$name store', (backend) => {
   });
 
   it_('writes a row at admission (running, 0 completion tokens) and completes it', async () => {
-    const admission = await store.usage.admit(request({ promptTokens: 11 }));
+    const admission = await store.usage.admit(request({ promptTokens: 11, requestId: 'abc' }));
     expect(admission.admitted).toBe(true);
     if (!admission.admitted) return;
     const [running] = await other.usage.recent(1);
-    expect(running).toMatchObject({ keyId: null, promptTokens: 11, completionTokens: 0, state: 'running', finishReason: null, finishedAt: null, replicaId: 'replica-a' });
+    expect(running).toMatchObject({ requestId: 'abc', keyId: null, promptTokens: 11, completionTokens: 0, state: 'running', finishReason: null, finishedAt: null, replicaId: 'replica-a' });
     const finishedAt = Date.now();
     await store.usage.complete(admission.rowId, { completionTokens: 5, finishedAt, finishReason: 'length' });
     const [done] = await other.usage.recent(1);
@@ -246,5 +248,27 @@ describe.each(backends)('$name store', (backend) => {
     await (await openStore(fresh)).close();
     await backend.bumpSchema(fresh);
     await expect(openStore(fresh)).rejects.toThrow(/written by a newer Paralon/);
+  });
+});
+
+describe('SQLite schema 1 → 2', () => {
+  it('keeps the rows and keys of a database written before rate limits', async () => {
+    const dataDir = tempDir('store-v1');
+    dirs.push(dataDir);
+    const db = new Database(path.join(dataDir, DATABASE_FILE));
+    db.exec(SQLITE_MIGRATIONS[0]);
+    db.prepare("INSERT INTO api_keys VALUES ('key_1', 'old', 'h', 'prlc_…abcd', 1, NULL)").run();
+    db.prepare("INSERT INTO usage VALUES (1, 'key_1', 'm', 'completions', 3, 4, 10, 20, 'stop')").run();
+    db.pragma('user_version = 1');
+    db.close();
+    const store = await openStore({ dataDir });
+    try {
+      expect(await store.usage.recent(5)).toEqual([
+        { requestId: '', keyId: 'key_1', model: 'm', endpoint: 'completions', promptTokens: 3, completionTokens: 4, startedAt: 10, finishedAt: 20, state: 'completed', finishReason: 'stop', replicaId: '' },
+      ]);
+      expect((await store.keys.list())[0]).toMatchObject({ id: 'key_1', limits: NO_LIMITS });
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -33,6 +33,7 @@ export const POSTGRES_MIGRATIONS = [
    );
    CREATE TABLE usage (
      id                 BIGSERIAL PRIMARY KEY,
+     request_id         TEXT NOT NULL,         -- the response's id without its prefix
      key_id             TEXT,
      model              TEXT NOT NULL,
      endpoint           TEXT NOT NULL,
@@ -187,9 +188,9 @@ class PostgresUsageLedger implements UsageLedger {
   async admit(r: AdmissionRequest): Promise<Admission> {
     const insertRow = (c: pg.ClientBase | pg.Pool, windowStartAt: number | null) =>
       c.query<{ id: number }>(
-        `INSERT INTO usage (key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, state, replica_id, window_start, reserved_tokens)
-         VALUES ($1, $2, $3, $4, 0, $5, 'running', $6, $7, $8) RETURNING id`,
-        [r.keyId, r.model, r.endpoint, r.promptTokens, r.now, r.replicaId, windowStartAt, r.reservedTokens],
+        `INSERT INTO usage (request_id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, state, replica_id, window_start, reserved_tokens)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, 'running', $7, $8, $9) RETURNING id`,
+        [r.requestId, r.keyId, r.model, r.endpoint, r.promptTokens, r.now, r.replicaId, windowStartAt, r.reservedTokens],
       );
     const limited = r.keyId !== null && (hasWindowLimits(r.limits) || r.limits.maxConcurrent !== null);
     if (!limited) {

@@ -29,6 +29,7 @@ export const keyInfoOf = (r: KeyRow): ApiKeyInfo => ({
 });
 
 export interface UsageRow {
+  request_id: string;
   key_id: string | null;
   model: string;
   endpoint: string;
@@ -51,6 +52,7 @@ export interface DailyRow {
 }
 
 export const usageRecordOf = (r: UsageRow): UsageRecord => ({
+  requestId: r.request_id,
   keyId: r.key_id,
   model: r.model,
   endpoint: r.endpoint,
@@ -73,4 +75,4 @@ export const dailyOf = (r: DailyRow): DailyUsage => ({
 });
 
 export const RECENT_COLUMNS =
-  'key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, state, finish_reason, replica_id';
+  'request_id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, state, finish_reason, replica_id';

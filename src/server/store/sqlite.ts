@@ -55,6 +55,7 @@ export const SQLITE_MIGRATIONS = [
    ALTER TABLE api_keys ADD COLUMN max_concurrent INTEGER;
    CREATE TABLE usage_v2 (
      id                 INTEGER PRIMARY KEY,
+     request_id         TEXT NOT NULL,  -- the response's id without its prefix ('' for rows from schema 1)
      key_id             TEXT,
      model              TEXT NOT NULL,
      endpoint           TEXT NOT NULL,
@@ -68,8 +69,8 @@ export const SQLITE_MIGRATIONS = [
      window_start       INTEGER,        -- the rate window it was counted in (NULL: none)
      reserved_tokens    INTEGER NOT NULL DEFAULT 0
    );
-   INSERT INTO usage_v2 (id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, state, finish_reason, replica_id)
-     SELECT id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, 'completed', finish_reason, '' FROM usage;
+   INSERT INTO usage_v2 (id, request_id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, state, finish_reason, replica_id)
+     SELECT id, '', key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, finished_at, 'completed', finish_reason, '' FROM usage;
    DROP TABLE usage;
    ALTER TABLE usage_v2 RENAME TO usage;
    CREATE INDEX usage_by_key_and_time ON usage (key_id, started_at);
@@ -188,8 +189,8 @@ class SqliteUsageLedger implements UsageLedger {
   constructor(db: Db) {
     this.#db = db;
     const insertRow = db.prepare(
-      `INSERT INTO usage (key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, state, replica_id, window_start, reserved_tokens)
-       VALUES (?, ?, ?, ?, 0, ?, 'running', ?, ?, ?)`,
+      `INSERT INTO usage (request_id, key_id, model, endpoint, prompt_tokens, completion_tokens, started_at, state, replica_id, window_start, reserved_tokens)
+       VALUES (?, ?, ?, ?, ?, 0, ?, 'running', ?, ?, ?)`,
     );
     const running = db.prepare("SELECT COUNT(*) AS n FROM usage WHERE key_id = ? AND state = 'running'");
     const window = db.prepare('SELECT requests, tokens FROM rate_windows WHERE key_id = ? AND window_start = ?');
@@ -211,7 +212,7 @@ class SqliteUsageLedger implements UsageLedger {
       if (exceeded) return { admitted: false, exceeded, window: windowState(r.now, used.requests, used.tokens) };
       if (counted) count.run(r.keyId, start, r.reservedTokens);
       const rowId = Number(
-        insertRow.run(r.keyId, r.model, r.endpoint, r.promptTokens, r.now, r.replicaId, counted ? start : null, r.reservedTokens).lastInsertRowid,
+        insertRow.run(r.requestId, r.keyId, r.model, r.endpoint, r.promptTokens, r.now, r.replicaId, counted ? start : null, r.reservedTokens).lastInsertRowid,
       );
       return { admitted: true, rowId, window: windowState(r.now, used.requests + 1, used.tokens + r.reservedTokens) };
     });

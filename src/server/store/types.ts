@@ -53,6 +53,8 @@ export type MeteredFinish = 'stop' | 'length' | 'cancelled' | 'error';
 export type UsageState = 'running' | 'completed' | 'interrupted';
 
 export interface UsageRecord {
+  /** The response's id without its prefix (chatcmpl-…, cmpl-…): clients can match their rows. */
+  requestId: string;
   keyId: string | null;
   model: string;
   endpoint: string;
@@ -76,6 +78,8 @@ export interface DailyUsage {
 }
 
 export interface AdmissionRequest {
+  /** The response's id without its prefix. */
+  requestId: string;
   keyId: string | null;
   /** The key's limits as verified for this request. */
   limits: RateLimits;
