@@ -1,10 +1,11 @@
-// `npm run bench -- <kernels|crosscheck|e2e|server|report> [options]`: Paralon's benchmarks. Results go to
+// `npm run bench -- <kernels|crosscheck|e2e|server|soak|report> [options]`: Paralon's benchmarks. Results go to
 // bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
 import { benchE2e } from './e2e.js';
 import { benchKernels } from './kernels.js';
 import { benchReport } from './report.js';
 import { benchServer } from './server.js';
+import { benchSoak } from './soak.js';
 
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
@@ -12,6 +13,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   crosscheck: benchCrosscheck,
   e2e: benchE2e,
   server: benchServer,
+  soak: benchSoak,
   report: benchReport,
 };
 
