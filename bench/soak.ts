@@ -2,7 +2,7 @@
 // throwaway PostgreSQL behind nginx (test/server/fleet-harness.ts), all on loopback, under N requests
 // (default 10,000; stops early after S seconds) with random endpoints, streaming on and off, n, stop
 // strings, max_tokens and client aborts (mid-prefill and mid-stream); replica 2 is restarted (SIGTERM,
-// drain, start) when 40 % of the requests are sent. Afterwards: every replica's /metrics must show 0 KV
+// drain, start) when 40 % of the requests (or of the time budget) have been sent. Afterwards: every replica's /metrics must show 0 KV
 // blocks in use and 0 running requests; every completed request's usage row must equal the usage its
 // client received (matched by response id), every aborted one's row must hold at least the tokens its
 // client saw, and no row may be missing, running or interrupted. Reports requests/s, outcomes by
@@ -186,15 +186,19 @@ export async function benchSoak(argv: string[]): Promise<void> {
     const restartAt = Math.floor(o.requests * 0.4);
     let next = 0;
     let restart: Promise<void> | null = null;
+    let restartedAt = -1;
     const t0 = performance.now();
     const deadline = Date.now() + o.seconds * 1000;
+    const restartBy = Date.now() + o.seconds * 400;
     console.error(`soak: ${o.requests} requests, concurrency ${o.concurrency}, at most ${o.seconds} s`);
     await Promise.all(
       Array.from({ length: o.concurrency }, async () => {
         while (next < o.requests && Date.now() < deadline) {
           const i = next++;
-          if (i === restartAt)
+          // At 40 % of the requests, or of the time budget when that comes first.
+          if (restart === null && (i >= restartAt || Date.now() > restartBy))
             restart = (async () => {
+              restartedAt = i;
               console.error(`soak: restarting replica 2 at request ${i}`);
               await replicas[1].stop();
               await replicas[1].start();
@@ -258,11 +262,13 @@ export async function benchSoak(argv: string[]): Promise<void> {
       '/v1/usage total = sum of rows': ledger.total.total_tokens === rowSum,
     };
     const failed =
+      restartedAt < 0 ||
       !settled || !idle || completedMissing + completedMismatch + abortedShort + badState > 0 || unmatchedRows > abortedUnseen || ledger.total.total_tokens !== rowSum ||
       count('network') + count('http-5xx') + count('http-4xx') + count('http-429') > 0;
     const table: Row[] = (['completed', 'aborted', 'http-429', 'http-4xx', 'http-5xx', 'network'] as const).map((outcome) => ({ outcome, requests: count(outcome) }));
     const latency = (xs: Result[]) => ({ p50: Math.round(percentile(xs.map((r) => r.ms), 50)), p99: Math.round(percentile(xs.map((r) => r.ms), 99)) });
     const summary = {
+      replicaRestartedAtRequest: restartedAt,
       requestsSent: results.length,
       requestsPlanned: o.requests,
       concurrency: o.concurrency,
@@ -278,7 +284,7 @@ export async function benchSoak(argv: string[]): Promise<void> {
       passed: !failed,
     };
     const notes = [
-      `${results.length} of ${o.requests} requests in ${summary.seconds} s (${summary.requestsPerSecond} req/s) at concurrency ${o.concurrency}, two replicas (CPU, demo model, 1 thread each) + nginx + PostgreSQL on loopback; replica 2 restarted at request ${restartAt}.`,
+      `${results.length} of ${o.requests} requests in ${summary.seconds} s (${summary.requestsPerSecond} req/s) at concurrency ${o.concurrency}, two replicas (CPU, demo model, 1 thread each) + nginx + PostgreSQL on loopback; ${restartedAt >= 0 ? `replica 2 restarted (SIGTERM, drain, start) at request ${restartedAt}` : 'replica 2 was NOT restarted'}.`,
       `Latency of completed requests: p50 ${summary.latencyMsCompleted.p50} ms, p99 ${summary.latencyMsCompleted.p99} ms (streaming p50/p99 ${summary.latencyMsCompletedStreaming.p50}/${summary.latencyMsCompletedStreaming.p99} ms, non-streaming ${summary.latencyMsCompletedNonStreaming.p50}/${summary.latencyMsCompletedNonStreaming.p99} ms).`,
       `After the run: ${metrics.map((m, i) => `replica ${i + 1}: ${m.kvBlocksUsed} KV blocks used, ${m.running} running`).join('; ')}.`,
       `Checks: ${Object.entries(checks).map(([k, v]) => `${k}: ${v}`).join('; ')}. ${failed ? 'FAILED' : 'All passed.'}`,

@@ -8,7 +8,7 @@ import { writeDemoModel } from './index.js';
 import { ConfigError, resolveDatabaseUrl, resolveDataDir, type RawValues } from './server/config.js';
 import { resolveServeConfig, serve } from './server/serve.js';
 import { withStore, type StoreLocation } from './server/store/open.js';
-import type { RateLimits } from './server/store/types.js';
+import { StoreError, type RateLimits } from './server/store/types.js';
 
 const HELP = `Paralon: LLM inference for Node.js with an OpenAI-compatible server.
 
@@ -226,7 +226,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const expected = error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const expected = error instanceof ConfigError || error instanceof StoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`paralon: ${error instanceof Error ? error.message : String(error)}\n`);
     if (!expected && error instanceof Error && error.stack) process.stderr.write(error.stack + '\n');
     process.exitCode = 1;

@@ -2,7 +2,7 @@
 // else SQLite under the data directory.
 import { openPostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
-import type { Store } from './types.js';
+import { StoreError, type Store } from './types.js';
 
 export interface StoreLocation {
   dataDir: string;
@@ -13,7 +13,7 @@ export interface StoreLocation {
 export async function openStore(location: StoreLocation): Promise<Store> {
   if (location.databaseUrl === undefined) return openSqliteStore(location.dataDir);
   if (!/^postgres(ql)?:\/\//.test(location.databaseUrl))
-    throw new Error('--database (PARALON_DATABASE_URL) must be a postgres:// or postgresql:// URL');
+    throw new StoreError('--database (PARALON_DATABASE_URL) must be a postgres:// or postgresql:// URL');
   return openPostgresStore(location.databaseUrl);
 }
 

@@ -6,16 +6,17 @@ import pg from 'pg';
 import { checkLimits, newKey, presentedKeyHash } from './api-keys.js';
 import { exceededLimit, hasWindowLimits, windowStart, windowState, WINDOW_MS } from './rate-window.js';
 import { dailyOf, keyInfoOf, limitsOf, RECENT_COLUMNS, usageRecordOf } from './rows.js';
-import type {
-  Admission,
-  AdmissionRequest,
-  Completion,
-  KeyStore,
-  RateLimits,
-  ReplicaRegistry,
-  Store,
-  UsageLedger,
-  VerifiedKey,
+import {
+  StoreError,
+  type Admission,
+  type AdmissionRequest,
+  type Completion,
+  type KeyStore,
+  type RateLimits,
+  type ReplicaRegistry,
+  type Store,
+  type UsageLedger,
+  type VerifiedKey,
 } from './types.js';
 
 /** Migrations by schema version: POSTGRES_MIGRATIONS[v] upgrades version v to v + 1. */
@@ -80,7 +81,7 @@ export async function openPostgresStore(url: string): Promise<Store> {
     await migrate(pool);
   } catch (error) {
     await pool.end();
-    throw new Error(`the PostgreSQL database ${redact(url)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new StoreError(`the PostgreSQL database ${redact(url)}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   return {
     kind: 'postgres',
@@ -103,7 +104,7 @@ async function migrate(pool: pg.Pool): Promise<void> {
     const { rows } = await c.query<{ version: number }>('SELECT version FROM paralon_schema');
     const version = rows[0]?.version ?? 0;
     if (version > POSTGRES_MIGRATIONS.length)
-      throw new Error(`the database was written by a newer Paralon (schema ${version}; this one knows ${POSTGRES_MIGRATIONS.length})`);
+      throw new Error(`it was written by a newer Paralon (schema ${version}; this one knows ${POSTGRES_MIGRATIONS.length})`);
     for (let v = version; v < POSTGRES_MIGRATIONS.length; v++) await c.query(POSTGRES_MIGRATIONS[v]);
     if (rows.length === 0) await c.query('INSERT INTO paralon_schema VALUES ($1, $2)', [POSTGRES_MIGRATIONS.length, Date.now()]);
     else if (version < POSTGRES_MIGRATIONS.length)

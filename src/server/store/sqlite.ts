@@ -8,19 +8,17 @@ import Database from 'better-sqlite3';
 import { checkLimits, newKey, presentedKeyHash } from './api-keys.js';
 import { exceededLimit, hasWindowLimits, windowStart, windowState, WINDOW_MS } from './rate-window.js';
 import { dailyOf, keyInfoOf, limitsOf, RECENT_COLUMNS, usageRecordOf, type DailyRow, type KeyRow, type UsageRow } from './rows.js';
-import type {
-  Admission,
-  AdmissionRequest,
-  ApiKeyInfo,
-  Completion,
-  DailyUsage,
-  KeyStore,
-  RateLimits,
-  ReplicaRegistry,
-  Store,
-  UsageLedger,
-  UsageRecord,
-  VerifiedKey,
+import {
+  StoreError,
+  type Admission,
+  type AdmissionRequest,
+  type Completion,
+  type KeyStore,
+  type RateLimits,
+  type ReplicaRegistry,
+  type Store,
+  type UsageLedger,
+  type VerifiedKey,
 } from './types.js';
 
 type Db = Database.Database;
@@ -98,7 +96,7 @@ export function openSqliteStore(dataDir: string): Store {
     // A second process (the CLI, another server) may hold the write lock for a moment.
     db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
-    migrate(db);
+    migrate(db, dataDir);
   } catch (error) {
     db.close();
     throw error;
@@ -112,12 +110,12 @@ export function openSqliteStore(dataDir: string): Store {
   };
 }
 
-function migrate(db: Db): void {
+function migrate(db: Db, dataDir: string): void {
   // Inside one IMMEDIATE transaction: two processes opening a fresh directory at once migrate once.
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_MIGRATIONS.length)
-      throw new Error(`the database was written by a newer Paralon (schema ${version}; this one knows ${SQLITE_MIGRATIONS.length})`);
+      throw new StoreError(`${path.join(dataDir, DATABASE_FILE)} was written by a newer Paralon (schema ${version}; this one knows ${SQLITE_MIGRATIONS.length})`);
     for (let v = version; v < SQLITE_MIGRATIONS.length; v++) db.exec(SQLITE_MIGRATIONS[v]);
     db.pragma(`user_version = ${SQLITE_MIGRATIONS.length}`);
   }).immediate();

@@ -145,3 +145,11 @@ export interface Store {
   readonly replicas: ReplicaRegistry;
   close(): Promise<void>;
 }
+
+/** The store cannot be opened or used as configured (unreachable, newer schema, bad URL): a message for the operator. */
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
