@@ -86,6 +86,19 @@ describe('per-key rate limits', () => {
     expect((await chat(key)).response.status).toBe(200);
   });
 
+  it('gives back the admission of a request the engine refuses (no row, no window share)', async () => {
+    const { key } = await store.keys.create('refused', { rpm: 2 });
+    const rows = (await store.usage.recent(10_000)).length;
+    for (let i = 0; i < 3; i++) {
+      const e = await chat(key, { max_tokens: 5000 }).catch((error: unknown) => error);
+      expect(e).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((e as APIError).code).toBe('context_length_exceeded');
+    }
+    expect((await store.usage.recent(10_000)).length).toBe(rows);
+    const { response } = await chat(key);
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('1');
+  });
+
   it('a key without limits gets no rate-limit headers', async () => {
     const { key } = await store.keys.create('free');
     const { response } = await chat(key);
