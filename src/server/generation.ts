@@ -49,7 +49,7 @@ interface ChoiceState {
 /** Owns the in-flight generations: starts them, and drains them on shutdown. */
 export class GenerationTracker {
   readonly #inFlight = new Set<Generation>();
-  /** Admissions under way: a drain waits for them too (they become generations or are refused). */
+  /** Admissions under way and one-shot requests running: a drain waits for them too. */
   readonly #admitting = new Set<Promise<unknown>>();
   #draining = false;
 
@@ -74,21 +74,65 @@ export class GenerationTracker {
    * submits every choice; throws (and submits nothing, withdrawing the row) if the engine refuses any.
    */
   async start(source: GenerationSource, spec: GenerationSpec): Promise<Generation> {
-    const admitting = this.#admit(source, spec);
-    this.#admitting.add(admitting);
+    return this.#tracked(async () => {
+      const promptTokens = spec.prompts.reduce((sum, p) => sum + p.length, 0);
+      const maxCompletion = spec.choices.reduce(
+        (sum, c) => sum + (c.options.maxTokens ?? Math.max(0, source.contextLength - spec.prompts[c.prompt].length)),
+        0,
+      );
+      const admitted = await this.#admit(spec, promptTokens, promptTokens + maxCompletion);
+      let generation: Generation;
+      try {
+        generation = new Generation(admitted.id, spec, source, admitted.rowId, admitted.window, this.usage, this.metrics, this.logError, () =>
+          this.#inFlight.delete(generation),
+        );
+      } catch (error) {
+        await this.#withdraw(admitted.rowId);
+        throw error;
+      }
+      this.#inFlight.add(generation);
+      return generation;
+    });
+  }
+
+  /**
+   * A request answered in one piece whose tokens are known only once it ran (embeddings): admitted with
+   * nothing reserved, run, and metered with the prompt tokens `run` reports; a drain waits for it.
+   */
+  async runOnce<T extends { promptTokens: number }>(
+    spec: Pick<GenerationSpec, 'keyId' | 'limits' | 'model' | 'endpoint'>,
+    run: () => Promise<T>,
+  ): Promise<{ result: T; window: RateWindowState }> {
+    return this.#tracked(async () => {
+      const admitted = await this.#admit(spec, 0, 0);
+      let result: T;
+      try {
+        result = await run();
+      } catch (error) {
+        await this.#withdraw(admitted.rowId);
+        throw error;
+      }
+      await this.usage.complete(admitted.rowId, { promptTokens: result.promptTokens, completionTokens: 0, finishedAt: Date.now(), finishReason: 'stop' });
+      this.metrics.promptTokens.inc({}, result.promptTokens);
+      return { result, window: admitted.window };
+    });
+  }
+
+  async #tracked<T>(work: () => Promise<T>): Promise<T> {
+    const promise = work();
+    this.#admitting.add(promise);
     try {
-      return await admitting;
+      return await promise;
     } finally {
-      this.#admitting.delete(admitting);
+      this.#admitting.delete(promise);
     }
   }
 
-  async #admit(source: GenerationSource, spec: GenerationSpec): Promise<Generation> {
-    const promptTokens = spec.prompts.reduce((sum, p) => sum + p.length, 0);
-    const maxCompletion = spec.choices.reduce(
-      (sum, c) => sum + (c.options.maxTokens ?? Math.max(0, source.contextLength - spec.prompts[c.prompt].length)),
-      0,
-    );
+  async #admit(
+    spec: Pick<GenerationSpec, 'keyId' | 'limits' | 'model' | 'endpoint'>,
+    promptTokens: number,
+    reservedTokens: number,
+  ): Promise<{ id: string; rowId: number; window: RateWindowState }> {
     const now = Date.now();
     const id = randomBytes(12).toString('base64url');
     const admission = await this.usage.admit({
@@ -98,7 +142,7 @@ export class GenerationTracker {
       model: spec.model,
       endpoint: spec.endpoint,
       promptTokens,
-      reservedTokens: promptTokens + maxCompletion,
+      reservedTokens,
       replicaId: this.replicaId,
       now,
     });
@@ -106,17 +150,11 @@ export class GenerationTracker {
       this.metrics.rateLimited.inc({ limit: admission.exceeded });
       throw rateLimited(admission, spec.limits, now);
     }
-    let generation: Generation;
-    try {
-      generation = new Generation(id, spec, source, admission.rowId, admission.window, this.usage, this.metrics, this.logError, () =>
-        this.#inFlight.delete(generation),
-      );
-    } catch (error) {
-      await this.usage.withdraw(admission.rowId).catch((e: unknown) => this.logError(e, 'withdrawing a usage row failed'));
-      throw error;
-    }
-    this.#inFlight.add(generation);
-    return generation;
+    return { id, rowId: admission.rowId, window: admission.window };
+  }
+
+  async #withdraw(rowId: number): Promise<void> {
+    await this.usage.withdraw(rowId).catch((e: unknown) => this.logError(e, 'withdrawing a usage row failed'));
   }
 
   /**

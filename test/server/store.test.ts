@@ -153,9 +153,14 @@ describe.each(backends)('$name store', (backend) => {
     const [done] = await other.usage.recent(1);
     expect(done).toMatchObject({ promptTokens: 11, completionTokens: 5, state: 'completed', finishReason: 'length', finishedAt });
 
+    // Tokens known only once the request ran (embeddings): the completion sets the prompt tokens.
+    const oneShot = await store.usage.admit(request({ promptTokens: 0, reservedTokens: 0 }));
+    if (oneShot.admitted) await store.usage.complete(oneShot.rowId, { promptTokens: 9, completionTokens: 0, finishedAt, finishReason: 'stop' });
+    expect((await other.usage.recent(1))[0]).toMatchObject({ promptTokens: 9, completionTokens: 0, state: 'completed' });
+
     const withdrawn = await store.usage.admit(request({}));
     if (withdrawn.admitted) await store.usage.withdraw(withdrawn.rowId);
-    expect((await store.usage.recent(1))[0]).toMatchObject({ state: 'completed', promptTokens: 11 });
+    expect((await store.usage.recent(1))[0]).toMatchObject({ state: 'completed', promptTokens: 9 });
     await expect(store.usage.complete(987_654, { completionTokens: 1, finishedAt, finishReason: 'stop' })).rejects.toThrow(/usage row 987654/);
   });
 

@@ -227,9 +227,10 @@ class PostgresUsageLedger implements UsageLedger {
   async complete(rowId: number, c: Completion) {
     await transaction(this.pool, async (client) => {
       const { rows } = await client.query(
-        `UPDATE usage SET completion_tokens = $1, finished_at = $2, finish_reason = $3, state = 'completed' WHERE id = $4
+        `UPDATE usage SET prompt_tokens = COALESCE($5, prompt_tokens), completion_tokens = $1, finished_at = $2, finish_reason = $3,
+           state = 'completed' WHERE id = $4
          RETURNING key_id, window_start, reserved_tokens, prompt_tokens`,
-        [c.completionTokens, c.finishedAt, c.finishReason, rowId],
+        [c.completionTokens, c.finishedAt, c.finishReason, rowId, c.promptTokens ?? null],
       );
       const row = rows[0];
       if (!row) throw new Error(`usage row ${rowId} does not exist`);

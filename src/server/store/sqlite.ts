@@ -198,7 +198,9 @@ class SqliteUsageLedger implements UsageLedger {
     );
     const settle = db.prepare('UPDATE rate_windows SET requests = requests - ?, tokens = tokens + ? WHERE key_id = ? AND window_start = ?');
     const rowOf = db.prepare('SELECT key_id, window_start, reserved_tokens, prompt_tokens FROM usage WHERE id = ?');
-    const finish = db.prepare("UPDATE usage SET completion_tokens = ?, finished_at = ?, finish_reason = ?, state = 'completed' WHERE id = ?");
+    const finish = db.prepare(
+      "UPDATE usage SET prompt_tokens = ?, completion_tokens = ?, finished_at = ?, finish_reason = ?, state = 'completed' WHERE id = ?",
+    );
     const remove = db.prepare('DELETE FROM usage WHERE id = ?');
 
     this.#admit = db.transaction((r: AdmissionRequest): Admission => {
@@ -218,9 +220,9 @@ class SqliteUsageLedger implements UsageLedger {
     this.#complete = db.transaction((rowId: number, c: Completion) => {
       const row = rowOf.get(rowId) as Counted | undefined;
       if (!row) throw new Error(`usage row ${rowId} does not exist`);
-      finish.run(c.completionTokens, c.finishedAt, c.finishReason, rowId);
-      if (row.window_start !== null)
-        settle.run(0, row.prompt_tokens + c.completionTokens - row.reserved_tokens, row.key_id, row.window_start);
+      const promptTokens = c.promptTokens ?? row.prompt_tokens;
+      finish.run(promptTokens, c.completionTokens, c.finishedAt, c.finishReason, rowId);
+      if (row.window_start !== null) settle.run(0, promptTokens + c.completionTokens - row.reserved_tokens, row.key_id, row.window_start);
     });
     this.#withdraw = db.transaction((rowId: number) => {
       const row = rowOf.get(rowId) as Counted | undefined;

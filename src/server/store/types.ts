@@ -105,6 +105,8 @@ export type Admission =
   | { admitted: false; exceeded: 'requests' | 'tokens' | 'concurrent'; window: RateWindowState };
 
 export interface Completion {
+  /** Replaces the row's prompt tokens when they were unknown at admission (embeddings). */
+  promptTokens?: number;
   completionTokens: number;
   finishedAt: number;
   finishReason: MeteredFinish;
