@@ -1,5 +1,5 @@
-// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|grammar|report> [options]`: Paralon's benchmarks. Results go to
-// bench/results/; `report` draws them as SVG charts in bench/results/charts/.
+// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|soak|grammar|report> [options]`: Paralon's benchmarks.
+// Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
 import { benchE2e } from './e2e.js';
 import { benchE2eMoe } from './e2e-moe.js';
@@ -7,6 +7,7 @@ import { benchGrammar } from './grammar.js';
 import { benchKernels } from './kernels.js';
 import { benchReport } from './report.js';
 import { benchServer } from './server.js';
+import { benchSoak } from './soak.js';
 
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
@@ -15,6 +16,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   e2e: benchE2e,
   'e2e-moe': benchE2eMoe,
   server: benchServer,
+  soak: benchSoak,
   grammar: benchGrammar,
   report: benchReport,
 };

@@ -106,7 +106,7 @@ export async function benchServer(argv: string[]): Promise<void> {
   await checkQuiet();
   const maxConc = Math.max(...opt.concurrency);
   const model = await loadModel(dir, { device: opt.device as 'auto', maxNumSeqs: Math.max(64, maxConc), maxNumBatchedTokens: 1024, id: 'bench' });
-  const app = createServer({ model, modelId: 'bench', dataDir: mkdtempSync(path.join(os.tmpdir(), 'paralon-bench-data-')) });
+  const app = await createServer({ model, modelId: 'bench', dataDir: mkdtempSync(path.join(os.tmpdir(), 'paralon-bench-data-')) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');

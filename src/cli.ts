@@ -1,27 +1,35 @@
 #!/usr/bin/env node
 // `paralon serve | keys | usage | demo-model`: a thin layer over src/server/. Every subcommand takes
-// --data-dir (PARALON_DATA_DIR, default ~/.paralon); flags beat PARALON_* variables, which beat defaults.
+// --data-dir (PARALON_DATA_DIR, default ~/.paralon) and serve, keys and usage --database (a postgres://
+// URL, PARALON_DATABASE_URL) for a fleet's shared store; flags beat PARALON_* variables, which beat defaults.
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { writeDemoModel } from './index.js';
-import { ConfigError, resolveDataDir } from './server/config.js';
-import { openDatabase } from './server/database.js';
-import { KeyStore } from './server/key-store.js';
-import { resolveServeConfig, serve, withKeyStore } from './server/serve.js';
-import { UsageStore } from './server/usage-store.js';
+import { ConfigError, resolveDatabaseUrl, resolveDataDir, type RawValues } from './server/config.js';
+import { resolveServeConfig, serve } from './server/serve.js';
+import { withStore, type StoreLocation } from './server/store/open.js';
+import { StoreError, type RateLimits } from './server/store/types.js';
 
 const HELP = `Paralon: LLM inference for Node.js with an OpenAI-compatible server.
 
 Usage:
   paralon serve [options]              serve a model (default: the random-weight demo model)
-  paralon keys create --name NAME      create an API key (printed once)
-  paralon keys list                    list keys (never the keys themselves)
-  paralon keys revoke ID|NAME          revoke a key
-  paralon usage [--since YYYY-MM-DD]   metered tokens per day, key and model
-  paralon demo-model [DIR]             write the demo model (default: <data-dir>/demo-model)
+  paralon keys create --name NAME [LIMITS]   create an API key (printed once)
+  paralon keys limits ID|NAME LIMITS         change a key's rate limits
+  paralon keys list                          list keys and their limits (never the keys themselves)
+  paralon keys revoke ID|NAME                revoke a key
+  paralon usage [--since YYYY-MM-DD]         metered tokens per day, key and model
+  paralon demo-model [DIR]                   write the demo model (default: <data-dir>/demo-model)
 
-Common option:
+LIMITS (per key, across every replica; N or 'none' for unlimited):
+  --rpm N               requests per minute
+  --tpm N               tokens per minute (prompt + max_tokens reserved at admission)
+  --max-concurrent N    generation requests running at once
+
+Common options:
   --data-dir DIR        keys, usage and the demo model (PARALON_DATA_DIR; default ~/.paralon)
+  --database URL        postgres://user:pass@host/db: keys, limits and usage shared by replicas
+                        (PARALON_DATABASE_URL; default: SQLite under --data-dir)
 
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
@@ -43,12 +51,20 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --body-limit SIZE            largest request body (default 4MiB)
   --shutdown-grace SECONDS     how long Ctrl-C waits for requests to finish (default 10)
   --log-level LEVEL            fatal | error | warn | info | debug | trace (default: no logs)
+  --replica-id ID              this process's id in usage rows (default host:pid:random); a restart
+                               under the same id marks its earlier running rows interrupted at once
+  --replica-timeout SECONDS    a replica silent this long is dead: its running rows become
+                               interrupted (default 30)
 `;
 
 const dataDirOption = { 'data-dir': { type: 'string' } } as const;
+const storeOptions = { ...dataDirOption, database: { type: 'string' } } as const;
+const limitOptions = { rpm: { type: 'string' }, tpm: { type: 'string' }, 'max-concurrent': { type: 'string' } } as const;
 
 const SERVE_OPTIONS = {
-  ...dataDirOption,
+  ...storeOptions,
+  'replica-id': { type: 'string' },
+  'replica-timeout': { type: 'string' },
   model: { type: 'string' },
   'served-model-name': { type: 'string' },
   task: { type: 'string' },
@@ -86,9 +102,9 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running until a signal
     }
     case 'keys':
-      return keys(rest);
+      return await keys(rest);
     case 'usage':
-      return usage(rest);
+      return await usage(rest);
     case 'demo-model': {
       const { values, positionals } = parse(rest, dataDirOption, true);
       const dir = path.resolve(positionals[0] ?? path.join(resolveDataDir(values), 'demo-model'));
@@ -108,34 +124,69 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function keys(args: string[]): number {
+function storeLocation(values: RawValues): StoreLocation {
+  return { dataDir: resolveDataDir(values), databaseUrl: resolveDatabaseUrl(values) };
+}
+
+/** --rpm / --tpm / --max-concurrent: a positive integer, or 'none' (unlimited); absent ones stay undefined. */
+function parseLimits(values: RawValues): Partial<RateLimits> {
+  const limits: Partial<RateLimits> = {};
+  const fields = [['rpm', 'rpm'], ['tpm', 'tpm'], ['max-concurrent', 'maxConcurrent']] as const;
+  for (const [flag, field] of fields) {
+    const raw = values[flag];
+    if (typeof raw !== 'string') continue;
+    if (raw === 'none') limits[field] = null;
+    else if (/^[1-9]\d*$/.test(raw) && Number.isSafeInteger(Number(raw))) limits[field] = Number(raw);
+    else throw new ConfigError(`--${flag} must be a positive integer or 'none', got '${raw}'`);
+  }
+  return limits;
+}
+
+function describeLimits(l: RateLimits): string {
+  const parts = [l.rpm !== null && `rpm ${l.rpm}`, l.tpm !== null && `tpm ${l.tpm}`, l.maxConcurrent !== null && `concurrent ${l.maxConcurrent}`];
+  return parts.filter(Boolean).join(', ') || 'unlimited';
+}
+
+async function keys(args: string[]): Promise<number> {
   const [action, ...rest] = args;
-  const { values, positionals } = parse(rest, { ...dataDirOption, name: { type: 'string' } }, true);
-  const dataDir = resolveDataDir(values);
-  return withKeyStore(dataDir, (store) => {
+  const { values, positionals } = parse(rest, { ...storeOptions, ...limitOptions, name: { type: 'string' } }, true);
+  const limits = parseLimits(values);
+  return withStore(storeLocation(values), async ({ keys: store }) => {
     switch (action) {
       case 'create': {
         if (!values.name) throw new ConfigError('keys create needs --name NAME');
-        const { key, info } = store.create(values.name);
+        const { key, info } = await store.create(values.name, limits);
         console.log(key);
-        console.error(`Created ${info.id} ('${info.name}'). This is the only time the key is shown; store it now.`);
+        console.error(`Created ${info.id} ('${info.name}', ${describeLimits(info.limits)}). This is the only time the key is shown; store it now.`);
+        return 0;
+      }
+      case 'limits': {
+        if (positionals.length !== 1) throw new ConfigError('keys limits needs one key id or name');
+        if (Object.keys(limits).length === 0) throw new ConfigError('keys limits needs --rpm, --tpm or --max-concurrent (N or none)');
+        const n = await store.setLimits(positionals[0], limits);
+        if (n === 0) {
+          console.error(`no active key has the id or name '${positionals[0]}'`);
+          return 1;
+        }
+        console.log(`Changed the limits of ${n} key${n === 1 ? '' : 's'}.`);
         return 0;
       }
       case 'list': {
-        const rows = store.list().map((k) => [
+        const rows = (await store.list()).map((k) => [
           k.id,
           k.name,
           k.hint,
+          describeLimits(k.limits),
           k.createdAt.toISOString(),
           k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : 'active',
         ]);
         if (rows.length === 0) console.log('No API keys: the server runs open (loopback only).');
-        else printTable(['ID', 'NAME', 'KEY', 'CREATED', 'STATUS'], rows);
+        else printTable(['ID', 'NAME', 'KEY', 'LIMITS', 'CREATED', 'STATUS'], rows);
         return 0;
       }
       case 'revoke': {
         if (positionals.length !== 1) throw new ConfigError('keys revoke needs one key id or name');
-        const n = store.revoke(positionals[0]);
+        const n = await store.revoke(positionals[0]);
         if (n === 0) {
           console.error(`no active key has the id or name '${positionals[0]}'`);
           return 1;
@@ -144,19 +195,18 @@ function keys(args: string[]): number {
         return 0;
       }
       default:
-        throw new ConfigError('keys needs an action: create --name NAME | list | revoke ID|NAME');
+        throw new ConfigError('keys needs an action: create --name NAME | limits ID|NAME | list | revoke ID|NAME');
     }
   });
 }
 
-function usage(args: string[]): number {
-  const { values } = parse(args, { ...dataDirOption, since: { type: 'string' } });
+async function usage(args: string[]): Promise<number> {
+  const { values } = parse(args, { ...storeOptions, since: { type: 'string' } });
   const since = values.since ? Date.parse(`${values.since}T00:00:00Z`) : 0;
   if (Number.isNaN(since)) throw new ConfigError(`--since must be a date (YYYY-MM-DD), got '${values.since}'`);
-  const db = openDatabase(resolveDataDir(values));
-  try {
-    const names = new Map(new KeyStore(db).list().map((k) => [k.id, k.name]));
-    const days = new UsageStore(db).daily(since);
+  return withStore(storeLocation(values), async (store) => {
+    const names = new Map((await store.keys.list()).map((k) => [k.id, k.name]));
+    const days = await store.usage.daily(since);
     if (days.length === 0) {
       console.log('No usage recorded.');
       return 0;
@@ -172,9 +222,7 @@ function usage(args: string[]): number {
     rows.push(['total', '', '', String(total.requests), String(total.prompt), String(total.completion), String(total.prompt + total.completion)]);
     printTable(['DAY (UTC)', 'KEY', 'MODEL', 'REQUESTS', 'PROMPT', 'COMPLETION', 'TOTAL'], rows);
     return 0;
-  } finally {
-    db.close();
-  }
+  });
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -187,7 +235,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const expected = error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const expected = error instanceof ConfigError || error instanceof StoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     process.stderr.write(`paralon: ${error instanceof Error ? error.message : String(error)}\n`);
     if (!expected && error instanceof Error && error.stack) process.stderr.write(error.stack + '\n');
     process.exitCode = 1;

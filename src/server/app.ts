@@ -1,4 +1,5 @@
-// createServer(): the Fastify instance behind `paralon serve`, also what the tests start on port 0.
+// createServer(): the Fastify instance behind `paralon serve`, also what the tests start on port 0. It
+// opens the store (SQLite under dataDir, or PostgreSQL at databaseUrl) and registers as a replica.
 //
 //   /health, /metrics            open (health checks and scrapers carry no key)
 //   /, /playground[/assets/*]    the playground page, open (its API calls carry the user's key)
@@ -12,10 +13,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { ConnectionTracker } from './connections.js';
 import { ServerContext, type ServedModel } from './context.js';
-import { openDatabase } from './database.js';
 import { installErrorHandlers, shuttingDown } from './errors.js';
 import { GenerationTracker } from './generation.js';
-import { KeyStore } from './key-store.js';
 import { Sampled, ServerMetrics } from './metrics.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { completionsRoutes } from './routes/completions.js';
@@ -27,7 +26,8 @@ import { tokenizeRoutes } from './routes/tokenize.js';
 import { usageRoutes } from './routes/usage.js';
 import { installAuth } from './auth.js';
 import { sharedSchemas } from './schemas/common.js';
-import { UsageStore } from './usage-store.js';
+import { openStore } from './store/open.js';
+import { DEFAULT_REPLICA_TIMEOUT_MS, defaultReplicaId, ReplicaHeartbeat } from './replica.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -36,8 +36,14 @@ export interface ServerOptions {
   model: ServedModel | Promise<ServedModel>;
   /** The id clients put in `model`. */
   modelId: string;
-  /** Holds paralon.db (keys and usage). */
+  /** Holds paralon.db (keys and usage) unless databaseUrl is given. */
   dataDir: string;
+  /** A postgres:// URL: keys, limits and usage shared with every replica using it. */
+  databaseUrl?: string;
+  /** This process's id in usage rows; a restart under the same id marks its earlier rows interrupted at once. */
+  replicaId?: string;
+  /** After this long without a heartbeat a replica's running rows become interrupted (default 30 s). */
+  replicaTimeoutMs?: number;
   /** Largest request body in bytes (default 4 MiB); larger ones get 413. */
   bodyLimit?: number;
   /** How long a shutdown waits for in-flight generations before cancelling them (default 10 s). */
@@ -58,7 +64,7 @@ declare module 'fastify' {
   }
 }
 
-export function createServer(options: ServerOptions): FastifyInstance {
+export async function createServer(options: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logLevel ? { level: options.logLevel } : false,
     bodyLimit: options.bodyLimit ?? 4 * 1024 * 1024,
@@ -67,17 +73,21 @@ export function createServer(options: ServerOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, allowUnionTypes: true } },
   });
 
-  const db = openDatabase(options.dataDir);
-  const keys = new KeyStore(db);
-  const usage = new UsageStore(db);
+  const logError = (error: unknown, message: string) => app.log.error({ err: error }, message);
+  const store = await openStore(options);
+  let replica: ReplicaHeartbeat;
+  let keysRequired: boolean;
+  try {
+    replica = new ReplicaHeartbeat(store, options.replicaId ?? defaultReplicaId(), options.replicaTimeoutMs ?? DEFAULT_REPLICA_TIMEOUT_MS, logError);
+    await replica.start();
+    keysRequired = await store.keys.hasActiveKeys();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const metrics = new ServerMetrics();
-  const tracker = new GenerationTracker(
-    usage,
-    metrics,
-    (error, message) => app.log.error({ err: error }, message),
-  );
-  const keysRequired = keys.hasActiveKeys();
-  const ctx = new ServerContext(options.modelId, keys, usage, metrics, tracker, keysRequired);
+  const tracker = new GenerationTracker(store.usage, replica.id, metrics, logError);
+  const ctx = new ServerContext(options.modelId, store.keys, store.usage, metrics, tracker, keysRequired);
   app.decorate('paralon', { keysRequired, context: ctx });
   addEngineGauges(metrics, ctx);
 
@@ -123,7 +133,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   // Shutdown: stop listening (Fastify closes the listener right after preClose), answer new requests on
   // open connections with 503, let generations finish within the grace period (then cancel them), close
-  // the idle connections, and close the database once every usage row is written.
+  // the idle connections, and close the store once every usage row is written.
   const connections = new ConnectionTracker(app.server);
   let drained: Promise<void> = Promise.resolve();
   app.addHook('preClose', async () => {
@@ -131,7 +141,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
   app.addHook('onClose', async () => {
     await drained;
-    db.close();
+    await replica.stop();
+    await store.close();
   });
   return app;
 }

@@ -12,6 +12,14 @@ export function resolveDataDir(values: RawValues, env: NodeJS.ProcessEnv = proce
   return path.resolve(raw ?? path.join(os.homedir(), '.paralon'));
 }
 
+/** --database, else PARALON_DATABASE_URL (the usual name for a URL with credentials); absent: SQLite. */
+export function resolveDatabaseUrl(values: RawValues, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const fromFlag = values.database;
+  if (typeof fromFlag === 'string' && fromFlag !== '') return fromFlag;
+  const fromEnv = env.PARALON_DATABASE_URL;
+  return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+}
+
 export function envName(flag: string): string {
   return 'PARALON_' + flag.toUpperCase().replace(/-/g, '_');
 }

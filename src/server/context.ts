@@ -7,13 +7,13 @@ import type { ModelTask } from '../model/index.js';
 import type { PreparedChat } from '../engine/chat.js';
 import type { OutputOptions } from '../engine/output-format.js';
 import type { GenerationTracker } from './generation.js';
-import type { KeyStore } from './key-store.js';
 import type { ServerMetrics } from './metrics.js';
-import type { UsageStore } from './usage-store.js';
+import type { KeyStore, UsageLedger } from './store/types.js';
 import { ApiError, modelLoading, modelNotFound } from './errors.js';
 
 /** What the server needs of a loaded model (src/index.ts's Model provides it). */
 export interface ServedModel {
+  /** Prompt plus completion tokens at most per sequence. */
   readonly contextLength: number;
   /** 'generate' serves chat and completions; 'embed' serves embeddings. */
   readonly task: ModelTask;
@@ -41,7 +41,7 @@ export class ServerContext {
     /** The id clients name in `model`. */
     readonly modelId: string,
     readonly keys: KeyStore,
-    readonly usage: UsageStore,
+    readonly usage: UsageLedger,
     readonly metrics: ServerMetrics,
     readonly tracker: GenerationTracker,
     /** Keys were required at start (some existed): they stay required even if all are revoked later. */
@@ -73,7 +73,7 @@ export class ServerContext {
   }
 
   /** With keys, every /v1 request needs one; a key created while the server runs takes effect at once. */
-  keysRequired(): boolean {
-    return this.keysRequiredAtStart || this.keys.hasActiveKeys();
+  async keysRequired(): Promise<boolean> {
+    return this.keysRequiredAtStart || (await this.keys.hasActiveKeys());
   }
 }

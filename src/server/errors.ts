@@ -18,6 +18,8 @@ export class ApiError extends Error {
     readonly type: ErrorType = 'invalid_request_error',
     readonly param: string | null = null,
     readonly code: string | null = null,
+    /** Extra response headers (rate-limit state). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'ApiError';
@@ -112,7 +114,7 @@ function joinParam(parent: string, child: string): string {
 }
 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
-  return reply.code(error.statusCode).type('application/json; charset=utf-8').send(error.toBody());
+  return reply.code(error.statusCode).headers(error.headers).type('application/json; charset=utf-8').send(error.toBody());
 }
 
 /** Installs the error and not-found handlers on the root instance (they apply to every plugin). */

@@ -121,6 +121,9 @@ export class ServerMetrics {
   readonly finished = this.registry.add(
     new Counter('paralon_generations_finished_total', 'Generations ended, by finish reason (stop, length, cancelled, error).'),
   );
+  readonly rateLimited = this.registry.add(
+    new Counter('paralon_rate_limited_total', 'Requests refused by a per-key rate limit, by limit (requests, tokens, concurrent).'),
+  );
   readonly timeToFirstToken = this.registry.add(
     new Histogram('paralon_time_to_first_token_seconds', 'From the request to its first generated text.', LATENCY_BUCKETS),
   );

@@ -5,9 +5,19 @@ import path from 'node:path';
 import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
 import type { ModelTask } from '../model/index.js';
 import { createServer, type LogLevel } from './app.js';
-import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, resolveDataDir, stringSetting, type RawValues } from './config.js';
-import { KeyStore } from './key-store.js';
-import { openDatabase } from './database.js';
+import {
+  bytesSetting,
+  ConfigError,
+  intSetting,
+  isLoopback,
+  numberSetting,
+  resolveDatabaseUrl,
+  resolveDataDir,
+  stringSetting,
+  type RawValues,
+} from './config.js';
+import { DEFAULT_REPLICA_TIMEOUT_MS } from './replica.js';
+import { withStore } from './store/open.js';
 
 /** The model id of the embedded demo model. */
 export const DEMO_MODEL_ID = 'paralon-demo';
@@ -19,6 +29,10 @@ const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debu
 
 export interface ServeConfig {
   dataDir: string;
+  /** postgres:// URL of the store shared by replicas; absent: SQLite under dataDir. */
+  databaseUrl?: string;
+  replicaId?: string;
+  replicaTimeoutMs: number;
   /** null: the demo model under <dataDir>/demo-model. */
   modelDir: string | null;
   modelId: string;
@@ -61,6 +75,9 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     (resolvedModelDir === null ? DEMO_MODEL_ID : path.basename(resolvedModelDir).toLowerCase());
   return {
     dataDir: resolveDataDir(values, env),
+    databaseUrl: resolveDatabaseUrl(values, env),
+    replicaId: stringSetting(values, env, 'replica-id'),
+    replicaTimeoutMs: (numberSetting(values, env, 'replica-timeout', 0.1) ?? DEFAULT_REPLICA_TIMEOUT_MS / 1000) * 1000,
     modelDir: resolvedModelDir,
     modelId,
     task: task as ModelTask | undefined,
@@ -102,7 +119,7 @@ function ropeScalingSetting(text: string | undefined): Record<string, unknown> |
 
 export async function serve(config: ServeConfig): Promise<void> {
   const out = (line = '') => process.stderr.write(line + '\n');
-  const keysExist = withKeyStore(config.dataDir, (keys) => keys.hasActiveKeys());
+  const keysExist = await withStore(config, (store) => store.keys.hasActiveKeys());
   let host = config.host;
   if (!keysExist && !isLoopback(host)) {
     out(`No API key exists, so the server runs open and binds to 127.0.0.1 instead of ${host}.`);
@@ -134,10 +151,13 @@ export async function serve(config: ServeConfig): Promise<void> {
     grammarWorkers: config.grammarWorkers,
     onProgress: process.stderr.isTTY ? progressLine : undefined,
   });
-  const app = createServer({
+  const app = await createServer({
     model: loading,
     modelId: config.modelId,
     dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
+    replicaId: config.replicaId,
+    replicaTimeoutMs: config.replicaTimeoutMs,
     bodyLimit: config.bodyLimit,
     shutdownGraceMs: config.shutdownGraceMs,
     logLevel: config.logLevel,
@@ -176,8 +196,12 @@ export async function serve(config: ServeConfig): Promise<void> {
     }
     stopping = true;
     out(`\n${signal}: draining (up to ${config.shutdownGraceMs / 1000} s) …`);
-    app
-      .close()
+    // Still listening while draining: /health answers 503 (a balancer or readiness probe takes the
+    // replica out) and new requests get 503 (nginx retries them on another replica) until the in-flight
+    // generations are done; only then does the listener close.
+    app.paralon.context.tracker
+      .drain(config.shutdownGraceMs)
+      .then(() => app.close())
       .then(() => {
         model.dispose();
         out('Stopped.');
@@ -195,14 +219,4 @@ export async function serve(config: ServeConfig): Promise<void> {
 function progressLine(loaded: number, total: number): void {
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
   process.stderr.write(`\r  weights ${mib(loaded)} / ${mib(total)} MiB${loaded >= total ? '\n' : ''}`);
-}
-
-/** Runs `fn` on the key store of `dataDir` and closes the database. */
-export function withKeyStore<T>(dataDir: string, fn: (keys: KeyStore) => T): T {
-  const db = openDatabase(dataDir);
-  try {
-    return fn(new KeyStore(db));
-  } finally {
-    db.close();
-  }
 }

@@ -13,7 +13,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, writeDemoModel, type Model } from '../../src/index.js';
 import { createServer } from '../../src/server/app.js';
-import { DEMO_MODEL_ID, withKeyStore } from '../../src/server/serve.js';
+import { DEMO_MODEL_ID } from '../../src/server/serve.js';
+import { withStore } from '../../src/server/store/open.js';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -37,7 +38,7 @@ function tempDir(prefix: string): string {
 
 /** A real server (createServer registers the playground) on an ephemeral port. */
 async function serve(dataDir: string): Promise<Served> {
-  const app = createServer({ model, modelId: DEMO_MODEL_ID, dataDir, logLevel: 'error' });
+  const app = await createServer({ model, modelId: DEMO_MODEL_ID, dataDir, logLevel: 'error' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
@@ -52,7 +53,7 @@ beforeAll(async () => {
   model = await loadModel(modelDir, { device: 'cpu', maxModelLen: 8192, kvCacheMemory: 64 * 1024 * 1024, maxNumSeqs: 8, maxNumBatchedTokens: 512 });
   open = await serve(tempDir('open'));
   const keyedDir = tempDir('keyed');
-  const { key } = withKeyStore(keyedDir, (keys) => keys.create('playground-test'));
+  const { key } = await withStore({ dataDir: keyedDir }, (store) => store.keys.create('playground-test'));
   keyed = { ...(await serve(keyedDir)), key };
   browser = await chromium.launch({
     executablePath: CHROMIUM,

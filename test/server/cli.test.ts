@@ -7,9 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { tempDir } from './fixture.js';
-import { openDatabase } from '../../src/server/database.js';
-import { UsageStore } from '../../src/server/usage-store.js';
 import { resolveServeConfig } from '../../src/server/serve.js';
+import { openStore } from '../../src/server/store/open.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dataDir = tempDir('cli');
@@ -45,14 +44,45 @@ describe('paralon keys and usage', () => {
     expect(paralon(['keys', 'list', '--data-dir', dataDir]).stdout).toMatch(/revoked/);
   });
 
-  it('prints usage per day, key and model', () => {
+  it('prints usage per day, key and model', async () => {
     expect(paralon(['usage', '--data-dir', dataDir]).stdout).toMatch(/No usage recorded/);
-    const db = openDatabase(dataDir);
+    const store = await openStore({ dataDir });
     const now = Date.now();
-    new UsageStore(db).record({ keyId: null, model: 'm', endpoint: 'completions', promptTokens: 7, completionTokens: 5, startedAt: now, finishedAt: now, finishReason: 'stop' });
-    db.close();
+    const admission = await store.usage.admit({
+      requestId: 'cli-test',
+      keyId: null,
+      limits: { rpm: null, tpm: null, maxConcurrent: null },
+      model: 'm',
+      endpoint: 'completions',
+      promptTokens: 7,
+      reservedTokens: 12,
+      replicaId: 'test',
+      now,
+    });
+    if (admission.admitted) await store.usage.complete(admission.rowId, { completionTokens: 5, finishedAt: now, finishReason: 'stop' });
+    await store.close();
     const out = paralon(['usage', '--data-dir', dataDir]).stdout;
     expect(out).toMatch(new RegExp(`${new Date(now).toISOString().slice(0, 10)}\\s+\\(no key\\)\\s+m\\s+1\\s+7\\s+5\\s+12`));
+  });
+
+  it('creates a key with rate limits and changes them', () => {
+    const created = paralon(['keys', 'create', '--name', 'limited', '--rpm', '5', '--max-concurrent', '2', '--data-dir', dataDir]);
+    expect(created.code).toBe(0);
+    expect(created.stderr).toMatch(/rpm 5, concurrent 2/);
+    expect(paralon(['keys', 'limits', 'limited', '--rpm', 'none', '--tpm', '900', '--data-dir', dataDir]).stdout).toMatch(/Changed the limits of 1 key/);
+    expect(paralon(['keys', 'list', '--data-dir', dataDir]).stdout).toMatch(/limited .* tpm 900, concurrent 2/);
+    const bad = paralon(['keys', 'limits', 'limited', '--rpm', '0', '--data-dir', dataDir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--rpm must be a positive integer or 'none', got '0'/);
+  });
+
+  it('names the database it cannot reach, without its password', () => {
+    const r = paralon(['keys', 'list'], { PARALON_DATABASE_URL: 'postgres://paralon:s3cret@127.0.0.1:1/paralon' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/the PostgreSQL database postgres:\/\/paralon:\*\*\*@127\.0\.0\.1:1\/paralon: .*ECONNREFUSED/);
+    expect(r.stderr).not.toContain('s3cret');
+    const scheme = paralon(['usage', '--database', 'mysql://x', '--data-dir', dataDir]);
+    expect(scheme.stderr).toMatch(/must be a postgres:\/\/ or postgresql:\/\/ URL/);
   });
 
   it('rejects bad arguments with a message and exit code 1', () => {

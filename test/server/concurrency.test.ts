@@ -4,8 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI, { type APIError } from 'openai';
 import { rmSync } from 'node:fs';
 import { DEMO_MODEL_ID, loadDemoModel, startServer, tempDir, waitFor, type TestServer } from './fixture.js';
-import { openDatabase } from '../../src/server/database.js';
-import { UsageStore } from '../../src/server/usage-store.js';
+import { openStore } from '../../src/server/store/open.js';
 import type { Model } from '../../src/index.js';
 
 let model: Model;
@@ -150,9 +149,9 @@ describe('graceful shutdown', () => {
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect((error as APIError).error).toMatchObject({ code: 'server_shutting_down' });
     await closed;
-    const db = openDatabase(dataDir);
-    const [row] = new UsageStore(db).recent(1);
-    db.close();
+    const store = await openStore({ dataDir });
+    const [row] = await store.usage.recent(1);
+    await store.close();
     rmSync(dataDir, { recursive: true, force: true });
     expect(row.finishReason).toBe('cancelled');
     expect(row.completionTokens).toBeGreaterThan(0);

@@ -37,7 +37,7 @@ describe('embeddings', () => {
     }
     const tokens = await client.embeddings.create({ model: DEMO_MODEL_ID, input: [[9707, 11], [1879]], encoding_format: 'float' });
     expect(tokens.data).toHaveLength(2);
-    const rows = server.app.paralon.context.usage.recent(3);
+    const rows = await server.app.paralon.context.usage.recent(3);
     expect(rows.every((r) => r.endpoint === 'embeddings' && r.completionTokens === 0)).toBe(true);
   });
 

@@ -2,6 +2,7 @@
 // CPU with small limits so the tests run fast), a real server on an ephemeral port, and the official
 // OpenAI client pointed at it.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -46,7 +47,7 @@ export interface TestServer {
 
 export async function startServer(options: Partial<ServerOptions> & Pick<ServerOptions, 'model'>): Promise<TestServer> {
   const dataDir = options.dataDir ?? tempDir('data');
-  const app = createServer({ modelId: DEMO_MODEL_ID, dataDir, ...options });
+  const app = await createServer({ modelId: DEMO_MODEL_ID, dataDir, ...options });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
@@ -79,12 +80,24 @@ export async function postRaw(url: string, body: string, headers: Record<string,
 }
 
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
-export async function waitFor<T>(check: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error('waitFor: timed out');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      s.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

@@ -7,16 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI, { type APIError } from 'openai';
 import { DEMO_MODEL_ID, loadDemoModel, startServer, tempDir, waitFor, type TestServer } from './fixture.js';
 import type { Model } from '../../src/index.js';
-import { openDatabase, type Db } from '../../src/server/database.js';
-import { KeyStore } from '../../src/server/key-store.js';
-import { UsageStore, type UsageRecord } from '../../src/server/usage-store.js';
+import Database from 'better-sqlite3';
+import { openStore } from '../../src/server/store/open.js';
+import { DATABASE_FILE } from '../../src/server/store/sqlite.js';
+import type { KeyStore, Store, UsageLedger, UsageRecord } from '../../src/server/store/types.js';
 
 let model: Model;
 let server: TestServer;
 // A second connection to the server's database, as `paralon keys` in another process would open.
-let db: Db;
+let store: Store;
 let keys: KeyStore;
-let usage: UsageStore;
+let usage: UsageLedger;
 let alice: { key: string; id: string };
 let bob: { key: string; id: string };
 const messages = [{ role: 'user' as const, content: 'Count to ten.' }];
@@ -24,11 +25,10 @@ const messages = [{ role: 'user' as const, content: 'Count to ten.' }];
 beforeAll(async () => {
   ({ model } = await loadDemoModel());
   const dataDir = tempDir('keys');
-  db = openDatabase(dataDir);
-  keys = new KeyStore(db);
-  usage = new UsageStore(db);
-  const a = keys.create('alice');
-  const b = keys.create('bob');
+  store = await openStore({ dataDir });
+  ({ keys, usage } = store);
+  const a = await keys.create('alice');
+  const b = await keys.create('bob');
   alice = { key: a.key, id: a.info.id };
   bob = { key: b.key, id: b.info.id };
   server = await startServer({ model, dataDir });
@@ -36,27 +36,29 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  db?.close();
+  await store?.close();
   model?.dispose();
 });
 
-const rowsFor = (keyId: string) => usage.recent(1000).filter((r) => r.keyId === keyId);
+const rowsFor = async (keyId: string) => (await usage.recent(1000)).filter((r) => r.keyId === keyId && r.state !== 'running');
 
-/** Waits for the usage row of the next request of `keyId` (rows are written as a request ends). */
+/** Waits for the completed usage row of the next request of `keyId` (rows are completed as a request ends). */
 async function nextRow(keyId: string, before: number): Promise<UsageRecord> {
-  return waitFor(() => {
-    const rows = rowsFor(keyId);
+  return waitFor(async () => {
+    const rows = await rowsFor(keyId);
     return rows.length > before ? rows[0] : undefined;
   });
 }
 
 describe('API keys', () => {
-  it('are stored only as SHA-256 hashes', () => {
+  it('are stored only as SHA-256 hashes', async () => {
     const hash = createHash('sha256').update(alice.key).digest('hex');
+    const db = new Database(path.join(server.dataDir, DATABASE_FILE), { readonly: true });
     expect(db.prepare('SELECT hash FROM api_keys WHERE id = ?').get(alice.id)).toEqual({ hash });
+    db.close();
     expect(alice.key).toMatch(/^prlc_[A-Za-z0-9_-]{43}$/);
     for (const file of readdirSync(server.dataDir)) expect(readFileSync(path.join(server.dataDir, file)).includes(alice.key)).toBe(false);
-    expect(keys.list().map((k) => k.hint)).toEqual([`prlc_…${alice.key.slice(-4)}`, `prlc_…${bob.key.slice(-4)}`]);
+    expect((await keys.list()).map((k) => k.hint)).toEqual([`prlc_…${alice.key.slice(-4)}`, `prlc_…${bob.key.slice(-4)}`]);
   });
 
   it('are required on /v1 routes: missing or wrong → 401', async () => {
@@ -78,22 +80,23 @@ describe('API keys', () => {
   });
 
   it('stop working as soon as they are revoked, by another process', async () => {
-    const temp = keys.create('temporary');
+    const temp = await keys.create('temporary');
     const client = server.client(temp.key);
     await client.models.list();
-    expect(keys.revoke('temporary')).toBe(1);
+    expect(await keys.revoke('temporary')).toBe(1);
     await expect(client.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    expect(keys.list().find((k) => k.id === temp.info.id)?.revokedAt).toBeInstanceOf(Date);
+    expect((await keys.list()).find((k) => k.id === temp.info.id)?.revokedAt).toBeInstanceOf(Date);
   });
 });
 
 describe('usage metering', () => {
   it('writes one row per request equal to the usage the client got', async () => {
     const client = server.client(alice.key);
-    let before = rowsFor(alice.id).length;
+    let before = (await rowsFor(alice.id)).length;
     const r = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 5, n: 2, ignore_eos: true } as never);
     const row = await nextRow(alice.id, before);
     expect(row).toMatchObject({
+      requestId: r.id.replace(/^chatcmpl-/, ''),
       keyId: alice.id,
       model: DEMO_MODEL_ID,
       endpoint: 'chat.completions',
@@ -104,7 +107,7 @@ describe('usage metering', () => {
     expect(r.usage!.completion_tokens).toBe(10);
     expect(row.finishedAt).toBeGreaterThanOrEqual(row.startedAt);
 
-    before = rowsFor(alice.id).length;
+    before = (await rowsFor(alice.id)).length;
     const stream = await client.chat.completions.create({
       model: DEMO_MODEL_ID,
       messages,
@@ -120,13 +123,13 @@ describe('usage metering', () => {
       completionTokens: seen!.completion_tokens,
     });
 
-    before = rowsFor(bob.id).length;
+    before = (await rowsFor(bob.id)).length;
     const c = await server.client(bob.key).completions.create({ model: DEMO_MODEL_ID, prompt: 'abc', max_tokens: 3 });
     expect(await nextRow(bob.id, before)).toMatchObject({ endpoint: 'completions', promptTokens: c.usage!.prompt_tokens, completionTokens: c.usage!.completion_tokens });
   });
 
   it('meters a stream the client aborts halfway, cancels it within a step and frees its KV blocks', async () => {
-    const before = rowsFor(alice.id).length;
+    const before = (await rowsFor(alice.id)).length;
     const stream = await server.client(alice.key).chat.completions.create({
       model: DEMO_MODEL_ID,
       messages,
@@ -158,7 +161,7 @@ describe('usage metering', () => {
     for (const who of [alice, bob]) {
       const res = await fetch(server.url('/v1/usage'), { headers: { authorization: `Bearer ${who.key}` } });
       const body = await res.json();
-      const expected = sum(rowsFor(who.id));
+      const expected = sum(await rowsFor(who.id));
       expect(body.key_id).toBe(who.id);
       expect(body.total).toEqual({ ...expected, total_tokens: expected.prompt_tokens + expected.completion_tokens });
       expect(body.data).toHaveLength(1);
@@ -181,9 +184,9 @@ describe('without keys', () => {
       expect(body.key_id).toBeNull();
       expect(body.total.completion_tokens).toBe(r.usage!.completion_tokens);
 
-      const otherDb = openDatabase(open.dataDir);
-      const { key } = new KeyStore(otherDb).create('late');
-      otherDb.close();
+      const otherStore = await openStore({ dataDir: open.dataDir });
+      const { key } = await otherStore.keys.create('late');
+      await otherStore.close();
       await expect(open.client().models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
       await open.client(key).models.list();
     } finally {

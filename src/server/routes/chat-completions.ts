@@ -25,6 +25,7 @@ import {
 } from '../schemas/chat.js';
 import { errorResponses } from '../schemas/common.js';
 import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
+import { rateLimitHeaders } from '../rate-limits.js';
 import { abortOnDisconnect } from './connection.js';
 
 const chunkSchemaRef = { $ref: `${ChatCompletionChunkSchema.$id}#` };
@@ -56,18 +57,20 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const constraints = await Promise.all(Array.from({ length: n }, () => prepared.constraint()));
       let generation: Generation;
       try {
-        generation = ctx.tracker.start(model, {
+        generation = await ctx.tracker.start(model, {
           keyId: request.keyId,
+          limits: request.rateLimits,
           model: ctx.modelId,
           endpoint: 'chat.completions',
           prompts: [prepared.promptTokens],
           choices: constraints.map((constraint, i) => ({ prompt: 0, options: forChoice(options, i), constraint: constraint ?? undefined })),
         });
       } catch (error) {
-        disposeAll(constraints);
+        disposeAll(constraints); // idempotent: the engine may have disposed some already
         throw error;
       }
       abortOnDisconnect(reply, generation);
+      reply.headers(rateLimitHeaders(request.rateLimits, generation.rateWindow, Date.now()));
       const output: Output = {
         ctx,
         generation,

@@ -15,6 +15,7 @@ import {
   type CompletionRequest,
 } from '../schemas/completions.js';
 import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
+import { rateLimitHeaders } from '../rate-limits.js';
 import { abortOnDisconnect } from './connection.js';
 
 /** OpenAI's default for this endpoint (chat completions default to the rest of the context). */
@@ -47,8 +48,9 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
         topLogprobs: logprobs ?? 0,
       });
       const prefixes = prompts.map((tokens, i) => (echo ? echoText(model, body.prompt, tokens, i) : ''));
-      const generation = ctx.tracker.start(model, {
+      const generation = await ctx.tracker.start(model, {
         keyId: request.keyId,
+        limits: request.rateLimits,
         model: ctx.modelId,
         endpoint: 'completions',
         prompts,
@@ -56,6 +58,7 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
         choices: prompts.flatMap((_, p) => Array.from({ length: n }, (_, i) => ({ prompt: p, options: forChoice(options, i) }))),
       });
       abortOnDisconnect(reply, generation);
+      reply.headers(rateLimitHeaders(request.rateLimits, generation.rateWindow, Date.now()));
       const output: Output = {
         ctx,
         generation,

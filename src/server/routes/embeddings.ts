@@ -1,8 +1,9 @@
 // POST /v1/embeddings: one embedding per input (texts or token ids) from an embedding model (served
 // with --task embed, or detected from a sentence-transformers checkpoint). Metered as prompt tokens.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { badRequest } from '../errors.js';
+import { rateLimitHeaders } from '../rate-limits.js';
 import { errorResponses } from '../schemas/common.js';
 import { EmbeddingRequestSchema, EmbeddingResponseSchema, type EmbeddingRequest } from '../schemas/embeddings.js';
 
@@ -10,24 +11,18 @@ export async function embeddingsRoutes(app: FastifyInstance, { ctx }: { ctx: Ser
   app.post(
     '/embeddings',
     { schema: { body: EmbeddingRequestSchema, response: { 200: EmbeddingResponseSchema, ...errorResponses } } },
-    async (request: FastifyRequest<{ Body: EmbeddingRequest }>) => {
+    async (request: FastifyRequest<{ Body: EmbeddingRequest }>, reply: FastifyReply) => {
       const body = request.body;
       const model = ctx.modelFor(body.model);
       if (model.task !== 'embed')
         throw badRequest(`${ctx.modelId} is a generative model; embeddings need an embedding model (paralon serve --task embed)`, 'model');
-      const startedAt = Date.now();
-      const { embeddings, promptTokens } = await model.embed(inputsOf(body.input), { dimensions: body.dimensions ?? undefined });
-      ctx.usage.record({
-        keyId: request.keyId,
-        model: ctx.modelId,
-        endpoint: 'embeddings',
-        promptTokens,
-        completionTokens: 0,
-        startedAt,
-        finishedAt: Date.now(),
-        finishReason: 'stop',
-      });
-      ctx.metrics.promptTokens.inc({}, promptTokens);
+      // Metered and rate limited like generations; tokens per minute count them once they ran.
+      const { result, window } = await ctx.tracker.runOnce(
+        { keyId: request.keyId, limits: request.rateLimits, model: ctx.modelId, endpoint: 'embeddings' },
+        () => model.embed(inputsOf(body.input), { dimensions: body.dimensions ?? undefined }),
+      );
+      const { embeddings, promptTokens } = result;
+      reply.headers(rateLimitHeaders(request.rateLimits, window, Date.now()));
       const base64 = body.encoding_format === 'base64';
       return {
         object: 'list',

@@ -13,7 +13,7 @@ export async function usageRoutes(app: FastifyInstance, { ctx }: { ctx: ServerCo
     async (request: FastifyRequest<{ Querystring: { start_date?: string } }>) => {
       const since = request.query.start_date ? Date.parse(`${request.query.start_date}T00:00:00Z`) : 0;
       if (Number.isNaN(since)) throw badRequest(`'start_date' is not a date: ${request.query.start_date}`, 'start_date');
-      const days = ctx.usage.dailyForKey(request.keyId, since);
+      const days = await ctx.usage.dailyForKey(request.keyId, since);
       const data = days.map((d) => ({
         date: d.date,
         model: d.model,
