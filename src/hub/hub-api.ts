@@ -90,7 +90,7 @@ function errorCodeOf(e: HubApiError): string | null {
   const data = e.data as { error?: unknown } | undefined;
   const text = typeof data?.error === 'string' ? data.error : '';
   if (/gated|restricted|access to model/i.test(text)) return 'GatedRepo';
-  if (/revision/i.test(text)) return 'RevisionNotFound';
+  if (/rev id|revision/i.test(text)) return 'RevisionNotFound';
   return null;
 }
 

@@ -8,7 +8,7 @@ import { hubCacheDir, RepoCache, snapshotFiles } from './cache.js';
 import { HubError } from './errors.js';
 import { authHeaders, fileMetadata, repoInfo, type FileMetadata, type HubClient } from './hub-api.js';
 import { formatHubId, parseHubId, type HubModelId } from './model-id.js';
-import { SAFETENSORS_INDEX, selectFiles, shardsOfIndex, type FileSelection, type ModelFormat } from './select-files.js';
+import { DEFAULT_QUANT, quantOf, SAFETENSORS_INDEX, selectFiles, shardsOfIndex, type FileSelection, type ModelFormat } from './select-files.js';
 import { downloadBlob } from './transfer.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
@@ -127,6 +127,9 @@ function cachedSelection(cache: RepoCache, commit: string, id: HubModelId): { se
   } catch {
     return null;
   }
+  // Without a tag the hub's default (Q4_K_M) is meant, which another cached quantization does not stand for.
+  if (selection.format === 'gguf' && id.quant === undefined && quantOf(selection.entry) !== DEFAULT_QUANT)
+    return { selection, missing: [`a ${DEFAULT_QUANT} GGUF file (name a cached one with ${id.repo}:TAG)`] };
   const needed = [...selection.files];
   if (selection.indexed && cache.hasFile(commit, SAFETENSORS_INDEX)) {
     try {
