@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-// `paralon serve | keys | usage | demo-model`: a thin layer over src/server/. Every subcommand takes
-// --data-dir (PARALON_DATA_DIR, default ~/.paralon); flags beat PARALON_* variables, which beat defaults.
+// `paralon serve | run | chat | pull | ls | rm | keys | usage | demo-model`: a thin layer over the
+// library, hub/ and server/. Every subcommand takes --data-dir (PARALON_DATA_DIR, default ~/.paralon);
+// flags beat PARALON_* variables, which beat defaults. Failures print one line (the stack only at
+// --log-level debug); exit code 2 means bad usage, 1 a runtime failure.
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { chat, CHAT_HELP } from './cli/chat.js';
+import { reportFailure, UsageError } from './cli/errors.js';
+import { ls, MODELS_HELP, pull, rm } from './cli/models.js';
+import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, wantsDebug } from './cli/options.js';
+import { run, RUN_HELP } from './cli/run.js';
+import { printTable } from './cli/table.js';
 import { writeDemoModel } from './index.js';
 import { ConfigError, resolveDataDir } from './server/config.js';
 import { openDatabase } from './server/database.js';
@@ -14,7 +22,9 @@ const HELP = `Paralon: LLM inference for Node.js with an OpenAI-compatible serve
 
 Usage:
   paralon serve [options]              serve a model (default: the random-weight demo model)
-  paralon keys create --name NAME      create an API key (printed once)
+  paralon chat [--model ID] [options]  chat in the terminal (paralon chat --help)
+  paralon run [--model ID] "PROMPT"    answer once to stdout (paralon run --help)
+${MODELS_HELP}  paralon keys create --name NAME      create an API key (printed once)
   paralon keys list                    list keys (never the keys themselves)
   paralon keys revoke ID|NAME          revoke a key
   paralon usage [--since YYYY-MM-DD]   metered tokens per day, key and model
@@ -23,41 +33,32 @@ Usage:
 Common option:
   --data-dir DIR        keys, usage and the demo model (PARALON_DATA_DIR; default ~/.paralon)
 
+Hub models go to the Hugging Face cache (HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub),
+shared with vLLM and transformers; HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE=1 are honoured.
+
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
-  --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
-  --served-model-name NAME     model id for clients (default: the directory's name, lower-cased)
-  --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
-  --threads N                  CPU worker threads (default: one per core)
+${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (default: the hub id, or the directory's name lower-cased)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
   --port N                     default 8000
-  --max-model-len N            prompt + completion tokens per request (default: the model's)
-  --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
   --body-limit SIZE            largest request body (default 4MiB)
   --shutdown-grace SECONDS     how long Ctrl-C waits for requests to finish (default 10)
-  --log-level LEVEL            fatal | error | warn | info | debug | trace (default: no logs)
 `;
 
 const dataDirOption = { 'data-dir': { type: 'string' } } as const;
 
 const SERVE_OPTIONS = {
-  ...dataDirOption,
-  model: { type: 'string' },
+  ...MODEL_OPTIONS,
   'served-model-name': { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
-  'max-model-len': { type: 'string' },
-  'kv-cache-memory': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-waiting': { type: 'string' },
   'body-limit': { type: 'string' },
   'shutdown-grace': { type: 'string' },
-  'log-level': { type: 'string' },
 } as const;
 
 function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
@@ -67,10 +68,20 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(HELP);
+    process.stdout.write(command === 'run' ? RUN_HELP : command === 'chat' ? CHAT_HELP : HELP);
     return 0;
   }
   switch (command) {
+    case 'run':
+      return run(rest);
+    case 'chat':
+      return chat(rest);
+    case 'pull':
+      return pull(rest);
+    case 'ls':
+      return ls(rest);
+    case 'rm':
+      return rm(rest);
     case 'serve': {
       const { values } = parse(rest, SERVE_OPTIONS);
       await serve(resolveServeConfig(values));
@@ -92,10 +103,9 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case '-h':
       process.stdout.write(HELP);
-      return command === undefined ? 1 : 0;
+      return command === undefined ? 2 : 0;
     default:
-      process.stderr.write(`unknown command '${command}'\n\n${HELP}`);
-      return 1;
+      throw new UsageError(`unknown command '${command}'; \`paralon help\` lists the commands`);
   }
 }
 
@@ -168,19 +178,11 @@ function usage(args: string[]): number {
   }
 }
 
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const row of [header, ...rows]) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
-}
-
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const expected = error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`paralon: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (!expected && error instanceof Error && error.stack) process.stderr.write(error.stack + '\n');
-    process.exitCode = 1;
+    process.exitCode = reportFailure(error, wantsDebug(process.argv.slice(2)));
   },
 );

@@ -1,5 +1,7 @@
 // Paralon's public API: load a Qwen3 checkpoint and generate, or use the runtime's devices and ops.
-export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions } from './engine/model.js';
+export { Model, type LoadModelOptions, type ModelStats, type ChatOptions } from './engine/model.js';
+export { loadModel, type LoadOptions } from './load-model.js';
+export { HubError, listCachedModels, removeCachedModel, hubCacheDir, type HubOptions, type DownloadProgress, type CachedModel } from './hub/index.js';
 export { RequestError, EngineBusyError, type EngineStats } from './engine/engine.js';
 export type {
   SamplingOptions,

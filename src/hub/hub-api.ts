@@ -1,8 +1,10 @@
 // The few hub HTTP calls Paralon makes: repository info (commit + file list) and model search through
 // @huggingface/hub, and the per-file HEAD of a resolve URL that huggingface_hub also makes (etag,
 // size, commit, and the CDN location of LFS files). Hub HTTP failures become messages a person can act on.
-import { HubApiError, listModels, modelInfo } from '@huggingface/hub';
 import { HubError } from './errors.js';
+
+// Loaded on the first request: a cached model starts without the package's import cost (~150 ms).
+const hubPackage = () => import('@huggingface/hub');
 
 export interface HubClient {
   endpoint: string;
@@ -32,6 +34,7 @@ export function authHeaders(client: HubClient): Record<string, string> {
 }
 
 export async function repoInfo(client: HubClient, repo: string, revision: string): Promise<RepoInfo> {
+  const { HubApiError, modelInfo } = await hubPackage();
   try {
     const info = await modelInfo({
       name: repo,
@@ -86,7 +89,7 @@ function normalizeEtag(etag: string | null): string | null {
   return /^[\w.-]+$/.test(value) ? value : null;
 }
 
-function errorCodeOf(e: HubApiError): string | null {
+function errorCodeOf(e: { data?: unknown }): string | null {
   const data = e.data as { error?: unknown } | undefined;
   const text = typeof data?.error === 'string' ? data.error : '';
   if (/gated|restricted|access to model/i.test(text)) return 'GatedRepo';
@@ -119,6 +122,7 @@ async function apiProblem(client: HubClient, repo: string, revision: string, sta
 async function searchModels(client: HubClient, repo: string): Promise<string[]> {
   const ids: string[] = [];
   try {
+    const { listModels } = await hubPackage();
     const query = repo.split('/')[1];
     for await (const m of listModels({ search: { query }, limit: 8, hubUrl: client.endpoint, fetch: client.fetch, accessToken: client.token, sort: 'downloads' }))
       ids.push(m.name);

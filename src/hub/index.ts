@@ -3,6 +3,6 @@
 export { HubError } from './errors.js';
 export { parseHubId, formatHubId, type HubModelId } from './model-id.js';
 export { hubCacheDir } from './cache.js';
-export { resolveModel, resolveHubModel, modelSpecProblem, type HubOptions, type DownloadProgress, type ResolvedModel } from './resolve.js';
+export { resolveModel, resolveHubModel, modelSpecProblem, defaultModelId, type HubOptions, type DownloadProgress, type ResolvedModel } from './resolve.js';
 export { listCachedModels, removeCachedModel, type CachedModel } from './cached-models.js';
 export { createProgressBar, formatBytes, formatDuration, type ProgressBar } from './progress.js';

@@ -55,11 +55,17 @@ export async function resolveModel(spec: string, options: HubOptions = {}): Prom
   if (existsSync(spec)) {
     const resolved = path.resolve(spec);
     const isFile = statSync(resolved).isFile();
-    return { path: resolved, format: isFile && resolved.endsWith('.gguf') ? 'gguf' : 'safetensors', id: path.basename(resolved).replace(/\.gguf$/, '').toLowerCase() };
+    return { path: resolved, format: isFile && resolved.endsWith('.gguf') ? 'gguf' : 'safetensors', id: defaultModelId(spec) };
   }
   const hubId = looksLikePath(spec) ? null : parseHubId(spec);
   if (hubId === null) throw new HubError(modelSpecProblem(spec), true);
   return resolveHubModel(hubId, options);
+}
+
+/** The id a model goes by unless named otherwise: the hub id as typed, or the directory/file name lower-cased. */
+export function defaultModelId(spec: string): string {
+  if (!existsSync(spec) && parseHubId(spec) !== null) return spec;
+  return path.basename(path.resolve(spec)).replace(/\.gguf$/, '').toLowerCase();
 }
 
 /** Why `spec` names no model, and what a model argument may be. */
