@@ -26,6 +26,8 @@ export interface LoggedRequest {
 
 export class MockHub {
   readonly repos = new Map<string, MockRepo>();
+  /** sha256 → bytes of every LFS file, for the CDN. */
+  readonly #lfs = new Map<string, Buffer>();
   readonly requests: LoggedRequest[] = [];
   /** The next CDN GET of this sha256 sends only this many bytes, then drops the connection. */
   cutAfter = new Map<string, number>();
@@ -59,6 +61,7 @@ export class MockHub {
   addRepo(repo: string, files: Record<string, Buffer>, options: { gated?: boolean; commit?: string } = {}): MockRepo {
     const entry = { commit: options.commit ?? sha1(Buffer.from(repo + JSON.stringify(Object.keys(files)))), files, gated: options.gated };
     this.repos.set(repo, entry);
+    for (const [file, bytes] of Object.entries(files)) if (isLfs(file)) this.#lfs.set(sha256(bytes), bytes);
     return entry;
   }
 
@@ -111,7 +114,7 @@ export class MockHub {
       if (!bytes) return json(404, { error: 'Entry not found' }, 'EntryNotFound');
       const common = { 'x-repo-commit': repo.commit, 'accept-ranges': 'bytes' };
       if (isLfs(file)) {
-        const oid = sha256(bytes);
+        const oid = [...this.#lfs].find(([, b]) => b === bytes)![0];
         res.writeHead(302, { ...common, location: `${this.cdn}/cdn/${oid}`, 'x-linked-etag': `"${oid}"`, 'x-linked-size': String(bytes.length), etag: `"${sha1(bytes)}"`, 'content-length': '0' });
         return void res.end();
       }
@@ -124,8 +127,7 @@ export class MockHub {
   }
 
   #cdn(oid: string, req: IncomingMessage, res: ServerResponse): void {
-    let bytes: Buffer | undefined;
-    for (const repo of this.repos.values()) for (const [f, b] of Object.entries(repo.files)) if (isLfs(f) && sha256(b) === oid) bytes = b;
+    let bytes = this.#lfs.get(oid);
     if (!bytes) return void res.writeHead(404).end();
     const corrupt = this.corruptAt.get(oid);
     if (corrupt !== undefined) {
