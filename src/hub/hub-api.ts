@@ -118,18 +118,26 @@ async function apiProblem(client: HubClient, repo: string, revision: string, sta
   return new HubError(`${where}: the hub answered HTTP ${status}${file ? ` for ${file}` : ''}; try again later`, false);
 }
 
-/** Up to 8 model ids whose names contain `repo`'s name, most downloaded first; none when the search fails. */
+/**
+ * Up to 8 model ids with a name like `repo`'s, most downloaded first: a search for the name, then for
+ * shorter prefixes of it (Qwen3-0.6C → Qwen3-0 → Qwen3) until something matches; none when search fails.
+ */
 async function searchModels(client: HubClient, repo: string): Promise<string[]> {
-  const ids: string[] = [];
+  const name = repo.split('/')[1];
+  const queries = [name];
+  for (let cut = name.search(/[-_.][^-_.]*$/); cut > 0; cut = name.slice(0, cut).search(/[-_.][^-_.]*$/)) queries.push(name.slice(0, cut));
   try {
     const { listModels } = await hubPackage();
-    const query = repo.split('/')[1];
-    for await (const m of listModels({ search: { query }, limit: 8, hubUrl: client.endpoint, fetch: client.fetch, accessToken: client.token, sort: 'downloads' }))
-      ids.push(m.name);
+    for (const query of queries.slice(0, 3)) {
+      const ids: string[] = [];
+      for await (const m of listModels({ search: { query }, limit: 8, hubUrl: client.endpoint, fetch: client.fetch, accessToken: client.token, sort: 'downloads' }))
+        ids.push(m.name);
+      if (ids.length > 0) return ids;
+    }
   } catch {
     // only a hint
   }
-  return ids;
+  return [];
 }
 
 function networkProblem(client: HubClient, e: unknown): Error {
