@@ -38,6 +38,7 @@ shared with vLLM and transformers; HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE=1 ar
 
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
 ${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (default: the hub id, or the directory's name lower-cased)
+  --task TASK                  generate | embed (default: embed for a sentence-transformers checkpoint, else generate)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
   --port N                     default 8000
   --max-num-seqs N             sequences per batch
@@ -52,6 +53,7 @@ const dataDirOption = { 'data-dir': { type: 'string' } } as const;
 const SERVE_OPTIONS = {
   ...MODEL_OPTIONS,
   'served-model-name': { type: 'string' },
+  task: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
   'max-num-seqs': { type: 'string' },

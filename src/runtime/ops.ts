@@ -66,9 +66,14 @@ export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
   return out;
 }
 
-/** out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate). */
-export function matmul(x: Tensor, w: Tensor, out: Tensor, options: { residual?: Tensor } = {}): Tensor {
-  out.device.native.matmul(x.native, w.native, out.native, nativeOf(options.residual));
+/**
+ * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate). With a list of
+ * up to 3 outputs, w stacks several weights (a fused projection) and output j receives the next
+ * columns of the product, as many as it has: `matmul(normed, qkv, [q, k, v])` reads x once.
+ */
+export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor, out: T, options: { residual?: Tensor } = {}): T {
+  const device = Array.isArray(out) ? x.device : out.device;
+  device.native.matmul(x.native, w.native, Array.isArray(out) ? out.map((t) => t.native) : out.native, nativeOf(options.residual));
   return out;
 }
 

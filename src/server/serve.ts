@@ -2,10 +2,11 @@
 // model downloads and loads), print the banner, and drain on SIGINT/SIGTERM.
 import type { DeviceName, Model } from '../index.js';
 import { DEMO_MODEL_ID, loadLocalModel, localModel } from '../cli/load.js';
-import { defaultModelId } from '../hub/index.js';
-import { createServer, type LogLevel } from './app.js';
 import { resolveModelSettings } from '../cli/options.js';
-import { bytesSetting, intSetting, isLoopback, numberSetting, stringSetting, type RawValues } from './config.js';
+import { defaultModelId } from '../hub/index.js';
+import type { ModelTask } from '../model/index.js';
+import { createServer, type LogLevel } from './app.js';
+import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, stringSetting, type RawValues } from './config.js';
 import { KeyStore } from './key-store.js';
 import { openDatabase } from './database.js';
 
@@ -13,7 +14,6 @@ export { DEMO_MODEL_ID };
 
 /** Requests waiting for the engine at most; more get 429 (clients retry with backoff). */
 const DEFAULT_MAX_WAITING = 256;
-
 
 export interface ServeConfig {
   dataDir: string;
@@ -23,6 +23,8 @@ export interface ServeConfig {
   revision?: string;
   hfToken?: string;
   modelId: string;
+  /** Undefined: detected from the checkpoint (see LoadModelOptions.task). */
+  task?: ModelTask;
   device: DeviceName | 'auto';
   threads?: number;
   host: string;
@@ -41,12 +43,16 @@ export interface ServeConfig {
 export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = process.env): ServeConfig {
   const common = resolveModelSettings(values, env);
   const { model, revision, hfToken, dataDir, device, threads, maxModelLen, kvCacheMemory, logLevel } = common;
+  const task = stringSetting(values, env, 'task');
+  if (task !== undefined && task !== 'generate' && task !== 'embed')
+    throw new ConfigError(`--task must be generate or embed, got '${task}'`);
   return {
     dataDir,
     model,
     revision,
     hfToken,
     modelId: stringSetting(values, env, 'served-model-name') ?? (model === undefined ? DEMO_MODEL_ID : defaultModelId(model)),
+    task: task as ModelTask | undefined,
     device,
     threads,
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
@@ -79,6 +85,7 @@ export async function serve(config: ServeConfig): Promise<void> {
         local,
         {
           id: config.modelId,
+          task: config.task,
           device: config.device,
           threads: config.threads,
           maxModelLen: config.maxModelLen,

@@ -222,7 +222,11 @@ describe('reasoning', () => {
   const script = ['<th', 'ink>\nI should', ' think.\n</thi', 'nk>\n\nThe answer', ' is 4.'];
   const scripted: ServedModel = {
     contextLength: 1024,
-    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString() },
+    task: 'generate',
+    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString(), tokenText: (id) => String.fromCharCode(id) },
+    tokenize: (input) => model.tokenize(input),
+    detokenize: (ids) => model.detokenize(ids),
+    embed: (inputs, options) => model.embed(inputs, options),
     renderChat: (m, o) => model.renderChat(m, o),
     stats: () => model.stats(),
     async *generate(prompt): AsyncGenerator<GenerationEvent> {
