@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Model, type LoadModelOptions } from '../engine/model.js';
 import { createProgressBar, resolveModel, type ProgressBar } from '../hub/index.js';
 import { writeDemoModel } from '../model/demo.js';
+import { readModelConfig } from '../model/registry.js';
 import { UsageError } from './errors.js';
 
 /** The model id of the embedded demo model. */
@@ -51,6 +52,14 @@ export async function localModel(choice: ModelChoice, stream: Stream): Promise<L
       `${resolved.path} is not a checkpoint directory (it has no config.json); expected a Hugging Face checkpoint directory ` +
         '(config.json, tokenizer files, safetensors), a .gguf file, or a hub id such as Qwen/Qwen3-0.6B',
     );
+  if (resolved.format === 'safetensors') {
+    // An architecture Paralon lacks or a malformed config.json is the model's fault, not the machine's.
+    try {
+      readModelConfig(resolved.path);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   return { path: resolved.path, id: resolved.id, demo: false };
 }
 

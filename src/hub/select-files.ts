@@ -5,8 +5,21 @@ import { HubError } from './errors.js';
 
 export type ModelFormat = 'safetensors' | 'gguf';
 
-/** Read by the loader when present; config.json and the tokenizer pair are required. */
-export const METADATA_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja'] as const;
+/**
+ * Read by the loader when present; config.json and the tokenizer pair are required. modules.json (and
+ * the pooling settings beside it) marks a sentence-transformers checkpoint, served as an embedding model.
+ */
+export const METADATA_FILES = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'chat_template.jinja',
+  'modules.json',
+  'config_sentence_transformers.json',
+  'sentence_bert_config.json',
+  '1_Pooling/config.json',
+] as const;
 export const REQUIRED_METADATA = ['config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 export const SAFETENSORS_SINGLE = 'model.safetensors';
