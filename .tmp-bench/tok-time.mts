@@ -1,0 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Tokenizer } from '/work/wt/hub/src/tokenizer/index.js';
+const dir = process.argv[2];
+const t = (label: string, t0: number) => console.log(label.padEnd(28), (performance.now() - t0).toFixed(0), 'ms');
+let t0 = performance.now();
+const text = readFileSync(`${dir}/tokenizer.json`, 'utf8'); t('read tokenizer.json', t0);
+t0 = performance.now(); const json = JSON.parse(text); t('JSON.parse', t0);
+const config = JSON.parse(readFileSync(`${dir}/tokenizer_config.json`, 'utf8'));
+t0 = performance.now(); const hf = new HfTokenizer(json, config); t('HfTokenizer constructor', t0);
+t0 = performance.now(); hf.encode('Hello world, this is a test.'); t('first encode', t0);
+t0 = performance.now(); const tok = await Tokenizer.fromDirectory(dir); t('Tokenizer.fromDirectory total', t0);
+t0 = performance.now(); tok.encodeChat([{ role: 'user', content: 'hi' }]); t('first encodeChat', t0);
