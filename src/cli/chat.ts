@@ -79,6 +79,7 @@ class ChatSession {
   #block: string[] | null = null; // lines of a """ block
   #continued: string[] = []; // lines ended by \
   #rl!: Interface;
+  #closed = false;
   #done!: (code: number) => void;
 
   constructor(
@@ -98,15 +99,19 @@ class ChatSession {
       this.#rl = createInterface({ input: process.stdin, output: this.out, prompt: '>>> ', terminal: process.stdin.isTTY === true });
       this.#rl.on('SIGINT', () => this.#interrupt());
       process.on('SIGINT', () => this.#interrupt()); // stdin not a terminal
-      this.#rl.on('close', () => {
-        this.#generating?.abort();
-        this.out.write('\n');
-        resolve(0);
-      });
       // Lines are handled one at a time: a message typed during an answer waits for it.
       let queue = Promise.resolve();
       this.#rl.on('line', (line) => {
         queue = queue.then(() => this.#line(line));
+      });
+      // Ctrl-D on a terminal leaves at once; the end of piped input lets the queued messages finish.
+      this.#rl.on('close', () => {
+        this.#closed = true;
+        if (process.stdin.isTTY) this.#generating?.abort();
+        void queue.then(() => {
+          this.out.write('\n');
+          resolve(0);
+        });
       });
       this.#rl.prompt();
     });
@@ -122,8 +127,7 @@ class ChatSession {
     this.#block = null;
     this.#continued = [];
     this.out.write(`\n${DIM}(Ctrl-C again or Ctrl-D to leave)${RESET}\n`);
-    this.#rl.setPrompt('>>> ');
-    this.#rl.prompt();
+    this.#prompt();
   }
 
   async #line(line: string): Promise<void> {
@@ -155,6 +159,7 @@ class ChatSession {
   }
 
   #prompt(prompt = '>>> '): void {
+    if (this.#closed) return;
     this.#rl.setPrompt(prompt);
     this.#rl.prompt();
   }

@@ -21,7 +21,8 @@ export function createProgressBar(label: string, options: ProgressOptions): Prog
   const start = now();
   const tty = options.stream.isTTY === true;
   const interval = (options.lineIntervalS ?? 5) * 1000;
-  let lastDraw = -Infinity;
+  // A terminal shows the bar at once; a log gets its first line after one interval (a fast job: only the last).
+  let lastDraw = tty ? -Infinity : start;
   let done = 0;
   let total = 0;
   let finished = false;

@@ -77,7 +77,7 @@ describe.skipIf(!HAS_TMUX && !REQUIRE_TMUX)('in a terminal', () => {
   });
 });
 
-describe('paralon run in scripts', () => {
+describe('paralon run and chat in scripts', () => {
   const paralon = (args: string[], input?: string) => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, input, encoding: 'utf8', env: { ...process.env, PARALON_DATA_DIR: dataDir } });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -96,6 +96,16 @@ describe('paralon run in scripts', () => {
     // The same seed answers the same way, as plain text on stdout.
     const again = paralon(['run', ...flags, '--max-tokens', '6', '--seed', '1', '--no-think', 'What is 2+2?']);
     expect(again.stdout).toBe(out.content + '\n');
+  });
+
+  it('chat reads piped messages and commands to the end of the input', () => {
+    const saved = path.join(dataDir, 'piped.json');
+    const r = paralon(['chat', ...flags, '--max-tokens', '3', '--seed', '4', '--system', 'Be brief.'], `Hello\n/nothink\nAgain\n/save ${saved}\n`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.match(/\[length limit · 3 tokens · /g)).toHaveLength(2);
+    const { messages } = JSON.parse(readFileSync(saved, 'utf8'));
+    expect(messages.map((m: { role: string }) => m.role)).toEqual(['system', 'user', 'assistant', 'user', 'assistant']);
+    expect(messages[0].content).toBe('Be brief.');
   });
 
   it('exits 2 for bad usage and 1 for a runtime failure, with one line and no stack', () => {

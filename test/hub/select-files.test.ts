@@ -95,9 +95,8 @@ describe('progress', () => {
     }
     bar.finish();
     expect(writes).toEqual([
-      'downloading o/m: 8% (1000 KiB / 11.7 MiB, 1000 KiB/s, ETA 11s)\n',
-      'downloading o/m: 50% (5.86 MiB / 11.7 MiB, 1000 KiB/s, ETA 6.0s)\n',
-      'downloading o/m: 92% (10.7 MiB / 11.7 MiB, 1000 KiB/s, ETA 1.0s)\n',
+      'downloading o/m: 42% (4.88 MiB / 11.7 MiB, 1000 KiB/s, ETA 7.0s)\n',
+      'downloading o/m: 83% (9.77 MiB / 11.7 MiB, 1000 KiB/s, ETA 2.0s)\n',
       'downloading o/m: 100% (11.7 MiB / 11.7 MiB, 1000 KiB/s, in 12s)\n',
     ]);
   });
