@@ -15,7 +15,6 @@ export interface HubClient {
 export interface RepoInfo {
   commit: string;
   files: string[];
-  gated: boolean;
 }
 
 export interface FileMetadata {
@@ -46,7 +45,7 @@ export async function repoInfo(client: HubClient, repo: string, revision: string
     });
     if (typeof info.sha !== 'string' || !/^[0-9a-f]{40}$/.test(info.sha))
       throw new HubError(`${client.endpoint}: the info of ${repo} has no commit sha; is HF_ENDPOINT a Hugging Face hub?`, false);
-    return { commit: info.sha, files: info.filePaths ?? [], gated: info.gated !== false && info.gated !== undefined };
+    return { commit: info.sha, files: info.filePaths ?? [] };
   } catch (e) {
     if (e instanceof HubApiError) throw await apiProblem(client, repo, revision, e.statusCode, errorCodeOf(e));
     throw networkProblem(client, e);
