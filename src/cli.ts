@@ -1,9 +1,17 @@
 #!/usr/bin/env node
-// `paralon serve | keys | usage | demo-model`: a thin layer over src/server/. Every subcommand takes
-// --data-dir (PARALON_DATA_DIR, default ~/.paralon) and serve, keys and usage --database (a postgres://
-// URL, PARALON_DATABASE_URL) for a fleet's shared store; flags beat PARALON_* variables, which beat defaults.
+// `paralon serve | run | chat | pull | ls | rm | keys | usage | demo-model`: a thin layer over the
+// library, hub/ and server/. Every subcommand takes --data-dir (PARALON_DATA_DIR, default ~/.paralon),
+// and serve, keys and usage --database (a postgres:// URL, PARALON_DATABASE_URL) for a fleet's shared
+// store; flags beat PARALON_* variables, which beat defaults. Failures print one line (the stack only
+// at --log-level debug); exit code 2 means bad usage, 1 a runtime failure.
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { chat, CHAT_HELP } from './cli/chat.js';
+import { reportFailure, UsageError } from './cli/errors.js';
+import { ls, MODELS_HELP, pull, rm } from './cli/models.js';
+import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, wantsDebug } from './cli/options.js';
+import { run, RUN_HELP } from './cli/run.js';
+import { printTable } from './cli/table.js';
 import { writeDemoModel } from './index.js';
 import { ConfigError, resolveDatabaseUrl, resolveDataDir, type RawValues } from './server/config.js';
 import { resolveServeConfig, serve } from './server/serve.js';
@@ -14,7 +22,9 @@ const HELP = `Paralon: LLM inference for Node.js with an OpenAI-compatible serve
 
 Usage:
   paralon serve [options]              serve a model (default: the random-weight demo model)
-  paralon keys create --name NAME [LIMITS]   create an API key (printed once)
+  paralon chat [--model ID] [options]        chat in the terminal (paralon chat --help)
+  paralon run [--model ID] "PROMPT"          answer once to stdout (paralon run --help)
+${MODELS_HELP}  paralon keys create --name NAME [LIMITS]   create an API key (printed once)
   paralon keys limits ID|NAME LIMITS         change a key's rate limits
   paralon keys list                          list keys and their limits (never the keys themselves)
   paralon keys revoke ID|NAME                revoke a key
@@ -31,18 +41,16 @@ Common options:
   --database URL        postgres://user:pass@host/db: keys, limits and usage shared by replicas
                         (PARALON_DATABASE_URL; default: SQLite under --data-dir)
 
+Hub models go to the Hugging Face cache (HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub),
+shared with vLLM and transformers; HF_TOKEN, HF_ENDPOINT and HF_HUB_OFFLINE=1 are honoured.
+
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
-  --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
-  --served-model-name NAME     model id for clients (default: the directory's name, lower-cased)
+${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (default: the hub id, or the directory's name lower-cased)
   --task TASK                  generate | embed (default: embed for a sentence-transformers checkpoint, else generate)
-  --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
-  --threads N                  CPU worker threads (default: one per core)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
   --port N                     default 8000
-  --max-model-len N            prompt + completion tokens per request (default: the model's)
   --rope-scaling JSON          replaces config.json's rope_scaling, e.g. Qwen3's 131,072-token context:
                                '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
-  --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
@@ -50,7 +58,6 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --grammar-workers N          grammar worker threads, each ~180 MB with Qwen3's vocabulary (default 2)
   --body-limit SIZE            largest request body (default 4MiB)
   --shutdown-grace SECONDS     how long Ctrl-C waits for requests to finish (default 10)
-  --log-level LEVEL            fatal | error | warn | info | debug | trace (default: no logs)
   --replica-id ID              this process's id in usage rows (default host:pid:random); a restart
                                under the same id marks its earlier running rows interrupted at once
   --replica-timeout SECONDS    a replica silent this long is dead: its running rows become
@@ -62,19 +69,15 @@ const storeOptions = { ...dataDirOption, database: { type: 'string' } } as const
 const limitOptions = { rpm: { type: 'string' }, tpm: { type: 'string' }, 'max-concurrent': { type: 'string' } } as const;
 
 const SERVE_OPTIONS = {
-  ...storeOptions,
+  ...MODEL_OPTIONS,
+  database: { type: 'string' },
   'replica-id': { type: 'string' },
   'replica-timeout': { type: 'string' },
-  model: { type: 'string' },
   'served-model-name': { type: 'string' },
   task: { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
-  'max-model-len': { type: 'string' },
   'rope-scaling': { type: 'string' },
-  'kv-cache-memory': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-waiting': { type: 'string' },
@@ -82,7 +85,6 @@ const SERVE_OPTIONS = {
   'grammar-workers': { type: 'string' },
   'body-limit': { type: 'string' },
   'shutdown-grace': { type: 'string' },
-  'log-level': { type: 'string' },
 } as const;
 
 function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O, allowPositionals = false) {
@@ -92,10 +94,20 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(HELP);
+    process.stdout.write(command === 'run' ? RUN_HELP : command === 'chat' ? CHAT_HELP : HELP);
     return 0;
   }
   switch (command) {
+    case 'run':
+      return run(rest);
+    case 'chat':
+      return chat(rest);
+    case 'pull':
+      return pull(rest);
+    case 'ls':
+      return ls(rest);
+    case 'rm':
+      return rm(rest);
     case 'serve': {
       const { values } = parse(rest, SERVE_OPTIONS);
       await serve(resolveServeConfig(values));
@@ -117,10 +129,9 @@ async function main(argv: string[]): Promise<number> {
     case '--help':
     case '-h':
       process.stdout.write(HELP);
-      return command === undefined ? 1 : 0;
+      return command === undefined ? 2 : 0;
     default:
-      process.stderr.write(`unknown command '${command}'\n\n${HELP}`);
-      return 1;
+      throw new UsageError(`unknown command '${command}'; \`paralon help\` lists the commands`);
   }
 }
 
@@ -225,19 +236,11 @@ async function usage(args: string[]): Promise<number> {
   });
 }
 
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const row of [header, ...rows]) console.log(row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd());
-}
-
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const expected = error instanceof ConfigError || error instanceof StoreError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    process.stderr.write(`paralon: ${error instanceof Error ? error.message : String(error)}\n`);
-    if (!expected && error instanceof Error && error.stack) process.stderr.write(error.stack + '\n');
-    process.exitCode = 1;
+    process.exitCode = reportFailure(error, wantsDebug(process.argv.slice(2)));
   },
 );

@@ -1,8 +1,10 @@
-// Paralon's public API: load a checkpoint and generate, add an architecture, or use the runtime's
-// devices and ops.
-export { loadModel, Model, type LoadModelOptions, type ModelStats, type ChatOptions, type CompleteOptions } from './engine/model.js';
+// Paralon's public API: load a checkpoint (a directory, a .gguf file or a hub id) and generate, add an
+// architecture, or use the runtime's devices and ops.
+export { Model, type LoadModelOptions, type ModelStats, type ChatOptions, type CompleteOptions } from './engine/model.js';
 export type { PreparedChat } from './engine/chat.js';
 export type { OutputOptions } from './engine/output-format.js';
+export { loadModel, type LoadOptions } from './load-model.js';
+export { HubError, listCachedModels, removeCachedModel, hubCacheDir, type HubOptions, type DownloadProgress, type CachedModel } from './hub/index.js';
 export { RequestError, EngineBusyError, type EngineStats } from './engine/engine.js';
 export type {
   SamplingOptions,

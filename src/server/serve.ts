@@ -1,8 +1,9 @@
 // `paralon serve`: resolve the configuration, start listening at once (/health says 503 while the
-// model loads), load the model, print the banner, and drain on SIGINT/SIGTERM.
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
+// model downloads and loads), print the banner, and drain on SIGINT/SIGTERM.
+import type { DeviceName, Model } from '../index.js';
+import { DEMO_MODEL_ID, loadLocalModel, localModel } from '../cli/load.js';
+import { resolveModelSettings } from '../cli/options.js';
+import { defaultModelId } from '../hub/index.js';
 import type { ModelTask } from '../model/index.js';
 import { createServer, type LogLevel } from './app.js';
 import {
@@ -12,20 +13,16 @@ import {
   isLoopback,
   numberSetting,
   resolveDatabaseUrl,
-  resolveDataDir,
   stringSetting,
   type RawValues,
 } from './config.js';
 import { DEFAULT_REPLICA_TIMEOUT_MS } from './replica.js';
 import { withStore } from './store/open.js';
 
-/** The model id of the embedded demo model. */
-export const DEMO_MODEL_ID = 'paralon-demo';
+export { DEMO_MODEL_ID };
 
 /** Requests waiting for the engine at most; more get 429 (clients retry with backoff). */
 const DEFAULT_MAX_WAITING = 256;
-
-const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
 export interface ServeConfig {
   dataDir: string;
@@ -33,8 +30,11 @@ export interface ServeConfig {
   databaseUrl?: string;
   replicaId?: string;
   replicaTimeoutMs: number;
-  /** null: the demo model under <dataDir>/demo-model. */
-  modelDir: string | null;
+  /** A checkpoint directory, a .gguf file or a hub id; undefined: the demo model under <dataDir>/demo-model. */
+  model?: string;
+  /** Hub revision (branch, tag or commit) and token. */
+  revision?: string;
+  hfToken?: string;
   modelId: string;
   /** Undefined: detected from the checkpoint (see LoadModelOptions.task). */
   task?: ModelTask;
@@ -59,35 +59,28 @@ export interface ServeConfig {
 
 /** Flags (parseArgs values) > PARALON_* environment > defaults; throws ConfigError on a bad value. */
 export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = process.env): ServeConfig {
-  const modelDir = stringSetting(values, env, 'model');
-  const logLevel = stringSetting(values, env, 'log-level');
-  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevel))
-    throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
-  const device = stringSetting(values, env, 'device') ?? 'auto';
-  if (!/^(auto|cpu|cuda|cuda:\d+|cuda-sim)$/.test(device))
-    throw new ConfigError(`--device must be auto, cpu, cuda, cuda:N or cuda-sim, got '${device}'`);
+  const common = resolveModelSettings(values, env);
+  const { model, revision, hfToken, dataDir, device, threads, maxModelLen, kvCacheMemory, logLevel } = common;
   const task = stringSetting(values, env, 'task');
   if (task !== undefined && task !== 'generate' && task !== 'embed')
     throw new ConfigError(`--task must be generate or embed, got '${task}'`);
-  const resolvedModelDir = modelDir === undefined ? null : path.resolve(modelDir);
-  const modelId =
-    stringSetting(values, env, 'served-model-name') ??
-    (resolvedModelDir === null ? DEMO_MODEL_ID : path.basename(resolvedModelDir).toLowerCase());
   return {
-    dataDir: resolveDataDir(values, env),
+    dataDir,
     databaseUrl: resolveDatabaseUrl(values, env),
     replicaId: stringSetting(values, env, 'replica-id'),
     replicaTimeoutMs: (numberSetting(values, env, 'replica-timeout', 0.1) ?? DEFAULT_REPLICA_TIMEOUT_MS / 1000) * 1000,
-    modelDir: resolvedModelDir,
-    modelId,
+    model,
+    revision,
+    hfToken,
+    modelId: stringSetting(values, env, 'served-model-name') ?? (model === undefined ? DEMO_MODEL_ID : defaultModelId(model)),
     task: task as ModelTask | undefined,
-    device: device as DeviceName | 'auto',
-    threads: intSetting(values, env, 'threads', 1, 1024),
+    device,
+    threads,
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
     port: intSetting(values, env, 'port', 0, 65535) ?? 8000,
-    maxModelLen: intSetting(values, env, 'max-model-len', 2),
+    maxModelLen,
     ropeScaling: ropeScalingSetting(stringSetting(values, env, 'rope-scaling')),
-    kvCacheMemory: bytesSetting(values, env, 'kv-cache-memory'),
+    kvCacheMemory,
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
     maxWaiting: intSetting(values, env, 'max-waiting', 0) ?? DEFAULT_MAX_WAITING,
@@ -95,7 +88,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     grammarWorkers: intSetting(values, env, 'grammar-workers', 1, 64),
     bodyLimit: bytesSetting(values, env, 'body-limit'),
     shutdownGraceMs: (numberSetting(values, env, 'shutdown-grace', 0) ?? 10) * 1000,
-    logLevel: logLevel as LogLevel | undefined,
+    logLevel,
   };
 }
 
@@ -127,30 +120,31 @@ export async function serve(config: ServeConfig): Promise<void> {
     host = '127.0.0.1';
   }
 
-  let modelDir = config.modelDir;
-  if (modelDir === null) {
-    modelDir = path.join(config.dataDir, 'demo-model');
-    if (!existsSync(path.join(modelDir, 'config.json'))) {
-      out(`Writing the demo model (random weights) to ${modelDir} …`);
-      writeDemoModel(modelDir);
-    }
-  }
-
-  const loading = loadModel(modelDir, {
-    id: config.modelId,
-    task: config.task,
-    device: config.device,
-    threads: config.threads,
-    maxModelLen: config.maxModelLen,
-    ropeScaling: config.ropeScaling,
-    kvCacheMemory: config.kvCacheMemory,
-    maxNumSeqs: config.maxNumSeqs,
-    maxNumBatchedTokens: config.maxNumBatchedTokens,
-    maxWaiting: config.maxWaiting,
-    grammarCompileTimeoutMs: config.grammarCompileTimeoutMs,
-    grammarWorkers: config.grammarWorkers,
-    onProgress: process.stderr.isTTY ? progressLine : undefined,
-  });
+  const loading = localModel({ spec: config.model, dataDir: config.dataDir, revision: config.revision, hfToken: config.hfToken }, process.stderr).then(
+    (local) => {
+      out(`Loading ${local.path} …`);
+      return loadLocalModel(
+        local,
+        {
+          id: config.modelId,
+          task: config.task,
+          device: config.device,
+          threads: config.threads,
+          maxModelLen: config.maxModelLen,
+          ropeScaling: config.ropeScaling,
+          kvCacheMemory: config.kvCacheMemory,
+          maxNumSeqs: config.maxNumSeqs,
+          maxNumBatchedTokens: config.maxNumBatchedTokens,
+          maxWaiting: config.maxWaiting,
+          grammarCompileTimeoutMs: config.grammarCompileTimeoutMs,
+          grammarWorkers: config.grammarWorkers,
+        },
+        process.stderr,
+        true,
+      );
+    },
+  );
+  loading.catch(() => {}); // handled below, after listening
   const app = await createServer({
     model: loading,
     modelId: config.modelId,
@@ -166,7 +160,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  out(`Loading ${modelDir} … (GET /health answers 503 until it is ready)`);
+  out(`Listening on http://${urlHost}:${port} (GET /health answers 503 until the model is ready)`);
 
   let model: Model;
   try {
@@ -177,7 +171,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   }
   out();
   out(`Paralon is serving '${config.modelId}' on ${model.device.name} (${model.device.description})`);
-  if (config.modelDir === null) out(`  '${config.modelId}' is the demo model: random weights, so its output is random noise.`);
+  if (config.model === undefined) out(`  '${config.modelId}' is the demo model: random weights, so its output is random noise.`);
   out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens`);
   out(`  OpenAI-compatible API at http://${urlHost}:${port}/v1   (health: /health, metrics: /metrics)`);
   out(`  Playground at http://${urlHost}:${port}/`);
@@ -214,9 +208,4 @@ export async function serve(config: ServeConfig): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-}
-
-function progressLine(loaded: number, total: number): void {
-  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
-  process.stderr.write(`\r  weights ${mib(loaded)} / ${mib(total)} MiB${loaded >= total ? '\n' : ''}`);
 }

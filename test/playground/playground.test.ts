@@ -2,9 +2,11 @@
 // servers on the demo model: one open, one that requires API keys. Streaming, Stop (the server
 // cancels), "Copy as code" (the snippets are run: curl and Node against the server, Python against a
 // stub of the openai package), the 401/429/network messages, folded reasoning, phone width and dark
-// mode. Screenshots go to test/artifacts/playground/.
+// mode. Screenshots go to test/artifacts/playground/. Without /usr/bin/chromium the browser tests are
+// skipped with one line naming the install command, unless PARALON_REQUIRE_BROWSER=1 (set by .ci/run)
+// turns the absence into a failure.
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +20,10 @@ import { withStore } from '../../src/server/store/open.js';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+const REQUIRE_BROWSER = process.env.PARALON_REQUIRE_BROWSER === '1';
+if (!HAS_CHROMIUM && !REQUIRE_BROWSER)
+  console.warn(`playground: ${CHROMIUM} is absent, so the browser tests are skipped (install it: apt-get install chromium)`);
 const ARTIFACTS = path.resolve('test/artifacts/playground');
 
 interface Served {
@@ -55,6 +61,7 @@ beforeAll(async () => {
   const keyedDir = tempDir('keyed');
   const { key } = await withStore({ dataDir: keyedDir }, (store) => store.keys.create('playground-test'));
   keyed = { ...(await serve(keyedDir)), key };
+  if (!HAS_CHROMIUM) return;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
@@ -131,7 +138,13 @@ describe('serving the page', () => {
   });
 });
 
-describe('in the browser', () => {
+describe('Chromium', () => {
+  it.runIf(REQUIRE_BROWSER)('is installed when PARALON_REQUIRE_BROWSER=1 (CI always runs the browser tests)', () => {
+    expect(HAS_CHROMIUM, `${CHROMIUM} is missing: apt-get install chromium`).toBe(true);
+  });
+});
+
+describe.skipIf(!HAS_CHROMIUM)('in the browser', () => {
   it('streams the answer into the page as it arrives and shows usage and speed', async () => {
     const { context, page, problems } = await openPage(open);
     await waitForModel(page);

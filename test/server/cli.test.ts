@@ -85,12 +85,12 @@ describe('paralon keys and usage', () => {
     expect(scheme.stderr).toMatch(/must be a postgres:\/\/ or postgresql:\/\/ URL/);
   });
 
-  it('rejects bad arguments with a message and exit code 1', () => {
+  it('rejects bad arguments with a message and exit code 2', () => {
     const bad = paralon(['serve', '--port', 'eighty', '--data-dir', dataDir]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--port \(PARALON_PORT\) must be an integer/);
-    expect(paralon(['serve', '--no-such-flag']).code).toBe(1);
-    expect(paralon(['frobnicate']).code).toBe(1);
+    expect(paralon(['serve', '--no-such-flag']).code).toBe(2);
+    expect(paralon(['frobnicate']).code).toBe(2);
   });
 });
 
