@@ -72,7 +72,7 @@ describe('paralon keys and usage', () => {
     expect(paralon(['keys', 'limits', 'limited', '--rpm', 'none', '--tpm', '900', '--data-dir', dataDir]).stdout).toMatch(/Changed the limits of 1 key/);
     expect(paralon(['keys', 'list', '--data-dir', dataDir]).stdout).toMatch(/limited .* tpm 900, concurrent 2/);
     const bad = paralon(['keys', 'limits', 'limited', '--rpm', '0', '--data-dir', dataDir]);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2); // bad usage
     expect(bad.stderr).toMatch(/--rpm must be a positive integer or 'none', got '0'/);
   });
 
