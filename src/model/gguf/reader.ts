@@ -193,7 +193,7 @@ class Cursor {
     const n = this.u64(what);
     const left = this.#source.size - this.position;
     if (n > BigInt(Math.floor(left / minItemBytes)))
-      throw new Error(`${this.#file}: ${what} ${n} is more than the ${left} bytes left in the file can hold`);
+      throw new Error(`${this.#file}: ${what} ${n} is more than the ${left} bytes left in the file can hold (truncated or corrupt)`);
     return Number(n);
   }
 
