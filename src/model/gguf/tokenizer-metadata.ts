@@ -20,6 +20,7 @@ export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, U
 export interface HfTokenizerJson {
   model: { type: string; vocab: Record<string, number>; merges: (string | [string, string])[]; [key: string]: unknown };
   added_tokens: { id: number; content: string; special: boolean; [key: string]: unknown }[];
+  decoder: { type: string; decoders?: { type: string }[] } | null;
   [key: string]: unknown;
 }
 
