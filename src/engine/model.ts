@@ -1,8 +1,8 @@
-// The library's model handle: a Qwen3 checkpoint on a device, its tokenizer and chat template, a
+// The library's model handle: a checkpoint of a registered architecture on a device, its tokenizer and chat template, a
 // paged KV cache and the engine that batches every generation running on it.
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
-import { Qwen3Model, type Qwen3Config } from '../model/index.js';
+import { CausalLM, type ModelConfig } from '../model/index.js';
 import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
@@ -44,13 +44,13 @@ export class Model {
   readonly id: string;
   readonly dir: string;
   readonly device: Device;
-  readonly config: Qwen3Config;
+  readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
   /** Prompt + completion tokens of one request at most. */
   readonly contextLength: number;
   /** Tokens the KV cache holds, all requests together. */
   readonly kvCacheTokens: number;
-  readonly #qwen: Qwen3Model;
+  readonly #lm: CausalLM;
   readonly #kv: KvCachePool;
   readonly #blocks: KvBlockManager;
   readonly #engine: Engine;
@@ -61,7 +61,7 @@ export class Model {
     id: string,
     device: Device,
     ownsDevice: boolean,
-    qwen: Qwen3Model,
+    lm: CausalLM,
     tokenizer: Tokenizer,
     kv: KvCachePool,
     options: LoadModelOptions,
@@ -70,26 +70,26 @@ export class Model {
     this.id = id;
     this.device = device;
     this.#ownsDevice = ownsDevice;
-    this.#qwen = qwen;
-    this.config = qwen.config;
+    this.#lm = lm;
+    this.config = lm.config;
     this.tokenizer = tokenizer;
     this.#kv = kv;
     this.kvCacheTokens = kv.maxTokens;
-    this.contextLength = Math.min(options.maxModelLen ?? qwen.config.maxPositionEmbeddings, qwen.config.maxPositionEmbeddings, kv.maxTokens);
+    this.contextLength = Math.min(options.maxModelLen ?? lm.config.maxPositionEmbeddings, lm.config.maxPositionEmbeddings, kv.maxTokens);
     this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
-    const g = qwen.generation;
+    const g = lm.generation;
     const eos = new Set([...g.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])]);
     this.#engine = new Engine(
       {
-        vocabSize: qwen.config.vocabSize,
+        vocabSize: lm.config.vocabSize,
         forward: (seqs) =>
-          qwen.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
+          lm.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
       },
       this.#blocks,
       textHooks(tokenizer),
       {
-        maxNumSeqs: qwen.maxSeqs,
-        maxNumBatchedTokens: qwen.maxBatchTokens,
+        maxNumSeqs: lm.maxSeqs,
+        maxNumBatchedTokens: lm.maxBatchTokens,
         maxModelLen: this.contextLength,
         eosTokenIds: [...eos],
         defaults: { temperature: g.temperature, topP: g.topP, topK: g.topK, minP: g.minP, repetitionPenalty: g.repetitionPenalty },
@@ -98,7 +98,7 @@ export class Model {
     );
   }
 
-  /** Loads a Hugging Face Qwen3 directory (config.json, tokenizer files, safetensors). */
+  /** Loads a Hugging Face checkpoint directory (config.json, tokenizer files, safetensors) of a registered architecture. */
   static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
     const resolved = path.resolve(dir);
     const ownsDevice = !(options.device instanceof Device);
@@ -110,17 +110,17 @@ export class Model {
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
-      const qwen = await Qwen3Model.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
+      const lm = await CausalLM.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
-        kv = qwen.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
+        kv = lm.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
       } catch (e) {
-        qwen.dispose();
+        lm.dispose();
         throw e;
       }
       const id = options.id ?? path.basename(resolved).toLowerCase();
-      return new Model(resolved, id, device, ownsDevice, qwen, tokenizer, kv, options);
+      return new Model(resolved, id, device, ownsDevice, lm, tokenizer, kv, options);
     } catch (e) {
       if (ownsDevice) device.dispose();
       throw e;
@@ -163,7 +163,7 @@ export class Model {
 
   dispose(): void {
     this.#kv.dispose();
-    this.#qwen.dispose();
+    this.#lm.dispose();
     if (this.#ownsDevice) this.device.dispose();
   }
 }
