@@ -25,14 +25,14 @@ export interface HfTokenizerJson {
 }
 
 /** tokenizer_config.json's fields a GGUF carries. */
-export interface HfTokenizerConfig {
+export type HfTokenizerConfig = {
   bos_token: string | null;
   eos_token: string | null;
   pad_token: string | null;
   unk_token: string | null;
   add_bos_token: boolean;
   chat_template?: string;
-}
+};
 
 // --------------------------------------------------------------------------------- HF → GGUF
 
@@ -174,6 +174,9 @@ export interface GgufTokenizer {
   tokenizerConfig: HfTokenizerConfig;
   /** Every token id generation ends on: eos/eot/eom ids and control tokens llama.cpp treats as end of generation. */
   eosTokenIds: number[];
+  bosTokenId?: number;
+  /** Length of tokenizer.ggml.tokens (UNUSED padding included). */
+  numTokens: number;
 }
 
 /** The HF tokenizer files a GGUF's tokenizer metadata stands for. */
@@ -267,6 +270,8 @@ export function tokenizerFromGguf(meta: GgufMetadata): GgufTokenizer {
       ...(template !== undefined ? { chat_template: template } : {}),
     },
     eosTokenIds: [...eosIds],
+    ...(bos !== undefined ? { bosTokenId: bos } : {}),
+    numTokens: n,
   };
 }
 
