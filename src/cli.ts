@@ -24,8 +24,10 @@ Common option:
   --data-dir DIR        keys, usage and the demo model (PARALON_DATA_DIR; default ~/.paralon)
 
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
-  --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
-  --served-model-name NAME     model id for clients (default: the directory's name, lower-cased)
+  --model PATH                 Hugging Face checkpoint directory, GGUF file (first of a split set) or a
+                               directory holding one GGUF (default: the demo model)
+  --served-model-name NAME     model id for clients (default: the directory's name, lower-cased; for a
+                               GGUF its file name without split and quantization suffixes)
   --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
   --threads N                  CPU worker threads (default: one per core)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)

@@ -2,7 +2,8 @@
 // paged KV cache and the engine that batches every generation running on it.
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
-import { CausalLM, type ModelConfig } from '../model/index.js';
+import { CausalLM, type CausalLMLoadOptions, type ModelConfig } from '../model/index.js';
+import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
 import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
@@ -14,7 +15,7 @@ export interface LoadModelOptions {
   device?: DeviceName | 'auto' | Device;
   /** CPU threads (default: one per core). */
   threads?: number;
-  /** The model's id (default: the directory name, lower-cased). */
+  /** The model's id (default: the directory name, lower-cased; a GGUF's file name without split and quantization suffixes). */
   id?: string;
   /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
   maxModelLen?: number;
@@ -98,19 +99,26 @@ export class Model {
     );
   }
 
-  /** Loads a Hugging Face checkpoint directory (config.json, tokenizer files, safetensors) of a registered architecture. */
+  /**
+   * Loads a model of a registered architecture: a Hugging Face checkpoint directory (config.json,
+   * tokenizer files, safetensors), a GGUF file (or split set), or a directory holding one GGUF.
+   */
   static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
     const resolved = path.resolve(dir);
     const ownsDevice = !(options.device instanceof Device);
     const device = options.device instanceof Device ? options.device : Device.open(options.device ?? 'auto', { threads: options.threads });
     try {
-      const tokenizer = await Tokenizer.fromDirectory(resolved);
+      const ggufFile = findGgufFile(resolved);
       const maxNumBatchedTokens = options.maxNumBatchedTokens ?? 512;
       const maxNumSeqs = options.maxNumSeqs ?? 64;
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
-      const lm = await CausalLM.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
+      const lmOptions = { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress };
+      const { lm, tokenizer } = ggufFile ? await loadGguf(device, ggufFile, lmOptions) : {
+        tokenizer: await Tokenizer.fromDirectory(resolved),
+        lm: await CausalLM.load(resolved, device, lmOptions),
+      };
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
@@ -119,7 +127,7 @@ export class Model {
         lm.dispose();
         throw e;
       }
-      const id = options.id ?? path.basename(resolved).toLowerCase();
+      const id = options.id ?? defaultModelId(ggufFile ?? resolved);
       return new Model(resolved, id, device, ownsDevice, lm, tokenizer, kv, options);
     } catch (e) {
       if (ownsDevice) device.dispose();
@@ -171,6 +179,18 @@ export class Model {
 /** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */
 export function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(dir, options);
+}
+
+/** A GGUF's tokenizer (from its metadata) and weights (mapped in place on cpu). */
+async function loadGguf(device: Device, file: string, options: CausalLMLoadOptions): Promise<{ lm: CausalLM; tokenizer: Tokenizer }> {
+  const gguf = openGgufModel(device, file);
+  try {
+    const tokenizer = new Tokenizer(gguf.tokenizer.tokenizerJson, gguf.tokenizer.tokenizerConfig);
+    const lm = await CausalLM.fromCheckpoint(device, gguf.arch, gguf.config, gguf.generation, gguf.checkpoint, options);
+    return { lm, tokenizer };
+  } finally {
+    gguf.checkpoint.close();
+  }
 }
 
 /** The tokenizer side of the engine. Ids past the tokenizer's vocabulary (embedding padding) are empty. */

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
+import { defaultModelId } from '../model/gguf/index.js';
 import { createServer, type LogLevel } from './app.js';
 import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, resolveDataDir, stringSetting, type RawValues } from './config.js';
 import { KeyStore } from './key-store.js';
@@ -47,7 +48,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
   const resolvedModelDir = modelDir === undefined ? null : path.resolve(modelDir);
   const modelId =
     stringSetting(values, env, 'served-model-name') ??
-    (resolvedModelDir === null ? DEMO_MODEL_ID : path.basename(resolvedModelDir).toLowerCase());
+    (resolvedModelDir === null ? DEMO_MODEL_ID : defaultModelId(resolvedModelDir));
   return {
     dataDir: resolveDataDir(values, env),
     modelDir: resolvedModelDir,

@@ -43,7 +43,8 @@ export function readGgufHeader(file: string): GgufHeader {
 
 /**
  * The GGUF file a model path names: the file itself, or the one GGUF (or one split set) in a
- * directory. Returns undefined for a directory without GGUF files.
+ * directory. Returns undefined for a Hugging Face directory (one with a config.json) or one without
+ * GGUF files.
  */
 export function findGgufFile(modelPath: string): string | undefined {
   if (!existsSync(modelPath)) throw new Error(`${modelPath}: no such file or directory`);
@@ -51,6 +52,7 @@ export function findGgufFile(modelPath: string): string | undefined {
     if (!modelPath.endsWith('.gguf')) throw new Error(`${modelPath}: a model file must be a .gguf (or give a checkpoint directory)`);
     return modelPath;
   }
+  if (existsSync(path.join(modelPath, 'config.json'))) return undefined;
   const ggufs = readdirSync(modelPath).filter((f) => f.endsWith('.gguf')).sort();
   const sets = new Set(ggufs.map((f) => SPLIT_NAME.exec(f)?.[1] ?? f));
   if (sets.size === 0) return undefined;
@@ -75,6 +77,11 @@ export function ggufModelId(file: string): string {
   // Quantization / precision suffixes as published files write them: -Q4_K_M, .q8_0, -BF16, -IQ4_XS, -f16 …
   const stripped = base.replace(/[-._](?:i?q\d(?:_[a-z0-9]+)*|bf16|f16|f32|fp16|fp32)$/i, '');
   return (stripped || base).toLowerCase();
+}
+
+/** The model id a model path gives by default: a GGUF's name without its suffixes, else the directory's name, lower-cased. */
+export function defaultModelId(modelPath: string): string {
+  return modelPath.endsWith('.gguf') ? ggufModelId(modelPath) : path.basename(path.resolve(modelPath)).toLowerCase();
 }
 
 export class GgufCheckpoint {

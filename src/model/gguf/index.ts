@@ -4,7 +4,7 @@ export { GGML_TYPES, gguf, type GgmlTypeName, type GgufValue, type GgufScalar, t
 export { parseGgufHeader, bufferSource, type ByteSource, type GgufHeader, type GgufTensorInfo } from './reader.js';
 export { writeGguf, type GgufTensorToWrite } from './writer.js';
 export { GgufMetadata } from './metadata.js';
-export { GgufCheckpoint, readGgufHeader, findGgufFile, splitFiles, ggufModelId, type GgufTensorEntry } from './checkpoint.js';
+export { GgufCheckpoint, readGgufHeader, findGgufFile, splitFiles, ggufModelId, defaultModelId, type GgufTensorEntry } from './checkpoint.js';
 export { ggufTensorName, hfTensorName } from './tensor-names.js';
 export { tokenizerFromGguf, tokenizerToGguf, tokenizerMetadataSource, TokenType, type GgufTokenizer, type HfTokenizerJson, type HfTokenizerConfig } from './tokenizer-metadata.js';
 export { qwen3ConfigFromGguf, qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
