@@ -2,14 +2,14 @@
 // checkpoint, BF16 from a bf16 one), gives the same logits as the safetensors directory on cpu and
 // cuda-sim; the library loads a .gguf file, a directory holding one, and a split set, with the id
 // from the file name; and a GGUF missing a tensor or a key fails naming the file and what is missing.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../../src/runtime/index.js';
 import { KvCachePool } from '../../../src/kv/pool.js';
 import { CausalLM } from '../../../src/model/step.js';
-import { randomCheckpoint, type RandomCheckpointOptions } from '../../../src/model/random-checkpoint.js';
+import type { RandomCheckpointOptions } from '../../../src/model/random-checkpoint.js';
 import {
   exportQwen3Gguf,
   gguf,
@@ -22,52 +22,10 @@ import {
 } from '../../../src/model/gguf/index.js';
 import { loadModel } from '../../../src/index.js';
 import { devicesUnderTest } from '../../runtime/devices.js';
+import { checkpointWithTokenizer } from './tiny-model.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'paralon-gguf-load-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-/**
- * A tiny byte-level BPE tokenizer (printable ASCII, Ġ for space, three chat control tokens, two merges)
- * and a chat template, so that checkpoints with a small vocabulary can be exported with a tokenizer.
- */
-function writeTinyTokenizer(dir: string): void {
-  const vocab: Record<string, number> = {};
-  for (let c = 0x21; c <= 0x7e; c++) vocab[String.fromCharCode(c)] = c - 0x21;
-  vocab['Ġ'] = 94;
-  vocab.th = 95;
-  vocab['Ġth'] = 96;
-  const specials = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: true };
-  writeFileSync(
-    path.join(dir, 'tokenizer.json'),
-    JSON.stringify({
-      version: '1.0',
-      added_tokens: specials.map((content, i) => ({ id: 97 + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: 'NFC' },
-      pre_tokenizer: byteLevel,
-      post_processor: byteLevel,
-      decoder: byteLevel,
-      model: { type: 'BPE', vocab, merges: ['t h', 'Ġ th'] },
-    }),
-  );
-  writeFileSync(
-    path.join(dir, 'tokenizer_config.json'),
-    JSON.stringify({
-      eos_token: '<|im_end|>',
-      pad_token: '<|endoftext|>',
-      bos_token: null,
-      add_bos_token: false,
-      chat_template: "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
-    }),
-  );
-}
-
-function checkpointWithTokenizer(name: string, options: Omit<RandomCheckpointOptions, 'dir'>): string {
-  const dir = path.join(root, name);
-  randomCheckpoint({ dir, eosTokenIds: [99, 97], ...options });
-  writeTinyTokenizer(dir);
-  return dir;
-}
 
 // head_dim 64 (the CUDA attention kernels take 64 or 128); the rest awkward.
 const CASES: { name: string; dtype: 'f32' | 'bf16'; options: Omit<RandomCheckpointOptions, 'dir'> }[] = [
@@ -85,7 +43,7 @@ for (const dev of devicesUnderTest()) {
 
     for (const c of CASES) {
       it(`${c.name}: the same logits for a prefill of 19 tokens and 3 decodes`, async () => {
-        const dir = checkpointWithTokenizer(`${dev.name}-${c.dtype}`, c.options);
+        const dir = checkpointWithTokenizer(path.join(root, `${dev.name}-${c.dtype}`), c.options);
         const file = path.join(root, `${dev.name}-${c.dtype}.gguf`);
         exportQwen3Gguf(dir, file, { dtype: c.dtype });
         const fromDir = await CausalLM.load(dir, device, { maxBatchTokens: 32, maxSeqs: 2 });
@@ -127,7 +85,7 @@ describe('loadModel with a GGUF', () => {
   let dir: string;
   let file: string;
   beforeAll(() => {
-    dir = checkpointWithTokenizer('library', { hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 40, vocabSize: 100, numLayers: 1, dtype: 'bf16', seed: 5 });
+    dir = checkpointWithTokenizer(path.join(root, 'library'), { hiddenSize: 24, numHeads: 2, numKvHeads: 1, headDim: 16, intermediateSize: 40, vocabSize: 100, numLayers: 1, dtype: 'bf16', seed: 5 });
     mkdirSync(path.join(root, 'gguf-dir'));
     file = path.join(root, 'gguf-dir', 'Tiny-Qwen3-BF16.gguf');
     exportQwen3Gguf(dir, file, { dtype: 'bf16' });
