@@ -47,6 +47,12 @@ struct EmbeddingArgs {
 };
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]).  residual may alias y (in-place accumulate); x must not.
+//
+// Split output, for a fused projection (W stacks several weights, e.g. q/k/v, so x is read once and
+// the op is queued once): when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the
+// product go to parts[j], a row-major [M, part_start[j + 1] − part_start[j]] array; y and residual
+// are then unused. part_start[0] = 0 and part_start[num_parts] = N.
+constexpr int kMaxMatmulParts = 3;
 struct MatmulArgs {
   const float* x;
   const void* w;
@@ -54,7 +60,22 @@ struct MatmulArgs {
   const float* residual;  // nullable
   float* y;
   int64_t M, N, K;
+  int num_parts = 0;
+  float* parts[kMaxMatmulParts] = {};
+  int64_t part_start[kMaxMatmulParts + 1] = {};
 };
+
+// Part j of a split matmul as a matmul of its own: W's rows of that part into its output.
+inline MatmulArgs matmul_part(const MatmulArgs& a, int j) {
+  MatmulArgs p = a;
+  const int64_t n0 = a.part_start[j];
+  p.w = static_cast<const char*>(a.w) + n0 * a.K * static_cast<int64_t>(dtype_size(a.w_dtype));
+  p.residual = nullptr;
+  p.y = a.parts[j];
+  p.N = a.part_start[j + 1] - n0;
+  p.num_parts = 0;
+  return p;
+}
 
 // sum = x + residual (when residual is given); out = sum * rsqrt(mean(sum²) + eps) * weight.
 // sum_out (nullable) receives sum and may alias x or residual; out may alias x.

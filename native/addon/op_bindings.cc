@@ -1,6 +1,7 @@
 // The ops as Device methods: validate every argument (op_check.h), copy host metadata, queue the op.
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "device.h"
 #include "op_check.h"
@@ -75,26 +76,57 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "matmul", live("matmul"));
   TensorWrap* x = c.tensor(info[0], "x");
   TensorWrap* w = c.tensor(info[1], "w");
-  TensorWrap* y = c.tensor(info[2], "out");
   TensorWrap* r = c.tensor(info[3], "residual", true);
   c.dtype(x, "x", {DType::F32});
   c.dtype(w, "w", kWeightTypes);
   c.supported(Op::Matmul, w, "w");
   c.rank(w, "w", 2);
-  c.dtype(y, "out", {DType::F32});
-  c.writable(y, "out");
   int64_t M = c.rows(x), K = c.last(x), N = w->shape()[0];
   if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
-  if (c.rows(y) != M || c.last(y) != N)
-    c.fail("out " + y->describe() + " must be [" + std::to_string(M) + ", " + std::to_string(N) + "]");
-  c.no_overlap(x, "x", y, "out");
+  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(), nullptr, nullptr, M, N, K};
+
+  // out: one tensor [M, N], or a list of [M, n_j] tensors splitting the N columns (a fused projection).
+  std::vector<TensorWrap*> outs;
+  if (info[2].IsArray()) {
+    Napi::Array list = info[2].As<Napi::Array>();
+    if (list.Length() < 1 || list.Length() > kMaxMatmulParts)
+      c.fail("out must be a tensor or a list of 1 to " + std::to_string(kMaxMatmulParts) + " tensors");
+    for (uint32_t j = 0; j < list.Length(); ++j) outs.push_back(c.tensor(list.Get(j), "out"));
+    if (r) c.fail("a residual needs a single output tensor");
+  } else {
+    outs.push_back(c.tensor(info[2], "out"));
+  }
+  int64_t cols = 0;
+  for (size_t j = 0; j < outs.size(); ++j) {
+    TensorWrap* y = outs[j];
+    c.dtype(y, "out", {DType::F32});
+    c.writable(y, "out");
+    if (c.rows(y) != M) c.fail("out " + y->describe() + " must have " + std::to_string(M) + " rows, like x");
+    c.no_overlap(x, "x", y, "out");
+    for (size_t i = 0; i < j; ++i) c.no_overlap(outs[i], "out", y, "another out");
+    if (info[2].IsArray()) {
+      a.parts[j] = static_cast<float*>(y->data());
+      a.part_start[j] = cols;
+    }
+    cols += c.last(y);
+  }
+  if (cols != N) {
+    std::string shapes;
+    for (TensorWrap* y : outs) shapes += (shapes.empty() ? "" : " + ") + y->describe();
+    c.fail("out " + shapes + " must have " + std::to_string(N) + " columns in all, the rows of w " + w->describe());
+  }
+  if (info[2].IsArray()) {
+    a.num_parts = static_cast<int>(outs.size());
+    a.part_start[a.num_parts] = N;
+  } else {
+    a.y = static_cast<float*>(outs[0]->data());
+  }
   if (r) {
     c.dtype(r, "residual", {DType::F32});
-    c.same_shape(r, "residual", y, "out");
-    if (r->data() != y->data()) c.no_overlap(r, "residual", y, "out (unless it is the same tensor)");
+    c.same_shape(r, "residual", outs[0], "out");
+    if (r->data() != outs[0]->data()) c.no_overlap(r, "residual", outs[0], "out (unless it is the same tensor)");
+    a.residual = static_cast<const float*>(r->data());
   }
-  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(),
-               r ? static_cast<const float*>(r->data()) : nullptr, static_cast<float*>(y->data()), M, N, K};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("matmul", [b, a] { b->matmul(a); });
 }

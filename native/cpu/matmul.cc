@@ -110,19 +110,32 @@ void stream_range(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
 }
 
 template <class T>
-void matmul_streaming(Context& ctx, const MatmulArgs& a) {
+void stream_chunk(const MatmulArgs& a, int64_t n0, int64_t n1) {
   const T* w = static_cast<const T*>(a.w);
+  if (a.M == 1 && a.K < kSingleStreamMaxK) {
+    stream_single(a, w, n0, n1);
+  } else if (a.M == 1) {
+    stream_range<kStreamWSingle>(a, w, n0, n1);
+  } else {
+    stream_range<kStreamWMulti>(a, w, n0, n1);
+  }
+}
+
+// Threads split W's rows over all parts of a split output at once (one parallel_for per op): a chunk
+// that straddles a part boundary runs as two pieces, each against its own part's W rows and output.
+template <class T>
+void matmul_streaming(Context& ctx, const MatmulArgs& a) {
   const int64_t N = a.N;
+  MatmulArgs parts[kMaxMatmulParts];
+  for (int j = 0; j < a.num_parts; ++j) parts[j] = matmul_part(a, j);
   int64_t rows = chunk_size(N, ctx.pool, 16);
   rows = (rows + kStreamWSingle - 1) / kStreamWSingle * kStreamWSingle;
   ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
     const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    if (a.M == 1 && a.K < kSingleStreamMaxK) {
-      stream_single(a, w, n0, n1);
-    } else if (a.M == 1) {
-      stream_range<kStreamWSingle>(a, w, n0, n1);
-    } else {
-      stream_range<kStreamWMulti>(a, w, n0, n1);
+    if (a.num_parts == 0) return stream_chunk<T>(a, n0, n1);
+    for (int j = 0; j < a.num_parts; ++j) {
+      const int64_t lo = std::max(n0, a.part_start[j]), hi = std::min(n1, a.part_start[j + 1]);
+      if (lo < hi) stream_chunk<T>(parts[j], lo - a.part_start[j], hi - a.part_start[j]);
     }
   });
 }
@@ -302,6 +315,10 @@ void matmul_blocked(Context& ctx, const MatmulArgs& a) {
 void matmul(Context& ctx, const MatmulArgs& a) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.K <= 0) {  // empty sum: y = residual or 0
+    if (a.num_parts > 0) {
+      for (int j = 0; j < a.num_parts; ++j) matmul(ctx, matmul_part(a, j));
+      return;
+    }
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
     return;
   }
@@ -309,8 +326,10 @@ void matmul(Context& ctx, const MatmulArgs& a) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     if (a.M <= kMaxStreamingRows) {
       matmul_streaming<T>(ctx, a);
-    } else {
+    } else if (a.num_parts == 0) {
       matmul_blocked<T>(ctx, a);
+    } else {  // compute-bound: a pass per part costs nothing measurable
+      for (int j = 0; j < a.num_parts; ++j) matmul_blocked<T>(ctx, matmul_part(a, j));
     }
   });
 }

@@ -655,6 +655,12 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   constexpr int64_t kGemvMaxPathM = 16;
   constexpr int64_t kIntMax = 0x7fffffff;
   if (a.M <= 0 || a.N <= 0) return;
+  // A split output runs as one launch per part (that part's W rows into its output), all queued by
+  // this one op: the launch count is unchanged, x is re-read from L2 per part.
+  if (a.num_parts > 0) {
+    for (int j = 0; j < a.num_parts; ++j) launch_matmul(matmul_part(a, j), ctx);
+    return;
+  }
   if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }

@@ -68,24 +68,12 @@ export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
 
 /**
  * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate). With a list of
- * outputs, w stacks several weights (a fused projection) and output i receives the next cols(i)
- * columns of the product: [q, k, v] from a fused qkv weight.
+ * up to 3 outputs, w stacks several weights (a fused projection) and output j receives the next
+ * columns of the product, as many as it has: `matmul(normed, qkv, [q, k, v])` reads x once.
  */
 export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor, out: T, options: { residual?: Tensor } = {}): T {
-  if (!Array.isArray(out)) {
-    out.device.native.matmul(x.native, w.native, out.native, nativeOf(options.residual));
-    return out;
-  }
-  if (options.residual) throw new Error('matmul: a residual needs a single output');
-  const K = w.shape[w.shape.length - 1];
-  let row = 0;
-  for (const part of out) {
-    const n = part.shape[part.shape.length - 1];
-    if (row + n > w.shape[0]) throw new Error(`matmul: the outputs have more columns than w ${w} has rows`);
-    part.device.native.matmul(x.native, w.view([n, K], { offset: row * K }).native, part.native, null);
-    row += n;
-  }
-  if (row !== w.shape[0]) throw new Error(`matmul: the outputs have ${row} columns; w ${w} has ${w.shape[0]} rows`);
+  const device = Array.isArray(out) ? x.device : out.device;
+  device.native.matmul(x.native, w.native, Array.isArray(out) ? out.map((t) => t.native) : out.native, nativeOf(options.residual));
   return out;
 }
 
