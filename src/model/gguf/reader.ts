@@ -55,6 +55,14 @@ export interface GgufHeader {
 
 /** A metadata key or tensor name longer than this is not a real file's (the longest are < 100 bytes). */
 const MAX_NAME_BYTES = 65_536;
+/**
+ * More metadata array items than this are refused before any is read: real arrays (vocabularies,
+ * merges) hold under a million, and a corrupt count inside a multi-GB file could otherwise pass the
+ * bytes-left check and make the JS heap allocate gigabytes.
+ */
+const MAX_ARRAY_ITEMS = 1 << 24;
+/** Likewise for a string value (the longest real ones, chat templates, are tens of KB; V8 strings end near 512 MB). */
+const MAX_STRING_BYTES = 1 << 24;
 /** Smallest tensor info on the wire: empty name (8), n_dims (4), one ne (8), type (4), offset (8). */
 const MIN_TENSOR_INFO_BYTES = 32;
 /** Smallest metadata entry: empty key (8), value type (4), a one-byte value. */
@@ -78,6 +86,7 @@ export function parseGgufHeader(source: ByteSource, file: string): GgufHeader {
       const itemKind = src.kind(key);
       if (itemKind === 'array') throw new Error(`${file}: ${key}: arrays of arrays are not supported`);
       const n = src.count(`${key}: array length`, VALUE_MIN_BYTES[itemKind]);
+      if (n > MAX_ARRAY_ITEMS) throw new Error(`${file}: ${key}: array length ${n} is implausible (over ${MAX_ARRAY_ITEMS})`);
       const values: GgufScalar['value'][] = new Array(n);
       for (let j = 0; j < n; j++) values[j] = src.scalar(itemKind, key);
       metadata.set(key, { kind: 'array', itemKind, values });
@@ -197,7 +206,7 @@ class Cursor {
     return Number(n);
   }
 
-  string(what: string, maxBytes = Number.MAX_SAFE_INTEGER): string {
+  string(what: string, maxBytes = MAX_STRING_BYTES): string {
     const n = this.u64(`${what} (length)`);
     if (n > BigInt(this.#source.size - this.position))
       throw new Error(`${this.#file}: ${what}: string length ${n} runs past the end of the file`);

@@ -70,6 +70,12 @@ describe('GGUF header: hostile fields', () => {
       bytes.writeBigUInt64LE(2n ** 62n, at);
       return bytes;
     }, /^fixture\.gguf: tokenizer\.ggml\.tokens: array length 4611686018427387904 is more than/],
+    ['array length 2^25 (the file holding it)', () => {
+      const withFlags = build((s) => s.kvs.push(['x.flags', { kind: 'array', itemKind: 'u8', values: [1] }]));
+      const bytes = Buffer.concat([Buffer.from(withFlags), Buffer.alloc(2 ** 25)]);
+      bytes.writeBigUInt64LE(2n ** 25n, bytes.indexOf('x.flags') + 'x.flags'.length + 8);
+      return bytes;
+    }, /^fixture\.gguf: x\.flags: array length 33554432 is implausible/],
     ['string length 2^64 - 1', () => {
       const bytes = Buffer.from(fixtureBytes());
       const at = bytes.indexOf('general.architecture') + 'general.architecture'.length + 4;
