@@ -2,7 +2,7 @@
 //
 // Conventions
 // - Activations, norms and softmax are f32; weights may be f32, bf16 or f16 (read directly, never
-//   converted up front); the KV cache is f32 or bf16.
+//   converted up front); the KV cache is f32, bf16 or f16.
 // - Every pointer named *_host is host memory owned by the caller for the duration of the call
 //   (token ids, positions, slots, block tables, sequence boundaries, sampling parameters). A
 //   device backend copies what it needs in stream order. Every other pointer lives on the backend's

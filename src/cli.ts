@@ -34,6 +34,7 @@ serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --port N                     default 8000
   --max-model-len N            prompt + completion tokens per request (default: the model's)
   --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
+  --kv-cache-dtype TYPE        auto | f32 | bf16 | f16 (default auto: the checkpoint's float dtype)
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
@@ -54,6 +55,7 @@ const SERVE_OPTIONS = {
   port: { type: 'string' },
   'max-model-len': { type: 'string' },
   'kv-cache-memory': { type: 'string' },
+  'kv-cache-dtype': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-waiting': { type: 'string' },

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
 import { CausalLM, type CausalLMLoadOptions, type ModelConfig } from '../model/index.js';
 import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
-import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
+import { KV_CACHE_DTYPES, type KvCachePool, type KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
 import { Engine, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
@@ -21,7 +21,11 @@ export interface LoadModelOptions {
   maxModelLen?: number;
   /** Bytes of KV cache (default: 1 GiB on the CPU, 4 GiB on CUDA). */
   kvCacheMemory?: number;
-  kvCacheDType?: KvCacheDType;
+  /**
+   * Element type of the KV cache (vLLM's --kv-cache-dtype): 'auto' (default) is the checkpoint's float
+   * dtype (f32, f16 or bf16).
+   */
+  kvCacheDType?: KvCacheDType | 'auto';
   /** Sequences decoded together at most (default 64). */
   maxNumSeqs?: number;
   /** Tokens computed per step at most; long prompts are prefilled in chunks of this size (default 512). */
@@ -51,6 +55,8 @@ export class Model {
   readonly contextLength: number;
   /** Tokens the KV cache holds, all requests together. */
   readonly kvCacheTokens: number;
+  /** The KV cache's element type. */
+  readonly kvCacheDType: KvCacheDType;
   readonly #lm: CausalLM;
   readonly #kv: KvCachePool;
   readonly #blocks: KvBlockManager;
@@ -76,6 +82,7 @@ export class Model {
     this.tokenizer = tokenizer;
     this.#kv = kv;
     this.kvCacheTokens = kv.maxTokens;
+    this.kvCacheDType = kv.dtype;
     this.contextLength = Math.min(options.maxModelLen ?? lm.config.maxPositionEmbeddings, lm.config.maxPositionEmbeddings, kv.maxTokens);
     this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
     const g = lm.generation;
@@ -122,7 +129,7 @@ export class Model {
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
-        kv = lm.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
+        kv = lm.createKvCache({ maxBytes: bytes, dtype: resolveKvCacheDType(options.kvCacheDType, lm.config) });
       } catch (e) {
         lm.dispose();
         throw e;
@@ -179,6 +186,13 @@ export class Model {
 /** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */
 export function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(dir, options);
+}
+
+/** The KV cache dtype a load option asks for; 'auto' follows the checkpoint's float dtype. */
+function resolveKvCacheDType(option: KvCacheDType | 'auto' | undefined, config: ModelConfig): KvCacheDType {
+  if (option === undefined || option === 'auto') return config.dtype;
+  if (!KV_CACHE_DTYPES.includes(option)) throw new Error(`kvCacheDType must be auto, ${KV_CACHE_DTYPES.join(', ')} (got ${String(option)})`);
+  return option;
 }
 
 /** A GGUF's tokenizer (from its metadata) and weights (mapped in place on cpu). */

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
 import { defaultModelId } from '../model/gguf/index.js';
+import { KV_CACHE_DTYPES, type KvCacheDType } from '../kv/pool.js';
 import { createServer, type LogLevel } from './app.js';
 import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, resolveDataDir, stringSetting, type RawValues } from './config.js';
 import { KeyStore } from './key-store.js';
@@ -28,6 +29,7 @@ export interface ServeConfig {
   port: number;
   maxModelLen?: number;
   kvCacheMemory?: number;
+  kvCacheDType: KvCacheDType | 'auto';
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   maxWaiting: number;
@@ -59,6 +61,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     port: intSetting(values, env, 'port', 0, 65535) ?? 8000,
     maxModelLen: intSetting(values, env, 'max-model-len', 2),
     kvCacheMemory: bytesSetting(values, env, 'kv-cache-memory'),
+    kvCacheDType: kvCacheDTypeSetting(values, env),
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
     maxWaiting: intSetting(values, env, 'max-waiting', 0) ?? DEFAULT_MAX_WAITING,
@@ -66,6 +69,13 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     shutdownGraceMs: (numberSetting(values, env, 'shutdown-grace', 0) ?? 10) * 1000,
     logLevel: logLevel as LogLevel | undefined,
   };
+}
+
+function kvCacheDTypeSetting(values: RawValues, env: NodeJS.ProcessEnv): KvCacheDType | 'auto' {
+  const v = stringSetting(values, env, 'kv-cache-dtype') ?? 'auto';
+  const allowed = ['auto', ...KV_CACHE_DTYPES];
+  if (!allowed.includes(v)) throw new ConfigError(`--kv-cache-dtype (PARALON_KV_CACHE_DTYPE) must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as KvCacheDType | 'auto';
 }
 
 export async function serve(config: ServeConfig): Promise<void> {
@@ -93,6 +103,7 @@ export async function serve(config: ServeConfig): Promise<void> {
     threads: config.threads,
     maxModelLen: config.maxModelLen,
     kvCacheMemory: config.kvCacheMemory,
+    kvCacheDType: config.kvCacheDType,
     maxNumSeqs: config.maxNumSeqs,
     maxNumBatchedTokens: config.maxNumBatchedTokens,
     maxWaiting: config.maxWaiting,
@@ -122,7 +133,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   out();
   out(`Paralon is serving '${config.modelId}' on ${model.device.name} (${model.device.description})`);
   if (config.modelDir === null) out(`  '${config.modelId}' is the demo model: random weights, so its output is random noise.`);
-  out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens`);
+  out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens (${model.kvCacheDType})`);
   out(`  OpenAI-compatible API at http://${urlHost}:${port}/v1   (health: /health, metrics: /metrics)`);
   out(`  Playground at http://${urlHost}:${port}/`);
   out(
