@@ -152,40 +152,76 @@ struct AttentionArgs {
 };
 
 // Per-row sampling parameters. temperature 0 = greedy (argmax, lowest index on ties).
-// Order: penalties → /temperature → top-k → top-p → min-p → draw. Filters keep every token whose
-// value reaches the threshold (ties kept), so the kept set does not depend on iteration order.
+// Order: logit bias → token mask → penalties → /temperature → top-k → top-p → min-p → draw.
+// Filters keep every token whose value reaches the threshold (ties kept), so the kept set does not
+// depend on iteration order. Masked tokens are never drawn, whatever the other parameters.
 // The draw is Gumbel-max: argmax_i(l_i/T + G_i) over kept tokens, G_i = -log(-log(u_i)),
 // u_i = philox4x32_10(key = seed, counter = (offset, i)), so a (seed, offset) pair always gives the
 // same token for the same logits on every backend.
+//
+// The fields are listed once, here: X(name, C type, TypeScript name). The struct, the
+// addon's parsing of the params Float64Array (one number per field per row, in this order) and the
+// layout the addon exports as `sampleParamFields` all expand this list; src/runtime/ops.ts
+// refuses to load an addon whose exported layout differs from its own (test/runtime/sample-layout.test.ts).
+#define PARALON_SAMPLING_FIELDS(X)                                                         \
+  X(temperature, float, "temperature")               /* 0 = greedy */                          \
+  X(top_k, int32_t, "topK")                          /* <= 0 or >= vocab: off */               \
+  X(top_p, float, "topP")                            /* >= 1: off */                           \
+  X(min_p, float, "minP")                            /* <= 0: off */                           \
+  X(presence_penalty, float, "presencePenalty")      /* once, on tokens generated so far */    \
+  X(frequency_penalty, float, "frequencyPenalty")    /* per occurrence in generated tokens */  \
+  X(repetition_penalty, float, "repetitionPenalty")  /* 1: off; l > 0 ? l / r : l * r */       \
+  X(seed, uint64_t, "seed")                          /* the draw's Philox key */               \
+  X(offset, uint64_t, "offset")                      /* the row's step counter */
+
 struct SamplingParams {
-  float temperature;
-  int32_t top_k;             // ≤ 0 or ≥ vocab: off
-  float top_p;               // ≥ 1: off
-  float min_p;               // ≤ 0: off
-  float presence_penalty;    // subtracted once from tokens generated so far
-  float frequency_penalty;   // subtracted per occurrence in generated tokens
-  float repetition_penalty;  // 1: off; tokens in prompt or output: l > 0 ? l / r : l * r
-  uint64_t seed;
-  uint64_t offset;  // the row's step counter (tokens generated so far)
+#define PARALON_SAMPLING_MEMBER(name, type, js) type name;
+  PARALON_SAMPLING_FIELDS(PARALON_SAMPLING_MEMBER)
+#undef PARALON_SAMPLING_MEMBER
+};
+
+// The index of each field in a row of the params Float64Array: SamplingField::top_k, ...
+struct SamplingField {
+  enum : int {
+#define PARALON_SAMPLING_INDEX(name, type, js) name,
+    PARALON_SAMPLING_FIELDS(PARALON_SAMPLING_INDEX)
+#undef PARALON_SAMPLING_INDEX
+        count
+  };
 };
 
 // Penalty inputs of row r: entries [penalty_start_host[r], penalty_start_host[r+1]) of
 // penalty_tokens_host (unique token ids seen in prompt or output) and penalty_counts_host
 // (occurrences in the output; 0 = prompt only).
+// Logit bias of row r: entries [bias_start_host[r], bias_start_host[r+1]) of bias_tokens_host
+// (unique token ids, each < vocab) and bias_values_host; logit += bias.
+// Token mask of row r: none when mask_row_host is null or mask_row_host[r] < 0; else the words
+// masks_host[mask_row_host[r] · mask_words …] with mask_words = ceil(vocab / 32): bit (t & 31) of
+// word (t >> 5) set = token t allowed (xgrammar's bitmask layout); a masked token's logit becomes −∞.
+// The addon refuses a mask that allows no token below vocab (bits past vocab are ignored).
 struct SampleArgs {
-  float* logits;  // [rows, vocab], used as scratch (penalties applied in place)
+  float* logits;  // [rows, vocab], used as scratch (bias, mask and penalties applied in place)
   int64_t rows, vocab;
   const SamplingParams* params_host;     // [rows]
   const int32_t* penalty_start_host;     // [rows + 1]
   const int32_t* penalty_tokens_host;
   const int32_t* penalty_counts_host;
+  const int32_t* bias_start_host;        // [rows + 1] or null (no bias)
+  const int32_t* bias_tokens_host;
+  const float* bias_values_host;
+  const int32_t* mask_row_host;          // [rows] or null (no masks)
+  const int32_t* masks_host;             // [num_masks, mask_words]
+  int64_t num_masks;
   int32_t num_top;  // top-N alternatives wanted (0..20)
-  // Host outputs. Logprobs are log_softmax of the raw logits (before penalties and temperature).
+  // Host outputs. Logprobs are log_softmax of the raw logits: before bias, mask, penalties and
+  // temperature (vLLM's default, raw_logprobs), so a masked token may appear among the top-N.
   int32_t* token_host;        // [rows]
   float* logprob_host;        // [rows]
   int32_t* top_token_host;    // [rows, num_top], descending logprob
   float* top_logprob_host;    // [rows, num_top]
 };
+
+inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }
 
 // Graphs: a sequence of ops recorded once (CUDA stream capture) and replayed as one launch with new
 // values of its int32 inputs (the step metadata: token ids, positions, slots, block tables, ...).

@@ -12,6 +12,8 @@ export type {
   ChatTemplateOptions,
   GenerateCallOptions,
 } from './engine/types.js';
+export { maskOf, maskAllows, maskWords, type TokenConstraint } from './engine/constraint.js';
+export type { SamplingParams } from './engine/sampling-params.js';
 export { writeDemoModel, type DemoModelOptions } from './model/demo.js';
 export {
   registerArchitecture,

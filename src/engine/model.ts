@@ -2,12 +2,14 @@
 // paged KV cache and the engine that batches every generation running on it.
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
-import { CausalLM, type CausalLMLoadOptions, type ModelConfig } from '../model/index.js';
+import { existsSync } from 'node:fs';
+import { CausalLM, type CausalLMLoadOptions, type ModelConfig, type ModelTask } from '../model/index.js';
 import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
 import { KV_CACHE_DTYPES, type KvCachePool, type KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
-import { Engine, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
+import { Embedder, type EmbedOptions, type EmbedResult } from './embeddings.js';
+import { Engine, RequestError, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
 import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from './types.js';
 
 export interface LoadModelOptions {
@@ -36,7 +38,15 @@ export interface LoadModelOptions {
   maxWaiting?: number;
   /** Loading progress in bytes of weights. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /**
+   * 'generate' (text) or 'embed' (Qwen3-Embedding-style embeddings, no LM head). Default: 'embed' for a
+   * sentence-transformers checkpoint (modules.json beside config.json), else 'generate'.
+   */
+  task?: ModelTask;
 }
+
+/** What `model.tokenize` takes: a text (optionally with special tokens) or chat messages (through the template). */
+export type TokenizeInput = { prompt: string; addSpecialTokens?: boolean } | ({ messages: readonly ChatMessage[] } & ChatTemplateOptions);
 
 export interface ModelStats {
   engine: EngineStats;
@@ -57,10 +67,13 @@ export class Model {
   readonly kvCacheTokens: number;
   /** The KV cache's element type. */
   readonly kvCacheDType: KvCacheDType;
+  /** What the model was loaded for: generation or embeddings. */
+  readonly task: ModelTask;
   readonly #lm: CausalLM;
   readonly #kv: KvCachePool;
   readonly #blocks: KvBlockManager;
   readonly #engine: Engine;
+  readonly #embedder: Embedder | undefined;
   readonly #ownsDevice: boolean;
 
   private constructor(
@@ -78,6 +91,7 @@ export class Model {
     this.device = device;
     this.#ownsDevice = ownsDevice;
     this.#lm = lm;
+    this.task = lm.task;
     this.config = lm.config;
     this.tokenizer = tokenizer;
     this.#kv = kv;
@@ -104,6 +118,11 @@ export class Model {
         maxWaiting: options.maxWaiting,
       },
     );
+    if (this.task === 'embed') {
+      const end = tokenizer.tokenToId('<|endoftext|>') ?? tokenizer.eosTokenId;
+      if (end === null || end === undefined) throw new Error(`${dir}: the tokenizer has no <|endoftext|> or eos token to end embedding inputs with`);
+      this.#embedder = new Embedder(lm, kv, this.#blocks, end, this.contextLength);
+    }
   }
 
   /**
@@ -121,7 +140,8 @@ export class Model {
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
-      const lmOptions = { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress };
+      const task = options.task ?? (existsSync(path.join(resolved, 'modules.json')) ? 'embed' : 'generate');
+      const lmOptions = { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress, task };
       const { lm, tokenizer } = ggufFile ? await loadGguf(device, ggufFile, lmOptions) : {
         tokenizer: await Tokenizer.fromDirectory(resolved),
         lm: await CausalLM.load(resolved, device, lmOptions),
@@ -153,7 +173,41 @@ export class Model {
 
   /** Generates from prompt token ids: text deltas, then one `done` with the finish reason and usage. */
   generate(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
+    if (this.task !== 'generate')
+      throw new RequestError(`${this.id} is an embedding model (loaded with task "embed"); it does not generate text`, 'model');
     return this.#engine.submit(prompt, options, call);
+  }
+
+  /** Token ids of a text (special tokens added unless `addSpecialTokens: false`) or of chat messages rendered by the template. */
+  tokenize(input: TokenizeInput): number[] {
+    if ('messages' in input) {
+      const { messages, ...template } = input;
+      return this.encodeChat(messages, template);
+    }
+    return this.tokenizer.encode(input.prompt, { addSpecialTokens: input.addSpecialTokens ?? true });
+  }
+
+  /** The text of token ids (special tokens included); ids outside the vocabulary are an error naming them. */
+  detokenize(ids: readonly number[]): string {
+    for (const id of ids)
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize)
+        throw new RequestError(`token id ${id} is outside the vocabulary of ${this.config.vocabSize}`, 'tokens');
+    return this.tokenizer.decode(ids.filter((id) => id < this.tokenizer.vocabSize));
+  }
+
+  /**
+   * Embeddings of texts or token-id lists (an embedding model only: task "embed"): last-token pooling
+   * after the end-of-text token, truncated to `dimensions`, L2-normalised.
+   */
+  embed(inputs: readonly (string | readonly number[])[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    if (!this.#embedder)
+      return Promise.reject(new RequestError(`${this.id} is a generative model; embeddings need an embedding model (task "embed")`, 'model'));
+    const ids = inputs.map((x) => (typeof x === 'string' ? this.tokenizer.encode(x, { addSpecialTokens: true }) : x));
+    try {
+      return this.#embedder.embed(ids, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** A chat turn: the messages rendered by the model's own chat template, then generated. */

@@ -34,6 +34,11 @@ export interface ForwardOptions {
    * last token of each sequence. For tests, evaluation and prompt echo; not the serving path.
    */
   allLogits?: boolean;
+  /**
+   * The final norm's output for the last token of each sequence ([numSeqs, hidden], a view of the
+   * workspace valid until the next forward) instead of logits: last-token pooling for embeddings.
+   */
+  lastHidden?: boolean;
 }
 
 export interface CausalLMOptions {
@@ -45,8 +50,13 @@ export interface CausalLMOptions {
   graphs?: boolean;
 }
 
+/** What a model is loaded for: text generation (logits) or embeddings (the last hidden state, no LM head). */
+export type ModelTask = 'generate' | 'embed';
+
 export interface CausalLMLoadOptions extends CausalLMOptions {
   onProgress?: LoadProgress;
+  /** Default 'generate'. 'embed' loads no LM head (embedding checkpoints such as Qwen3-Embedding have none). */
+  task?: ModelTask;
 }
 
 /** Device activations for the largest step, and host arrays for the per-step metadata. */
@@ -55,7 +65,7 @@ interface Workspace {
   normed: Tensor<'f32'>; // [maxT, hidden]: rmsnorm outputs, the matmul inputs
   scratch: Tensor<'f32'>; // [maxT × architecture's scratchWidth]: the layer loop's own activations
   last: Tensor<'f32'>; // [maxSeqs, hidden]: last token of each sequence
-  logits: Tensor<'f32'>; // [maxSeqs, vocab]
+  logits: Tensor<'f32'> | undefined; // [maxSeqs, vocab], absent for embeddings
   tokens: Int32Array;
   positions: Int32Array;
   slots: Int32Array;
@@ -73,6 +83,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
   readonly weights: DecoderWeights<unknown>;
   readonly maxBatchTokens: number;
   readonly maxSeqs: number;
+  readonly task: ModelTask;
   readonly #ws: Workspace;
   readonly #graphs: DecodeGraphs | undefined;
   #disposed = false;
@@ -83,7 +94,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     config: C,
     generation: GenerationDefaults,
     weights: DecoderWeights<unknown>,
-    options: CausalLMOptions = {},
+    options: CausalLMOptions & { task?: ModelTask } = {},
   ) {
     this.maxBatchTokens = options.maxBatchTokens ?? 1024;
     this.maxSeqs = options.maxSeqs ?? 64;
@@ -94,7 +105,8 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     this.config = config;
     this.generation = generation;
     this.weights = weights;
-    this.#ws = allocateWorkspace(device, config, architecture.scratchWidth(config), this.maxBatchTokens, this.maxSeqs);
+    this.task = options.task ?? 'generate';
+    this.#ws = allocateWorkspace(device, config, architecture.scratchWidth(config), this.maxBatchTokens, this.maxSeqs, this.task);
     if (options.graphs ?? device.supportsGraphs)
       this.#graphs = new DecodeGraphs(device, Math.min(this.maxSeqs, this.maxBatchTokens), config.maxPositionEmbeddings);
   }
@@ -128,7 +140,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     checkpoint: Checkpoint,
     options: CausalLMLoadOptions = {},
   ): Promise<CausalLM<C>> {
-    const weights = await loadDecoderWeights(device, checkpoint, arch, config, options.onProgress);
+    const weights = await loadDecoderWeights(device, checkpoint, arch, config, options.onProgress, { lmHead: (options.task ?? 'generate') === 'generate' });
     try {
       return new CausalLM(device, arch, config, generation, weights, options);
     } catch (e) {
@@ -155,6 +167,8 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
    */
   forward(batch: readonly SequenceChunk[], kv: KvCachePool, options: ForwardOptions = {}): Tensor<'f32'> {
     if (this.#disposed) throw new Error('CausalLM: forward after dispose');
+    if (this.task === 'embed' && !options.lastHidden)
+      throw new Error('forward: this model was loaded for embeddings (no LM head); ask for lastHidden');
     const { numTokens: T, maxBlocksPerSeq } = this.#prepare(batch, kv);
     const S = batch.length;
     const ws = this.#ws;
@@ -170,15 +184,16 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
         maxBlocksPerSeq,
       },
     };
+    if (options.lastHidden) return this.#queue(meta, T, S, kv, 'lastHidden');
     if (this.#graphs && T === S && !options.allLogits) {
-      this.#graphs.run(meta, S, kv, (padded, seqs) => this.#queue(padded, seqs, seqs, kv, false));
-      return ws.logits.view([S, this.config.vocabSize]);
+      this.#graphs.run(meta, S, kv, (padded, seqs) => this.#queue(padded, seqs, seqs, kv, 'lastLogits'));
+      return ws.logits!.view([S, this.config.vocabSize]);
     }
-    return this.#queue(meta, T, S, kv, options.allLogits ?? false);
+    return this.#queue(meta, T, S, kv, options.allLogits ? 'allLogits' : 'lastLogits');
   }
 
   /** Queues the ops of one step: T new tokens of S sequences described by `meta`. */
-  #queue(meta: StepMeta, T: number, S: number, kv: KvCachePool, allLogits: boolean): Tensor<'f32'> {
+  #queue(meta: StepMeta, T: number, S: number, kv: KvCachePool, output: 'lastLogits' | 'allLogits' | 'lastHidden'): Tensor<'f32'> {
     const c = this.config;
     const w = this.weights;
     const ws = this.#ws;
@@ -190,7 +205,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     ops.embedding(meta.tokens, w.embedding, hidden);
     this.architecture.forwardLayers({ config: c, weights: w, kv, meta, numTokens: T, numSeqs: S, hidden, normed, scratch: ws.scratch });
 
-    if (allLogits) {
+    if (output === 'allLogits') {
       ops.rmsnorm(hidden, w.finalNorm, normed, { eps });
       const logits = this.device.empty([T, c.vocabSize]);
       ops.matmul(normed, w.lmHead, logits);
@@ -201,7 +216,8 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     const last = ws.last.view([S, H]);
     ops.embedding(meta.lastRows, hidden, last);
     ops.rmsnorm(last, w.finalNorm, last, { eps });
-    const logits = ws.logits.view([S, c.vocabSize]);
+    if (output === 'lastHidden') return last;
+    const logits = ws.logits!.view([S, c.vocabSize]);
     ops.matmul(last, w.lmHead, logits);
     return logits;
   }
@@ -270,18 +286,18 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#graphs?.dispose();
-    for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits]) t.dispose();
+    for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits]) t?.dispose();
     disposeWeights(this.weights);
   }
 }
 
-function allocateWorkspace(device: Device, c: ModelConfig, scratchWidth: number, maxT: number, maxS: number): Workspace {
+function allocateWorkspace(device: Device, c: ModelConfig, scratchWidth: number, maxT: number, maxS: number, task: ModelTask): Workspace {
   return allocateAll(device, `CausalLM: cannot allocate the workspace for ${maxT} tokens and ${maxS} sequences`, (alloc) => ({
     hidden: alloc([maxT, c.hiddenSize]),
     normed: alloc([maxT, c.hiddenSize]),
     scratch: alloc([maxT * scratchWidth]),
     last: alloc([maxS, c.hiddenSize]),
-    logits: alloc([maxS, c.vocabSize]),
+    logits: task === 'generate' ? alloc([maxS, c.vocabSize]) : undefined, // embeddings compute no logits
     tokens: new Int32Array(maxT),
     positions: new Int32Array(maxT),
     slots: new Int32Array(maxT),

@@ -43,7 +43,8 @@ type Resolved = { spec: WeightSpec; entries: TensorEntry[] };
  * does not use are tolerated (as transformers does), except layers beyond num_hidden_layers, which
  * mean the config and the weights disagree.
  */
-export function resolveWeights(checkpoint: Checkpoint, arch: AnyArchitecture, c: ModelConfig) {
+export function resolveWeights(named: Checkpoint, arch: AnyArchitecture, c: ModelConfig, options: { lmHead?: boolean } = {}) {
+  const checkpoint = withModelPrefix(named);
   const files = () => checkpoint.files.join(', ');
   const expect = (name: string, shape: number[], why = ''): TensorEntry => {
     const entry = checkpoint.get(name);
@@ -76,7 +77,7 @@ export function resolveWeights(checkpoint: Checkpoint, arch: AnyArchitecture, c:
     return resolved;
   });
   const finalNorm = single(FINAL_NORM, [c.hiddenSize]);
-  const lmHead = c.tieWordEmbeddings ? undefined : single(LM_HEAD, [c.vocabSize, c.hiddenSize], ' (tie_word_embeddings is false)');
+  const lmHead = c.tieWordEmbeddings || options.lmHead === false ? undefined : single(LM_HEAD, [c.vocabSize, c.hiddenSize], ' (tie_word_embeddings is false)');
   return { embedding, layers, finalNorm, lmHead };
 }
 
@@ -87,8 +88,9 @@ export async function loadDecoderWeights<L>(
   arch: AnyArchitecture,
   config: ModelConfig,
   onProgress?: LoadProgress,
+  options: { lmHead?: boolean } = {},
 ): Promise<DecoderWeights<L>> {
-  const resolved = resolveWeights(checkpoint, arch, config);
+  const resolved = resolveWeights(checkpoint, arch, config, options);
   const all: Resolved[] = [resolved.embedding, ...resolved.layers.flatMap((l) => Object.values(l)), resolved.finalNorm];
   if (resolved.lmHead) all.push(resolved.lmHead);
   const bytesOf = (r: Resolved) => r.entries.reduce((a, e) => a + e.byteLength, 0);
@@ -127,6 +129,25 @@ export async function loadDecoderWeights<L>(
     finalNorm: get(resolved.finalNorm),
     lmHead: resolved.lmHead ? get(resolved.lmHead) : embedding,
     bytes: total,
+  };
+}
+
+/**
+ * The checkpoint under transformers' `*ForCausalLM` names. A bare `*Model` checkpoint (embedding
+ * models such as Qwen3-Embedding save `embed_tokens.weight`, `layers.N.…`, `norm.weight`) is read
+ * through an adapter that adds the `model.` prefix.
+ */
+function withModelPrefix(checkpoint: Checkpoint): Checkpoint {
+  if (checkpoint.get(EMBEDDING) || !checkpoint.get(EMBEDDING.slice('model.'.length))) return checkpoint;
+  const bare = (name: string) => (name.startsWith('model.') ? name.slice('model.'.length) : undefined);
+  return {
+    files: checkpoint.files,
+    names: [...checkpoint.names].map((n) => (n === LM_HEAD ? n : `model.${n}`)),
+    get: (name) => {
+      const b = bare(name);
+      return b === undefined ? checkpoint.get(name) : checkpoint.get(b);
+    },
+    tensor: (entry) => checkpoint.tensor(entry),
   };
 }
 

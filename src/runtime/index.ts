@@ -5,4 +5,4 @@ export { DeviceGraph } from './graph.js';
 export type { OpName } from './native.js';
 export { type DType, dtypeBytes, toBf16, fromBf16, toF16, fromF16, encode } from './dtype.js';
 export * as ops from './ops.js';
-export type { KvCache, AttentionBatch, SamplingRow, SampleResult } from './ops.js';
+export type { KvCache, AttentionBatch, SamplingRow, SampleResult, SampleParamField } from './ops.js';

@@ -43,8 +43,10 @@ export interface NativeDevice {
   kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array): void;
   attention(kCache: NativeTensor, vCache: NativeTensor, q: NativeTensor, out: NativeTensor, qStart: Int32Array,
     kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number): void;
+  /** native/addon/sample_binding.cc documents the arguments. */
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
-    penaltyCounts: Int32Array, numTop: number): Promise<NativeSampleResult>;
+    penaltyCounts: Int32Array, biasStart: Int32Array, biasTokens: Int32Array, biasValues: Float64Array,
+    maskRow: Int32Array, masks: Int32Array, numTop: number): Promise<NativeSampleResult>;
   supportsGraphs(): boolean;
   supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;
@@ -73,6 +75,8 @@ export interface NativeAddon {
   /** Host memory read bandwidth in GB/s (best of `repeats` passes over `bytes`). */
   measureReadBandwidth(bytes: number, threads: number, repeats: number): number;
   build: { cuda: boolean };
+  /** The fields of a sample params row, in order (native/ops.h PARALON_SAMPLING_FIELDS). */
+  sampleParamFields: string[];
 }
 
 /** The package root: src/runtime/ and dist/runtime/ both sit two levels below it. */
