@@ -14,6 +14,13 @@ import { hfTensorName } from './tensor-names.js';
 import { tokenizerFromGguf, type GgufTokenizer } from './tokenizer-metadata.js';
 import type { GgmlTypeName } from './types.js';
 
+/**
+ * Tensors are used in place from the mapping (page-aligned), so their data must start 16-byte aligned
+ * for the kernels' vector loads; llama.cpp's writers align to 32. A file with a smaller
+ * general.alignment may place them anywhere.
+ */
+const TENSOR_ALIGNMENT = 16;
+
 /** GGUF element types the runtime runs, as runtime dtypes. */
 const RUNTIME_DTYPE: Partial<Record<GgmlTypeName, WeightDType>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
@@ -40,6 +47,8 @@ export class GgufWeights implements Checkpoint {
       const hf = hfTensorName(name);
       if (hf === undefined) continue; // tensors the architectures do not read (rope_freqs, …)
       const src = gguf.get(name)!;
+      if (src.fileOffset % TENSOR_ALIGNMENT !== 0)
+        throw new Error(`${src.file}: tensor ${name}: data at byte ${src.fileOffset} is not ${TENSOR_ALIGNMENT}-byte aligned (general.alignment is too small)`);
       const dtype = RUNTIME_DTYPE[src.type];
       if (!dtype)
         throw new Error(`${src.file}: tensor ${name}: element type ${src.type} is not one Paralon runs (${Object.keys(RUNTIME_DTYPE).join(', ')})`);

@@ -9,6 +9,7 @@ import { Device } from '../../../src/runtime/index.js';
 import {
   GgufCheckpoint,
   GgufMetadata,
+  GgufWeights,
   bufferSource,
   gguf,
   parseGgufHeader,
@@ -17,7 +18,7 @@ import {
   type GgufValue,
 } from '../../../src/model/gguf/index.js';
 import { FIXTURE_NAME, fixtureBytes, fixtureKvs, fixtureSpec } from './fixture.js';
-import { rawGguf, type RawGguf } from './raw-gguf.js';
+import { layoutTensors, rawGguf, type RawGguf } from './raw-gguf.js';
 
 const parse = (bytes: Uint8Array) => parseGgufHeader(bufferSource(bytes), FIXTURE_NAME);
 const build = (edit: (spec: RawGguf) => void) => {
@@ -223,6 +224,25 @@ describe('GGUF files through the memory mapping', () => {
     const empty = path.join(root, 'empty.gguf');
     writeFileSync(empty, new Uint8Array(0));
     expect(() => GgufCheckpoint.open(device, empty)).toThrow(/^empty\.gguf: not a GGUF file/);
+  });
+
+  it('refuses tensors whose data is not 16-byte aligned (a file with general.alignment 2) and types it cannot run', () => {
+    const spec = fixtureSpec();
+    const { tensors, dataBytes } = layoutTensors(
+      [{ name: 'token_embd.weight', type: 'F16', shape: [12, 3] }, { name: 'output_norm.weight', type: 'F32', shape: [24] }],
+      2,
+    );
+    const kvs = spec.kvs.map(([k, v]): [string, GgufValue] => [k, k === 'general.alignment' ? gguf.u32(2) : v]);
+    const file = path.join(root, 'align2.gguf');
+    writeFileSync(file, rawGguf({ kvs, tensors, alignment: 2, data: new Uint8Array(dataBytes) }));
+    const ckpt = GgufCheckpoint.open(device, file);
+    expect(() => new GgufWeights(ckpt)).toThrow(/^align2\.gguf: tensor (token_embd|output_norm)\.weight: data at byte \d+ is not 16-byte aligned/);
+    ckpt.close();
+    const quantized = path.join(root, 'q.gguf');
+    writeFileSync(quantized, fixtureBytes());
+    const q = GgufCheckpoint.open(device, quantized);
+    expect(() => new GgufWeights(q)).toThrow(/^q\.gguf: tensor blk\.0\.attn_q\.weight: element type Q8_0 is not one Paralon runs/);
+    q.close();
   });
 
   it('reads split sets in order and checks their split keys', () => {
