@@ -11,6 +11,7 @@ import { compare } from '../test/reference/compare.js';
 import { denseCases } from '../test/runtime/cases/dense.js';
 import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
+import { quantizedCases } from '../test/runtime/cases/quantized.js';
 import { benchDecodeSteps } from './decode-steps.js';
 import { benchKernels } from './kernels.js';
 import { markdownTable, runInfo, saveResults, type Row } from './results.js';
@@ -43,7 +44,7 @@ function parse(argv: string[]): Options {
 async function checkOps(device: Device, cpu: Device): Promise<{ rows: Row[]; failures: number }> {
   const rows: Row[] = [];
   let failures = 0;
-  const table = [...denseCases(), ...normCases(), ...pagedCases()];
+  const table = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases()];
   const simulated = device.name === 'cuda-sim';
   for (const c of table) {
     if (simulated && c.heavyForSim) continue;

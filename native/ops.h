@@ -2,7 +2,9 @@
 //
 // Conventions
 // - Activations, norms and softmax are f32; weights may be f32, bf16 or f16 (read directly, never
-//   converted up front); the KV cache is f32, bf16 or f16.
+//   converted up front), and matmul weights and embedding tables also q8_0, q4_k, q5_k or q6_k
+//   (blocks read in place, never dequantized into a copy) where Backend::supports says so; the KV
+//   cache is f32, bf16 or f16.
 // - Every pointer named *_host is host memory owned by the caller for the duration of the call
 //   (token ids, positions, slots, block tables, sequence boundaries, sampling parameters). A
 //   device backend copies what it needs in stream order. Every other pointer lives on the backend's
@@ -22,15 +24,42 @@
 
 namespace paralon {
 
-enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+// Element types, and ggml's block-quantized weight formats (native/quant_blocks.h has their layouts,
+// bit for bit as in GGUF files). A quantized tensor has a logical shape in elements whose last
+// dimension is a multiple of the block, and its bytes are the blocks row by row.
+enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8_0 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 || t == DType::F16 ? 2 : 4; }
+inline bool dtype_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+// Elements per storage unit: 1, or the block of a quantized dtype.
+inline int64_t dtype_block_elements(DType t) { return t == DType::Q8_0 ? 32 : dtype_quantized(t) ? 256 : 1; }
+// Bytes per storage unit (an element, or a block).
+inline size_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::BF16:
+    case DType::F16: return 2;
+    case DType::Q8_0: return 34;
+    case DType::Q4_K: return 144;
+    case DType::Q5_K: return 176;
+    case DType::Q6_K: return 210;
+    default: return 4;
+  }
+}
+// Bytes of one element of a non-quantized dtype (the element-wise ops' operands).
+inline size_t dtype_size(DType t) { return dtype_block_bytes(t); }
+// Bytes of `numel` elements (numel a multiple of the block for quantized dtypes).
+inline size_t dtype_bytes(DType t, int64_t numel) {
+  return static_cast<size_t>(numel / dtype_block_elements(t)) * dtype_block_bytes(t);
+}
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "f32";
     case DType::BF16: return "bf16";
     case DType::F16: return "f16";
     case DType::I32: return "i32";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_K: return "q4_k";
+    case DType::Q5_K: return "q5_k";
+    case DType::Q6_K: return "q6_k";
   }
   return "?";
 }
@@ -47,6 +76,7 @@ struct EmbeddingArgs {
 };
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]).  residual may alias y (in-place accumulate); x must not.
+// A quantized W is N rows of K / block blocks (K a multiple of the block).
 //
 // Split output, for a fused projection (W stacks several weights, e.g. q/k/v, so x is read once and
 // the op is queued once): when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the
@@ -69,7 +99,7 @@ struct MatmulArgs {
 inline MatmulArgs matmul_part(const MatmulArgs& a, int j) {
   MatmulArgs p = a;
   const int64_t n0 = a.part_start[j];
-  p.w = static_cast<const char*>(a.w) + n0 * a.K * static_cast<int64_t>(dtype_size(a.w_dtype));
+  p.w = static_cast<const char*>(a.w) + dtype_bytes(a.w_dtype, n0 * a.K);  // whole rows: whole blocks
   p.residual = nullptr;
   p.y = a.parts[j];
   p.N = a.part_start[j + 1] - n0;

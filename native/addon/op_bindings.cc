@@ -11,6 +11,9 @@ namespace paralon {
 namespace {
 
 constexpr std::initializer_list<DType> kWeightTypes = {DType::F32, DType::BF16, DType::F16};
+// Matmul weights and embedding tables may also be quantized (where the backend supports it).
+constexpr std::initializer_list<DType> kMatrixTypes = {DType::F32,  DType::BF16, DType::F16,  DType::Q8_0,
+                                                       DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
   c.dtype(kc, "kCache", {DType::F32, DType::BF16, DType::F16});
@@ -55,7 +58,7 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   auto ids = c.i32(info[0], "ids");
   TensorWrap* table = c.tensor(info[1], "table");
   TensorWrap* out = c.tensor(info[2], "out");
-  c.dtype(table, "table", kWeightTypes);
+  c.dtype(table, "table", kMatrixTypes);
   c.supported(Op::Embedding, table, "table");
   c.rank(table, "table", 2);
   c.dtype(out, "out", {DType::F32});
@@ -78,7 +81,7 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
   TensorWrap* w = c.tensor(info[1], "w");
   TensorWrap* r = c.tensor(info[3], "residual", true);
   c.dtype(x, "x", {DType::F32});
-  c.dtype(w, "w", kWeightTypes);
+  c.dtype(w, "w", kMatrixTypes);
   c.supported(Op::Matmul, w, "w");
   c.rank(w, "w", 2);
   int64_t M = c.rows(x), K = c.last(x), N = w->shape()[0];

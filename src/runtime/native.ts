@@ -4,8 +4,10 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DType } from './dtype.js';
 
-export type NativeDType = 'f32' | 'bf16' | 'f16' | 'i32';
+/** The addon takes every runtime dtype by name (native/ops.h DType). */
+export type NativeDType = DType;
 /** The ops of the contract (native/ops.h Op), as Device.supports names them. */
 export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample';
 

@@ -93,14 +93,15 @@ export function copy(dst: Tensor, src: Tensor): Tensor {
   return dst;
 }
 
-/** out[t] = table[ids[t]] as f32 (also a row gather of an f32 activation). */
+/** out[t] = table[ids[t]] as f32 (also a row gather of an f32 activation); the table may be quantized. */
 export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
   out.device.native.embedding(ids, table.native, out.native);
   return out;
 }
 
 /**
- * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate). With a list of
+ * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate); w in f32, bf16,
+ * f16 or ggml blocks (q8_0, q4_k, q5_k, q6_k — see Device.supports). With a list of
  * up to 3 outputs, w stacks several weights (a fused projection) and output j receives the next
  * columns of the product, as many as it has: `matmul(normed, qkv, [q, k, v])` reads x once.
  */

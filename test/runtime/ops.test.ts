@@ -6,9 +6,10 @@ import { denseCases } from './cases/dense.js';
 import { normCases } from './cases/norm.js';
 import type { OpCase } from './cases/op_case.js';
 import { pagedCases } from './cases/paged.js';
+import { quantizedCases } from './cases/quantized.js';
 import { device, devicesUnderTest } from './devices.js';
 
-const table: OpCase[] = [...denseCases(), ...normCases(), ...pagedCases()];
+const table: OpCase[] = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases()];
 
 function check(actual: Float32Array, expected: ArrayLike<number>, tolerance: number, label: string) {
   if (tolerance === 0) assertBitExact(actual, expected, label);
