@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { statSync } from 'node:fs';
 import { Device } from '../../runtime/index.js';
-import { fromBf16, fromF16, toBf16, toF16 } from '../../runtime/dtype.js';
+import { fromBf16, fromF16, isQuantized, toBf16, toF16, type QuantDType } from '../../runtime/dtype.js';
+import { quantize } from '../../quant/index.js';
 import type { WeightDType } from '../config.js';
 import type { Qwen3Config } from '../qwen3.js';
 import { readModelConfig } from '../registry.js';
@@ -20,10 +21,13 @@ import { tokenizerMetadataSource, tokenizerToGguf } from './tokenizer-metadata.j
 import { gguf, type GgmlTypeName, type GgufValue } from './types.js';
 import { writeGguf, type GgufTensorToWrite } from './writer.js';
 
-export type GgufWeightDType = 'f32' | 'f16' | 'bf16';
+export type GgufWeightDType = WeightDType | QuantDType;
 
 export interface GgufExportOptions {
-  /** Element type of the matrices (default f32). */
+  /**
+   * Element type of the matrices (default f32): a float type, or one ggml block type for every
+   * matrix (quantized by src/quant, ggml's reference quantizers without an importance matrix).
+   */
   dtype?: GgufWeightDType;
   /** general.name (default: the directory's name). */
   name?: string;
@@ -35,9 +39,11 @@ export interface GgufExport {
   bytes: number;
 }
 
-/** llama_ftype of a file whose matrices are all of one type. */
-const FILE_TYPE: Record<GgufWeightDType, number> = { f32: 0, f16: 1, bf16: 32 };
-const GGML_TYPE: Record<GgufWeightDType, GgmlTypeName> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+/** llama_ftype of a file whose matrices are all of one type (the K types as llama.cpp's _S mixes). */
+const FILE_TYPE: Record<GgufWeightDType, number> = { f32: 0, f16: 1, bf16: 32, q8_0: 7, q4_k: 14, q5_k: 16, q6_k: 18 };
+const GGML_TYPE: Record<GgufWeightDType, GgmlTypeName> = {
+  f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
+};
 
 /** Every tensor name llama.cpp's qwen3 loader looks for, with its row-major shape. */
 function expectedShapes(c: Qwen3Config): Map<string, number[]> {
@@ -118,7 +124,7 @@ function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, dtyp
     name: ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`),
     type: target,
     shape: src.shape,
-    data: () => convert(checkpoint.bytes(src), src.dtype, target),
+    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, src.shape.length === 1 ? 'f32' : dtype),
   };
 }
 
@@ -126,14 +132,15 @@ function fail(message: string): never {
   throw new Error(message);
 }
 
-/** Element conversion; same-type copies are bit-exact, narrowing rounds to nearest even. */
-function convert(bytes: Uint8Array, from: WeightDType, to: GgmlTypeName): ArrayBufferView {
-  if (GGML_TYPE[from] === to) return bytes;
+/** Element conversion; same-type copies are bit-exact, narrowing rounds to nearest even, block types quantize. */
+function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): ArrayBufferView {
+  if (from === to) return bytes;
   const f32 =
     from === 'f32'
       ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
       : from === 'bf16'
         ? fromBf16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2))
         : fromF16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2));
-  return to === 'F32' ? f32 : to === 'BF16' ? toBf16(f32) : toF16(f32);
+  if (isQuantized(to)) return quantize(f32, to);
+  return to === 'f32' ? f32 : to === 'bf16' ? toBf16(f32) : toF16(f32);
 }

@@ -4,6 +4,7 @@
 // Tensors stay in the memory-mapped file (used in place on cpu); a tensor whose element type the
 // runtime cannot run is refused by name.
 import type { Device, Tensor } from '../../runtime/index.js';
+import { isQuantized, type QuantDType } from '../../runtime/dtype.js';
 import type { AnyArchitecture, GgufModelFacts, ModelConfig } from '../architecture.js';
 import type { GenerationDefaults, WeightDType } from '../config.js';
 import { ggufArchitecture } from '../registry.js';
@@ -21,8 +22,10 @@ import type { GgmlTypeName } from './types.js';
  */
 const TENSOR_ALIGNMENT = 16;
 
-/** GGUF element types the runtime runs, as runtime dtypes. */
-const RUNTIME_DTYPE: Partial<Record<GgmlTypeName, WeightDType>> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
+/** GGUF element types the runtime runs, as runtime dtypes (the block types read in place by the kernels). */
+const RUNTIME_DTYPE: Partial<Record<GgmlTypeName, WeightDType | QuantDType>> = {
+  F32: 'f32', F16: 'f16', BF16: 'bf16', Q8_0: 'q8_0', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k',
+};
 
 export interface GgufModel {
   arch: AnyArchitecture;
@@ -90,7 +93,8 @@ export function openGgufModel(device: Device, file: string): GgufModel {
     const facts: GgufModelFacts = {
       vocabSize: embedding.shape[0],
       tied: checkpoint.get('lm_head.weight') === undefined,
-      dtype: embedding.dtype,
+      // A quantized file's float dtype (the KV cache's 'auto') is bf16.
+      dtype: isQuantized(embedding.dtype) ? 'bf16' : embedding.dtype,
       eosTokenIds: tokenizer.eosTokenIds,
     };
     const config = arch.parseGgufConfig!(meta, facts) as ModelConfig;
