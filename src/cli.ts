@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `paralon serve | keys | usage | demo-model`: a thin layer over src/server/. Every subcommand takes
+// `paralon serve | keys | usage | demo-model | quantize`: a thin layer over src/server/ and src/model/. Every subcommand takes
 // --data-dir (PARALON_DATA_DIR, default ~/.paralon); flags beat PARALON_* variables, which beat defaults.
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { writeDemoModel } from './index.js';
+import { exportQwen3Gguf, type GgufWeightDType } from './model/gguf/index.js';
 import { ConfigError, resolveDataDir } from './server/config.js';
 import { openDatabase } from './server/database.js';
 import { KeyStore } from './server/key-store.js';
@@ -19,6 +20,9 @@ Usage:
   paralon keys revoke ID|NAME          revoke a key
   paralon usage [--since YYYY-MM-DD]   metered tokens per day, key and model
   paralon demo-model [DIR]             write the demo model (default: <data-dir>/demo-model)
+  paralon quantize DIR OUT.gguf --type TYPE
+                                       an HF Qwen3 directory as a GGUF: Q8_0 or Q6_K (every matrix), or
+                                       F32, F16, BF16 (ggml's reference quantizers, no importance matrix)
 
 Common option:
   --data-dir DIR        keys, usage and the demo model (PARALON_DATA_DIR; default ~/.paralon)
@@ -86,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
       return keys(rest);
     case 'usage':
       return usage(rest);
+    case 'quantize':
+      return quantizeCommand(rest);
     case 'demo-model': {
       const { values, positionals } = parse(rest, dataDirOption, true);
       const dir = path.resolve(positionals[0] ?? path.join(resolveDataDir(values), 'demo-model'));
@@ -103,6 +109,26 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command '${command}'\n\n${HELP}`);
       return 1;
   }
+}
+
+/** GGUF types `paralon quantize` writes: one type for every matrix, as llama.cpp's ftypes of those names. */
+const QUANTIZE_TYPES: Record<string, GgufWeightDType> = { Q8_0: 'q8_0', Q6_K: 'q6_k', F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+function quantizeCommand(args: string[]): number {
+  const { values, positionals } = parse(args, { type: { type: 'string' } }, true);
+  const type = (values.type ?? '').toUpperCase();
+  if (positionals.length !== 2 || !(type in QUANTIZE_TYPES))
+    throw new ConfigError(`usage: paralon quantize DIR OUT.gguf --type ${Object.keys(QUANTIZE_TYPES).join('|')}` +
+      (type === 'Q4_K_M' || type === 'Q5_K_M' ? ` (${type}, a mix of block types, is not implemented yet)` : ''));
+  const [dir, out] = positionals.map((p) => path.resolve(p));
+  const started = Date.now();
+  const result = exportQwen3Gguf(dir, out, {
+    dtype: QUANTIZE_TYPES[type],
+    onProgress: (done, total, name) => process.stderr.write(`\r[${done}/${total}] ${name}`.padEnd(60)),
+  });
+  process.stderr.write('\n');
+  console.log(`Wrote ${out}: ${type}, ${result.tensors} tensors, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
 }
 
 function keys(args: string[]): number {

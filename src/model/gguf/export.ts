@@ -31,6 +31,8 @@ export interface GgufExportOptions {
   dtype?: GgufWeightDType;
   /** general.name (default: the directory's name). */
   name?: string;
+  /** Called after each tensor is written: tensors done, their count, and the tensor's GGUF name. */
+  onProgress?: (done: number, total: number, name: string) => void;
 }
 
 export interface GgufExport {
@@ -107,7 +109,17 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
       // The converter's order: token embedding, the layers in order, then the output norm and head.
       const rank = (name: string) => (name === 'token_embd.weight' ? -1 : name.startsWith('blk.') ? Number(name.split('.')[1]) : 1e9);
       tensors.sort((a, b) => rank(a.name) - rank(b.name));
-      writeGguf(outFile, metadata, tensors);
+      let done = 0;
+      // writeGguf asks for each tensor's data right after writing the previous one.
+      const reporting = tensors.map((t, i) => ({
+        ...t,
+        data: () => {
+          if (i > 0) options.onProgress?.(++done, tensors.length, tensors[i - 1].name);
+          return t.data();
+        },
+      }));
+      writeGguf(outFile, metadata, reporting);
+      if (tensors.length > 0) options.onProgress?.(++done, tensors.length, tensors[tensors.length - 1].name);
       count = tensors.length;
     } finally {
       checkpoint.close();
