@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomCheckpoint, type RandomCheckpointOptions } from '../src/model/random-checkpoint.js';
-import { exportQwen3Gguf, type GgufWeightDType } from './peers/gguf-writer.js';
+import { exportQwen3Gguf, type GgufWeightDType } from '../src/model/gguf/index.js';
 import type { ModelShape } from './shapes.js';
 
 export const cacheDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '.cache');

@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
 import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
-import type { GgufWeightDType } from './peers/gguf-writer.js';
+import type { GgufWeightDType } from '../src/model/gguf/index.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { markdownTable, runInfo, saveResults, checkQuiet, type Row } from './results.js';
 import { modelShapes } from './shapes.js';

@@ -4,7 +4,7 @@
 // - Activations, norms and softmax are f32; weights may be f32, bf16 or f16 (read directly, never
 //   converted up front), and matmul weights and embedding tables also q8_0, q4_k, q5_k or q6_k
 //   (blocks read in place, never dequantized into a copy) where Backend::supports says so; the KV
-//   cache is f32 or bf16.
+//   cache is f32, bf16 or f16.
 // - Every pointer named *_host is host memory owned by the caller for the duration of the call
 //   (token ids, positions, slots, block tables, sequence boundaries, sampling parameters). A
 //   device backend copies what it needs in stream order. Every other pointer lives on the backend's

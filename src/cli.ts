@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// `paralon serve | run | chat | pull | ls | rm | keys | usage | demo-model`: a thin layer over the
-// library, hub/ and server/. Every subcommand takes --data-dir (PARALON_DATA_DIR, default ~/.paralon),
-// and serve, keys and usage --database (a postgres:// URL, PARALON_DATABASE_URL) for a fleet's shared
-// store; flags beat PARALON_* variables, which beat defaults. Failures print one line (the stack only
-// at --log-level debug); exit code 2 means bad usage, 1 a runtime failure.
+// `paralon serve | run | chat | pull | ls | rm | quantize | keys | usage | demo-model`: a thin layer over
+// the library, hub/, model/ and server/. Every subcommand takes --data-dir (PARALON_DATA_DIR, default
+// ~/.paralon), and serve, keys and usage --database (a postgres:// URL, PARALON_DATABASE_URL) for a
+// fleet's shared store; flags beat PARALON_* variables, which beat defaults. Failures print one line
+// (the stack only at --log-level debug); exit code 2 means bad usage, 1 a runtime failure.
 import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { chat, CHAT_HELP } from './cli/chat.js';
@@ -13,6 +13,7 @@ import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, wantsDebug } from './cli/options.js'
 import { run, RUN_HELP } from './cli/run.js';
 import { printTable } from './cli/table.js';
 import { writeDemoModel } from './index.js';
+import { exportQwen3Gguf, type GgufWeightDType } from './model/gguf/index.js';
 import { ConfigError, resolveDatabaseUrl, resolveDataDir, type RawValues } from './server/config.js';
 import { resolveServeConfig, serve } from './server/serve.js';
 import { withStore, type StoreLocation } from './server/store/open.js';
@@ -30,6 +31,9 @@ ${MODELS_HELP}  paralon keys create --name NAME [LIMITS]   create an API key (pr
   paralon keys revoke ID|NAME                revoke a key
   paralon usage [--since YYYY-MM-DD]         metered tokens per day, key and model
   paralon demo-model [DIR]                   write the demo model (default: <data-dir>/demo-model)
+  paralon quantize DIR OUT.gguf --type TYPE
+                                             an HF Qwen3 directory as a GGUF: Q8_0 or Q6_K (every matrix),
+                                             or F32, F16, BF16 (ggml's reference quantizers, no imatrix)
 
 LIMITS (per key, across every replica; N or 'none' for unlimited):
   --rpm N               requests per minute
@@ -51,6 +55,7 @@ ${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (defaul
   --port N                     default 8000
   --rope-scaling JSON          replaces config.json's rope_scaling, e.g. Qwen3's 131,072-token context:
                                '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
+  --kv-cache-dtype TYPE        auto | f32 | bf16 | f16 (default auto: the checkpoint's float dtype, bf16 for quantized)
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
@@ -78,6 +83,7 @@ const SERVE_OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   'rope-scaling': { type: 'string' },
+  'kv-cache-dtype': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-waiting': { type: 'string' },
@@ -117,6 +123,8 @@ async function main(argv: string[]): Promise<number> {
       return await keys(rest);
     case 'usage':
       return await usage(rest);
+    case 'quantize':
+      return quantizeCommand(rest);
     case 'demo-model': {
       const { values, positionals } = parse(rest, dataDirOption, true);
       const dir = path.resolve(positionals[0] ?? path.join(resolveDataDir(values), 'demo-model'));
@@ -133,6 +141,26 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command '${command}'; \`paralon help\` lists the commands`);
   }
+}
+
+/** GGUF types `paralon quantize` writes: one type for every matrix, as llama.cpp's ftypes of those names. */
+const QUANTIZE_TYPES: Record<string, GgufWeightDType> = { Q8_0: 'q8_0', Q6_K: 'q6_k', F32: 'f32', F16: 'f16', BF16: 'bf16' };
+
+function quantizeCommand(args: string[]): number {
+  const { values, positionals } = parse(args, { type: { type: 'string' } }, true);
+  const type = (values.type ?? '').toUpperCase();
+  if (positionals.length !== 2 || !(type in QUANTIZE_TYPES))
+    throw new ConfigError(`usage: paralon quantize DIR OUT.gguf --type ${Object.keys(QUANTIZE_TYPES).join('|')}` +
+      (type === 'Q4_K_M' || type === 'Q5_K_M' ? ` (${type}, a mix of block types, is not implemented yet)` : ''));
+  const [dir, out] = positionals.map((p) => path.resolve(p));
+  const started = Date.now();
+  const result = exportQwen3Gguf(dir, out, {
+    dtype: QUANTIZE_TYPES[type],
+    onProgress: (done, total, name) => process.stderr.write(`\r[${done}/${total}] ${name}`.padEnd(60)),
+  });
+  process.stderr.write('\n');
+  console.log(`Wrote ${out}: ${type}, ${result.tensors} tensors, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
 }
 
 function storeLocation(values: RawValues): StoreLocation {

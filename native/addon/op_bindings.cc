@@ -16,7 +16,7 @@ constexpr std::initializer_list<DType> kMatrixTypes = {DType::F32,  DType::BF16,
                                                        DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
-  c.dtype(kc, "kCache", {DType::F32, DType::BF16});
+  c.dtype(kc, "kCache", {DType::F32, DType::BF16, DType::F16});
   c.rank(kc, "kCache", 4);
   c.same_shape(vc, "vCache", kc, "kCache");
   c.dtype(vc, "vCache", {kc->dtype()});

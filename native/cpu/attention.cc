@@ -1,7 +1,7 @@
 // Causal attention over the paged KV cache (varlen batch, GQA), flash-attention style on the CPU.
 //
 // Work item = (sequence, KV head g, tile of query tokens). The item's rows are its tokens × the
-// G = Hq/Hkv query heads that read KV head g, so each K/V row is loaded (and widened from bf16)
+// G = Hq/Hkv query heads that read KV head g, so each K/V row is loaded (and widened from bf16 or f16)
 // once per item for all of them. Keys are visited in steps of up to kKeysPerStep tokens that never
 // cross a cache block (one block-table lookup per step, rows a fixed stride apart); per step and
 // row: scores = q·k (q pre-scaled; on AVX2, 8 keys per transposing reduction — 1.15-1.25× faster
@@ -57,7 +57,8 @@ inline void scores(const float* q, const float* const* k_rows, int64_t n, int64_
 }
 
 inline const float* kv_row(const float* cache, int64_t row, float*, int64_t) { return cache + row; }
-inline const float* kv_row(const bf16* cache, int64_t row, float* buf, int64_t D) {
+template <class C>
+inline const float* kv_row(const C* cache, int64_t row, float* buf, int64_t D) {  // bf16, f16: widened
   widen_row(cache + row, buf, D);
   return buf;
 }
@@ -185,10 +186,10 @@ void attention(Context& ctx, const AttentionArgs& a) {
   if (a.num_seqs <= 0 || a.cache.num_kv_heads <= 0 || a.cache.head_dim <= 0 || a.cache.block_size <= 0 ||
       a.num_q_heads < a.cache.num_kv_heads)
     return;
-  if (a.cache.dtype == DType::BF16) {
-    attend<bf16>(ctx, a);
-  } else {
-    attend<float>(ctx, a);
+  switch (a.cache.dtype) {
+    case DType::BF16: attend<bf16>(ctx, a); break;
+    case DType::F16: attend<f16>(ctx, a); break;
+    default: attend<float>(ctx, a); break;
   }
 }
 

@@ -1,5 +1,5 @@
 // kv_write: scatter each new token's K and V rows [Hkv, D] into its cache slot, converting to the
-// cache dtype (bf16 rounds to nearest even). Traffic: 2·T·Hkv·D·(4 + sizeof(cache)) bytes.
+// cache dtype (bf16 and f16 round to nearest even). Traffic: 2·T·Hkv·D·(4 + sizeof(cache)) bytes.
 #include <algorithm>
 #include <cstring>
 
@@ -14,6 +14,9 @@ namespace {
 inline void store_row(const float* src, float* dst, int64_t n) { std::memcpy(dst, src, n * sizeof(float)); }
 inline void store_row(const float* src, bf16* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = to_bf16(src[i]);
+}
+inline void store_row(const float* src, f16* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = to_f16(src[i]);
 }
 
 template <class C>
@@ -38,10 +41,10 @@ void write_tokens(Context& ctx, const KvWriteArgs& a) {
 
 void kv_write(Context& ctx, const KvWriteArgs& a) {
   if (a.num_tokens <= 0) return;
-  if (a.cache.dtype == DType::BF16) {
-    write_tokens<bf16>(ctx, a);
-  } else {
-    write_tokens<float>(ctx, a);
+  switch (a.cache.dtype) {
+    case DType::BF16: write_tokens<bf16>(ctx, a); break;
+    case DType::F16: write_tokens<f16>(ctx, a); break;
+    default: write_tokens<float>(ctx, a); break;
   }
 }
 

@@ -63,6 +63,34 @@ inline bf16 to_bf16(float f) {
   return bf16{static_cast<uint16_t>(rounded >> 16)};
 }
 
+// f32 → IEEE half, round to nearest even; overflow gives infinity, NaN stays a (quiet) NaN.
+inline f16 to_f16(float f) {
+#if defined(__F16C__)
+  return f16{static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))};
+#else
+  const uint32_t x = f32_to_bits(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t exp = (x >> 23) & 0xFFu;
+  uint32_t mant = x & 0x7FFFFFu;
+  if (exp == 0xFF) return f16{static_cast<uint16_t>(sign | 0x7C00u | (mant ? 0x200u : 0u))};
+  const int e = static_cast<int>(exp) - 127 + 15;
+  if (e >= 0x1F) return f16{static_cast<uint16_t>(sign | 0x7C00u)};
+  if (e <= 0) {  // subnormal half (or zero): shift the full significand into place, then round
+    if (e < -10) return f16{static_cast<uint16_t>(sign)};
+    mant |= 0x800000u;
+    const int shift = 14 - e;
+    uint32_t h = mant >> shift;
+    const uint32_t rem = mant & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1u))) ++h;
+    return f16{static_cast<uint16_t>(sign | h)};
+  }
+  uint32_t h = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is still correct
+  return f16{static_cast<uint16_t>(sign | h)};
+#endif
+}
+
 // Calls fn with a null pointer of the storage type of `t` (float, bf16 or f16) so the caller can
 // instantiate a kernel per weight dtype: with_storage_type(t, [&](auto* tag) { using T = ...; }).
 template <class Fn>

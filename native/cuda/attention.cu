@@ -1,7 +1,7 @@
 #include "kernels.h"
 
-// Causal paged attention (varlen batch, GQA, f32 or bf16 cache): a decode kernel plus a merge, and
-// two prefill kernels (SIMT for the f32 cache, tensor cores for the bf16 cache):
+// Causal paged attention (varlen batch, GQA, f32, bf16 or f16 cache): a decode kernel plus a merge,
+// and two prefill kernels (SIMT for the f32 and f16 caches, tensor cores for the bf16 cache):
 //
 // 1. decode_split_kernel — sequences with one new token (flash-decoding).
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
@@ -21,9 +21,9 @@
 // host, longest key ranges first; a CTA of 128 threads owns one tile × one query head and reads only
 // the keys up to its last query's position (later key tiles are skipped, not masked).
 //
-// 2. prefill_kernel — f32 cache: flash-attention 2, SIMT f32 throughout (exact against the f32
-//    reference). Grid (tiles, Hq). Per 32-key tile the CTA loads K and V through the block table
-//    into shared memory (f32, rows padded to D+4 floats so the float4 reads below are bank-conflict
+// 2. prefill_kernel — f32 and f16 caches: flash-attention 2, SIMT f32 throughout (exact against the
+//    f32 reference). Grid (tiles, Hq). Per 32-key tile the CTA loads K and V through the block table
+//    into shared memory (widened to f32, rows padded to D+4 floats so the float4 reads below are bank-conflict
 //    free), then thread (r, c) = (tid / 8, tid % 8) computes the 4×4 scores of queries r + 16i and
 //    keys c + 8j (8 LDS.128 per 64 FMA), applies the causal mask (query i sits at position
 //    kv_len − q_len + i), updates its rows' online softmax with the 8 lanes sharing the rows (xor
@@ -65,8 +65,11 @@ constexpr int kMaxGroup = 16;
 constexpr int kPrefillQ = 64;
 constexpr int kPrefillK = 32;
 
-// Four consecutive cache elements: loaded raw (16 bytes of f32, 8 of bf16) so that several rows can
-// be in flight before any is used, then widened to f32.
+// Four consecutive cache elements: loaded raw (16 bytes of f32, 8 of bf16 or f16) so that several
+// rows can be in flight before any is used, then widened to f32.
+struct Half4 {  // four f16 bit patterns (a type of its own: bf16's raw form is also 8 bytes)
+  uint2 bits;
+};
 template <typename C>
 struct Raw4 {
   using type = float4;
@@ -75,12 +78,24 @@ template <>
 struct Raw4<__nv_bfloat16> {
   using type = uint2;
 };
+template <>
+struct Raw4<__half> {
+  using type = Half4;
+};
 __device__ __forceinline__ float4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ uint2 load_raw4(const __nv_bfloat16* p) { return *reinterpret_cast<const uint2*>(p); }
+__device__ __forceinline__ Half4 load_raw4(const __half* p) { return Half4{*reinterpret_cast<const uint2*>(p)}; }
 __device__ __forceinline__ float4 widen(float4 v) { return v; }
 __device__ __forceinline__ float4 widen(uint2 raw) {  // bf16 → f32 is a 16-bit shift
   return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xffff0000u),
                      __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xffff0000u));
+}
+__device__ __forceinline__ float half_bits_to_f32(uint32_t bits) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+}
+__device__ __forceinline__ float4 widen(Half4 raw) {
+  return make_float4(half_bits_to_f32(raw.bits.x & 0xffffu), half_bits_to_f32(raw.bits.x >> 16),
+                     half_bits_to_f32(raw.bits.y & 0xffffu), half_bits_to_f32(raw.bits.y >> 16));
 }
 template <typename C>
 __device__ __forceinline__ float4 load4(const C* p) {
@@ -88,6 +103,7 @@ __device__ __forceinline__ float4 load4(const C* p) {
 }
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
 
 __device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
@@ -746,14 +762,14 @@ void allow_shared_memory(Kernel kernel, size_t smem, LaunchContext& ctx) {
                      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
 }
 
-// f32 cache: the SIMT kernel.
-template <int D>
-void launch_prefill(const Paged<float>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
+// f32 and f16 caches: the SIMT kernel (f16 rows are widened to f32 on their way to shared memory).
+template <int D, typename C>
+void launch_prefill(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
                     LaunchContext& ctx) {
   constexpr size_t smem = prefill_smem_bytes<D>();
-  allow_shared_memory(prefill_kernel<D, float>, smem, ctx);
+  allow_shared_memory(prefill_kernel<D, C>, smem, ctx);
   const unsigned num_tiles = static_cast<unsigned>(plan.prefill_tiles.size() / 2);
-  PARALON_LAUNCH((prefill_kernel<D, float>), dim3(num_tiles, meta.num_q_heads), dim3(kThreads), smem, ctx.stream, kv,
+  PARALON_LAUNCH((prefill_kernel<D, C>), dim3(num_tiles, meta.num_q_heads), dim3(kThreads), smem, ctx.stream, kv,
                  meta, tiles);
   PARALON_CHECK_LAUNCH("attention");
 }
@@ -825,6 +841,7 @@ void launch_head_dim(const AttentionArgs& a, LaunchContext& ctx) {
   switch (a.cache.dtype) {
     case DType::F32: launch_typed<D, float>(a, ctx); break;
     case DType::BF16: launch_typed<D, __nv_bfloat16>(a, ctx); break;
+    case DType::F16: launch_typed<D, __half>(a, ctx); break;
     default: throw OpError(std::string("attention: unsupported cache dtype ") + dtype_name(a.cache.dtype));
   }
 }

@@ -4,7 +4,7 @@
 // laid out [num_blocks, block_size, Hkv, D], so slot s starts at element s · Hkv · D.
 //
 // Thread mapping: grid (num_tokens, ceil(Hkv·D / (4·128))), 128 threads; each thread moves one
-// group of 4 consecutive elements of K and the same group of V (float4 loads; float4 or 4 × bf16
+// group of 4 consecutive elements of K and the same group of V (float4 loads; float4 or 4 × bf16/f16
 // stores, round-to-nearest-even). Scalar path when Hkv·D % 4 != 0 or a pointer is misaligned.
 // A slot outside [0, num_blocks · block_size) — e.g. -1 for a padded token — is skipped.
 // Memory traffic per call: num_tokens · Hkv · D · (8 bytes read + 2 · sizeof(cache dtype) written).
@@ -23,8 +23,14 @@ __device__ __forceinline__ void store4(__nv_bfloat16* dst, float4 v) {
   *reinterpret_cast<uint2*>(dst) =
       make_uint2(bf16_bits(v.x) | (bf16_bits(v.y) << 16), bf16_bits(v.z) | (bf16_bits(v.w) << 16));
 }
+__device__ __forceinline__ uint32_t f16_bits(float v) { return __half_as_ushort(__float2half_rn(v)); }
+__device__ __forceinline__ void store4(__half* dst, float4 v) {
+  *reinterpret_cast<uint2*>(dst) =
+      make_uint2(f16_bits(v.x) | (f16_bits(v.y) << 16), f16_bits(v.z) | (f16_bits(v.w) << 16));
+}
 __device__ __forceinline__ void store1(float* dst, float v) { *dst = v; }
 __device__ __forceinline__ void store1(__nv_bfloat16* dst, float v) { *dst = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void store1(__half* dst, float v) { *dst = __float2half_rn(v); }
 
 template <typename C, bool kVec4>
 __global__ void kv_write_kernel(C* cache_k, C* cache_v, const float* __restrict__ k, const float* __restrict__ v,
@@ -80,6 +86,7 @@ void launch_kv_write(const KvWriteArgs& a, LaunchContext& ctx) {
   switch (a.cache.dtype) {
     case DType::F32: launch_typed<float>(a, slots, ctx); break;
     case DType::BF16: launch_typed<__nv_bfloat16>(a, slots, ctx); break;
+    case DType::F16: launch_typed<__half>(a, slots, ctx); break;
     default: throw OpError(std::string("kv_write: unsupported cache dtype ") + dtype_name(a.cache.dtype));
   }
   PARALON_CHECK_LAUNCH("kv_write");

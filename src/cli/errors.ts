@@ -22,8 +22,6 @@ export function describeError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (/no CUDA device/.test(message)) return `${message}; run on the CPU with --device cpu (or the simulator with --device cuda-sim)`;
   const errno = error as NodeJS.ErrnoException;
-  if (errno.code === 'ENOTDIR' && /\.gguf\//.test(errno.path ?? ''))
-    return `${errno.path!.replace(/\.gguf\/.*$/, '.gguf')}: this build cannot load .gguf files yet; use a safetensors checkpoint (a directory or a hub id such as Qwen/Qwen3-0.6B)`;
   if (typeof errno.code === 'string' && errno.path && /^E[A-Z]+$/.test(errno.code)) return `cannot read ${errno.path} (${errno.code}): ${describeErrno(errno.code)}`;
   return message;
 }

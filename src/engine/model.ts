@@ -3,8 +3,9 @@
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
 import { existsSync } from 'node:fs';
-import { CausalLM, type ModelConfig, type ModelTask } from '../model/index.js';
-import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
+import { CausalLM, type CausalLMLoadOptions, type ModelConfig, type ModelTask } from '../model/index.js';
+import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
+import { KV_CACHE_DTYPES, type KvCachePool, type KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
 import { GrammarPool } from '../grammar/index.js';
@@ -28,7 +29,7 @@ export interface LoadModelOptions {
   device?: DeviceName | 'auto' | Device;
   /** CPU threads (default: one per core). */
   threads?: number;
-  /** The model's id (default: the directory name, lower-cased). */
+  /** The model's id (default: the directory name, lower-cased; a GGUF's file name without split and quantization suffixes). */
   id?: string;
   /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
   maxModelLen?: number;
@@ -40,7 +41,11 @@ export interface LoadModelOptions {
   ropeScaling?: Record<string, unknown> | null;
   /** Bytes of KV cache (default: 1 GiB on the CPU, 4 GiB on CUDA). */
   kvCacheMemory?: number;
-  kvCacheDType?: KvCacheDType;
+  /**
+   * Element type of the KV cache (vLLM's --kv-cache-dtype): 'auto' (default) is the checkpoint's float
+   * dtype (f32, f16 or bf16).
+   */
+  kvCacheDType?: KvCacheDType | 'auto';
   /** Sequences decoded together at most (default 64). */
   maxNumSeqs?: number;
   /** Tokens computed per step at most; long prompts are prefilled in chunks of this size (default 512). */
@@ -84,6 +89,8 @@ export class Model {
   readonly contextLength: number;
   /** Tokens the KV cache holds, all requests together. */
   readonly kvCacheTokens: number;
+  /** The KV cache's element type. */
+  readonly kvCacheDType: KvCacheDType;
   /** What the model was loaded for: generation or embeddings. */
   readonly task: ModelTask;
   readonly #lm: CausalLM;
@@ -116,6 +123,7 @@ export class Model {
     this.tokenizer = tokenizer;
     this.#kv = kv;
     this.kvCacheTokens = kv.maxTokens;
+    this.kvCacheDType = kv.dtype;
     this.contextLength = Math.min(options.maxModelLen ?? lm.config.maxPositionEmbeddings, lm.config.maxPositionEmbeddings, kv.maxTokens);
     this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
     const g = lm.generation;
@@ -151,35 +159,42 @@ export class Model {
     }
   }
 
-  /** Loads a Hugging Face checkpoint directory (config.json, tokenizer files, safetensors) of a registered architecture. */
+  /**
+   * Loads a model of a registered architecture: a Hugging Face checkpoint directory (config.json,
+   * tokenizer files, safetensors), a GGUF file (or split set), or a directory holding one GGUF.
+   */
   static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
     const resolved = path.resolve(dir);
     const ownsDevice = !(options.device instanceof Device);
     const device = options.device instanceof Device ? options.device : Device.open(options.device ?? 'auto', { threads: options.threads });
     try {
-      const tokenizer = await Tokenizer.fromDirectory(resolved);
+      const ggufFile = findGgufFile(resolved);
       const maxNumBatchedTokens = options.maxNumBatchedTokens ?? 512;
       const maxNumSeqs = options.maxNumSeqs ?? 64;
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
       const task = options.task ?? (existsSync(path.join(resolved, 'modules.json')) ? 'embed' : 'generate');
-      const lm = await CausalLM.load(resolved, device, {
+      const lmOptions = {
         maxBatchTokens: maxNumBatchedTokens,
         maxSeqs: maxNumSeqs,
         onProgress: options.onProgress,
         task,
         overrides: options.ropeScaling !== undefined ? { ropeScaling: options.ropeScaling } : {},
-      });
+      };
+      const { lm, tokenizer } = ggufFile ? await loadGguf(device, ggufFile, lmOptions) : {
+        tokenizer: await Tokenizer.fromDirectory(resolved),
+        lm: await CausalLM.load(resolved, device, lmOptions),
+      };
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
-        kv = lm.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
+        kv = lm.createKvCache({ maxBytes: bytes, dtype: resolveKvCacheDType(options.kvCacheDType, lm.config) });
       } catch (e) {
         lm.dispose();
         throw e;
       }
-      const id = options.id ?? path.basename(resolved).toLowerCase();
+      const id = options.id ?? defaultModelId(ggufFile ?? resolved);
       return new Model(resolved, id, device, ownsDevice, lm, tokenizer, kv, options);
     } catch (e) {
       if (ownsDevice) device.dispose();
@@ -315,6 +330,25 @@ async function withCallConstraint(needed: TokenConstraint | null, call: Generate
 /** Loads a model: `const model = await loadModel(dir, { device: 'cuda:0' })`. */
 export function loadModel(dir: string, options: LoadModelOptions = {}): Promise<Model> {
   return Model.load(dir, options);
+}
+
+/** The KV cache dtype a load option asks for; 'auto' follows the checkpoint's float dtype. */
+function resolveKvCacheDType(option: KvCacheDType | 'auto' | undefined, config: ModelConfig): KvCacheDType {
+  if (option === undefined || option === 'auto') return config.dtype;
+  if (!KV_CACHE_DTYPES.includes(option)) throw new Error(`kvCacheDType must be auto, ${KV_CACHE_DTYPES.join(', ')} (got ${String(option)})`);
+  return option;
+}
+
+/** A GGUF's tokenizer (from its metadata) and weights (mapped in place on cpu). */
+async function loadGguf(device: Device, file: string, options: CausalLMLoadOptions): Promise<{ lm: CausalLM; tokenizer: Tokenizer }> {
+  const gguf = openGgufModel(device, file);
+  try {
+    const tokenizer = new Tokenizer(gguf.tokenizer.tokenizerJson, gguf.tokenizer.tokenizerConfig);
+    const lm = await CausalLM.fromCheckpoint(device, gguf.arch, gguf.config, gguf.generation, gguf.checkpoint, options);
+    return { lm, tokenizer };
+  } finally {
+    gguf.checkpoint.close();
+  }
 }
 
 /** The tokenizer side of the engine. Ids past the tokenizer's vocabulary (embedding padding) are empty. */

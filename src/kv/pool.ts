@@ -1,10 +1,12 @@
 // The paged KV cache's memory: per layer one K and one V pool of [numBlocks, blockSize, numKvHeads,
-// headDim] (f32 or bf16). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
+// headDim] (f32, bf16 or f16). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
 // a sequence owns (block tables, prefix sharing) is decided above this class; it only holds memory.
 import { dtypeBytes } from '../runtime/dtype.js';
 import type { Device, KvCache } from '../runtime/index.js';
 
-export type KvCacheDType = 'f32' | 'bf16';
+/** The element types a KV cache can hold (every backend's kvWrite and attention run them). */
+export const KV_CACHE_DTYPES = ['f32', 'bf16', 'f16'] as const;
+export type KvCacheDType = (typeof KV_CACHE_DTYPES)[number];
 
 /** What the cache stores per token and layer: one K and one V vector per KV head. */
 export interface KvCacheShape {
@@ -38,7 +40,7 @@ export class KvCachePool {
     const dtype = options.dtype ?? 'bf16';
     for (const [key, v] of Object.entries({ ...shape, blockSize }))
       if (!Number.isSafeInteger(v) || v < 1) throw new Error(`KvCachePool: ${key} must be a positive integer (got ${v})`);
-    if (dtype !== 'f32' && dtype !== 'bf16') throw new Error(`KvCachePool: dtype must be f32 or bf16 (got ${String(dtype)})`);
+    if (!KV_CACHE_DTYPES.includes(dtype)) throw new Error(`KvCachePool: dtype must be ${KV_CACHE_DTYPES.join(', ')} (got ${String(dtype)})`);
     const sizings = [options.numBlocks, options.maxTokens, options.maxBytes].filter((v) => v !== undefined);
     if (sizings.length !== 1) throw new Error('KvCachePool: give exactly one of numBlocks, maxTokens or maxBytes');
 

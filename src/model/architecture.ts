@@ -5,6 +5,7 @@ import type { Device, Tensor } from '../runtime/index.js';
 import type { KvCachePool } from '../kv/pool.js';
 import type { StepMeta } from './decode-graphs.js';
 import type { WeightDType } from './config.js';
+import type { GgufMetadata } from './gguf/metadata.js';
 
 /** The part of a decoder-only model's configuration that the model-neutral machinery reads. */
 export interface ModelConfig {
@@ -75,6 +76,18 @@ export interface LayerContext<C extends ModelConfig, L> {
   scratch: Tensor<'f32'>;
 }
 
+/** What a GGUF's tensors and tokenizer say about the model, beside its `<arch>.*` keys. */
+export interface GgufModelFacts {
+  /** Rows of token_embd.weight. */
+  vocabSize: number;
+  /** No output.weight: the LM head is the embedding. */
+  tied: boolean;
+  /** The matrices' float dtype (bf16 for quantized files). */
+  dtype: WeightDType;
+  /** End-of-generation token ids from the tokenizer metadata. */
+  eosTokenIds: number[];
+}
+
 /** A model architecture: registered once (registry.ts), found by config.json's architectures[0]. */
 export interface Architecture<C extends ModelConfig = ModelConfig, L = unknown> {
   /** config.json `architectures` values this file runs (the first is its canonical name). */
@@ -85,6 +98,8 @@ export interface Architecture<C extends ModelConfig = ModelConfig, L = unknown> 
   ggufNames?: readonly string[];
   /** Validates a parsed config.json; `source` names the file in errors. */
   parseConfig(json: unknown, source: string): C;
+  /** Reads the config from a GGUF's metadata (llama.cpp's `<arch>.*` keys); required with ggufNames. */
+  parseGgufConfig?(meta: GgufMetadata, facts: GgufModelFacts): C;
   /** The weights of layer `i`, by the key the layer loop reads them under. */
   layerWeights(config: C, i: number): Record<keyof L & string, WeightSpec>;
   /** Pairs of layer weights that one op reads with one dtype (checked at load, naming the file). */

@@ -5,6 +5,7 @@ import type { Architecture, LayerContext, ModelConfig } from './architecture.js'
 import { stacked, weight } from './architecture.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
+import { qwen3ConfigFromGguf } from './gguf/qwen3-config.js';
 
 /** A dense Qwen3 decoder, in Paralon's names (maxPositionEmbeddings: factor × original under YaRN). */
 export interface Qwen3Config extends ModelConfig, RopeFields {
@@ -40,6 +41,7 @@ export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
   modelTypes: ['qwen3'],
   ggufNames: ['qwen3'],
   parseConfig: parseQwen3Config,
+  parseGgufConfig: qwen3ConfigFromGguf,
 
   layerWeights(c, i) {
     const p = `model.layers.${i}.`;

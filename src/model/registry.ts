@@ -14,6 +14,8 @@ const byGgufName = new Map<string, AnyArchitecture>();
 
 /** Makes `arch` loadable by its names; a name already taken by another architecture is an error. */
 export function registerArchitecture(arch: AnyArchitecture): void {
+  if (arch.ggufNames?.length && !arch.parseGgufConfig)
+    throw new Error(`registerArchitecture: ${arch.names[0]} has ggufNames but no parseGgufConfig`);
   for (const [names, map] of [[arch.names, byName], [arch.ggufNames ?? [], byGgufName]] as const)
     for (const name of names) {
       const taken = map.get(name);

@@ -111,6 +111,13 @@ export class SafetensorsCheckpoint implements Checkpoint {
     return m.tensor(entry.byteOffset, entry.dtype, entry.shape);
   }
 
+  /** A copy of the entry's raw bytes (for converters; the forward pass uses `tensor`). */
+  bytes(entry: TensorEntry): Uint8Array {
+    const m = this.#mapped.get(entry.file);
+    if (!m) throw new Error(`${entry.file}: ${entry.name}: the checkpoint was closed`);
+    return m.bytes(entry.byteOffset, entry.byteLength);
+  }
+
   /** Drops the file handles; tensors already made keep what they need mapped. */
   close(): void {
     for (const m of this.#mapped.values()) m.close();

@@ -6,13 +6,15 @@
 import { ops, type Device, type Tensor } from '../runtime/index.js';
 import type { AnyArchitecture, DecoderWeights, ModelConfig, WeightSpec } from './architecture.js';
 import type { WeightDType } from './config.js';
+import type { QuantDType } from '../runtime/dtype.js';
 
 /** One tensor of a checkpoint: where its bytes are and what they are. */
 export interface TensorEntry {
   name: string;
   /** The file's base name, for messages. */
   file: string;
-  dtype: WeightDType;
+  /** Float dtypes from any checkpoint; ggml block types (q8_0, …) from GGUF files. */
+  dtype: WeightDType | QuantDType;
   shape: number[];
   /** Absolute byte offset of the data in the file. */
   byteOffset: number;

@@ -3,8 +3,11 @@
 import type { DeviceName, Model } from '../index.js';
 import { DEMO_MODEL_ID, loadLocalModel, localModel } from '../cli/load.js';
 import { resolveModelSettings } from '../cli/options.js';
-import { defaultModelId } from '../hub/index.js';
+import { existsSync } from 'node:fs';
+import { defaultModelId as hubModelId } from '../hub/index.js';
 import type { ModelTask } from '../model/index.js';
+import { defaultModelId as localModelId } from '../model/gguf/index.js';
+import { KV_CACHE_DTYPES, type KvCacheDType } from '../kv/pool.js';
 import { createServer, type LogLevel } from './app.js';
 import {
   bytesSetting,
@@ -46,6 +49,7 @@ export interface ServeConfig {
   /** config.json rope_scaling override (--rope-scaling JSON); null: none. */
   ropeScaling?: Record<string, unknown> | null;
   kvCacheMemory?: number;
+  kvCacheDType: KvCacheDType | 'auto';
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   maxWaiting: number;
@@ -72,7 +76,8 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     model,
     revision,
     hfToken,
-    modelId: stringSetting(values, env, 'served-model-name') ?? (model === undefined ? DEMO_MODEL_ID : defaultModelId(model)),
+    // A local directory or GGUF is named after its file (quantization suffix dropped), a hub model by its id.
+    modelId: stringSetting(values, env, 'served-model-name') ?? (model === undefined ? DEMO_MODEL_ID : existsSync(model) ? localModelId(model) : hubModelId(model)),
     task: task as ModelTask | undefined,
     device,
     threads,
@@ -81,6 +86,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     maxModelLen,
     ropeScaling: ropeScalingSetting(stringSetting(values, env, 'rope-scaling')),
     kvCacheMemory,
+    kvCacheDType: kvCacheDTypeSetting(values, env),
     maxNumSeqs: intSetting(values, env, 'max-num-seqs', 1),
     maxNumBatchedTokens: intSetting(values, env, 'max-num-batched-tokens', 1),
     maxWaiting: intSetting(values, env, 'max-waiting', 0) ?? DEFAULT_MAX_WAITING,
@@ -110,6 +116,13 @@ function ropeScalingSetting(text: string | undefined): Record<string, unknown> |
   return value as Record<string, unknown> | null;
 }
 
+function kvCacheDTypeSetting(values: RawValues, env: NodeJS.ProcessEnv): KvCacheDType | 'auto' {
+  const v = stringSetting(values, env, 'kv-cache-dtype') ?? 'auto';
+  const allowed = ['auto', ...KV_CACHE_DTYPES];
+  if (!allowed.includes(v)) throw new ConfigError(`--kv-cache-dtype (PARALON_KV_CACHE_DTYPE) must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as KvCacheDType | 'auto';
+}
+
 export async function serve(config: ServeConfig): Promise<void> {
   const out = (line = '') => process.stderr.write(line + '\n');
   const keysExist = await withStore(config, (store) => store.keys.hasActiveKeys());
@@ -133,6 +146,7 @@ export async function serve(config: ServeConfig): Promise<void> {
           maxModelLen: config.maxModelLen,
           ropeScaling: config.ropeScaling,
           kvCacheMemory: config.kvCacheMemory,
+          kvCacheDType: config.kvCacheDType,
           maxNumSeqs: config.maxNumSeqs,
           maxNumBatchedTokens: config.maxNumBatchedTokens,
           maxWaiting: config.maxWaiting,
@@ -172,7 +186,7 @@ export async function serve(config: ServeConfig): Promise<void> {
   out();
   out(`Paralon is serving '${config.modelId}' on ${model.device.name} (${model.device.description})`);
   if (config.model === undefined) out(`  '${config.modelId}' is the demo model: random weights, so its output is random noise.`);
-  out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens`);
+  out(`  context ${model.contextLength} tokens, KV cache ${model.kvCacheTokens} tokens (${model.kvCacheDType})`);
   out(`  OpenAI-compatible API at http://${urlHost}:${port}/v1   (health: /health, metrics: /metrics)`);
   out(`  Playground at http://${urlHost}:${port}/`);
   out(

@@ -8,7 +8,7 @@ import { Rng } from '../../reference/random.js';
 import { storedAs } from '../../reference/rounding.js';
 import { caseName, isCuda, once, type OpCase } from './op_case.js';
 
-type CacheType = 'f32' | 'bf16';
+type CacheType = 'f32' | 'bf16' | 'f16';
 const BLOCK_SIZE = 16;
 
 /** Whole pools filled with random values (stale tokens and unused blocks included). */
@@ -137,7 +137,7 @@ function attentionCase(
     // combination of V rows, moves by a few u of those rows — the bound for rounded activations.
     // Seen (error / max|out|): 1.2e-3 .. 2.2e-3 up to 40 keys, where max|out| is about one V row;
     // 4.6e-3 for the chunk after 150 cached keys, whose outputs all average many rows. Decodes and
-    // the f32 cache stay in f32.
+    // the f32 and f16 caches stay in f32 (f16 values are widened exactly, as the reference stores them).
     tolerance: (device) =>
       isCuda(device) && dtype === 'bf16' && seqs.some((s) => s.fresh > 1) ? TOLERANCE.roundedActivations.bf16 : TOLERANCE.f32,
   };
@@ -145,7 +145,7 @@ function attentionCase(
 
 export function pagedCases(): OpCase[] {
   const cases: OpCase[] = [];
-  for (const dtype of ['f32', 'bf16'] as CacheType[]) {
+  for (const dtype of ['f32', 'bf16', 'f16'] as CacheType[]) {
     cases.push(kvWriteCase(dtype, 2, 64, 19));
     cases.push(kvWriteCase(dtype, 3, 128, 1));
   }
@@ -164,9 +164,12 @@ export function pagedCases(): OpCase[] {
         for (const [ib, [label, seqs]] of batches.entries())
           if ((ib + ih) % 3 !== 2 || label === 'mixed') cases.push(attentionCase(label, dtype, Hq, Hkv, D, seqs));
       });
+  // The f16 cache (widened to f32 on load; SIMT prefill on CUDA): every batch shape at GQA 4.
+  for (const D of [64, 128]) for (const [label, seqs] of batches) cases.push(attentionCase(label, 'f16', 8, 2, D, seqs));
   // A long decode (several hundred keys: split-K / multi-block paths) and a long prefill chunk.
   cases.push(attentionCase('long-decode', 'bf16', 8, 2, 128, [{ cached: 700, fresh: 1 }, { cached: 301, fresh: 1 }]));
   cases.push(attentionCase('long-chunk', 'f32', 6, 3, 64, [{ cached: 150, fresh: 70 }]));
+  cases.push(attentionCase('long-decode', 'f16', 6, 3, 64, [{ cached: 400, fresh: 1 }]));
   // The tensor-core prefill (bf16 cache): two query tiles (64 + 6) over 4 key tiles after a cached
   // prefix; several prefills and a decode at GQA 8 with 7-token blocks (key tiles split blocks);
   // 48 queries (16-row multiple) over exactly 2 key tiles of 80-token blocks (a block spans tiles).

@@ -6,10 +6,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomCheckpoint } from '../../src/model/random-checkpoint.js';
-import { fromBf16 } from '../../src/runtime/dtype.js';
-import { readGgufHeader, type GgufHeader, type GgufValue } from '../../bench/peers/gguf-format.js';
-import { exportQwen3Gguf } from '../../bench/peers/gguf-writer.js';
+import { randomCheckpoint } from '../../../src/model/random-checkpoint.js';
+import { fromBf16 } from '../../../src/runtime/dtype.js';
+import { exportQwen3Gguf, readGgufHeader, type GgufHeader, type GgufValue } from '../../../src/model/gguf/index.js';
 
 const VOCAB = 151_936;
 

@@ -1,0 +1,158 @@
+// The export of a Hugging Face Qwen3 checkpoint directory to one GGUF, as llama.cpp's
+// convert_hf_to_gguf.py writes Qwen3ForCausalLM:
+//
+// - Tensors renamed to llama.cpp's names and kept in the checkpoint's layout (no Q/K row permutation:
+//   see qwen3-config.ts).
+// - Matrices in the requested dtype; 1-D norm weights always F32, as the converter keeps them. A tied
+//   LM head is not written: llama.cpp reuses token_embd when output.weight is absent.
+import path from 'node:path';
+import { statSync } from 'node:fs';
+import { Device } from '../../runtime/index.js';
+import { fromBf16, fromF16, isQuantized, toBf16, toF16, type QuantDType } from '../../runtime/dtype.js';
+import { quantize } from '../../quant/index.js';
+import type { WeightDType } from '../config.js';
+import type { Qwen3Config } from '../qwen3.js';
+import { readModelConfig } from '../registry.js';
+import { SafetensorsCheckpoint } from '../safetensors.js';
+import type { TensorEntry } from '../weights.js';
+import { qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
+import { ggufTensorName } from './tensor-names.js';
+import { tokenizerMetadataSource, tokenizerToGguf } from './tokenizer-metadata.js';
+import { gguf, type GgmlTypeName, type GgufValue } from './types.js';
+import { writeGguf, type GgufTensorToWrite } from './writer.js';
+
+export type GgufWeightDType = WeightDType | QuantDType;
+
+export interface GgufExportOptions {
+  /**
+   * Element type of the matrices (default f32): a float type, or one ggml block type for every
+   * matrix (quantized by src/quant, ggml's reference quantizers without an importance matrix).
+   */
+  dtype?: GgufWeightDType;
+  /** general.name (default: the directory's name). */
+  name?: string;
+  /** Called after each tensor is written: tensors done, their count, and the tensor's GGUF name. */
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+export interface GgufExport {
+  file: string;
+  tensors: number;
+  bytes: number;
+}
+
+/** llama_ftype of a file whose matrices are all of one type (the K types as llama.cpp's _S mixes). */
+const FILE_TYPE: Record<GgufWeightDType, number> = { f32: 0, f16: 1, bf16: 32, q8_0: 7, q4_k: 14, q5_k: 16, q6_k: 18 };
+const GGML_TYPE: Record<GgufWeightDType, GgmlTypeName> = {
+  f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
+};
+
+/** Every tensor name llama.cpp's qwen3 loader looks for, with its row-major shape. */
+function expectedShapes(c: Qwen3Config): Map<string, number[]> {
+  const H = c.hiddenSize;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const m = new Map<string, number[]>([
+    ['token_embd.weight', [c.vocabSize, H]],
+    ['output_norm.weight', [H]],
+  ]);
+  if (!c.tieWordEmbeddings) m.set('output.weight', [c.vocabSize, H]);
+  for (let i = 0; i < c.numLayers; i++) {
+    const p = `blk.${i}.`;
+    m.set(`${p}attn_norm.weight`, [H]);
+    m.set(`${p}attn_q.weight`, [q, H]);
+    m.set(`${p}attn_k.weight`, [kv, H]);
+    m.set(`${p}attn_v.weight`, [kv, H]);
+    m.set(`${p}attn_output.weight`, [H, q]);
+    m.set(`${p}attn_q_norm.weight`, [c.headDim]);
+    m.set(`${p}attn_k_norm.weight`, [c.headDim]);
+    m.set(`${p}ffn_norm.weight`, [H]);
+    m.set(`${p}ffn_gate.weight`, [c.intermediateSize, H]);
+    m.set(`${p}ffn_up.weight`, [c.intermediateSize, H]);
+    m.set(`${p}ffn_down.weight`, [H, c.intermediateSize]);
+  }
+  return m;
+}
+
+/** Writes `outFile` from the HF Qwen3 checkpoint in `dir` (config.json, tokenizer files, safetensors). */
+export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExportOptions = {}): GgufExport {
+  const dtype = options.dtype ?? 'f32';
+  const { arch, config: parsed } = readModelConfig(dir);
+  if (!arch.ggufNames?.includes(QWEN3_GGUF_ARCHITECTURE)) throw new Error(`GGUF export: ${dir} is ${arch.names[0]}; the exporter writes Qwen3 (dense)`);
+  const config = parsed as Qwen3Config;
+  const metadata = new Map<string, GgufValue>([
+    ['general.architecture', gguf.string(QWEN3_GGUF_ARCHITECTURE)],
+    ['general.type', gguf.string('model')],
+    ['general.name', gguf.string(options.name ?? path.basename(path.resolve(dir)))],
+    ['general.file_type', gguf.u32(FILE_TYPE[dtype])],
+    ['general.quantization_version', gguf.u32(2)],
+    ['general.alignment', gguf.u32(32)],
+    ...qwen3ToGguf(config),
+    ...tokenizerToGguf(tokenizerMetadataSource(dir, config.vocabSize, config.eosTokenIds[0])),
+  ]);
+  const device = Device.open('cpu', { threads: 1 });
+  let count = 0;
+  try {
+    const checkpoint = SafetensorsCheckpoint.open(device, dir);
+    try {
+      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, dtype));
+      const expected = expectedShapes(config);
+      for (const [name, shape] of expected) {
+        const t = tensors.find((x) => x.name === name);
+        if (!t) throw new Error(`GGUF export: ${dir} has no tensor for ${name}`);
+        if (t.shape.join() !== shape.join()) throw new Error(`GGUF export: ${name} is [${t.shape}], config.json implies [${shape}]`);
+      }
+      if (tensors.length !== expected.size) {
+        const extra = tensors.filter((t) => !expected.has(t.name)).map((t) => t.name);
+        throw new Error(`GGUF export: unexpected tensors for this config: ${extra.join(', ')}`);
+      }
+      // The converter's order: token embedding, the layers in order, then the output norm and head.
+      const rank = (name: string) => (name === 'token_embd.weight' ? -1 : name.startsWith('blk.') ? Number(name.split('.')[1]) : 1e9);
+      tensors.sort((a, b) => rank(a.name) - rank(b.name));
+      let done = 0;
+      // writeGguf asks for each tensor's data right after writing the previous one.
+      const reporting = tensors.map((t, i) => ({
+        ...t,
+        data: () => {
+          if (i > 0) options.onProgress?.(++done, tensors.length, tensors[i - 1].name);
+          return t.data();
+        },
+      }));
+      writeGguf(outFile, metadata, reporting);
+      if (tensors.length > 0) options.onProgress?.(++done, tensors.length, tensors[tensors.length - 1].name);
+      count = tensors.length;
+    } finally {
+      checkpoint.close();
+    }
+  } finally {
+    device.dispose();
+  }
+  return { file: outFile, tensors: count, bytes: statSync(outFile).size };
+}
+
+function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, dtype: GgufWeightDType): GgufTensorToWrite {
+  const target: GgmlTypeName = src.shape.length === 1 ? 'F32' : GGML_TYPE[dtype];
+  return {
+    name: ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`),
+    type: target,
+    shape: src.shape,
+    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, src.shape.length === 1 ? 'f32' : dtype),
+  };
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/** Element conversion; same-type copies are bit-exact, narrowing rounds to nearest even, block types quantize. */
+function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): ArrayBufferView {
+  if (from === to) return bytes;
+  const f32 =
+    from === 'f32'
+      ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+      : from === 'bf16'
+        ? fromBf16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2))
+        : fromF16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2));
+  if (isQuantized(to)) return quantize(f32, to);
+  return to === 'f32' ? f32 : to === 'bf16' ? toBf16(f32) : toF16(f32);
+}

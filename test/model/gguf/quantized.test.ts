@@ -1,0 +1,108 @@
+// Quantized GGUF checkpoints (Q8_0, Q4_K) load with their blocks in place and give the logits of the
+// same model with the blocks dequantized (ggml's f32 arithmetic, src/quant) into an f32 safetensors
+// checkpoint: a random checkpoint is exported to GGUF by the project's quantizer, then the GGUF's own
+// tensors are dequantized back into a Hugging Face directory, so both sides hold identical values.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Device } from '../../../src/runtime/index.js';
+import { isQuantized, type QuantDType } from '../../../src/runtime/dtype.js';
+import { KvCachePool } from '../../../src/kv/pool.js';
+import { CausalLM } from '../../../src/model/step.js';
+import { writeSafetensors, type TensorToWrite } from '../../../src/model/safetensors-writer.js';
+import type { RandomCheckpointOptions } from '../../../src/model/random-checkpoint.js';
+import { exportQwen3Gguf, hfTensorName, openGgufModel, readGgufHeader } from '../../../src/model/gguf/index.js';
+import { dequantize } from '../../../src/quant/index.js';
+import { devicesUnderTest } from '../../runtime/devices.js';
+import { checkpointWithTokenizer } from './tiny-model.js';
+
+const root = mkdtempSync(path.join(tmpdir(), 'paralon-gguf-quant-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const RUNTIME: Record<string, QuantDType | 'f32'> = { Q8_0: 'q8_0', Q4_K: 'q4_k', F32: 'f32' };
+
+/** An f32 HF directory holding the GGUF's tensors dequantized (config and tokenizer from `like`). */
+function dequantizedCheckpoint(file: string, like: string, dir: string): void {
+  mkdirSync(dir);
+  for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(like, f), path.join(dir, f));
+  const header = readGgufHeader(file);
+  const bytes = readFileSync(file);
+  const tensors: TensorToWrite[] = header.tensors.map((t) => {
+    const raw = new Uint8Array(bytes.buffer, bytes.byteOffset + t.fileOffset, t.byteLength);
+    const dtype = RUNTIME[t.type];
+    const values = isQuantized(dtype) ? Float32Array.from(dequantize(raw, dtype, { arithmetic: 'ggml-f32' })) : new Float32Array(raw.slice().buffer);
+    return { name: hfTensorName(t.name)!, dtype: 'F32', shape: t.shape, data: values };
+  });
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+}
+
+/**
+ * Both sides multiply f32 activations by the same f32 weight values, so only the order of the sums
+ * differs (seen: 3e-7 on the CPU) — except on CUDA devices, where a quantized matmul of more than 16
+ * tokens decodes W tiles into the tensor-core GEMM, which rounds activations to 16 bits like every
+ * 16-bit-weight prefill there (test/model/forward.test.ts gives those 2e-2); the decodes after it read
+ * K/V written by that prefill (seen on cuda-sim: 4e-4 to 1e-3 for the prefill, 2e-4 to 5e-4 after).
+ */
+function tolerance(device: string): number {
+  return device === 'cpu' ? 1e-4 : 2e-2;
+}
+
+// Rows of whole blocks: Q8_0 needs inputs (hidden, q width, intermediate) of multiples of 32, Q4_K of 256.
+const CASES: { dtype: QuantDType; options: Omit<RandomCheckpointOptions, 'dir'> }[] = [
+  { dtype: 'q8_0', options: { hiddenSize: 96, numHeads: 3, numKvHeads: 1, headDim: 64, intermediateSize: 160, vocabSize: 101, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, seed: 11 } },
+  { dtype: 'q4_k', options: { hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512, vocabSize: 100, numLayers: 1, dtype: 'f32', tieWordEmbeddings: true, seed: 12 } },
+];
+
+for (const dev of devicesUnderTest()) {
+  describe.skipIf(dev.skip !== false)(`quantized GGUF vs its dequantized weights on ${dev.label}`, () => {
+    let device: Device;
+    beforeAll(() => {
+      device = Device.open(dev.name, { threads: 2 });
+    });
+    afterAll(() => device?.dispose());
+
+    for (const c of CASES) {
+      it(`${c.dtype}: the logits of a prefill of 19 tokens and 3 decodes`, async () => {
+        const dir = checkpointWithTokenizer(path.join(root, `${dev.name}-${c.dtype}`), c.options);
+        const file = path.join(root, `${dev.name}-${c.dtype}.gguf`);
+        exportQwen3Gguf(dir, file, { dtype: c.dtype });
+        const deq = path.join(root, `${dev.name}-${c.dtype}-dequantized`);
+        dequantizedCheckpoint(file, dir, deq);
+
+        const reference = await CausalLM.load(deq, device, { maxBatchTokens: 32, maxSeqs: 2 });
+        const gguf = openGgufModel(device, file);
+        let quantized: CausalLM;
+        try {
+          quantized = await CausalLM.fromCheckpoint(device, gguf.arch, gguf.config, gguf.generation, gguf.checkpoint, { maxBatchTokens: 32, maxSeqs: 2 });
+        } finally {
+          gguf.checkpoint.close();
+        }
+        expect(quantized.config.dtype).toBe('bf16'); // a quantized file's float dtype: the KV cache's 'auto'
+        const tokens = Array.from({ length: 22 }, (_, i) => (i * 41 + 3) % c.options.vocabSize!);
+        const run = async (lm: CausalLM) => {
+          const kv = new KvCachePool(device, lm.kvShape, { blockSize: 8, numBlocks: 4, dtype: 'f32' });
+          const table = [3, 1, 0];
+          const all = lm.forward([{ tokens: tokens.slice(0, 19), numCached: 0, blockTable: table }], kv, { allLogits: true });
+          const rows = [await all.read()];
+          all.dispose();
+          for (let t = 19; t < 22; t++) rows.push(await lm.forward([{ tokens: [tokens[t]], numCached: t, blockTable: table }], kv).read());
+          kv.dispose();
+          return rows;
+        };
+        const [want, got] = [await run(reference), await run(quantized)];
+        reference.dispose();
+        quantized.dispose();
+        want.forEach((row, i) => {
+          let maxRef = 0;
+          let maxErr = 0;
+          for (let j = 0; j < row.length; j++) {
+            maxRef = Math.max(maxRef, Math.abs(row[j]));
+            maxErr = Math.max(maxErr, Math.abs(row[j] - got[i][j]));
+          }
+          expect(maxErr / maxRef, `step ${i}`).toBeLessThanOrEqual(tolerance(dev.name));
+        });
+      });
+    }
+  });
+}
