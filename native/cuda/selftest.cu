@@ -622,7 +622,7 @@ SelfTestResult test_cp_async() {
 #if PARALON_CUDA_SIM_BUILD
   const std::vector<uint32_t> early = early_b.read();
   for (int t = 0; t < 64; ++t) {
-    check.expect_eq(early[t], 0xFFFFFFFFu, "group 1 visible before its wait_group, thread " + std::to_string(t));
+    check.expect_eq(early[t], sim::kPoisonWord, "group 1 visible before its wait_group, thread " + std::to_string(t));
   }
 #endif
   return check.result();
@@ -787,13 +787,13 @@ __global__ void poison_kernel(uint32_t* out) {
 }
 
 SelfTestResult test_poison() {
-  Checker check("simulator: unwritten static and dynamic shared memory reads back as 0xFF (NaN) in every block");
+  Checker check("simulator: unwritten static and dynamic shared memory reads back as the poison (NaN) in every block");
   Buffer<uint32_t> out(3 * 37 * 2);
   PARALON_LAUNCH(poison_kernel, 3, 37, 37 * 3 * sizeof(float), nullptr, out.get());
   check.launched(launch_status());
   const std::vector<uint32_t> o = out.read();
   for (size_t k = 0; k < o.size(); ++k) {
-    check.expect_eq(o[k], 0xFFFFFFFFu, std::string(k % 2 ? "dynamic" : "static") + " shared read " + std::to_string(k / 2));
+    check.expect_eq(o[k], sim::kPoisonWord, std::string(k % 2 ? "dynamic" : "static") + " shared read " + std::to_string(k / 2));
   }
   return check.result();
 }
