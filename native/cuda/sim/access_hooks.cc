@@ -68,9 +68,9 @@ void set_fiber_stacks(const void* begin, size_t bytes) {
   hooks.stacks_bytes = bytes;
 }
 
-void access_checks_begin_launch(const SanitizerConfig& config, uint64_t launch_serial) {
+void access_checks_begin_launch(const SanitizerConfig& config) {
   hooks.config = config;
-  hooks.rng = config.schedule_seed * 0x2545F4914F6CDD1Dull + launch_serial;
+  hooks.rng = config.schedule_seed * 0x2545F4914F6CDD1Dull;  // a launch's schedule depends on the seed only
   if (config.memcheck || config.initcheck) memcheck_begin_launch();
   access_checks_active.store(config.checks_accesses(), std::memory_order_relaxed);
 }

@@ -318,9 +318,8 @@ void run_blocks(const LaunchRequest& r) {
 }
 
 void run_grid(const LaunchRequest& r, const SanitizerConfig& config) {
-  static uint64_t launch_serial = 0;
   set_init_tracking(config.initcheck);
-  access_checks_begin_launch(config, ++launch_serial);
+  access_checks_begin_launch(config);
   run_blocks(r);
   access_checks_end_launch();
 }

@@ -72,7 +72,7 @@ void memcheck_end_launch();
 bool global_access(const void* p, size_t bytes, bool write);
 
 // ---- access_hooks.cc: which checks run in the current launch
-void access_checks_begin_launch(const SanitizerConfig& config, uint64_t launch_serial);
+void access_checks_begin_launch(const SanitizerConfig& config);
 void access_checks_end_launch();
 const SanitizerConfig& launch_sanitizers();  // the configuration of the launch being run
 bool random_schedule();                 // seeded random schedules in this launch

@@ -23,7 +23,10 @@ namespace paralon {
 namespace sim {
 namespace {
 
-enum : uint8_t { kWritten = 1, kRead = 2, kReadersSpanWarps = 4 };
+// kAtomic: the last write was an atomic, which no plain access races with (a CAS loop's first plain
+// read is the usual case), as compute-sanitizer's racecheck does.
+// kAsyncCopy: the last write was cp.async data landing.
+enum : uint8_t { kWritten = 1, kRead = 2, kReadersSpanWarps = 4, kAtomic = 8, kAsyncCopy = 16 };
 
 struct ByteShadow {
   uint32_t block;  // serial of the block these fields belong to; older: never touched in this block
@@ -68,6 +71,11 @@ std::string location_text(const SharedLocation& at, size_t byte) {
   device_fault(cudaErrorLaunchFailure, what.c_str());
 }
 
+std::string writer_text(const ByteShadow& e) {
+  return (e.flags & kAsyncCopy) ? "cp.async data of thread " + thread_text(e.writer) + " landed on it"
+                                : "thread " + thread_text(e.writer) + " wrote it";
+}
+
 ByteShadow& entry(size_t index) {
   ByteShadow& e = race.shadow[index];
   if (e.block != race.block_serial) e = ByteShadow{race.block_serial, 0, 0, 0, 0, 0, 0, 0};
@@ -75,8 +83,8 @@ ByteShadow& entry(size_t index) {
 }
 
 void check_write(ByteShadow& e, const SharedLocation& at, size_t byte, int thread, const char* action) {
-  if ((e.flags & kWritten) && !ordered(e.writer, e.write_epoch, e.write_sync, thread)) {
-    hazard("write-after-write", at, byte, "thread " + thread_text(e.writer) + " wrote it", action);
+  if ((e.flags & kWritten) && !(e.flags & kAtomic) && !ordered(e.writer, e.write_epoch, e.write_sync, thread)) {
+    hazard("write-after-write", at, byte, writer_text(e), action);
   }
   if (!(e.flags & kRead)) return;
   if (!ordered(e.reader, e.read_epoch, e.read_sync, thread)) {
@@ -142,8 +150,8 @@ bool shared_access(const void* p, size_t bytes, bool write, int thread) {
                                ", never written in this block";
       device_fault(cudaErrorLaunchFailure, what.c_str());
     }
-    if (race.racecheck && (e.flags & kWritten) && !ordered(e.writer, e.write_epoch, e.write_sync, thread)) {
-      hazard("read-after-write", at, i, "thread " + thread_text(e.writer) + " wrote it", "then this read");
+    if (race.racecheck && (e.flags & kWritten) && !(e.flags & kAtomic) && !ordered(e.writer, e.write_epoch, e.write_sync, thread)) {
+      hazard("read-after-write", at, i, writer_text(e), "then this read");
     }
     if ((e.flags & kRead) && e.read_epoch == race.epoch && e.reader / 32 != thread / 32) e.flags |= kReadersSpanWarps;
     if ((e.flags & kRead) && e.read_epoch != race.epoch) e.flags &= ~kReadersSpanWarps;
@@ -168,6 +176,7 @@ void cp_async_landed(const void* dst, int thread) {
     ByteShadow& e = entry(at.index + i);
     if (race.racecheck) check_write(e, at, i, thread, "then cp.async data landed over it (at the issuer's wait)");
     record_write(e, thread);
+    e.flags |= kAsyncCopy;
   }
 }
 
@@ -182,6 +191,7 @@ void shared_atomic(const void* p, size_t bytes, int thread) {
       device_fault(cudaErrorLaunchFailure, what.c_str());
     }
     record_write(e, thread);
+    e.flags |= kAtomic;
   }
 }
 
