@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "variants.h"
 
 // Causal paged attention (varlen batch, GQA, f32 or bf16 cache): a decode kernel plus a merge, and
 // two prefill kernels (SIMT for the f32 cache, tensor cores for the bf16 cache):
@@ -714,6 +715,13 @@ void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, co
   const int max_tiles = std::max(1, (plan.max_decode_kv + kDecodeTile - 1) / kDecodeTile);
   int splits = static_cast<int>(std::min<int64_t>(max_tiles, (2 * ctx.sm_count + base_ctas - 1) / base_ctas));
   splits = std::max(splits, 1);
+  if (const int forced = kernel_variants().decode_splits.load(); forced != KernelVariants::kAuto) {
+    if (forced < 1 || forced > max_tiles) {
+      throw OpError("attention: forced decode split count " + std::to_string(forced) + " outside 1.." +
+                    std::to_string(max_tiles) + " (64-key tiles of the longest context)");
+    }
+    splits = forced;
+  }
   const int split_len = (max_tiles + splits - 1) / splits * kDecodeTile;
   splits = std::max(1, (plan.max_decode_kv + split_len - 1) / split_len);
 
