@@ -167,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     // QK: keys t0 + warp·16 + it·4 + group. All four keys' rows are requested before any is used,
     // so each lane has 4 · D/32 independent loads in flight.
     int rows[4];
-    typename Raw4<C>::type k_raw[4][D / 32];
+    typename Raw4<C>::type k_raw[4][D / 32] = {};
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
       const int j = t0 + warp * 16 + it * 4 + group;
@@ -175,7 +175,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     }
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
-      const C* k_row = kv.k + static_cast<int64_t>(rows[it] >= 0 ? rows[it] : 0) * D;  // masked: row 0, unused
+      if (rows[it] < 0) continue;  // masked key: no load (a cache row nobody wrote), its score is −inf
+      const C* k_row = kv.k + static_cast<int64_t>(rows[it]) * D;
 #pragma unroll
       for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(k_row + 4 * (group_lane + 8 * i));
     }
