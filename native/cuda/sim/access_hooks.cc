@@ -71,7 +71,7 @@ void set_fiber_stacks(const void* begin, size_t bytes) {
 void access_checks_begin_launch(const SanitizerConfig& config) {
   hooks.config = config;
   hooks.rng = config.schedule_seed * 0x2545F4914F6CDD1Dull;  // a launch's schedule depends on the seed only
-  if (config.memcheck || config.initcheck) memcheck_begin_launch();
+  if (config.checks_accesses()) memcheck_begin_launch();
   access_checks_active.store(config.checks_accesses(), std::memory_order_relaxed);
 }
 

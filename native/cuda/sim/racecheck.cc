@@ -114,7 +114,9 @@ void racecheck_begin_block(int num_warps, const uint32_t* existing_lanes) {
   const SanitizerConfig& c = launch_sanitizers();
   race.racecheck = c.racecheck;
   race.initcheck = c.initcheck;
-  if (race.shadow.size() != shared_shadow_bytes()) race.shadow.assign(shared_shadow_bytes(), ByteShadow{});
+  if (c.checks_accesses() && race.shadow.size() != shared_shadow_bytes()) {
+    race.shadow.assign(shared_shadow_bytes(), ByteShadow{});  // once, by the first launch with checks
+  }
   ++race.block_serial;
   ++race.epoch;
   for (int w = 0; w < num_warps; ++w) race.warps[w].existing = existing_lanes[w];
