@@ -14,7 +14,7 @@ import { denseCases } from '../test/runtime/cases/dense.js';
 import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
 import { benchDecodeSteps } from './decode-steps.js';
-import { benchVariants } from './dev/variants.js';
+import { benchVariants, reportVariants } from './dev/variants.js';
 import { benchKernels } from './kernels.js';
 import { markdownTable, runInfo, saveResults, type Row } from './results.js';
 import { modelShapes, type ModelShape } from './shapes.js';
@@ -192,9 +192,7 @@ async function main(): Promise<void> {
 
     console.log('\n== kernel variants (bench/dev/variants.ts): each forced, checked against float64, timed');
     const variants = await benchVariants(['--device', opt.device]);
-    console.log(markdownTable(variants.rows));
-    saveResults(`kernel-variants-${opt.device.replace(':', '')}`, runInfo('kernel variants', opt.device), {}, variants.rows,
-      simulated ? 'Simulator run: every variant checked against float64, nothing timed.' : 'Every variant forced in turn; GB/s counts W + x + y bytes once.');
+    reportVariants(opt.device, variants.rows);
     variantFailures = variants.failures;
 
     for (const shape of opt.quick ? ['0.6b'] : ['0.6b', '8b']) {

@@ -1,6 +1,7 @@
-// `npm run bench -- <kernels|crosscheck|e2e|server|report> [options]`: Paralon's benchmarks. Results go to
+// `npm run bench -- <kernels|crosscheck|e2e|server|variants|report> [options]`: Paralon's benchmarks. Results go to
 // bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
+import { runVariants } from './dev/variants.js';
 import { benchE2e } from './e2e.js';
 import { benchKernels } from './kernels.js';
 import { benchReport } from './report.js';
@@ -12,6 +13,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   crosscheck: benchCrosscheck,
   e2e: benchE2e,
   server: benchServer,
+  variants: runVariants,
   report: benchReport,
 };
 

@@ -1,4 +1,4 @@
-// `npx tsx bench/dev/variants.ts [--device cuda:0|cuda-sim] [--model-shape 0.6b|8b]`: every variant of
+// `npm run bench -- variants [--device cuda:0|cuda-sim] [--model-shape 0.6b|8b]`: every variant of
 // the CUDA matmul and decode-attention kernels forced in turn (native/cuda/variants.h) — GEMV, the
 // tensor-core GEMM at both tile heights and several split-K counts, the SIMT f32 GEMM, decode attention
 // at several KV split counts — each checked against the float64 reference at every launch shape and
@@ -12,7 +12,7 @@ import { compare, TOLERANCE } from '../../test/reference/compare.js';
 import { matmulRef } from '../../test/reference/dense.js';
 import { Rng } from '../../test/reference/random.js';
 import { storedAs, type WeightType } from '../../test/reference/rounding.js';
-import { markdownTable, type Row } from '../results.js';
+import { markdownTable, runInfo, saveResults, type Row } from '../results.js';
 import { modelShapes, projections, type ModelShape } from '../shapes.js';
 import { timeLaunches } from '../timing.js';
 
@@ -168,9 +168,19 @@ export async function benchVariants(argv: string[]): Promise<{ rows: Row[]; fail
   return { rows, failures: rows.filter((r) => String(r.status).startsWith('FAIL') || String(r.status).startsWith('ERROR')).length };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { rows, failures } = await benchVariants(process.argv.slice(2));
+/** Prints the table and stores it in bench/results/ (kernel-variants-<device>). */
+export function reportVariants(deviceName: string, rows: Row[]): void {
   console.log(markdownTable(rows));
+  saveResults(`kernel-variants-${deviceName.replace(':', '')}`, runInfo('kernel variants', deviceName), {}, rows,
+    deviceName === 'cuda-sim' ? 'Simulator run: every variant checked against float64, nothing timed.' : 'Every variant forced in turn; GB/s counts W + x + y bytes once.');
+}
+
+/** The bench command; exit status 1 when a variant failed its check. */
+export async function runVariants(argv: string[]): Promise<void> {
+  const at = argv.indexOf('--device');
+  const deviceName = at >= 0 ? argv[at + 1] : 'cuda:0';
+  const { rows, failures } = await benchVariants(argv);
+  reportVariants(deviceName, rows);
   console.log(failures === 0 ? 'every variant matches the float64 reference' : `${failures} variant(s) FAILED`);
-  process.exit(failures === 0 ? 0 : 1);
+  if (failures > 0) process.exitCode = 1;
 }
