@@ -6,10 +6,11 @@
 // runnable. The scheduler sweeps the runnable fibers, alternating ascending and descending order at
 // every block barrier so that a missing __syncthreads between a write and another thread's read is
 // exposed in one of the two orders; under a seeded random schedule (sim/sanitizers.h) every sweep
-// takes a fresh random order instead, and accesses may yield (sim/access_hooks.cc). When nothing is runnable: pending __activemask() calls resolve
-// (to the lanes of the warp that reached one); otherwise the block is stuck and the launch fails with
-// the reason — barrier divergence when threads exited while others wait at __syncthreads, a deadlock
-// description otherwise. Nothing ever blocks the process.
+// takes a fresh random order instead, and accesses may yield (sim/access_hooks.cc). When nothing is
+// runnable: pending __activemask() calls resolve (to the lanes of the warp that reached one);
+// otherwise the block is stuck and the launch fails with the reason — barrier divergence when threads
+// exited while others wait at __syncthreads, a deadlock description otherwise. Nothing ever blocks
+// the process. The sanitizers hear of every barrier, __syncwarp, ldmatrix row and cp.async here.
 //
 // Launches are serialised by one mutex and handed to a dedicated simulator thread, whose thread-local
 // storage holds the static __shared__ variables (see shared_memory.cc).
