@@ -17,6 +17,7 @@
 // is off. The referee reports; it does not fail the run.
 //
 // Exits 1 on any mismatch. Results: bench/results/crosscheck[-<shape>].{json,md}.
+import type { Qwen3Config } from '../src/model/qwen3.js';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import type { ChatMessage, TokenLogprob } from '../src/engine/types.js';
@@ -234,7 +235,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
     model.dispose();
   }
 
-  const c = model.config;
+  const c = model.config as Qwen3Config;
   const checkpoint = `${shapeName === 'small' ? 'small' : modelShapes[shapeName].name + '-shaped'} random Qwen3 (hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads}/${c.numKvHeads} heads × ${c.headDim}, MLP ${c.intermediateSize}, vocab ${c.vocabSize}, ${c.tieWordEmbeddings ? 'tied' : 'untied'}), f32`;
   const notes =
     `Paralon (cpu, ${threads} threads, f32 weights, f32 KV cache) vs ${peer.description}, on a ${checkpoint} checkpoint with Qwen3's tokenizer, exported to an F32 GGUF.\n` +

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Device, ops } from '../src/runtime/index.js';
-import { Qwen3Model, type SequenceChunk } from '../src/model/qwen3.js';
+import { CausalLM, type SequenceChunk } from '../src/model/step.js';
 import { randomCheckpoint } from '../src/model/random-checkpoint.js';
 import { shapeSpec } from './checkpoints.js';
 import { decodeStepBytes, weightBytesPerStep } from './decode-model.js';
@@ -34,7 +34,7 @@ export async function benchDecodeSteps(
     console.error(`writing a ${shape.name}-shaped random bf16 checkpoint…`);
     randomCheckpoint({ dir, ...shapeSpec(shape, 'bf16'), eosTokenIds: [shape.vocab - 1] });
     const maxSeqs = Math.max(...opt.batches);
-    const load = (graphs: boolean) => Qwen3Model.load(dir, device, { maxSeqs, maxBatchTokens: Math.max(512, maxSeqs), graphs });
+    const load = (graphs: boolean) => CausalLM.load(dir, device, { maxSeqs, maxBatchTokens: Math.max(512, maxSeqs), graphs });
     const models = { graph: await load(true), eager: await load(false) };
     const peak = await measureCeiling(device, 0);
     const blockSize = 16;

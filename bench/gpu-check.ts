@@ -13,6 +13,7 @@ import { compare } from '../test/reference/compare.js';
 import { denseCases } from '../test/runtime/cases/dense.js';
 import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
+import { quantizedCases } from '../test/runtime/cases/quantized.js';
 import { benchDecodeSteps } from './decode-steps.js';
 import { benchVariants, reportVariants } from './dev/variants.js';
 import { benchKernels } from './kernels.js';
@@ -46,7 +47,7 @@ function parse(argv: string[]): Options {
 async function checkOps(device: Device, cpu: Device): Promise<{ rows: Row[]; failures: number }> {
   const rows: Row[] = [];
   let failures = 0;
-  const table = [...denseCases(), ...normCases(), ...pagedCases()];
+  const table = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases()];
   const simulated = device.name === 'cuda-sim';
   for (const c of table) {
     if (simulated && c.heavyForSim) continue;
@@ -74,6 +75,13 @@ async function checkOps(device: Device, cpu: Device): Promise<{ rows: Row[]; fai
   return { rows, failures };
 }
 
+/** An allowed-token bitmask (native/ops.h SampleArgs) of the tokens that are multiples of 7. */
+function everySeventh(vocab: number): Int32Array {
+  const mask = new Int32Array(Math.ceil(vocab / 32));
+  for (let t = 0; t < vocab; t += 7) mask[t >> 5] |= 1 << (t & 31);
+  return mask;
+}
+
 /** Seeded draws over the real vocabulary size must pick the same tokens as the CPU backend. */
 async function checkSampling(device: Device, cpu: Device): Promise<{ rows: Row[]; failures: number }> {
   const vocab = 151_936;
@@ -90,6 +98,7 @@ async function checkSampling(device: Device, cpu: Device): Promise<{ rows: Row[]
     { label: 'top-k 40', row: { temperature: 1, topK: 40, seed: 8 } },
     { label: 'top-p 0.9', row: { temperature: 0.7, topP: 0.9, seed: 9 } },
     { label: 'min-p 0.05 + penalties', row: { temperature: 1, minP: 0.05, seed: 10, repetitionPenalty: 1.3, presencePenalty: 0.5, frequencyPenalty: 0.2, penaltyTokens: Int32Array.from([1, 2, 3]), penaltyCounts: Int32Array.from([0, 2, 1]) } },
+    { label: 'token mask (every 7th token) + logit bias', row: { temperature: 0.9, topP: 0.95, seed: 11, allowedMask: everySeventh(vocab), biasTokens: Int32Array.from([7, 151_935]), biasValues: [3, -2] } },
   ];
   const rows: Row[] = [];
   let failures = 0;

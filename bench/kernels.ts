@@ -1,9 +1,11 @@
-// `npm run bench -- kernels [--device cpu|cuda|cuda-sim] [--model-shape 0.6b|8b] [--quick]`
+// `npm run bench -- kernels [--device cpu|cuda|cuda-sim] [--model-shape 0.6b|8b] [--quick] [--quantized-only]`
 // Every op at the shapes of a Qwen3 model: median time per launch, achieved GB/s or GFLOP/s, and the
 // percentage of the ceiling measured in the same run (memory read bandwidth on the CPU; device-to-device
 // copy bandwidth on CUDA). Weights are rotated across enough copies that caches do not flatter.
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { Device, ops, toBf16, type Tensor } from '../src/runtime/index.js';
+import { Device, dtypeBlock, dtypeByteLength, ops, quantDTypes, toBf16, type QuantDType, type Tensor } from '../src/runtime/index.js';
+import { quantize } from '../src/quant/index.js';
 import { addon } from '../src/runtime/native.js';
 import { modelShapes, projections, type ModelShape } from './shapes.js';
 import { runInfo, saveResults, markdownTable, checkQuiet, type Row } from './results.js';
@@ -13,6 +15,8 @@ interface Options {
   device: string;
   shape: ModelShape;
   quick: boolean;
+  /** Only the quantized matmuls (and the ceiling). */
+  quantizedOnly: boolean;
 }
 
 function randomValues(n: number, seed: number): Float32Array {
@@ -38,6 +42,29 @@ function rotation(device: Device, shape: number[], dtype: 'f32' | 'bf16', bytes:
   const copies = Math.max(1, Math.min(64, Math.ceil(bytes / first.byteLength)));
   const out = [first];
   for (let i = 1; i < copies; i++) out.push(ops.copy(device.empty(shape, dtype), first));
+  return out;
+}
+
+/**
+ * A [N, K] weight in `dtype`'s blocks: 64 rows quantized by the reference quantizer (src/quant, too
+ * slow in JavaScript for whole matrices), repeated to N rows — the kernels' work does not depend on
+ * the values.
+ */
+function quantizedTensor(device: Device, N: number, K: number, dtype: QuantDType, seed: number): Tensor {
+  const rows = Math.min(64, N);
+  const blocks = quantize(randomValues(rows * K, seed), dtype);
+  const rowBytes = dtypeByteLength(dtype, K);
+  const all = new Uint8Array(N * rowBytes);
+  for (let n = 0; n < N; n += rows) all.set(blocks.subarray(0, Math.min(rows, N - n) * rowBytes), n * rowBytes);
+  return device.tensor(all, [N, K], dtype);
+}
+
+/** Copies of a quantized weight filling at least `bytes`. */
+function quantizedRotation(device: Device, N: number, K: number, dtype: QuantDType, bytes: number): Tensor[] {
+  const first = quantizedTensor(device, N, K, dtype, 7);
+  const copies = Math.max(1, Math.min(64, Math.ceil(bytes / first.byteLength)));
+  const out = [first];
+  for (let i = 1; i < copies; i++) out.push(ops.copy(device.empty([N, K], dtype), first));
   return out;
 }
 
@@ -73,6 +100,28 @@ export async function benchKernels(argv: string[]): Promise<void> {
     const cells = Object.values(row).map((v) => (typeof v === 'number' ? Number(v.toPrecision(4)) : v));
     console.error(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${cells.filter((v) => v !== '').join('  ')}`);
   };
+
+  // Quantized decode matmuls (ggml blocks read in place): GB/s of blocks read. With --quantized-only,
+  // bf16 at the same M first, as the baseline of the same run.
+  const weightTypes = opt.quantizedOnly ? (['bf16', ...quantDTypes] as const) : quantDTypes;
+  for (const dtype of weightTypes) {
+    if (!device.supports('matmul', dtype)) continue;
+    for (const [name, N, K] of projections(s)) {
+      if (K % dtypeBlock[dtype].elements !== 0) continue;
+      const ws = dtype === 'bf16' ? rotation(device, [N, K], 'bf16', rotateBytes) : quantizedRotation(device, N, K, dtype, rotateBytes);
+      for (const M of [1, 16]) {
+        const x = randomTensor(device, [M, K], 'f32', 11);
+        const y = device.empty([M, N], 'f32');
+        const t = await timeLaunches(device, (i) => ops.matmul(x, ws[i % ws.length], y));
+        const gbps = ws[0].byteLength / t.seconds / 1e9;
+        add({ op: `matmul ${name} ${dtype}`, shape: `M=${M} N=${N} K=${K}`, us: t.seconds * 1e6, 'GB/s': gbps, 'GFLOP/s': (2 * M * N * K) / t.seconds / 1e9, '% ceiling': (100 * gbps) / peak.gbps });
+        x.dispose();
+        y.dispose();
+      }
+      ws.forEach((w) => w.dispose());
+    }
+  }
+  if (opt.quantizedOnly) return finish(device, opt, peak, rotateBytes, rows);
 
   // Decode matmuls: memory-bound, GB/s of weights read.
   const decodeMs = opt.quick ? [1] : [1, 4, 8, 16, 32, 64];
@@ -170,25 +219,43 @@ export async function benchKernels(argv: string[]): Promise<void> {
     scratch.dispose();
   }
 
-  const name = `kernels-${device.name.replace(':', '')}-${opt.shape.name.toLowerCase()}`;
-  const notes = `Ceiling: ${peak.name} = ${peak.gbps.toFixed(1)} GB/s, measured in this run. Decode matmuls read bf16 weights rotated over ≥ ${rotateBytes >> 20} MiB of copies; % ceiling = weight GB/s ÷ ceiling. Times are medians of batches of back-to-back launches.`;
-  const files = saveResults(name, runInfo('kernels', device.description), { ceiling: peak, shape: s }, rows, notes);
+  finish(device, opt, peak, rotateBytes, rows);
+}
+
+function finish(device: Device, opt: Options, peak: { name: string; gbps: number }, rotateBytes: number, rows: Row[]): void {
+  const name = `kernels-${device.name.replace(':', '')}-${opt.shape.name.toLowerCase()}${opt.quantizedOnly ? '-quantized' : ''}`;
+  const flags = device.hostMemory ? `CPU SIMD flags: ${cpuSimdFlags()}. ` : '';
+  const notes = `${flags}Ceiling: ${peak.name} = ${peak.gbps.toFixed(1)} GB/s, measured in this run. Decode matmuls read their weights (bf16, or ggml blocks for q8_0/q4_k/q5_k/q6_k) rotated over ≥ ${rotateBytes >> 20} MiB of copies; % ceiling = weight GB/s ÷ ceiling. Times are medians of batches of back-to-back launches.`;
+  const files = saveResults(name, runInfo('kernels', device.description), { ceiling: peak, shape: opt.shape }, rows, notes);
   console.log('\n' + markdownTable(rows));
   console.log(`wrote ${files.join(', ')}`);
   device.dispose();
+}
+
+/** The SIMD extensions the CPU kernels may use, from /proc/cpuinfo (Linux). */
+function cpuSimdFlags(): string {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+    const flags = line.split(':')[1]?.trim().split(/\s+/) ?? [];
+    return flags.filter((f) => /^(avx|fma|f16c|amx)/.test(f)).sort().join(' ') || 'none reported';
+  } catch {
+    return 'unknown';
+  }
 }
 
 function parseOptions(argv: string[]): Options {
   let device = 'cpu';
   let shape = '0.6b';
   let quick = false;
+  let quantizedOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--device') device = argv[++i];
+    if (a === '--quantized-only') quantizedOnly = true;
+    else if (a === '--device') device = argv[++i];
     else if (a === '--model-shape') shape = argv[++i];
     else if (a === '--quick') quick = true;
     else throw new Error(`bench kernels: unknown option ${a}`);
   }
   if (!modelShapes[shape]) throw new Error(`--model-shape must be one of ${Object.keys(modelShapes).join(', ')}`);
-  return { device, shape: modelShapes[shape], quick };
+  return { device, shape: modelShapes[shape], quick, quantizedOnly };
 }

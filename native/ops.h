@@ -2,7 +2,9 @@
 //
 // Conventions
 // - Activations, norms and softmax are f32; weights may be f32, bf16 or f16 (read directly, never
-//   converted up front); the KV cache is f32 or bf16.
+//   converted up front), and matmul weights and embedding tables also q8_0, q4_k, q5_k or q6_k
+//   (blocks read in place, never dequantized into a copy) where Backend::supports says so; the KV
+//   cache is f32 or bf16.
 // - Every pointer named *_host is host memory owned by the caller for the duration of the call
 //   (token ids, positions, slots, block tables, sequence boundaries, sampling parameters). A
 //   device backend copies what it needs in stream order. Every other pointer lives on the backend's
@@ -22,15 +24,42 @@
 
 namespace paralon {
 
-enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3 };
+// Element types, and ggml's block-quantized weight formats (native/quant_blocks.h has their layouts,
+// bit for bit as in GGUF files). A quantized tensor has a logical shape in elements whose last
+// dimension is a multiple of the block, and its bytes are the blocks row by row.
+enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8_0 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7 };
 
-inline size_t dtype_size(DType t) { return t == DType::BF16 || t == DType::F16 ? 2 : 4; }
+inline bool dtype_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+// Elements per storage unit: 1, or the block of a quantized dtype.
+inline int64_t dtype_block_elements(DType t) { return t == DType::Q8_0 ? 32 : dtype_quantized(t) ? 256 : 1; }
+// Bytes per storage unit (an element, or a block).
+inline size_t dtype_block_bytes(DType t) {
+  switch (t) {
+    case DType::BF16:
+    case DType::F16: return 2;
+    case DType::Q8_0: return 34;
+    case DType::Q4_K: return 144;
+    case DType::Q5_K: return 176;
+    case DType::Q6_K: return 210;
+    default: return 4;
+  }
+}
+// Bytes of one element of a non-quantized dtype (the element-wise ops' operands).
+inline size_t dtype_size(DType t) { return dtype_block_bytes(t); }
+// Bytes of `numel` elements (numel a multiple of the block for quantized dtypes).
+inline size_t dtype_bytes(DType t, int64_t numel) {
+  return static_cast<size_t>(numel / dtype_block_elements(t)) * dtype_block_bytes(t);
+}
 inline const char* dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "f32";
     case DType::BF16: return "bf16";
     case DType::F16: return "f16";
     case DType::I32: return "i32";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_K: return "q4_k";
+    case DType::Q5_K: return "q5_k";
+    case DType::Q6_K: return "q6_k";
   }
   return "?";
 }
@@ -47,6 +76,13 @@ struct EmbeddingArgs {
 };
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]).  residual may alias y (in-place accumulate); x must not.
+// A quantized W is N rows of K / block blocks (K a multiple of the block).
+//
+// Split output, for a fused projection (W stacks several weights, e.g. q/k/v, so x is read once and
+// the op is queued once): when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the
+// product go to parts[j], a row-major [M, part_start[j + 1] − part_start[j]] array; y and residual
+// are then unused. part_start[0] = 0 and part_start[num_parts] = N.
+constexpr int kMaxMatmulParts = 3;
 struct MatmulArgs {
   const float* x;
   const void* w;
@@ -54,7 +90,22 @@ struct MatmulArgs {
   const float* residual;  // nullable
   float* y;
   int64_t M, N, K;
+  int num_parts = 0;
+  float* parts[kMaxMatmulParts] = {};
+  int64_t part_start[kMaxMatmulParts + 1] = {};
 };
+
+// Part j of a split matmul as a matmul of its own: W's rows of that part into its output.
+inline MatmulArgs matmul_part(const MatmulArgs& a, int j) {
+  MatmulArgs p = a;
+  const int64_t n0 = a.part_start[j];
+  p.w = static_cast<const char*>(a.w) + dtype_bytes(a.w_dtype, n0 * a.K);  // whole rows: whole blocks
+  p.residual = nullptr;
+  p.y = a.parts[j];
+  p.N = a.part_start[j + 1] - n0;
+  p.num_parts = 0;
+  return p;
+}
 
 // sum = x + residual (when residual is given); out = sum * rsqrt(mean(sum²) + eps) * weight.
 // sum_out (nullable) receives sum and may alias x or residual; out may alias x.
@@ -131,40 +182,76 @@ struct AttentionArgs {
 };
 
 // Per-row sampling parameters. temperature 0 = greedy (argmax, lowest index on ties).
-// Order: penalties → /temperature → top-k → top-p → min-p → draw. Filters keep every token whose
-// value reaches the threshold (ties kept), so the kept set does not depend on iteration order.
+// Order: logit bias → token mask → penalties → /temperature → top-k → top-p → min-p → draw.
+// Filters keep every token whose value reaches the threshold (ties kept), so the kept set does not
+// depend on iteration order. Masked tokens are never drawn, whatever the other parameters.
 // The draw is Gumbel-max: argmax_i(l_i/T + G_i) over kept tokens, G_i = -log(-log(u_i)),
 // u_i = philox4x32_10(key = seed, counter = (offset, i)), so a (seed, offset) pair always gives the
 // same token for the same logits on every backend.
+//
+// The fields are listed once, here: X(name, C type, TypeScript name). The struct, the
+// addon's parsing of the params Float64Array (one number per field per row, in this order) and the
+// layout the addon exports as `sampleParamFields` all expand this list; src/runtime/ops.ts
+// refuses to load an addon whose exported layout differs from its own (test/runtime/sample-layout.test.ts).
+#define PARALON_SAMPLING_FIELDS(X)                                                         \
+  X(temperature, float, "temperature")               /* 0 = greedy */                          \
+  X(top_k, int32_t, "topK")                          /* <= 0 or >= vocab: off */               \
+  X(top_p, float, "topP")                            /* >= 1: off */                           \
+  X(min_p, float, "minP")                            /* <= 0: off */                           \
+  X(presence_penalty, float, "presencePenalty")      /* once, on tokens generated so far */    \
+  X(frequency_penalty, float, "frequencyPenalty")    /* per occurrence in generated tokens */  \
+  X(repetition_penalty, float, "repetitionPenalty")  /* 1: off; l > 0 ? l / r : l * r */       \
+  X(seed, uint64_t, "seed")                          /* the draw's Philox key */               \
+  X(offset, uint64_t, "offset")                      /* the row's step counter */
+
 struct SamplingParams {
-  float temperature;
-  int32_t top_k;             // ≤ 0 or ≥ vocab: off
-  float top_p;               // ≥ 1: off
-  float min_p;               // ≤ 0: off
-  float presence_penalty;    // subtracted once from tokens generated so far
-  float frequency_penalty;   // subtracted per occurrence in generated tokens
-  float repetition_penalty;  // 1: off; tokens in prompt or output: l > 0 ? l / r : l * r
-  uint64_t seed;
-  uint64_t offset;  // the row's step counter (tokens generated so far)
+#define PARALON_SAMPLING_MEMBER(name, type, js) type name;
+  PARALON_SAMPLING_FIELDS(PARALON_SAMPLING_MEMBER)
+#undef PARALON_SAMPLING_MEMBER
+};
+
+// The index of each field in a row of the params Float64Array: SamplingField::top_k, ...
+struct SamplingField {
+  enum : int {
+#define PARALON_SAMPLING_INDEX(name, type, js) name,
+    PARALON_SAMPLING_FIELDS(PARALON_SAMPLING_INDEX)
+#undef PARALON_SAMPLING_INDEX
+        count
+  };
 };
 
 // Penalty inputs of row r: entries [penalty_start_host[r], penalty_start_host[r+1]) of
 // penalty_tokens_host (unique token ids seen in prompt or output) and penalty_counts_host
 // (occurrences in the output; 0 = prompt only).
+// Logit bias of row r: entries [bias_start_host[r], bias_start_host[r+1]) of bias_tokens_host
+// (unique token ids, each < vocab) and bias_values_host; logit += bias.
+// Token mask of row r: none when mask_row_host is null or mask_row_host[r] < 0; else the words
+// masks_host[mask_row_host[r] · mask_words …] with mask_words = ceil(vocab / 32): bit (t & 31) of
+// word (t >> 5) set = token t allowed (xgrammar's bitmask layout); a masked token's logit becomes −∞.
+// The addon refuses a mask that allows no token below vocab (bits past vocab are ignored).
 struct SampleArgs {
-  float* logits;  // [rows, vocab], used as scratch (penalties applied in place)
+  float* logits;  // [rows, vocab], used as scratch (bias, mask and penalties applied in place)
   int64_t rows, vocab;
   const SamplingParams* params_host;     // [rows]
   const int32_t* penalty_start_host;     // [rows + 1]
   const int32_t* penalty_tokens_host;
   const int32_t* penalty_counts_host;
+  const int32_t* bias_start_host;        // [rows + 1] or null (no bias)
+  const int32_t* bias_tokens_host;
+  const float* bias_values_host;
+  const int32_t* mask_row_host;          // [rows] or null (no masks)
+  const int32_t* masks_host;             // [num_masks, mask_words]
+  int64_t num_masks;
   int32_t num_top;  // top-N alternatives wanted (0..20)
-  // Host outputs. Logprobs are log_softmax of the raw logits (before penalties and temperature).
+  // Host outputs. Logprobs are log_softmax of the raw logits: before bias, mask, penalties and
+  // temperature (vLLM's default, raw_logprobs), so a masked token may appear among the top-N.
   int32_t* token_host;        // [rows]
   float* logprob_host;        // [rows]
   int32_t* top_token_host;    // [rows, num_top], descending logprob
   float* top_logprob_host;    // [rows, num_top]
 };
+
+inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }
 
 // Graphs: a sequence of ops recorded once (CUDA stream capture) and replayed as one launch with new
 // values of its int32 inputs (the step metadata: token ids, positions, slots, block tables, ...).

@@ -26,6 +26,7 @@ Common option:
 serve options (each also as PARALON_<NAME>, e.g. PARALON_PORT):
   --model DIR                  Hugging Face Qwen3 checkpoint directory (default: the demo model)
   --served-model-name NAME     model id for clients (default: the directory's name, lower-cased)
+  --task TASK                  generate | embed (default: embed for a sentence-transformers checkpoint, else generate)
   --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
   --threads N                  CPU worker threads (default: one per core)
   --host HOST                  default 127.0.0.1 (without API keys the server binds loopback only)
@@ -46,6 +47,7 @@ const SERVE_OPTIONS = {
   ...dataDirOption,
   model: { type: 'string' },
   'served-model-name': { type: 'string' },
+  task: { type: 'string' },
   device: { type: 'string' },
   threads: { type: 'string' },
   host: { type: 'string' },

@@ -15,7 +15,8 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fromBf16, fromF16, toBf16, toF16 } from '../../src/runtime/dtype.js';
-import { readQwen3Config, type Qwen3Config } from '../../src/model/config.js';
+import { readModelConfig } from '../../src/model/registry.js';
+import type { Qwen3Config } from '../../src/model/qwen3.js';
 import { gguf, writeGguf, type GgmlTypeName, type GgufTensorToWrite, type GgufValue } from './gguf-format.js';
 
 export type GgufWeightDType = 'f32' | 'f16' | 'bf16';
@@ -72,7 +73,7 @@ export function ggufTensorName(hfName: string): string {
 /** Writes `outFile` from the checkpoint in `dir`. */
 export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExportOptions = {}): GgufExport {
   const dtype = options.dtype ?? 'f32';
-  const config = readQwen3Config(dir);
+  const config = readModelConfig(dir).config as Qwen3Config;
   const sources = readSafetensorsIndex(dir);
   const metadata = new Map<string, GgufValue>([
     ['general.architecture', gguf.string('qwen3')],

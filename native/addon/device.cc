@@ -27,7 +27,11 @@ DType parse_dtype(Napi::Env env, const Napi::Value& v, const char* op) {
     if (s == "bf16") return DType::BF16;
     if (s == "f16") return DType::F16;
     if (s == "i32") return DType::I32;
-    throw_op_error(env, op, "unknown dtype '" + s + "' (expected f32, bf16, f16 or i32)");
+    if (s == "q8_0") return DType::Q8_0;
+    if (s == "q4_k") return DType::Q4_K;
+    if (s == "q5_k") return DType::Q5_K;
+    if (s == "q6_k") return DType::Q6_K;
+    throw_op_error(env, op, "unknown dtype '" + s + "' (expected f32, bf16, f16, i32, q8_0, q4_k, q5_k or q6_k)");
   }
   throw_op_error(env, op, "dtype must be a string");
 }
@@ -56,6 +60,17 @@ static std::string shape_string(const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
   s << "]";
   return s.str();
+}
+
+// Bytes of a dtype[shape] tensor; a quantized dtype needs whole blocks along the last dimension.
+static size_t tensor_bytes(Napi::Env env, const char* op, DType dt, const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const int64_t block = dtype_block_elements(dt);
+  if (block > 1 && (shape.empty() || shape.back() % block != 0))
+    throw_op_error(env, op, std::string(dtype_name(dt)) + shape_string(shape) + ": the last dimension must be a multiple of the " +
+                                std::to_string(block) + "-value block");
+  return dtype_bytes(dt, n);
 }
 
 // ---------------------------------------------------------------- state, mapping, allocation
@@ -205,13 +220,13 @@ Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
   if (!(off >= 0) || off != static_cast<double>(static_cast<size_t>(off)))
     throw_op_error(env, "view", "byteOffset must be a non-negative integer");
   size_t offset = static_cast<size_t>(off);
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  size_t need = offset + static_cast<size_t>(n) * dtype_size(dt);
+  size_t need = offset + tensor_bytes(env, "view", dt, shape);
   if (need > bytes())
     throw_op_error(env, "view", std::string(dtype_name(dt)) + shape_string(shape) + " at byte offset " +
                                     std::to_string(offset) + " does not fit in " + describe());
-  if (offset % dtype_size(dt) != 0) throw_op_error(env, "view", "byteOffset must be a multiple of the element size");
+  if (offset % dtype_block_bytes(dt) != 0)
+    throw_op_error(env, "view", dtype_quantized(dt) ? "byteOffset must be a multiple of the block size"
+                                                     : "byteOffset must be a multiple of the element size");
   return Create(env, alloc_, byte_offset_ + offset, dt, shape);
 }
 
@@ -292,9 +307,7 @@ Napi::Value DeviceWrap::Alloc(const Napi::CallbackInfo& info) {
   DeviceState* dev = live("alloc");
   DType dt = parse_dtype(env, info[0], "alloc");
   std::vector<int64_t> shape = parse_shape(env, info[1], "alloc");
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  size_t bytes = static_cast<size_t>(n) * dtype_size(dt);
+  size_t bytes = tensor_bytes(env, "alloc", dt, shape);
   auto alloc = std::make_shared<Allocation>();
   try {
     alloc->ptr = dev->backend->alloc(bytes == 0 ? 1 : bytes);
@@ -396,9 +409,7 @@ Napi::Value MappedFileWrap::ToTensor(const Napi::CallbackInfo& info) {
   double off = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
   DType dt = parse_dtype(env, info[2], "mapFile");
   std::vector<int64_t> shape = parse_shape(env, info[3], "mapFile");
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  size_t bytes = static_cast<size_t>(n) * dtype_size(dt);
+  size_t bytes = tensor_bytes(env, "mapFile", dt, shape);
   if (!(off >= 0) || off + static_cast<double>(bytes) > static_cast<double>(mapping_->size))
     throw_op_error(env, "mapFile", mapping_->path + ": " + dtype_name(dt) + shape_string(shape) + " at byte " +
                                        std::to_string(static_cast<size_t>(off < 0 ? 0 : off)) +

@@ -54,7 +54,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   DType dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t numel() const;
-  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  size_t bytes() const { return dtype_bytes(dtype_, numel()); }
   void* data() const;  // throws when disposed
   DeviceState* device() const;
   const std::shared_ptr<DeviceState>& device_ref() const;

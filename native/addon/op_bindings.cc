@@ -1,6 +1,7 @@
 // The ops as Device methods: validate every argument (op_check.h), copy host metadata, queue the op.
 #include <cmath>
 #include <memory>
+#include <vector>
 
 #include "device.h"
 #include "op_check.h"
@@ -10,6 +11,9 @@ namespace paralon {
 namespace {
 
 constexpr std::initializer_list<DType> kWeightTypes = {DType::F32, DType::BF16, DType::F16};
+// Matmul weights and embedding tables may also be quantized (where the backend supports it).
+constexpr std::initializer_list<DType> kMatrixTypes = {DType::F32,  DType::BF16, DType::F16,  DType::Q8_0,
+                                                       DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
   c.dtype(kc, "kCache", {DType::F32, DType::BF16});
@@ -54,7 +58,7 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   auto ids = c.i32(info[0], "ids");
   TensorWrap* table = c.tensor(info[1], "table");
   TensorWrap* out = c.tensor(info[2], "out");
-  c.dtype(table, "table", kWeightTypes);
+  c.dtype(table, "table", kMatrixTypes);
   c.supported(Op::Embedding, table, "table");
   c.rank(table, "table", 2);
   c.dtype(out, "out", {DType::F32});
@@ -75,26 +79,57 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "matmul", live("matmul"));
   TensorWrap* x = c.tensor(info[0], "x");
   TensorWrap* w = c.tensor(info[1], "w");
-  TensorWrap* y = c.tensor(info[2], "out");
   TensorWrap* r = c.tensor(info[3], "residual", true);
   c.dtype(x, "x", {DType::F32});
-  c.dtype(w, "w", kWeightTypes);
+  c.dtype(w, "w", kMatrixTypes);
   c.supported(Op::Matmul, w, "w");
   c.rank(w, "w", 2);
-  c.dtype(y, "out", {DType::F32});
-  c.writable(y, "out");
   int64_t M = c.rows(x), K = c.last(x), N = w->shape()[0];
   if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
-  if (c.rows(y) != M || c.last(y) != N)
-    c.fail("out " + y->describe() + " must be [" + std::to_string(M) + ", " + std::to_string(N) + "]");
-  c.no_overlap(x, "x", y, "out");
+  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(), nullptr, nullptr, M, N, K};
+
+  // out: one tensor [M, N], or a list of [M, n_j] tensors splitting the N columns (a fused projection).
+  std::vector<TensorWrap*> outs;
+  if (info[2].IsArray()) {
+    Napi::Array list = info[2].As<Napi::Array>();
+    if (list.Length() < 1 || list.Length() > kMaxMatmulParts)
+      c.fail("out must be a tensor or a list of 1 to " + std::to_string(kMaxMatmulParts) + " tensors");
+    for (uint32_t j = 0; j < list.Length(); ++j) outs.push_back(c.tensor(list.Get(j), "out"));
+    if (r) c.fail("a residual needs a single output tensor");
+  } else {
+    outs.push_back(c.tensor(info[2], "out"));
+  }
+  int64_t cols = 0;
+  for (size_t j = 0; j < outs.size(); ++j) {
+    TensorWrap* y = outs[j];
+    c.dtype(y, "out", {DType::F32});
+    c.writable(y, "out");
+    if (c.rows(y) != M) c.fail("out " + y->describe() + " must have " + std::to_string(M) + " rows, like x");
+    c.no_overlap(x, "x", y, "out");
+    for (size_t i = 0; i < j; ++i) c.no_overlap(outs[i], "out", y, "another out");
+    if (info[2].IsArray()) {
+      a.parts[j] = static_cast<float*>(y->data());
+      a.part_start[j] = cols;
+    }
+    cols += c.last(y);
+  }
+  if (cols != N) {
+    std::string shapes;
+    for (TensorWrap* y : outs) shapes += (shapes.empty() ? "" : " + ") + y->describe();
+    c.fail("out " + shapes + " must have " + std::to_string(N) + " columns in all, the rows of w " + w->describe());
+  }
+  if (info[2].IsArray()) {
+    a.num_parts = static_cast<int>(outs.size());
+    a.part_start[a.num_parts] = N;
+  } else {
+    a.y = static_cast<float*>(outs[0]->data());
+  }
   if (r) {
     c.dtype(r, "residual", {DType::F32});
-    c.same_shape(r, "residual", y, "out");
-    if (r->data() != y->data()) c.no_overlap(r, "residual", y, "out (unless it is the same tensor)");
+    c.same_shape(r, "residual", outs[0], "out");
+    if (r->data() != outs[0]->data()) c.no_overlap(r, "residual", outs[0], "out (unless it is the same tensor)");
+    a.residual = static_cast<const float*>(r->data());
   }
-  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(),
-               r ? static_cast<const float*>(r->data()) : nullptr, static_cast<float*>(y->data()), M, N, K};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("matmul", [b, a] { b->matmul(a); });
 }
@@ -277,103 +312,6 @@ void DeviceWrap::Attention(const Napi::CallbackInfo& info) {
                   h_tables.get(), static_cast<float>(scale)};
   Backend* b = state_->backend.get();
   state_->stream->enqueue("attention", [b, a, h_start, h_len, h_tables] { b->attention(a); });
-}
-
-// sample(logits, params: Float64Array(9 × rows), penaltyStart, penaltyTokens, penaltyCounts, numTop)
-//   → Promise<{ tokens: Int32Array, logprobs: Float32Array, topTokens: Int32Array, topLogprobs: Float32Array }>
-// params per row: temperature, topK, topP, minP, presence, frequency, repetition, seed, offset.
-Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  OpCheck c(env, "sample", live("sample"));
-  state_->refuse_while_capturing(env, "sample");  // it synchronises with the host
-  TensorWrap* logits = c.tensor(info[0], "logits");
-  c.dtype(logits, "logits", {DType::F32});
-  c.writable(logits, "logits");
-  int64_t rows = c.rows(logits), vocab = c.last(logits);
-  if (rows < 1 || vocab < 1) c.fail("logits " + logits->describe() + " must have at least one row and column");
-  auto raw = c.f64(info[1], "params");
-  if (static_cast<int64_t>(raw.size()) != rows * 9) c.fail("params must hold 9 numbers per row");
-  auto p_start = c.i32(info[2], "penaltyStart");
-  auto p_tokens = c.i32(info[3], "penaltyTokens");
-  auto p_counts = c.i32(info[4], "penaltyCounts");
-  int64_t num_top = c.integer(info[5], "numTop", 0, 20);
-  if (num_top > vocab) c.fail("numTop exceeds the vocabulary");
-  if (static_cast<int64_t>(p_start.size()) != rows + 1 || p_start[0] != 0 ||
-      p_start[rows] != static_cast<int64_t>(p_tokens.size()))
-    c.fail("penaltyStart must have rows + 1 entries from 0 to penaltyTokens.length");
-  for (int64_t r = 0; r < rows; ++r)
-    if (p_start[r + 1] < p_start[r]) c.fail("penaltyStart must be non-decreasing");
-  if (p_counts.size() != p_tokens.size()) c.fail("penaltyCounts must have one entry per penalty token");
-  c.range(p_tokens, "penaltyTokens", 0, vocab);
-  c.range(p_counts, "penaltyCounts", 0, INT32_MAX);
-  auto params = std::make_shared<std::vector<SamplingParams>>(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const double* p = &raw[r * 9];
-    std::string row = " (row " + std::to_string(r) + ")";
-    for (int i = 0; i < 9; ++i)
-      if (!std::isfinite(p[i])) c.fail("params must be finite numbers" + row);
-    if (p[0] < 0) c.fail("temperature must be ≥ 0" + row);
-    if (p[1] != std::floor(p[1])) c.fail("topK must be an integer" + row);
-    if (!(p[2] > 0 && p[2] <= 1)) c.fail("topP must be in (0, 1]" + row);
-    if (!(p[3] >= 0 && p[3] <= 1)) c.fail("minP must be in [0, 1]" + row);
-    if (!(p[6] > 0)) c.fail("repetition penalty must be > 0" + row);
-    if (p[7] < 0 || p[7] > 9007199254740991.0 || p[7] != std::floor(p[7])) c.fail("seed must be a non-negative integer" + row);
-    if (p[8] < 0 || p[8] > 9007199254740991.0 || p[8] != std::floor(p[8])) c.fail("offset must be a non-negative integer" + row);
-    SamplingParams& sp = (*params)[r];
-    sp.temperature = static_cast<float>(p[0]);
-    sp.top_k = static_cast<int32_t>(std::max(-1.0, std::min(p[1], 2147483647.0)));
-    sp.top_p = static_cast<float>(p[2]);
-    sp.min_p = static_cast<float>(p[3]);
-    sp.presence_penalty = static_cast<float>(p[4]);
-    sp.frequency_penalty = static_cast<float>(p[5]);
-    sp.repetition_penalty = static_cast<float>(p[6]);
-    sp.seed = static_cast<uint64_t>(p[7]);
-    sp.offset = static_cast<uint64_t>(p[8]);
-  }
-  struct Result {
-    std::vector<int32_t> start, tokens, counts;
-    std::vector<int32_t> token, top_token;
-    std::vector<float> logprob, top_logprob;
-  };
-  auto res = std::make_shared<Result>();
-  res->start = std::move(p_start.values);
-  res->tokens = std::move(p_tokens.values);
-  res->counts = std::move(p_counts.values);
-  res->token.resize(rows);
-  res->logprob.resize(rows);
-  res->top_token.resize(rows * num_top);
-  res->top_logprob.resize(rows * num_top);
-  SampleArgs a{static_cast<float*>(logits->data()), rows, vocab, params->data(), res->start.data(),
-               res->tokens.data(), res->counts.data(), static_cast<int32_t>(num_top), res->token.data(),
-               res->logprob.data(), res->top_token.data(), res->top_logprob.data()};
-  auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
-  Backend* b = state_->backend.get();
-  std::shared_ptr<DeviceState> keep_device = state_;
-  state_->stream->enqueue(
-      "sample", [b, a, params, res] { b->sample(a); },
-      [deferred, res, keep_device](Napi::Env env, const std::string& error) {
-        if (!error.empty()) {
-          deferred->Reject(Napi::Error::New(env, error).Value());
-          return;
-        }
-        auto i32 = [&](const std::vector<int32_t>& v) {
-          Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
-          std::copy(v.begin(), v.end(), a.Data());
-          return a;
-        };
-        auto f32 = [&](const std::vector<float>& v) {
-          Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-          std::copy(v.begin(), v.end(), a.Data());
-          return a;
-        };
-        Napi::Object o = Napi::Object::New(env);
-        o.Set("tokens", i32(res->token));
-        o.Set("logprobs", f32(res->logprob));
-        o.Set("topTokens", i32(res->top_token));
-        o.Set("topLogprobs", f32(res->top_logprob));
-        deferred->Resolve(o);
-      });
-  return deferred->Promise();
 }
 
 }  // namespace paralon

@@ -51,6 +51,11 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
   bool host_memory() const override { return true; }
+  // Quantized blocks: matmul weights and embedding tables (native/cpu/quant_matmul.cc).
+  bool supports(Op op, DType dtype) const override {
+    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    return Backend::supports(op, dtype);
+  }
 
   void embedding(const EmbeddingArgs& a) override { cpu::embedding(ctx_, a); }
   void matmul(const MatmulArgs& a) override { cpu::matmul(ctx_, a); }

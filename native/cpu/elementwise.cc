@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/kernels.h"
+#include "cpu/quant.h"
 #include "cpu/simd.h"
 
 namespace paralon {
@@ -16,6 +17,23 @@ void embedding(Context& ctx, const EmbeddingArgs& a) {
   if (a.num_tokens <= 0 || a.hidden <= 0) return;
   const int64_t hidden = a.hidden;
   const int64_t rows_per_chunk = chunk_size(a.num_tokens, ctx.pool, std::max<int64_t>(1, kMinChunkElements / hidden));
+  if (dtype_quantized(a.table_dtype)) {  // rows of blocks, decoded straight into out
+    const size_t row_bytes = dtype_bytes(a.table_dtype, hidden);
+    const char* table = static_cast<const char*>(a.table);
+    ctx.pool.parallel_for((a.num_tokens + rows_per_chunk - 1) / rows_per_chunk, [&](int64_t c, int) {
+      const int64_t t1 = std::min(a.num_tokens, (c + 1) * rows_per_chunk);
+      for (int64_t t = c * rows_per_chunk; t < t1; ++t) {
+        const int64_t id = a.ids_host[t];
+        float* out = a.out + t * hidden;
+        if (id < 0 || id >= a.vocab) {  // validated upstream; never read out of bounds
+          std::fill(out, out + hidden, 0.0f);
+          continue;
+        }
+        decode_quantized(a.table_dtype, table + id * row_bytes, 0, hidden, out);
+      }
+    });
+    return;
+  }
   with_storage_type(a.table_dtype, [&](auto* tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     const T* table = static_cast<const T*>(a.table);

@@ -18,7 +18,9 @@
 //   and one broadcast = 15 of 16 ymm registers).
 #include <algorithm>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/quant.h"
 #include "cpu/simd.h"
 
 namespace paralon {
@@ -29,7 +31,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Streaming kernel (small M)
 
-constexpr int64_t kMaxStreamingRows = 8;  // above this, packing W (an N·K scatter) pays off
+// kMaxStreamingRows (gemm.h): above it, packing W (an N·K scatter) pays off.
 // W rows per step: 8 concurrent streams for M = 1 (8 accumulators; measured ~15 % faster than 4
 // here); 4 for M = 2..8, whose 2 × 4 accumulator tiles keep x in registers without spilling.
 constexpr int kStreamWSingle = 8;
@@ -110,19 +112,32 @@ void stream_range(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
 }
 
 template <class T>
-void matmul_streaming(Context& ctx, const MatmulArgs& a) {
+void stream_chunk(const MatmulArgs& a, int64_t n0, int64_t n1) {
   const T* w = static_cast<const T*>(a.w);
+  if (a.M == 1 && a.K < kSingleStreamMaxK) {
+    stream_single(a, w, n0, n1);
+  } else if (a.M == 1) {
+    stream_range<kStreamWSingle>(a, w, n0, n1);
+  } else {
+    stream_range<kStreamWMulti>(a, w, n0, n1);
+  }
+}
+
+// Threads split W's rows over all parts of a split output at once (one parallel_for per op): a chunk
+// that straddles a part boundary runs as two pieces, each against its own part's W rows and output.
+template <class T>
+void matmul_streaming(Context& ctx, const MatmulArgs& a) {
   const int64_t N = a.N;
+  MatmulArgs parts[kMaxMatmulParts];
+  for (int j = 0; j < a.num_parts; ++j) parts[j] = matmul_part(a, j);
   int64_t rows = chunk_size(N, ctx.pool, 16);
   rows = (rows + kStreamWSingle - 1) / kStreamWSingle * kStreamWSingle;
   ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
     const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    if (a.M == 1 && a.K < kSingleStreamMaxK) {
-      stream_single(a, w, n0, n1);
-    } else if (a.M == 1) {
-      stream_range<kStreamWSingle>(a, w, n0, n1);
-    } else {
-      stream_range<kStreamWMulti>(a, w, n0, n1);
+    if (a.num_parts == 0) return stream_chunk<T>(a, n0, n1);
+    for (int j = 0; j < a.num_parts; ++j) {
+      const int64_t lo = std::max(n0, a.part_start[j]), hi = std::min(n1, a.part_start[j + 1]);
+      if (lo < hi) stream_chunk<T>(parts[j], lo - a.part_start[j], hi - a.part_start[j]);
     }
   });
 }
@@ -258,26 +273,27 @@ void pack_a(const float* x, int64_t K, int64_t m_valid, int64_t mc_padded, int64
   }
 }
 
-template <class T>
-void matmul_blocked(Context& ctx, const MatmulArgs& a) {
-  const T* w = static_cast<const T*>(a.w);
+// pack(n0, n_cur, nc_padded, pc, kc, bp, rows_buf) fills the B slivers of W rows [n0, n0 + n_cur),
+// K slice [pc, pc + kc); rows_buf holds 8 · kKC floats of scratch.
+template <class PackB>
+void matmul_blocked(Context& ctx, const MatmulArgs& a, PackB&& pack) {
   const int64_t M = a.M, N = a.N, K = a.K;
   // Chunk width: up to kNCMax W rows, smaller when N is small so every thread gets work.
   int64_t nc = (N + 2 * ctx.pool.size() - 1) / (2 * ctx.pool.size());
   nc = std::min(kNCMax, std::max<int64_t>(kNR, (nc + kNR - 1) / kNR * kNR));
-  const size_t ap_floats = kMC * kKC, bp_floats = kNCMax * kKC;
-  ctx.scratch.reserve(arena_bytes<float>(ap_floats) + arena_bytes<float>(bp_floats) + arena_bytes<float>(kKC),
+  const size_t ap_floats = kMC * kKC, bp_floats = kNCMax * kKC, rows_floats = 8 * kKC;
+  ctx.scratch.reserve(arena_bytes<float>(ap_floats) + arena_bytes<float>(bp_floats) + arena_bytes<float>(rows_floats),
                       "matmul");
   ctx.pool.parallel_for((N + nc - 1) / nc, [&](int64_t c, int thread) {
     ArenaCursor arena(ctx.scratch.arena(thread));
     float* ap = arena.carve<float>(ap_floats);
     float* bp = arena.carve<float>(bp_floats);
-    float* row_buf = arena.carve<float>(kKC);
+    float* rows_buf = arena.carve<float>(rows_floats);
     const int64_t n0 = c * nc, n_cur = std::min(nc, N - n0);
     const int64_t nc_padded = (n_cur + kNR - 1) / kNR * kNR;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
-      pack_b(w + n0 * K, K, n_cur, nc_padded, pc, kc, bp, row_buf);
+      pack(n0, n_cur, nc_padded, pc, kc, bp, rows_buf);
       for (int64_t ic = 0; ic < M; ic += kMC) {
         const int64_t mc = std::min(kMC, M - ic);
         const int64_t mc_padded = (mc + kMR - 1) / kMR * kMR;
@@ -302,15 +318,51 @@ void matmul_blocked(Context& ctx, const MatmulArgs& a) {
 void matmul(Context& ctx, const MatmulArgs& a) {
   if (a.M <= 0 || a.N <= 0) return;
   if (a.K <= 0) {  // empty sum: y = residual or 0
+    if (a.num_parts > 0) {
+      for (int j = 0; j < a.num_parts; ++j) matmul(ctx, matmul_part(a, j));
+      return;
+    }
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
+    return;
+  }
+  if (dtype_quantized(a.w_dtype)) {  // a split output: a pass per part
+    if (a.num_parts == 0) {
+      matmul_quantized(ctx, a);
+    } else {
+      for (int j = 0; j < a.num_parts; ++j) matmul_quantized(ctx, matmul_part(a, j));
+    }
     return;
   }
   with_storage_type(a.w_dtype, [&](auto* tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     if (a.M <= kMaxStreamingRows) {
       matmul_streaming<T>(ctx, a);
-    } else {
-      matmul_blocked<T>(ctx, a);
+    } else {  // compute-bound: a pass per part of a split output costs nothing measurable
+      const auto blocked = [&](const MatmulArgs& p) {
+        const T* w = static_cast<const T*>(p.w);
+        matmul_blocked(ctx, p, [&](int64_t n0, int64_t n_cur, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
+                                   float* rows_buf) { pack_b(w + n0 * p.K, p.K, n_cur, nc_padded, pc, kc, bp, rows_buf); });
+      };
+      if (a.num_parts == 0) {
+        blocked(a);
+      } else {
+        for (int j = 0; j < a.num_parts; ++j) blocked(matmul_part(a, j));
+      }
+    }
+  });
+}
+
+void matmul_blocked_decoded(Context& ctx, const MatmulArgs& a, const DecodeRows& decode) {
+  matmul_blocked(ctx, a, [&](int64_t n0, int64_t n_cur, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
+                             float* rows_buf) {
+    // Eight W rows at a time: decoded row-wise into rows_buf (zeros past the last row), then packed
+    // like f32 rows.
+    for (int64_t g = 0; g < nc_padded; g += 8) {
+      const int64_t count = std::max<int64_t>(0, std::min<int64_t>(8, n_cur - g));
+      if (count > 0) decode(n0 + g, count, pc, kc, rows_buf);
+      std::fill(rows_buf + count * kc, rows_buf + 8 * kc, 0.0f);
+      // A full group of 8 rows: pack_b needs no partial-row buffer.
+      pack_b(rows_buf, kc, 8, 8, 0, kc, bp + (g / kNR) * kc * kNR + g % kNR, nullptr);
     }
   });
 }

@@ -1,6 +1,6 @@
 // Sampling, one row per work item, exactly as ops.h orders it:
 //   raw logprobs (log_softmax of the raw logits) and the top-N alternatives
-//   → penalties (repetition, then frequency and presence) → temperature 0: argmax
+//   → logit bias → token mask (−∞) → penalties (repetition, then frequency and presence) → temperature 0: argmax
 //   → l/T → top-k → top-p → min-p → Gumbel-max draw with Philox noise over the kept tokens.
 // Each filter is a threshold, so "kept" is a predicate evaluated per token, never a list:
 //   kept(i) ⇔ v_i ≥ kth_largest  and  e_i ≥ max(top_p_cut, min_p),   e_i = exp(v_i − v_max)
@@ -80,10 +80,18 @@ void top_alternatives(const float* x, int64_t n, int32_t num_top, double lse, in
   }
 }
 
-int64_t argmax(const float* x, int64_t n) {
+// Whether the row's token mask (null: none) allows token i.
+inline bool allowed(const int32_t* mask, int64_t i) {
+  return !mask || ((static_cast<uint32_t>(mask[i >> 5]) >> (i & 31)) & 1u);
+}
+
+// The largest allowed value, lowest index on ties; the first allowed token when none compares
+// greater (all −∞ or NaN). The addon guarantees a mask allows some token.
+int64_t argmax(const float* x, int64_t n, const int32_t* mask) {
   int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
+  while (!allowed(mask, best)) ++best;
+  for (int64_t i = best + 1; i < n; ++i)
+    if (x[i] > x[best] && allowed(mask, i)) best = i;
   return best;
 }
 
@@ -112,7 +120,8 @@ struct RowScratch {
   float* scaled;                     // [vocab] penalised logits / temperature
   float* select;                     // [vocab] copy of `scaled` for the top-k selection
   std::pair<float, int32_t>* pairs;  // [vocab] top-p survivors
-  float* saved;                      // [penalties] raw logits of penalised tokens
+  float* saved;                      // [penalties] logits of penalised tokens before the penalty
+  float* bias_saved;                 // [biases] raw logits of biased tokens
 };
 
 void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
@@ -125,7 +134,23 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
   if (a.num_top > 0)
     top_alternatives(l, V, a.num_top, lse, a.top_token_host + r * a.num_top, a.top_logprob_host + r * a.num_top);
 
-  // Penalties, in place; the raw values are kept for the sampled token's logprob.
+  // Bias, then mask, in place; the raw values of biased tokens are kept for the sampled token's
+  // logprob (a masked token is never sampled).
+  const int32_t b0 = a.bias_start_host ? a.bias_start_host[r] : 0;
+  const int32_t b1 = a.bias_start_host ? a.bias_start_host[r + 1] : 0;
+  for (int32_t e = b0; e < b1; ++e) {
+    const int32_t tok = a.bias_tokens_host[e];
+    scratch.bias_saved[e - b0] = l[tok];
+    l[tok] += a.bias_values_host[e];
+  }
+  const int32_t* mask = a.mask_row_host && a.mask_row_host[r] >= 0
+                            ? a.masks_host + static_cast<int64_t>(a.mask_row_host[r]) * mask_words(V)
+                            : nullptr;
+  if (mask)
+    for (int64_t i = 0; i < V; ++i)
+      if (!allowed(mask, i)) l[i] = -std::numeric_limits<float>::infinity();
+
+  // Penalties, in place; the values before them are kept for the sampled token's logprob.
   const int32_t p0 = a.penalty_start_host ? a.penalty_start_host[r] : 0;
   const int32_t p1 = a.penalty_start_host ? a.penalty_start_host[r + 1] : 0;
   for (int32_t e = p0; e < p1; ++e) {
@@ -140,6 +165,8 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
     l[tok] = v;
   }
   auto raw_logit = [&](int64_t tok) {
+    for (int32_t e = b0; e < b1; ++e)
+      if (a.bias_tokens_host[e] == tok) return scratch.bias_saved[e - b0];
     for (int32_t e = p0; e < p1; ++e)
       if (a.penalty_tokens_host[e] == tok) return scratch.saved[e - p0];
     return l[tok];
@@ -147,11 +174,11 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
 
   int64_t token;
   if (!(sp.temperature > 0.0f)) {
-    token = argmax(l, V);
+    token = argmax(l, V, mask);
   } else {
     float* v = scratch.scaled;  // l / T, kept apart so the penalised logits stay for the logprob
     for (int64_t i = 0; i < V; ++i) v[i] = l[i] / sp.temperature;
-    const int64_t top_index = argmax(v, V);  // always kept by every filter
+    const int64_t top_index = argmax(v, V, mask);  // always kept by every filter
     const float v_max = v[top_index];
 
     float v_cut = -std::numeric_limits<float>::infinity();
@@ -165,14 +192,16 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
       int64_t count = 0;
       double total = 0.0;
       for (int64_t i = 0; i < V; ++i) {
-        if (!(v[i] >= v_cut)) continue;
+        if (!(v[i] >= v_cut) || !allowed(mask, i)) continue;
         const float e = std::exp(v[i] - v_max);
         scratch.pairs[count++] = {e, static_cast<int32_t>(i)};
         total += e;
       }
       e_cut = std::max(e_cut, top_p_cut(scratch.pairs, count, total, sp.top_p));
     }
-    const auto kept = [&](int64_t i) { return v[i] >= v_cut && (e_cut <= 0.0f || std::exp(v[i] - v_max) >= e_cut); };
+    const auto kept = [&](int64_t i) {
+      return v[i] >= v_cut && allowed(mask, i) && (e_cut <= 0.0f || std::exp(v[i] - v_max) >= e_cut);
+    };
 
     // Gumbel-max, seeded with the top token so the bound prunes from the start.
     token = top_index;
@@ -194,12 +223,16 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
 
 void sample(Context& ctx, const SampleArgs& a) {
   if (a.rows <= 0 || a.vocab <= 0) return;
-  int64_t max_penalties = 0;
-  if (a.penalty_start_host)
-    for (int64_t r = 0; r < a.rows; ++r)
-      max_penalties = std::max<int64_t>(max_penalties, a.penalty_start_host[r + 1] - a.penalty_start_host[r]);
+  // The longest per-row list of `start` (a CSR offsets array, or null).
+  const auto longest = [&](const int32_t* start) {
+    int64_t most = 0;
+    if (start)
+      for (int64_t r = 0; r < a.rows; ++r) most = std::max<int64_t>(most, start[r + 1] - start[r]);
+    return most;
+  };
+  const int64_t max_penalties = longest(a.penalty_start_host), max_biases = longest(a.bias_start_host);
   ctx.scratch.reserve(2 * arena_bytes<float>(a.vocab) + arena_bytes<std::pair<float, int32_t>>(a.vocab) +
-                          arena_bytes<float>(max_penalties),
+                          arena_bytes<float>(max_penalties) + arena_bytes<float>(max_biases),
                       "sample");
   ctx.pool.parallel_for(a.rows, [&](int64_t r, int thread) {
     ArenaCursor arena(ctx.scratch.arena(thread));
@@ -208,6 +241,7 @@ void sample(Context& ctx, const SampleArgs& a) {
     scratch.select = arena.carve<float>(a.vocab);
     scratch.pairs = arena.carve<std::pair<float, int32_t>>(a.vocab);
     scratch.saved = arena.carve<float>(max_penalties);
+    scratch.bias_saved = arena.carve<float>(max_biases);
     sample_row(a, r, scratch);
   });
 }

@@ -235,6 +235,12 @@ class CudaBackend final : public Backend, public LaunchContext {
     after_sync();
   }
 
+  // Quantized blocks: matmul weights (quant_matmul.cu) and embedding tables (embedding.cu).
+  bool supports(Op op, DType dtype) const override {
+    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    return Backend::supports(op, dtype);
+  }
+
   // ---- graphs ----
   bool supports_graphs() const override { return true; }
 

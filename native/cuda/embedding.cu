@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "quant.cuh"
 
 // embedding: out[t, :] = f32(table[ids[t], :]).
 //
@@ -9,6 +10,10 @@
 // An id outside [0, vocab) yields a NaN row: the addon rejects such ids, and the kernel never
 // reads outside the table even if one slips through.
 // Memory traffic per call: num_tokens · hidden · (sizeof(table dtype) + 4) bytes, no reuse.
+//
+// Quantized tables (embedding_quant_kernel): grid (num_tokens, ceil(groups / 256)), 256 threads; each
+// thread decodes one 16-value group of the token's row (quant.cuh) and stores it as 4 float4 (or 16
+// floats when out is not 16-byte aligned). Traffic: num_tokens · (row bytes + hidden · 4).
 
 namespace paralon {
 namespace PARALON_CUDA_NS {
@@ -69,6 +74,41 @@ void launch_typed(const EmbeddingArgs& a, const int32_t* ids, LaunchContext& ctx
   }
 }
 
+template <class F>
+__global__ void embedding_quant_kernel(const int32_t* __restrict__ ids, const typename F::Block* __restrict__ table,
+                                       float* __restrict__ out, int64_t vocab, int64_t hidden, bool out_aligned16) {
+  const int64_t t = blockIdx.x;
+  const int64_t id = ids[t];
+  const bool valid = id >= 0 && id < vocab;
+  const int64_t nb = hidden / F::kValues;
+  const int64_t gi = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x;
+  if (gi >= nb * F::kGroups) return;
+  float v[kQuantGroup];
+  if (valid) {
+    F::template decode<false>(table + id * nb + gi / F::kGroups, static_cast<int>(gi % F::kGroups), v);
+  } else {
+    for (float& f : v) f = NAN;
+  }
+  float* dst = out + t * hidden + gi * kQuantGroup;
+  if (out_aligned16) {
+    for (int q = 0; q < kQuantGroup / 4; ++q)
+      reinterpret_cast<float4*>(dst)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
+  } else {
+    for (int i = 0; i < kQuantGroup; ++i) dst[i] = v[i];
+  }
+}
+
+template <class F>
+void launch_quant(const EmbeddingArgs& a, const int32_t* ids, LaunchContext& ctx) {
+  if (reinterpret_cast<uintptr_t>(a.table) % 2 != 0)
+    throw OpError("embedding: a quantized table must be 2-byte aligned (its blocks hold f16 fields)");
+  const int64_t groups = a.hidden / F::kValues * F::kGroups;
+  dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>((groups + kThreads - 1) / kThreads));
+  PARALON_LAUNCH((embedding_quant_kernel<F>), grid, dim3(kThreads), 0, ctx.stream, ids,
+                 static_cast<const typename F::Block*>(a.table), a.out, a.vocab, a.hidden,
+                 reinterpret_cast<uintptr_t>(a.out) % 16 == 0);
+}
+
 }  // namespace
 
 void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx) {
@@ -78,6 +118,10 @@ void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx) {
     case DType::F32: launch_typed<float>(a, ids, ctx); break;
     case DType::BF16: launch_typed<__nv_bfloat16>(a, ids, ctx); break;
     case DType::F16: launch_typed<__half>(a, ids, ctx); break;
+    case DType::Q8_0: launch_quant<CudaQ8_0>(a, ids, ctx); break;
+    case DType::Q4_K: launch_quant<CudaQ4_K>(a, ids, ctx); break;
+    case DType::Q5_K: launch_quant<CudaQ5_K>(a, ids, ctx); break;
+    case DType::Q6_K: launch_quant<CudaQ6_K>(a, ids, ctx); break;
     default: throw OpError(std::string("embedding: unsupported table dtype ") + dtype_name(a.table_dtype));
   }
   PARALON_CHECK_LAUNCH("embedding");

@@ -42,6 +42,7 @@ void check_cuda(cudaError_t err, const char* op, const char* file, int line);
 
 void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx);      // embedding.cu
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx);            // matmul.cu
+void launch_matmul_quantized(const MatmulArgs& a, LaunchContext& ctx);  // quant_matmul.cu (M ≤ 16)
 void launch_rmsnorm(const RmsNormArgs& a, LaunchContext& ctx);          // norm.cu
 void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx);  // rope.cu
 void launch_swiglu(const SwigluArgs& a, LaunchContext& ctx);            // swiglu.cu

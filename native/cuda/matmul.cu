@@ -20,7 +20,7 @@
 //    or offset pointers): lane l reads element k = l, l+32, … — still coalesced, 2–4 bytes a lane.
 //    Traffic per call: N·K·sizeof(W) from HBM + M·K·4 (x, cached) + M·N·4 (y, + residual).
 //
-// 2. mma_gemm_kernel<T16, BM> — prefill (larger M), bf16/f16 tensor cores, sm_80 path.
+// 2. mma_gemm_kernel<T16, BM, BTile> — prefill (larger M), bf16/f16 tensor cores, sm_80 path.
 //    x is first rounded to T16 into scratch ([M, Kp], Kp = K rounded up to 8, zero padding) by
 //    convert_rows_kernel; W rows that are not 16-byte aligned are repacked the same way. Then:
 //    CTA tile BM × 128 × 32 (BM = 128, or 64 when M ≤ 64 so that small batches waste fewer rows),
@@ -37,6 +37,11 @@
 //    CTAs (M tiles fastest in the grid, so CTAs sharing a W tile run together); y: M·N·4 (+residual);
 //    with split-K also 2 · splits · M · N · 4 bytes of partials.
 //
+//    Quantized W (QuantB): the same kernel and ring; instead of cp.async of W, each of the 256 threads
+//    decodes one 16-value group of the 128 × 32 W tile (quant.cuh) to f16 and stores its two 16-byte
+//    chunks (swizzled as above). x is rounded to f16. Traffic: W's blocks once per M tile (L2 re-reads
+//    across M tiles) instead of N·K·2.
+//
 // 3. simt_gemm_f32_kernel — f32 weights with larger M. CTA tile 64 × 64 × 16, 256 threads as 16 × 16,
 //    each thread a 4 × 4 register block; x and W tiles are transposed into shared memory ([k][m],
 //    [k][n]) so each k step is two 16-byte shared loads (one a broadcast) for 16 FMAs. The next
@@ -46,9 +51,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "quant.cuh"
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 namespace paralon {
 namespace PARALON_CUDA_NS {
@@ -309,13 +317,52 @@ __device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t 
   mma_f16_16816(c, a, b, c);
 }
 
-// a: x in T16 [M, Kp]; b: W in T16 [N, Kp]; Kp % 8 == 0, both 16-byte aligned.
+// Where the kernel's B tiles (W) come from: a T16 matrix [N, Kp] copied with cp.async, or ggml blocks
+// decoded to f16 by the CTA's own threads (plain loads and shared stores; the stage they write was
+// last read before the barrier at the top of the iteration, and is read after the barrier two
+// iterations later, so the ring's barriers cover them as they cover cp.async).
+template <typename T16>
+struct DenseB {
+  using Ptr = const T16*;
+  __device__ __forceinline__ static void load(char* smem, Ptr b, int n0, int N, int kt, int Kp) {
+    mma_load_tile<kMmaBN>(smem, b, n0, N, kt, Kp);
+  }
+};
+
+// Thread t decodes 16-value group t % 2 of the k-tile (32 values) of W row n0 + t / 2 — kMmaBN rows ×
+// 2 groups = one group per thread — rounds it to f16 and stores its two 16-byte chunks; rows past N
+// are zeros. A k-tile never straddles blocks (32 divides every block size).
+template <class F, bool kAligned16>
+struct QuantB {
+  using Ptr = const typename F::Block*;
+  __device__ __forceinline__ static void load(char* smem, Ptr b, int n0, int N, int kt, int K) {
+    static_assert(kMmaBN * (kMmaBK / kQuantGroup) == kMmaThreads, "one 16-value group per thread");
+    const int row = threadIdx.x >> 1, half = threadIdx.x & 1;
+    const int n = n0 + row;
+    const int k = kt * kMmaBK + half * kQuantGroup;
+    uint32_t words[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (n < N && k < K) {
+      float v[kQuantGroup];
+      F::template decode<kAligned16>(b + static_cast<int64_t>(n) * (K / F::kValues) + k / F::kValues,
+                                     (k % F::kValues) / kQuantGroup, v);
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        words[i] = static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * i]))) |
+                   (static_cast<uint32_t>(__half_as_ushort(__float2half_rn(v[2 * i + 1]))) << 16);
+    }
+    *reinterpret_cast<uint4*>(smem + mma_smem_offset(row, 2 * half)) = make_uint4(words[0], words[1], words[2], words[3]);
+    *reinterpret_cast<uint4*>(smem + mma_smem_offset(row, 2 * half + 1)) = make_uint4(words[4], words[5], words[6], words[7]);
+  }
+};
+
+// a: x in T16 [M, Kp]; b: W as BTile reads it (T16 [N, Kp], or ggml blocks of rows of Kp values);
+// Kp % 8 == 0, 16-byte aligned.
 // grid = (ceil(M / BM), ceil(N / kMmaBN), splits): M tiles fastest so CTAs sharing a W tile run
 // together. Split z multiplies k-tiles [z · tiles_per_split, (z + 1) · tiles_per_split); with
 // splits > 1 it writes its raw f32 partial to partial[z, M, N] and splitk_reduce_kernel finishes.
-template <typename T16, int BM>
+template <typename T16, int BM, class BTile>
 __global__ void __launch_bounds__(kMmaThreads)
-    mma_gemm_kernel(const T16* __restrict__ a, const T16* __restrict__ b, const float* residual, float* y,
+    mma_gemm_kernel(const T16* __restrict__ a, typename BTile::Ptr __restrict__ b, const float* residual, float* y,
                     float* __restrict__ partial, int M, int N, int Kp, int tiles_per_split) {
   constexpr int WM = BM / kMmaWarpsM;     // warp tile rows (m)
   constexpr int WN = kMmaBN / kMmaWarpsN;  // warp tile cols (n) = 32
@@ -348,7 +395,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int s = 0; s < kMmaStages - 1; ++s) {
     if (s < k_tiles) {
       mma_load_tile<BM>(smem + s * kStageBytes, a, m0, M, kt_begin + s, Kp);
-      mma_load_tile<kMmaBN>(smem + s * kStageBytes + kStageA, b, n0, N, kt_begin + s, Kp);
+      BTile::load(smem + s * kStageBytes + kStageA, b, n0, N, kt_begin + s, Kp);
     }
     cp_async_commit();
   }
@@ -362,7 +409,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     if (next < k_tiles) {
       char* st = smem + (next % kMmaStages) * kStageBytes;
       mma_load_tile<BM>(st, a, m0, M, kt_begin + next, Kp);
-      mma_load_tile<kMmaBN>(st + kStageA, b, n0, N, kt_begin + next, Kp);
+      BTile::load(st + kStageA, b, n0, N, kt_begin + next, Kp);
     }
     cp_async_commit();
 
@@ -582,8 +629,9 @@ int choose_splits(int64_t tiles, int64_t k_tiles, int sm_count) {
   return static_cast<int>(std::max<int64_t>(splits, 1));
 }
 
-template <typename T16, int BM>
-void launch_mma_tiles(const MatmulArgs& a, const T16* w, bool w_aligned, LaunchContext& ctx) {
+// repack_w: W (dense T16 rows that are not 16-byte aligned) is first copied to [N, Kp] in scratch.
+template <typename T16, int BM, class BTile>
+void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w, LaunchContext& ctx) {
   const int64_t Kp = round_up(a.K, 8);
   const int64_t k_tiles = ceil_div(Kp, kMmaBK);
   const int64_t m_tiles = ceil_div(a.M, BM);
@@ -601,20 +649,22 @@ void launch_mma_tiles(const MatmulArgs& a, const T16* w, bool w_aligned, LaunchC
 
   // One scratch region: x as T16 [M, Kp] | W repacked to [N, Kp] (unaligned W only) | f32 partials.
   const size_t x_bytes = static_cast<size_t>(round_up(a.M * Kp * 2, 256));
-  const size_t w_bytes = w_aligned ? 0 : static_cast<size_t>(round_up(a.N * Kp * 2, 256));
+  const size_t w_bytes = repack_w ? static_cast<size_t>(round_up(a.N * Kp * 2, 256)) : 0;
   const size_t p_bytes = splits > 1 ? static_cast<size_t>(splits) * a.M * a.N * 4 : 0;
   char* scratch = static_cast<char*>(ctx.scratch(x_bytes + w_bytes + p_bytes));
   T16* x16 = reinterpret_cast<T16*>(scratch);
   float* partial = splits > 1 ? reinterpret_cast<float*>(scratch + x_bytes + w_bytes) : nullptr;
   launch_convert<float, T16>(a.x, x16, a.M, a.K, Kp, ctx);
-  if (!w_aligned) {
-    T16* repacked = reinterpret_cast<T16*>(scratch + x_bytes);
-    launch_convert<T16, T16>(w, repacked, a.N, a.K, Kp, ctx);
-    w = repacked;
+  if constexpr (std::is_same_v<BTile, DenseB<T16>>) {
+    if (repack_w) {
+      T16* repacked = reinterpret_cast<T16*>(scratch + x_bytes);
+      launch_convert<T16, T16>(w, repacked, a.N, a.K, Kp, ctx);
+      w = repacked;
+    }
   }
 
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles), static_cast<unsigned>(splits));
-  PARALON_LAUNCH((mma_gemm_kernel<T16, BM>), grid, dim3(kMmaThreads), mma_smem_bytes(BM), ctx.stream, x16, w,
+  PARALON_LAUNCH((mma_gemm_kernel<T16, BM, BTile>), grid, dim3(kMmaThreads), mma_smem_bytes(BM), ctx.stream, x16, w,
                  a.residual, a.y, partial, static_cast<int>(a.M), static_cast<int>(a.N), static_cast<int>(Kp),
                  tiles_per_split);
   PARALON_CHECK_LAUNCH(kOp);
@@ -632,16 +682,36 @@ void launch_mma_tiles(const MatmulArgs& a, const T16* w, bool w_aligned, LaunchC
 template <typename T16>
 void launch_mma(const MatmulArgs& a, LaunchContext& ctx) {
   const T16* w = static_cast<const T16*>(a.w);
-  const bool w_aligned = a.K % 8 == 0 && aligned16(a.w);
+  const bool repack = !(a.K % 8 == 0 && aligned16(a.w));
   const int tile_m = kernel_variants().matmul_tile_m.load();
   if (tile_m != KernelVariants::kAuto && tile_m != 64 && tile_m != 128) {
     throw OpError(std::string(kOp) + ": forced tile height " + std::to_string(tile_m) + " (64 or 128)");
   }
   if (tile_m == 64 || (tile_m == KernelVariants::kAuto && a.M <= 64)) {
-    launch_mma_tiles<T16, 64>(a, w, w_aligned, ctx);
+    launch_mma_tiles<T16, 64, DenseB<T16>>(a, w, repack, ctx);
   } else {
-    launch_mma_tiles<T16, 128>(a, w, w_aligned, ctx);
+    launch_mma_tiles<T16, 128, DenseB<T16>>(a, w, repack, ctx);
   }
+}
+
+// Quantized W: x rounded to f16, W tiles decoded to f16 in shared memory (QuantB); K is a multiple of
+// the block, so of kMmaBK, and nothing is repacked.
+template <class F, bool kAligned16>
+void launch_mma_quant_tiles(const MatmulArgs& a, LaunchContext& ctx) {
+  const auto* w = static_cast<const typename F::Block*>(a.w);
+  if (a.M <= 64) {
+    launch_mma_tiles<__half, 64, QuantB<F, kAligned16>>(a, w, false, ctx);
+  } else {
+    launch_mma_tiles<__half, 128, QuantB<F, kAligned16>>(a, w, false, ctx);
+  }
+}
+
+template <class F>
+void launch_mma_quant(const MatmulArgs& a, LaunchContext& ctx) {
+  if constexpr (F::kAligned16) {
+    if (aligned16(a.w)) return launch_mma_quant_tiles<F, true>(a, ctx);
+  }
+  launch_mma_quant_tiles<F, false>(a, ctx);
 }
 
 void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
@@ -689,11 +759,20 @@ void launch_forced(const MatmulArgs& a, int path, bool gemv_fits, LaunchContext&
 //   first estimate from these counts; the crossover is to be measured on hardware.)
 // - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type.
 // - Larger M, f32 W: the SIMT tiled kernel (no f32 tensor-core path: tf32 would round x and W).
+// - Quantized W: M ≤ 16 the quantized GEMV (quant_matmul.cu); larger M the tensor-core GEMM with W tiles
+//   decoded to f16 in shared memory (QuantB) and x rounded to f16.
 // Grid limits: the tiled kernels put N tiles (≥ 64 wide) on grid.y (≤ 65535), so N ≤ 4 194 240.
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
   constexpr int64_t kGemvMaxPathM = 16;
   constexpr int64_t kIntMax = 0x7fffffff;
   if (a.M <= 0 || a.N <= 0) return;
+  // A split output runs as one launch per part (that part's W rows into its output), all queued by
+  // this one op: the launch count is unchanged, x is re-read from L2 per part.
+  if (a.num_parts > 0) {
+    for (int j = 0; j < a.num_parts; ++j) launch_matmul(matmul_part(a, j), ctx);
+    return;
+  }
+  if (dtype_quantized(a.w_dtype) && a.M <= kGemvMaxPathM) return launch_matmul_quantized(a, ctx);
   if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }
@@ -715,7 +794,11 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
     case DType::F32:
       if (small_m) return launch_gemv<float>(a, ctx);
       return launch_simt_f32(a, ctx);
-    case DType::I32:
+    case DType::Q8_0: return launch_mma_quant<CudaQ8_0>(a, ctx);
+    case DType::Q4_K: return launch_mma_quant<CudaQ4_K>(a, ctx);
+    case DType::Q5_K: return launch_mma_quant<CudaQ5_K>(a, ctx);
+    case DType::Q6_K: return launch_mma_quant<CudaQ6_K>(a, ctx);
+    default:
       break;
   }
   throw OpError(std::string(kOp) + ": unsupported weight dtype " + dtype_name(a.w_dtype));

@@ -1,6 +1,7 @@
 #include "kernels.h"
 
-// sample: per row, log_softmax statistics and top-N of the raw logits → penalties (in place) →
+// sample: per row, log_softmax statistics and top-N of the raw logits → logit bias, token mask (−∞)
+// and penalties (in place) →
 // greedy argmax, or l/T → top-k → top-p → min-p → Gumbel-max draw with Philox noise over the kept
 // tokens. The kept set is defined exactly as on the CPU backend (native/cpu/sampling.cc):
 //   kept(i) ⇔ v_i ≥ v_cut  and  (e_cut ≤ 0 or e_i ≥ e_cut),   v_i = l_i / T,  e_i = expf(v_i − v_max)
@@ -19,8 +20,11 @@
 // The draw computes Philox + two logf only for kept tokens that could still win (v + 17.5 ≥ the
 // thread's best score; Gumbel noise is below 17.33), then a block argmax (lowest index on ties).
 // Logprobs are formed in double from a double logsumexp, as on the CPU.
-// Passes over the row: 1 (stats) + 5 (top-N, when asked) + 1 (argmax/v_max) + 4 (top-k) + 5
-// (top-p) + 1 (draw): ≤ 17 × 4 · vocab bytes, L2-resident. Host traffic: ids, logprobs and top-N only.
+// A masked token is skipped by every argmax and by the draw (not only given −∞), so a mask that
+// allows only tokens of −∞ logit still yields an allowed token.
+// Passes over the row: 1 (stats) + 5 (top-N, when asked) + 1 (mask, when given) + 1 (argmax/v_max)
+// + 4 (top-k) + 5 (top-p) + 1 (draw): ≤ 18 × 4 · vocab bytes, L2-resident. Host traffic: the
+// params, bias lists and masks in; ids, logprobs and top-N out.
 
 #include <climits>
 #include <cmath>
@@ -44,7 +48,7 @@ struct Shared {
   unsigned long long hist[kBins];
   uint32_t cand_key[kMaxCandidates];
   int32_t cand_index[kMaxCandidates];
-  int cand_count, above_count, match;
+  int cand_count, above_count, match, bias_match;
   uint32_t digit;
   unsigned long long remaining;
   float red_f[kWarps], red_g[kWarps];
@@ -275,21 +279,43 @@ __device__ void top_alternatives(const float* l, int n, int num_top, double lse,
   __syncthreads();  // candidate buffers are free again
 }
 
+// Device copies of SampleArgs' host inputs (ops.h describes each).
+struct SampleIn {
+  const SamplingParams* params;  // [rows]
+  const int32_t* penalty_start;  // [rows + 1] or null
+  const int32_t* penalty_tokens;
+  const int32_t* penalty_counts;
+  const int32_t* bias_start;  // [rows + 1] or null
+  const int32_t* bias_tokens;
+  const float* bias_values;
+  const int32_t* mask_row;  // [rows] or null
+  const int32_t* masks;     // [num_masks, mask_words]
+  int mask_words;
+};
+
 struct SampleOut {
   int32_t* token;      // [rows]
   float* logprob;      // [rows]
   int32_t* top_token;  // [rows, num_top]
   float* top_logprob;  // [rows, num_top]
-  float* saved;        // [penalty entries] raw logits of penalised tokens
+  float* saved;        // [penalty entries] logits of penalised tokens before the penalty
+  float* bias_saved;   // [bias entries] raw logits of biased tokens
 };
 
+// Whether the row's mask (null: none) allows token i.
+__device__ __forceinline__ bool allowed(const int32_t* mask, int i) {
+  return !mask || ((static_cast<uint32_t>(mask[i >> 5]) >> (i & 31)) & 1u);
+}
+
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(float* logits, int n, const SamplingParams* params, const int32_t* penalty_start,
-                  const int32_t* penalty_tokens, const int32_t* penalty_counts, int num_top, SampleOut out) {
+    sample_kernel(float* logits, int n, SampleIn in, int num_top, SampleOut out) {
   __shared__ Shared sh;
   const int tid = threadIdx.x, r = blockIdx.x;
   float* l = logits + static_cast<int64_t>(r) * n;
-  const SamplingParams sp = params[r];
+  const SamplingParams sp = in.params[r];
+  const int32_t* penalty_tokens = in.penalty_tokens;
+  const int32_t* mask =
+      in.mask_row && in.mask_row[r] >= 0 ? in.masks + static_cast<int64_t>(in.mask_row[r]) * in.mask_words : nullptr;
 
   // 1. log_softmax statistics of the raw logits.
   float m = -INFINITY, s = 0.0f;
@@ -310,12 +336,26 @@ __global__ void __launch_bounds__(kThreads)
                      out.top_logprob + static_cast<int64_t>(r) * num_top, sh);
   }
 
-  // 2. Penalties in place (tokens are unique per row); raw values saved for the chosen logprob.
-  const int p0 = penalty_start ? penalty_start[r] : 0, p1 = penalty_start ? penalty_start[r + 1] : 0;
+  // 2. Bias, mask and penalties in place (bias and penalty tokens are unique per row); the values
+  // they replace are saved for the chosen token's raw logprob. Each pass may write a token another
+  // thread reads or writes in the next, hence a barrier after each.
+  const int b0 = in.bias_start ? in.bias_start[r] : 0, b1 = in.bias_start ? in.bias_start[r + 1] : 0;
+  for (int e = b0 + tid; e < b1; e += kThreads) {
+    const int tok = in.bias_tokens[e];
+    out.bias_saved[e] = l[tok];
+    l[tok] += in.bias_values[e];
+  }
+  __syncthreads();  // biased logits written before the mask may overwrite them
+  if (mask) {
+    for (int i = tid; i < n; i += kThreads)
+      if (!allowed(mask, i)) l[i] = -INFINITY;
+  }
+  __syncthreads();  // masked logits written before the penalties read them
+  const int p0 = in.penalty_start ? in.penalty_start[r] : 0, p1 = in.penalty_start ? in.penalty_start[r + 1] : 0;
   for (int e = p0 + tid; e < p1; e += kThreads) {
     const int tok = penalty_tokens[e];
     if (tok < 0 || tok >= n) continue;
-    const int count = penalty_counts[e];
+    const int count = in.penalty_counts[e];
     float v = l[tok];
     out.saved[e] = v;
     if (sp.repetition_penalty != 1.0f) v = v > 0.0f ? v / sp.repetition_penalty : v * sp.repetition_penalty;
@@ -329,14 +369,16 @@ __global__ void __launch_bounds__(kThreads)
   if (!(sp.temperature > 0.0f)) {
     float best = -INFINITY;
     token = INT_MAX;
-    for (int i = tid; i < n; i += kThreads) merge_argmax(best, token, l[i], i);
+    for (int i = tid; i < n; i += kThreads)
+      if (allowed(mask, i)) merge_argmax(best, token, l[i], i);
     block_argmax(best, token, sh);
   } else {
     // 3. Temperature (applied on the fly, so unpenalised raw logits stay readable) and filters.
     const float T = sp.temperature;
     float v_max = -INFINITY;
     int top_index = INT_MAX;
-    for (int i = tid; i < n; i += kThreads) merge_argmax(v_max, top_index, l[i] / T, i);
+    for (int i = tid; i < n; i += kThreads)
+      if (allowed(mask, i)) merge_argmax(v_max, top_index, l[i] / T, i);
     block_argmax(v_max, top_index, sh);
 
     float v_cut = -INFINITY;
@@ -377,24 +419,34 @@ __global__ void __launch_bounds__(kThreads)
     token = INT_MAX;
     for (int i = tid; i < n; i += kThreads) {
       const float v = l[i] / T;
-      if (!(v >= v_cut) || v + kGumbelMax < best) continue;
+      if (!(v >= v_cut) || v + kGumbelMax < best || !allowed(mask, i)) continue;
       if (e_cut > 0.0f && !(expf(v - v_max) >= e_cut)) continue;
       merge_argmax(best, token, v + gumbel(sp.seed, sp.offset, i), i);
     }
     block_argmax(best, token, sh);
     if (token == INT_MAX) token = top_index;  // every score NaN: fall back to the top token
   }
-  if (token == INT_MAX) token = 0;
+  if (token == INT_MAX) {  // every allowed logit NaN: the first allowed token (token 0 without a mask)
+    float zero = -INFINITY;
+    for (int i = tid; i < n; i += kThreads)
+      if (allowed(mask, i)) merge_argmax(zero, token, 0.0f, i);
+    block_argmax(zero, token, sh);
+  }
 
-  // 5. The chosen token's raw logprob.
-  if (tid == 0) sh.match = INT_MAX;
-  __syncthreads();  // match reset
+  // 5. The chosen token's raw logprob: its value before bias, else before penalties, else as is.
+  if (tid == 0) sh.match = sh.bias_match = INT_MAX;
+  __syncthreads();  // matches reset
+  for (int e = b0 + tid; e < b1; e += kThreads) {
+    if (in.bias_tokens[e] == token) atomicMin(&sh.bias_match, e);
+  }
   for (int e = p0 + tid; e < p1; e += kThreads) {
     if (penalty_tokens[e] == token) atomicMin(&sh.match, e);
   }
-  __syncthreads();  // match found
+  __syncthreads();  // matches found
   if (tid == 0) {
-    const float raw = sh.match != INT_MAX ? out.saved[sh.match] : l[token];
+    const float raw = sh.bias_match != INT_MAX ? out.bias_saved[sh.bias_match]
+                      : sh.match != INT_MAX    ? out.saved[sh.match]
+                                               : l[token];
     out.token[r] = token;
     out.logprob[r] = static_cast<float>(static_cast<double>(raw) - lse);
   }
@@ -407,29 +459,40 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
   if (a.vocab > INT_MAX / 2) throw OpError("sample: vocab too large");
   const int rows = static_cast<int>(a.rows), n = static_cast<int>(a.vocab), num_top = a.num_top;
 
-  const auto* params = static_cast<const SamplingParams*>(
+  SampleIn in{};
+  in.params = static_cast<const SamplingParams*>(
       ctx.stage_bytes(a.params_host, sizeof(SamplingParams) * static_cast<size_t>(rows)));
   const int32_t total_penalties = a.penalty_start_host ? a.penalty_start_host[rows] : 0;
-  const int32_t* penalty_start = a.penalty_start_host ? ctx.stage_i32(a.penalty_start_host, rows + 1) : nullptr;
-  const int32_t* penalty_tokens = nullptr;
-  const int32_t* penalty_counts = nullptr;
+  in.penalty_start = a.penalty_start_host ? ctx.stage_i32(a.penalty_start_host, rows + 1) : nullptr;
   if (total_penalties > 0) {
-    penalty_tokens = ctx.stage_i32(a.penalty_tokens_host, total_penalties);
-    penalty_counts = ctx.stage_i32(a.penalty_counts_host, total_penalties);
+    in.penalty_tokens = ctx.stage_i32(a.penalty_tokens_host, total_penalties);
+    in.penalty_counts = ctx.stage_i32(a.penalty_counts_host, total_penalties);
+  }
+  const int32_t total_biases = a.bias_start_host ? a.bias_start_host[rows] : 0;
+  in.bias_start = a.bias_start_host ? ctx.stage_i32(a.bias_start_host, rows + 1) : nullptr;
+  if (total_biases > 0) {
+    in.bias_tokens = ctx.stage_i32(a.bias_tokens_host, total_biases);
+    in.bias_values = static_cast<const float*>(ctx.stage_bytes(a.bias_values_host, sizeof(float) * total_biases));
+  }
+  in.mask_words = static_cast<int>(mask_words(n));
+  if (a.mask_row_host && a.num_masks > 0) {
+    in.mask_row = ctx.stage_i32(a.mask_row_host, rows);
+    in.masks = ctx.stage_i32(a.masks_host, static_cast<size_t>(a.num_masks) * in.mask_words);
   }
 
-  // Scratch: the host-bound results first (one contiguous copy back), then the saved raw logits.
+  // Scratch: the host-bound results first (one contiguous copy back), then the saved logits.
   const size_t result_words = static_cast<size_t>(rows) * (2 + 2 * static_cast<size_t>(num_top));
-  char* scratch = static_cast<char*>(ctx.scratch((result_words + std::max(total_penalties, 1)) * 4));
+  const size_t saved_words = std::max(total_penalties, 1), bias_saved_words = std::max(total_biases, 1);
+  char* scratch = static_cast<char*>(ctx.scratch((result_words + saved_words + bias_saved_words) * 4));
   SampleOut out;
   out.token = reinterpret_cast<int32_t*>(scratch);
   out.logprob = reinterpret_cast<float*>(out.token + rows);
   out.top_token = reinterpret_cast<int32_t*>(out.logprob + rows);
   out.top_logprob = reinterpret_cast<float*>(out.top_token + static_cast<size_t>(rows) * num_top);
   out.saved = reinterpret_cast<float*>(scratch + result_words * 4);
+  out.bias_saved = out.saved + saved_words;
 
-  PARALON_LAUNCH(sample_kernel, dim3(rows), dim3(kThreads), 0, ctx.stream, a.logits, n, params, penalty_start,
-                 penalty_tokens, penalty_counts, num_top, out);
+  PARALON_LAUNCH(sample_kernel, dim3(rows), dim3(kThreads), 0, ctx.stream, a.logits, n, in, num_top, out);
   PARALON_CHECK_LAUNCH("sample");
 
   std::vector<int32_t> host(result_words);

@@ -1,12 +1,19 @@
 // The engine: requests in, token streams out. One loop runs steps while there is work: the scheduler
 // plans the batch, the model runs one forward pass over it, ops.sample draws one token per sequence on
 // the device, and each finished row's token goes through its request's output (detokenizer, stops).
+// A request may carry a TokenConstraint: its mask for the next token is asked for while the device
+// runs the step's forward pass, and applied at sampling. A row whose mask is still pending when the
+// device is done is sampled unmasked, its token discarded and its step not committed (the decode is
+// recomputed later, writing the same KV); it then sits out the steps until its mask arrives, so a
+// slow mask never holds back the other rows of the batch.
 import { randomInt } from 'node:crypto';
 import { ops, type Tensor } from '../runtime/index.js';
 import type { KvBlockManager } from '../kv/block-manager.js';
+import { maskWords, type TokenConstraint } from './constraint.js';
 import { EventQueue } from './event-queue.js';
-import { Scheduler, type SchedulableRequest, type StepPlan } from './scheduler.js';
-import type { FinishReason, GenerateCallOptions, GenerationEvent, SamplingOptions, TokenLogprob } from './types.js';
+import { deviceRow, SAMPLING_FALLBACKS, usesPenalties, type SamplingOptions, type SamplingParams } from './sampling-params.js';
+import { Scheduler, type ScheduledSequence, type SchedulableRequest, type StepPlan } from './scheduler.js';
+import type { FinishReason, GenerateCallOptions, GenerationEvent, TokenLogprob } from './types.js';
 
 /** One sequence of a forward step: tokens at positions start … start + tokens.length − 1. */
 export interface ForwardSequence {
@@ -74,20 +81,13 @@ export interface EngineStats {
   computedTokens: number;
 }
 
-interface ResolvedOptions {
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  presencePenalty: number;
-  frequencyPenalty: number;
-  repetitionPenalty: number;
-  seed: number;
-  maxTokens: number;
-  stop: string[];
-  ignoreEos: boolean;
-  logprobs: boolean;
-  topLogprobs: number;
+/** A constrained request's mask for the token at position `forTokens` (its token count when asked). */
+interface MaskTicket {
+  forTokens: number;
+  ready: boolean;
+  value: Int32Array | null;
+  /** Settles when the mask is ready or has failed. */
+  settled: Promise<unknown>;
 }
 
 class Request implements SchedulableRequest {
@@ -104,18 +104,34 @@ class Request implements SchedulableRequest {
   readonly unsentTokenIds: number[] = [];
   cancelled = false;
   finished = false;
+  /** Set by an asynchronous failure (a constraint's mask); the request ends with it between steps. */
+  failure: Error | null = null;
+  /** The logit bias as the sample op's sparse lists (null: none). */
+  readonly bias: { tokens: Int32Array; values: Float64Array } | null;
+  mask: MaskTicket | null = null;
+  /** Waiting for its mask after a step that had to go on without it: the scheduler skips it. */
+  blocked = false;
   /** Removes the AbortSignal listener, so a long-lived signal does not keep finished requests alive. */
   detach: () => void = () => {};
 
   constructor(
     readonly id: string,
     prompt: readonly number[],
-    readonly options: ResolvedOptions,
+    readonly options: SamplingParams,
     readonly output: TextOutput,
+    readonly constraint: TokenConstraint | null,
   ) {
     this.tokens = [...prompt];
     this.numPromptTokens = prompt.length;
     if (options.repetitionPenalty !== 1) for (const t of prompt) if (!this.counts.has(t)) this.counts.set(t, 0);
+    this.bias = options.logitBias.size > 0
+      ? { tokens: Int32Array.from(options.logitBias.keys()), values: Float64Array.from(options.logitBias.values()) }
+      : null;
+  }
+
+  /** The constraint's mask for the next token, when it is ready (null: unconstrained). */
+  get readyMask(): Int32Array | null {
+    return this.mask?.ready && this.mask.forTokens === this.tokens.length ? this.mask.value : null;
   }
 
   get numOutput(): number {
@@ -132,6 +148,8 @@ export class Engine {
   readonly #config: EngineConfig;
   readonly #text: TextHooks;
   #looping = false;
+  /** The loop stopped because every request it could run waits for its mask; a kick resumes it. */
+  #parked = false;
   #stats: EngineStats = { running: 0, waiting: 0, steps: 0, preemptions: 0, computedTokens: 0 };
 
   constructor(model: StepModel, kv: KvBlockManager, text: TextHooks, config: EngineConfig) {
@@ -154,19 +172,30 @@ export class Engine {
   }
 
   /** Checks a request and queues it; the returned stream yields deltas, then one `done`. */
+  /** The engine owns `call.constraint` from here on: it is disposed however the request ends, a refusal included. */
   submit(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
-    const resolved = this.#resolve(prompt, options);
-    const waiting = this.#scheduler.waiting.length;
-    if (this.#config.maxWaiting !== undefined && waiting >= this.#config.maxWaiting) throw new EngineBusyError();
-    const req = new Request(`req-${nextRequestId++}`, prompt, resolved, this.#text.createOutput(resolved.stop));
+    let resolved: SamplingParams;
+    try {
+      resolved = this.#resolve(prompt, options);
+      const waiting = this.#scheduler.waiting.length;
+      if (this.#config.maxWaiting !== undefined && waiting >= this.#config.maxWaiting) throw new EngineBusyError();
+    } catch (error) {
+      call.constraint?.dispose();
+      throw error;
+    }
+    const req = new Request(`req-${nextRequestId++}`, prompt, resolved, this.#text.createOutput(resolved.stop), call.constraint ?? null);
     if (call.signal?.aborted) {
+      req.finished = true;
+      req.constraint?.dispose();
       req.events.push({ type: 'done', finishReason: 'cancelled', usage: this.#usage(req) });
       req.events.end();
       return req.events;
     }
     const cancel = () => {
       req.cancelled = true;
-      if (!this.#looping) this.#reap();
+      if (this.#looping) return;
+      this.#reap();
+      if (this.#scheduler.hasWork) this.#kick(); // a parked loop: the freed blocks may let the queue move
     };
     const signal = call.signal;
     if (signal) {
@@ -179,7 +208,7 @@ export class Engine {
     return req.events;
   }
 
-  #resolve(prompt: readonly number[], o: SamplingOptions): ResolvedOptions {
+  #resolve(prompt: readonly number[], o: SamplingOptions): SamplingParams {
     const d = this.#config.defaults;
     const vocab = this.#model.vocabSize;
     if (prompt.length === 0) throw new RequestError('the prompt is empty', 'messages');
@@ -205,15 +234,17 @@ export class Engine {
       );
     const pick = <K extends keyof SamplingOptions>(k: K, fallback: NonNullable<SamplingOptions[K]>) =>
       (o[k] ?? d[k] ?? fallback) as NonNullable<SamplingOptions[K]>;
-    const r: ResolvedOptions = {
-      temperature: pick('temperature', 1),
-      topP: pick('topP', 1),
-      topK: pick('topK', 0),
-      minP: pick('minP', 0),
-      presencePenalty: pick('presencePenalty', 0),
-      frequencyPenalty: pick('frequencyPenalty', 0),
-      repetitionPenalty: pick('repetitionPenalty', 1),
+    const f = SAMPLING_FALLBACKS;
+    const r: SamplingParams = {
+      temperature: pick('temperature', f.temperature),
+      topP: pick('topP', f.topP),
+      topK: pick('topK', f.topK),
+      minP: pick('minP', f.minP),
+      presencePenalty: pick('presencePenalty', f.presencePenalty),
+      frequencyPenalty: pick('frequencyPenalty', f.frequencyPenalty),
+      repetitionPenalty: pick('repetitionPenalty', f.repetitionPenalty),
       seed: o.seed ?? randomInt(0, 2 ** 47),
+      logitBias: this.#logitBias(o.logitBias),
       maxTokens,
       stop: o.stop ?? [],
       ignoreEos: o.ignoreEos ?? false,
@@ -235,14 +266,30 @@ export class Engine {
     return r;
   }
 
+  /** { tokenId: bias } checked against the vocabulary and OpenAI's −100…100. */
+  #logitBias(bias: Readonly<Record<number, number>> | undefined): Map<number, number> {
+    const out = new Map<number, number>();
+    const vocab = this.#model.vocabSize;
+    for (const [key, value] of Object.entries(bias ?? {})) {
+      const id = Number(key);
+      if (!/^\d+$/.test(key) || id >= vocab)
+        throw new RequestError(`logit_bias token id ${key} is outside the vocabulary (0…${vocab - 1})`, 'logit_bias');
+      if (typeof value !== 'number' || !(value >= -100 && value <= 100))
+        throw new RequestError(`logit_bias value ${value} for token ${key} is outside −100…100`, 'logit_bias');
+      out.set(id, value);
+    }
+    return out;
+  }
+
   #kick(): void {
+    this.#parked = false;
     if (this.#looping) return;
     this.#looping = true;
     // The loop starts on a later tick so that requests submitted together share the first step.
     setImmediate(() => {
       this.#loop().finally(() => {
         this.#looping = false;
-        if (this.#scheduler.hasWork) this.#kick();
+        if (this.#scheduler.hasWork && !this.#parked) this.#kick();
       });
     });
   }
@@ -253,7 +300,12 @@ export class Engine {
       const plan = this.#scheduler.schedule();
       this.#stats.preemptions += plan.preempted.length;
       if (plan.sequences.length === 0) {
-        // Nothing could be scheduled: requests were all reaped, or the head of the queue cannot fit.
+        // Nothing could be scheduled: requests were all reaped, some wait for their masks (whose
+        // arrival kicks the loop again), or the head of the queue cannot fit.
+        if ([...this.#scheduler.running, ...this.#scheduler.waiting].some((r) => r.blocked)) {
+          this.#parked = true;
+          break;
+        }
         const head = this.#scheduler.waiting[0];
         if (head && this.#scheduler.running.length === 0) this.#fail(head, new RequestError('the request does not fit in the KV cache'));
         if (!this.#scheduler.hasWork) break;
@@ -275,37 +327,112 @@ export class Engine {
         blockTable: request.blockIds,
       })),
     );
+    const deferred = await this.#awaitMasks(plan, logits);
     const numTop = Math.max(0, ...plan.sequences.map((s) => (s.request.options.logprobs ? s.request.options.topLogprobs : 0)));
     const result = await ops.sample(logits, plan.sequences.map((s) => this.#samplingRow(s.request)), { numTop });
-    this.#scheduler.commit(plan);
+    const committed = deferred.size === 0 ? plan : { ...plan, sequences: plan.sequences.filter((s) => !deferred.has(s.request)) };
+    this.#scheduler.commit(committed);
     this.#stats.steps++;
-    this.#stats.computedTokens += plan.numTokens;
+    this.#stats.computedTokens += committed.sequences.reduce((n, s) => n + s.numNew, 0);
     plan.sequences.forEach(({ request }, i) => {
-      // A prefill chunk that has not reached the end of the prompt produces no token yet.
-      if (request.finished || request.cancelled || request.numComputed < request.tokens.length) return;
+      // A prefill chunk that has not reached the end of the prompt produces no token yet; a deferred
+      // row's token was drawn without its mask and is discarded.
+      if (request.finished || request.cancelled || request.failure || deferred.has(request)) return;
+      if (request.numComputed < request.tokens.length) return;
       const top = result.topTokens.subarray(i * numTop, i * numTop + request.options.topLogprobs);
       const topLp = result.topLogprobs.subarray(i * numTop, i * numTop + request.options.topLogprobs);
       this.#append(request, result.tokens[i], result.logprobs[i], top, topLp);
     });
   }
 
+  /**
+   * Asks the constraints of the rows that sample this step for their masks (the forward pass is
+   * already queued, so this overlaps it) and waits for them until the device is done. Returns the
+   * rows whose masks are still pending: they sit out this step.
+   */
+  async #awaitMasks(plan: StepPlan<Request>, logits: Tensor): Promise<Set<Request>> {
+    const pending: MaskTicket[] = [];
+    for (const s of plan.sequences) {
+      const req = s.request;
+      if (!req.constraint || !producesToken(s)) continue;
+      if (req.mask?.forTokens !== req.tokens.length) this.#askMask(req);
+      if (req.mask && !req.mask.ready) pending.push(req.mask);
+    }
+    if (pending.length === 0) return new Set();
+    await Promise.race([Promise.all(pending.map((m) => m.settled)), logits.device.synchronize()]);
+    const deferred = new Set<Request>();
+    for (const s of plan.sequences) {
+      const req = s.request;
+      if (!req.constraint || !producesToken(s) || req.failure || (req.mask?.ready ?? false)) continue;
+      deferred.add(req);
+      req.blocked = true;
+    }
+    return deferred;
+  }
+
+  /** Asks req's constraint for the mask of its next token; a promise settles in the background. */
+  #askMask(req: Request): void {
+    const forTokens = req.tokens.length;
+    let result: ReturnType<TokenConstraint['nextMask']>;
+    try {
+      result = req.constraint!.nextMask();
+    } catch (error) {
+      this.#failLater(req, error);
+      return;
+    }
+    if (result === null || result instanceof Int32Array) {
+      const ticket: MaskTicket = { forTokens, ready: false, value: null, settled: Promise.resolve() };
+      req.mask = ticket;
+      this.#maskArrived(req, ticket, result);
+      return;
+    }
+    const ticket: MaskTicket = { forTokens, ready: false, value: null, settled: Promise.resolve() };
+    ticket.settled = Promise.resolve(result).then(
+      (value) => this.#maskArrived(req, ticket, value),
+      (error) => this.#failLater(req, error),
+    );
+    req.mask = ticket;
+  }
+
+  /** Records a mask; a malformed one ends only its own request (the op would refuse the whole batch). */
+  #maskArrived(req: Request, ticket: MaskTicket, value: Int32Array | null): void {
+    if (req.finished || req.mask !== ticket) return;
+    const vocab = this.#model.vocabSize;
+    if (value !== null) {
+      if (!(value instanceof Int32Array) || value.length !== maskWords(vocab)) {
+        this.#failLater(req, new Error(`the request's constraint returned a token mask that is not an Int32Array of ceil(vocab / 32) = ${maskWords(vocab)} words`));
+        return;
+      }
+      if (!allowsSomeToken(value, vocab)) {
+        this.#failLater(req, new Error("the request's constraint allows no token"));
+        return;
+      }
+    }
+    ticket.value = value;
+    ticket.ready = true;
+    if (req.blocked) {
+      req.blocked = false;
+      this.#kick();
+    }
+  }
+
+  /** Ends a request with `error` between steps (it may be in the step running now). */
+  #failLater(req: Request, error: unknown): void {
+    if (req.finished || req.failure) return;
+    req.failure = error instanceof Error ? error : new Error(String(error));
+    req.blocked = false;
+    this.#kick(); // the loop ends it at its next step
+  }
+
   #samplingRow(req: Request): ops.SamplingRow {
     const o = req.options;
-    const row: ops.SamplingRow = {
-      temperature: o.temperature,
-      topK: o.topK,
-      topP: o.topP,
-      minP: o.minP,
-      presencePenalty: o.presencePenalty,
-      frequencyPenalty: o.frequencyPenalty,
-      repetitionPenalty: o.repetitionPenalty,
-      seed: o.seed,
-      offset: req.numOutput,
-    };
-    if (req.counts.size > 0 && (o.presencePenalty !== 0 || o.frequencyPenalty !== 0 || o.repetitionPenalty !== 1)) {
+    const row = deviceRow(o, req.numOutput, req.bias);
+    if (req.counts.size > 0 && usesPenalties(o)) {
       row.penaltyTokens = Int32Array.from(req.counts.keys());
       row.penaltyCounts = Int32Array.from(req.counts.values());
     }
+    const mask = req.readyMask;
+    if (mask) row.allowedMask = mask;
     return row;
   }
 
@@ -313,8 +440,8 @@ export class Engine {
     req.tokens.push(token);
     req.unsentTokenIds.push(token);
     const o = req.options;
-    if (o.presencePenalty !== 0 || o.frequencyPenalty !== 0 || o.repetitionPenalty !== 1)
-      req.counts.set(token, (req.counts.get(token) ?? 0) + 1);
+    if (usesPenalties(o)) req.counts.set(token, (req.counts.get(token) ?? 0) + 1);
+    if (req.constraint && !this.#constraintAccepts(req, token)) return;
     const isEos = !o.ignoreEos && this.#config.eosTokenIds.includes(token);
     const { text, stopped } = isEos ? { text: '', stopped: false } : req.output.push([token]);
     let logprobs: TokenLogprob[] | undefined;
@@ -331,7 +458,7 @@ export class Engine {
       ];
     }
     let finish: FinishReason | null = null;
-    if (isEos || stopped) finish = 'stop';
+    if (isEos || stopped || req.constraint?.isTerminated()) finish = 'stop';
     else if (req.numOutput >= o.maxTokens || req.tokens.length >= this.#config.maxModelLen) finish = 'length';
     const tail = finish !== null && !stopped ? req.output.flush() : '';
     // Every generated token (EOS and stop-string tokens included) is in exactly one delta's tokenIds:
@@ -339,6 +466,19 @@ export class Engine {
     if (text || tail || logprobs || finish)
       req.events.push({ type: 'delta', text: text + tail, tokenIds: req.unsentTokenIds.splice(0), logprobs });
     if (finish) this.#finish(req, finish);
+  }
+
+  /** Advances req's constraint past `token`; a rejection (or a throw) ends the request with an error. */
+  #constraintAccepts(req: Request, token: number): boolean {
+    let ok: boolean;
+    try {
+      ok = req.constraint!.accept(token);
+    } catch (error) {
+      this.#fail(req, error);
+      return false;
+    }
+    if (!ok) this.#fail(req, new Error(`the request's constraint rejected the sampled token ${token}`));
+    return ok;
   }
 
   #usage(req: Request) {
@@ -350,6 +490,7 @@ export class Engine {
     if (req.finished) return;
     req.finished = true;
     req.detach();
+    req.constraint?.dispose();
     this.#scheduler.remove(req);
     req.events.push({ type: 'done', finishReason: reason, usage: this.#usage(req) });
     req.events.end();
@@ -359,13 +500,30 @@ export class Engine {
     if (req.finished) return;
     req.finished = true;
     req.detach();
+    req.constraint?.dispose();
     this.#scheduler.remove(req);
     req.events.end(error instanceof Error ? error : new Error(String(error)));
   }
 
-  /** Cancelled requests leave the batch between steps; their blocks return to the pool. */
+  /** Cancelled and failed requests leave the batch between steps; their blocks return to the pool. */
   #reap(): void {
     for (const queue of [this.#scheduler.running, this.#scheduler.waiting])
-      for (const req of [...queue]) if (req.cancelled) this.#finish(req, 'cancelled');
+      for (const req of [...queue]) {
+        if (req.cancelled) this.#finish(req, 'cancelled');
+        else if (req.failure) this.#fail(req, req.failure);
+      }
   }
+}
+
+/** Whether this step brings the sequence to its last token, so that a token is sampled for it. */
+function producesToken(s: ScheduledSequence<Request>): boolean {
+  return s.start + s.numNew >= s.request.tokens.length;
+}
+
+/** Whether `mask` allows some token below `vocab` (bits past it are ignored, as the op does). */
+function allowsSomeToken(mask: Int32Array, vocab: number): boolean {
+  const full = vocab >> 5;
+  for (let w = 0; w < full; w++) if (mask[w] !== 0) return true;
+  const rest = vocab & 31;
+  return rest > 0 && (mask[full] & ((1 << rest) - 1)) !== 0;
 }

@@ -1,12 +1,14 @@
-// The library's model handle: a Qwen3 checkpoint on a device, its tokenizer and chat template, a
+// The library's model handle: a checkpoint of a registered architecture on a device, its tokenizer and chat template, a
 // paged KV cache and the engine that batches every generation running on it.
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
-import { Qwen3Model, type Qwen3Config } from '../model/index.js';
+import { existsSync } from 'node:fs';
+import { CausalLM, type ModelConfig, type ModelTask } from '../model/index.js';
 import type { KvCachePool, KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
 import { IncrementalDetokenizer, StopMatcher, Tokenizer } from '../tokenizer/index.js';
-import { Engine, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
+import { Embedder, type EmbedOptions, type EmbedResult } from './embeddings.js';
+import { Engine, RequestError, type EngineStats, type TextHooks, type TextOutput } from './engine.js';
 import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from './types.js';
 
 export interface LoadModelOptions {
@@ -31,7 +33,15 @@ export interface LoadModelOptions {
   maxWaiting?: number;
   /** Loading progress in bytes of weights. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /**
+   * 'generate' (text) or 'embed' (Qwen3-Embedding-style embeddings, no LM head). Default: 'embed' for a
+   * sentence-transformers checkpoint (modules.json beside config.json), else 'generate'.
+   */
+  task?: ModelTask;
 }
+
+/** What `model.tokenize` takes: a text (optionally with special tokens) or chat messages (through the template). */
+export type TokenizeInput = { prompt: string; addSpecialTokens?: boolean } | ({ messages: readonly ChatMessage[] } & ChatTemplateOptions);
 
 export interface ModelStats {
   engine: EngineStats;
@@ -44,16 +54,19 @@ export class Model {
   readonly id: string;
   readonly dir: string;
   readonly device: Device;
-  readonly config: Qwen3Config;
+  readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
   /** Prompt + completion tokens of one request at most. */
   readonly contextLength: number;
   /** Tokens the KV cache holds, all requests together. */
   readonly kvCacheTokens: number;
-  readonly #qwen: Qwen3Model;
+  /** What the model was loaded for: generation or embeddings. */
+  readonly task: ModelTask;
+  readonly #lm: CausalLM;
   readonly #kv: KvCachePool;
   readonly #blocks: KvBlockManager;
   readonly #engine: Engine;
+  readonly #embedder: Embedder | undefined;
   readonly #ownsDevice: boolean;
 
   private constructor(
@@ -61,7 +74,7 @@ export class Model {
     id: string,
     device: Device,
     ownsDevice: boolean,
-    qwen: Qwen3Model,
+    lm: CausalLM,
     tokenizer: Tokenizer,
     kv: KvCachePool,
     options: LoadModelOptions,
@@ -70,35 +83,41 @@ export class Model {
     this.id = id;
     this.device = device;
     this.#ownsDevice = ownsDevice;
-    this.#qwen = qwen;
-    this.config = qwen.config;
+    this.#lm = lm;
+    this.task = lm.task;
+    this.config = lm.config;
     this.tokenizer = tokenizer;
     this.#kv = kv;
     this.kvCacheTokens = kv.maxTokens;
-    this.contextLength = Math.min(options.maxModelLen ?? qwen.config.maxPositionEmbeddings, qwen.config.maxPositionEmbeddings, kv.maxTokens);
+    this.contextLength = Math.min(options.maxModelLen ?? lm.config.maxPositionEmbeddings, lm.config.maxPositionEmbeddings, kv.maxTokens);
     this.#blocks = new KvBlockManager(kv.numBlocks, kv.blockSize, { prefixCaching: options.prefixCaching ?? true });
-    const g = qwen.generation;
+    const g = lm.generation;
     const eos = new Set([...g.eosTokenIds, ...(tokenizer.eosTokenId !== null ? [tokenizer.eosTokenId] : [])]);
     this.#engine = new Engine(
       {
-        vocabSize: qwen.config.vocabSize,
+        vocabSize: lm.config.vocabSize,
         forward: (seqs) =>
-          qwen.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
+          lm.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
       },
       this.#blocks,
       textHooks(tokenizer),
       {
-        maxNumSeqs: qwen.maxSeqs,
-        maxNumBatchedTokens: qwen.maxBatchTokens,
+        maxNumSeqs: lm.maxSeqs,
+        maxNumBatchedTokens: lm.maxBatchTokens,
         maxModelLen: this.contextLength,
         eosTokenIds: [...eos],
         defaults: { temperature: g.temperature, topP: g.topP, topK: g.topK, minP: g.minP, repetitionPenalty: g.repetitionPenalty },
         maxWaiting: options.maxWaiting,
       },
     );
+    if (this.task === 'embed') {
+      const end = tokenizer.tokenToId('<|endoftext|>') ?? tokenizer.eosTokenId;
+      if (end === null || end === undefined) throw new Error(`${dir}: the tokenizer has no <|endoftext|> or eos token to end embedding inputs with`);
+      this.#embedder = new Embedder(lm, kv, this.#blocks, end, this.contextLength);
+    }
   }
 
-  /** Loads a Hugging Face Qwen3 directory (config.json, tokenizer files, safetensors). */
+  /** Loads a Hugging Face checkpoint directory (config.json, tokenizer files, safetensors) of a registered architecture. */
   static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
     const resolved = path.resolve(dir);
     const ownsDevice = !(options.device instanceof Device);
@@ -110,17 +129,18 @@ export class Model {
       if (!Number.isInteger(maxNumSeqs) || maxNumSeqs < 1) throw new Error('maxNumSeqs must be a positive integer');
       if (!Number.isInteger(maxNumBatchedTokens) || maxNumBatchedTokens < maxNumSeqs)
         throw new Error('maxNumBatchedTokens must be an integer ≥ maxNumSeqs (every running sequence decodes one token per step)');
-      const qwen = await Qwen3Model.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress });
+      const task = options.task ?? (existsSync(path.join(resolved, 'modules.json')) ? 'embed' : 'generate');
+      const lm = await CausalLM.load(resolved, device, { maxBatchTokens: maxNumBatchedTokens, maxSeqs: maxNumSeqs, onProgress: options.onProgress, task });
       let kv: KvCachePool;
       try {
         const bytes = options.kvCacheMemory ?? (device.hostMemory ? 2 ** 30 : 4 * 2 ** 30);
-        kv = qwen.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
+        kv = lm.createKvCache({ maxBytes: bytes, dtype: options.kvCacheDType ?? 'bf16' });
       } catch (e) {
-        qwen.dispose();
+        lm.dispose();
         throw e;
       }
       const id = options.id ?? path.basename(resolved).toLowerCase();
-      return new Model(resolved, id, device, ownsDevice, qwen, tokenizer, kv, options);
+      return new Model(resolved, id, device, ownsDevice, lm, tokenizer, kv, options);
     } catch (e) {
       if (ownsDevice) device.dispose();
       throw e;
@@ -138,7 +158,41 @@ export class Model {
 
   /** Generates from prompt token ids: text deltas, then one `done` with the finish reason and usage. */
   generate(prompt: readonly number[], options: SamplingOptions = {}, call: GenerateCallOptions = {}): AsyncIterable<GenerationEvent> {
+    if (this.task !== 'generate')
+      throw new RequestError(`${this.id} is an embedding model (loaded with task "embed"); it does not generate text`, 'model');
     return this.#engine.submit(prompt, options, call);
+  }
+
+  /** Token ids of a text (special tokens added unless `addSpecialTokens: false`) or of chat messages rendered by the template. */
+  tokenize(input: TokenizeInput): number[] {
+    if ('messages' in input) {
+      const { messages, ...template } = input;
+      return this.encodeChat(messages, template);
+    }
+    return this.tokenizer.encode(input.prompt, { addSpecialTokens: input.addSpecialTokens ?? true });
+  }
+
+  /** The text of token ids (special tokens included); ids outside the vocabulary are an error naming them. */
+  detokenize(ids: readonly number[]): string {
+    for (const id of ids)
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize)
+        throw new RequestError(`token id ${id} is outside the vocabulary of ${this.config.vocabSize}`, 'tokens');
+    return this.tokenizer.decode(ids.filter((id) => id < this.tokenizer.vocabSize));
+  }
+
+  /**
+   * Embeddings of texts or token-id lists (an embedding model only: task "embed"): last-token pooling
+   * after the end-of-text token, truncated to `dimensions`, L2-normalised.
+   */
+  embed(inputs: readonly (string | readonly number[])[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    if (!this.#embedder)
+      return Promise.reject(new RequestError(`${this.id} is a generative model; embeddings need an embedding model (task "embed")`, 'model'));
+    const ids = inputs.map((x) => (typeof x === 'string' ? this.tokenizer.encode(x, { addSpecialTokens: true }) : x));
+    try {
+      return this.#embedder.embed(ids, options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** A chat turn: the messages rendered by the model's own chat template, then generated. */
@@ -163,7 +217,7 @@ export class Model {
 
   dispose(): void {
     this.#kv.dispose();
-    this.#qwen.dispose();
+    this.#lm.dispose();
     if (this.#ownsDevice) this.device.dispose();
   }
 }

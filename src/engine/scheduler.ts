@@ -3,7 +3,8 @@
 // with its token count (prompt + output). Running requests go first (a decode is one token, a
 // prefill continues in chunks), then waiting requests are admitted first-come first-served while the
 // step's token budget and the sequence limit allow. When KV blocks run out, the newest running
-// request is preempted: its blocks are freed and it is recomputed later.
+// request is preempted: its blocks are freed and it is recomputed later. A blocked request (waiting
+// for its token mask) is skipped until it is unblocked.
 import type { BlockOwner, KvBlockManager } from '../kv/block-manager.js';
 
 export interface SchedulerConfig {
@@ -22,6 +23,8 @@ export interface SchedulableRequest extends BlockOwner {
   numComputed: number;
   /** Times this request was preempted. */
   numPreemptions: number;
+  /** Not schedulable for now (waiting for its token mask); it keeps its place and its blocks. */
+  readonly blocked?: boolean;
 }
 
 export interface ScheduledSequence<R extends SchedulableRequest> {
@@ -76,7 +79,7 @@ export class Scheduler<R extends SchedulableRequest> {
     for (let i = 0; i < this.running.length && budget > 0; ) {
       const req = this.running[i];
       const numNew = Math.min(req.tokens.length - req.numComputed, budget);
-      if (numNew <= 0) {
+      if (numNew <= 0 || req.blocked) {
         i++;
         continue;
       }
@@ -102,6 +105,7 @@ export class Scheduler<R extends SchedulableRequest> {
     while (this.waiting.length > 0 && budget > 0 && this.running.length < this.#config.maxNumSeqs) {
       if (plan.preempted.length > 0) break; // memory is short: do not admit in the step that preempted
       const req = this.waiting[0];
+      if (req.blocked) break; // first come first served: the head waits for its mask
       const numCached = this.#kv.claimCachedPrefix(req, req.tokens);
       const numNew = Math.min(req.tokens.length - numCached, budget);
       if (!this.#kv.allocate(req, numCached + numNew)) {

@@ -1,28 +1,9 @@
 // The generation contract between the engine (src/engine), the library API (src/index.ts) and the
 // server (src/server). Plain data only.
+import type { TokenConstraint } from './constraint.js';
 
-export interface SamplingOptions {
-  /** 0 = greedy. Default: generation_config.json's, else 1. */
-  temperature?: number;
-  topP?: number;
-  /** ≤ 0: off. */
-  topK?: number;
-  minP?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  repetitionPenalty?: number;
-  /** Same seed + same prompt + same options → same tokens. Random when absent. */
-  seed?: number;
-  /** Completion tokens at most (default: until the context is full). */
-  maxTokens?: number;
-  /** Strings that end generation; never emitted, may span tokens. */
-  stop?: string[];
-  /** Keep generating past EOS tokens. */
-  ignoreEos?: boolean;
-  /** Return the chosen token's logprob (and topLogprobs alternatives). */
-  logprobs?: boolean;
-  topLogprobs?: number;
-}
+
+export type { SamplingOptions, SamplingParams } from './sampling-params.js';
 
 export interface TokenLogprob {
   token: string;
@@ -59,4 +40,6 @@ export interface ChatTemplateOptions {
 
 export interface GenerateCallOptions {
   signal?: AbortSignal;
+  /** Restricts the tokens this request may sample (a grammar, a tool-call format, a ban list). */
+  constraint?: TokenConstraint;
 }

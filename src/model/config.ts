@@ -1,30 +1,13 @@
-// Hugging Face Qwen3 configuration: config.json (the architecture) and generation_config.json (the
-// checkpoint's sampling defaults and end-of-sequence tokens), parsed and validated field by field.
+// Hugging Face checkpoint configuration shared by every architecture: reading config.json and
+// generation_config.json (the checkpoint's sampling defaults and end-of-sequence tokens), the fields
+// every decoder-only model has, and typed field access whose errors name the file and the field.
+// Each architecture parses its own fields (see its file); the registry picks the architecture.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { ModelConfig } from './architecture.js';
 
 /** The weight dtypes a checkpoint may declare (torch_dtype / dtype). */
 export type WeightDType = 'bf16' | 'f16' | 'f32';
-
-/** A dense Qwen3 decoder (Qwen3ForCausalLM), in Paralon's names. */
-export interface Qwen3Config {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  /** Per-head width; Qwen3 states it explicitly and it may differ from hiddenSize / numHeads. */
-  headDim: number;
-  vocabSize: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  tieWordEmbeddings: boolean;
-  maxPositionEmbeddings: number;
-  /** The dtype the checkpoint says its weights are in; each tensor's own dtype is what is used. */
-  dtype: WeightDType;
-  /** eos_token_id of config.json (generation_config.json usually refines it). */
-  eosTokenIds: number[];
-}
 
 /** Sampling defaults and stop tokens from generation_config.json (absent fields: not set). */
 export interface GenerationDefaults {
@@ -37,26 +20,24 @@ export interface GenerationDefaults {
   repetitionPenalty?: number;
 }
 
-const SUPPORTED_ARCHITECTURE = 'Qwen3ForCausalLM';
-
-/** Reads and validates `dir/config.json`. */
-export function readQwen3Config(dir: string): Qwen3Config {
+/** Reads `dir/config.json` as JSON (not yet validated: the registry hands it to its architecture). */
+export function readConfigJson(dir: string): { json: unknown; file: string } {
   const file = path.join(dir, 'config.json');
   if (!existsSync(file)) throw new Error(`${file}: not found (a Hugging Face checkpoint directory has a config.json)`);
-  return parseQwen3Config(readJson(file), file);
+  return { json: readJson(file), file };
 }
 
 /**
  * Reads `dir/generation_config.json`; without one, the defaults are only config.json's EOS tokens
  * (pass `config` so they can be used).
  */
-export function readGenerationDefaults(dir: string, config?: Qwen3Config): GenerationDefaults {
+export function readGenerationDefaults(dir: string, config?: ModelConfig): GenerationDefaults {
   const file = path.join(dir, 'generation_config.json');
   if (!existsSync(file)) return { eosTokenIds: config ? [...config.eosTokenIds] : [] };
   return parseGenerationDefaults(readJson(file), file, config);
 }
 
-function readJson(file: string): unknown {
+export function readJson(file: string): unknown {
   const text = readFileSync(file, 'utf8');
   try {
     return JSON.parse(text);
@@ -65,11 +46,11 @@ function readJson(file: string): unknown {
   }
 }
 
-/** Validates a parsed config.json; `source` names the file in error messages. */
-export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Config {
-  const f = new Fields(json, source);
-  checkArchitecture(f, source);
-
+/**
+ * The fields every decoder-only transformer shares (attention shape, vocabulary, norm epsilon,
+ * tying, context length, dtype, EOS), validated; an architecture parses the rest itself.
+ */
+export function parseDecoderFields(f: Fields, source: string, architecture: string): ModelConfig {
   const hiddenSize = f.int('hidden_size', { min: 1 });
   const numHeads = f.int('num_attention_heads', { min: 1 });
   const numKvHeads = f.int('num_key_value_heads', { min: 1, optional: true }) ?? numHeads;
@@ -78,25 +59,6 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
   if (numHeads % numKvHeads !== 0)
     throw new Error(`${source}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim % 2 !== 0) throw new Error(`${source}: head_dim (${headDim}) must be even for rotary embeddings`);
-
-  if (f.bool('attention_bias', { optional: true }) === true)
-    throw new Error(`${source}: attention_bias is true; Qwen3 has no attention biases and Paralon does not run them`);
-  const act = f.str('hidden_act', { optional: true }) ?? 'silu';
-  if (act !== 'silu') throw new Error(`${source}: hidden_act is "${act}"; Qwen3 uses "silu"`);
-  if (f.bool('use_sliding_window', { optional: true }) === true)
-    throw new Error(`${source}: use_sliding_window is true; Paralon runs full attention only`);
-
-  // rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x); scaling
-  // (YaRN and friends) changes the rotation and is not implemented.
-  const ropeParams = f.object('rope_parameters');
-  const scaling = f.object('rope_scaling');
-  const ropeType = (scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default') as unknown;
-  if (ropeType !== 'default')
-    throw new Error(`${source}: rope scaling "${String(ropeType)}" is not supported (only the default RoPE)`);
-  const ropeTheta =
-    f.value('rope_theta') === undefined && ropeParams
-      ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
-      : f.num('rope_theta', { min: Number.MIN_VALUE });
 
   const dtypeName = f.str('torch_dtype', { optional: true }) ?? f.str('dtype', { optional: true }) ?? 'bfloat16';
   const dtype = WEIGHT_DTYPES[dtypeName];
@@ -109,15 +71,14 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
     if (id >= vocabSize) throw new Error(`${source}: eos_token_id ${id} is outside the vocabulary of ${vocabSize}`);
 
   return {
+    architecture,
     hiddenSize,
-    intermediateSize: f.int('intermediate_size', { min: 1 }),
     numLayers: f.int('num_hidden_layers', { min: 1 }),
     numHeads,
     numKvHeads,
     headDim,
     vocabSize,
     rmsNormEps: f.num('rms_norm_eps', { min: Number.MIN_VALUE, optional: true }) ?? 1e-6,
-    ropeTheta,
     tieWordEmbeddings: f.bool('tie_word_embeddings', { optional: true }) ?? false,
     maxPositionEmbeddings: f.int('max_position_embeddings', { min: 1 }),
     dtype,
@@ -126,7 +87,7 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
 }
 
 /** Validates a parsed generation_config.json; token ids are checked against the config's vocabulary. */
-export function parseGenerationDefaults(json: unknown, source = 'generation_config.json', config?: Qwen3Config): GenerationDefaults {
+export function parseGenerationDefaults(json: unknown, source = 'generation_config.json', config?: ModelConfig): GenerationDefaults {
   const f = new Fields(json, source);
   const out: GenerationDefaults = { eosTokenIds: f.tokenIds('eos_token_id') };
   if (out.eosTokenIds.length === 0 && config) out.eosTokenIds = [...config.eosTokenIds];
@@ -169,21 +130,8 @@ const WEIGHT_DTYPES: Record<string, WeightDType> = {
   'torch.float32': 'f32',
 };
 
-function checkArchitecture(f: Fields, source: string): void {
-  const archs = f.value('architectures');
-  if (archs !== undefined && (!Array.isArray(archs) || !archs.every((a) => typeof a === 'string')))
-    throw new Error(`${source}: architectures must be a list of strings`);
-  const modelType = f.str('model_type', { optional: true });
-  const named = (archs as string[] | undefined)?.[0] ?? (modelType ? `model_type "${modelType}"` : undefined);
-  if (named === undefined)
-    throw new Error(`${source}: neither architectures nor model_type is set; Paralon runs ${SUPPORTED_ARCHITECTURE} (dense)`);
-  const ok = (archs as string[] | undefined)?.includes(SUPPORTED_ARCHITECTURE) ?? modelType === 'qwen3';
-  if (!ok || (modelType !== undefined && modelType !== 'qwen3'))
-    throw new Error(`${source}: the model is ${named}; Paralon runs ${SUPPORTED_ARCHITECTURE} (dense)`);
-}
-
 /** Typed, validated access to the fields of one JSON object; errors name the file and the field. */
-class Fields {
+export class Fields {
   readonly #obj: Record<string, unknown>;
   readonly #source: string;
 

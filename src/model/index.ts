@@ -1,16 +1,30 @@
-// Qwen3 on Paralon's runtime: configuration, safetensors checkpoints, weights and the forward pass.
+// Models on Paralon's runtime: the registry of architectures, their configuration, checkpoints
+// (safetensors) and weights, and the model-neutral forward step.
 export {
-  readQwen3Config,
+  readConfigJson,
   readGenerationDefaults,
-  parseQwen3Config,
   parseGenerationDefaults,
-  type Qwen3Config,
+  parseDecoderFields,
+  Fields,
   type GenerationDefaults,
   type WeightDType,
 } from './config.js';
-export { SafetensorsCheckpoint, type TensorEntry } from './safetensors.js';
+export {
+  weight,
+  stacked,
+  type Architecture,
+  type AnyArchitecture,
+  type ModelConfig,
+  type WeightSpec,
+  type DecoderWeights,
+  type LayerContext,
+} from './architecture.js';
+export { registerArchitecture, architectureNames, ggufArchitecture, parseModelConfig, readModelConfig } from './registry.js';
+export * as blocks from './blocks.js';
+export { qwen3, parseQwen3Config, type Qwen3Config, type Qwen3Layer } from './qwen3.js';
+export { SafetensorsCheckpoint } from './safetensors.js';
 export { writeSafetensors, writeCheckpointTensors, type TensorToWrite, type SafetensorsDType } from './safetensors-writer.js';
-export { loadQwen3Weights, disposeWeights, type Qwen3Weights, type LayerWeights, type LoadProgress } from './weights.js';
-export { Qwen3Model, type SequenceChunk, type ForwardOptions, type Qwen3ModelOptions, type Qwen3LoadOptions } from './qwen3.js';
+export { loadDecoderWeights, resolveWeights, disposeWeights, type Checkpoint, type TensorEntry, type LoadProgress } from './weights.js';
+export { CausalLM, type SequenceChunk, type ForwardOptions, type CausalLMOptions, type CausalLMLoadOptions, type ModelTask } from './step.js';
 export { randomCheckpoint, hfConfigJson, type RandomCheckpointOptions, type RandomCheckpoint } from './random-checkpoint.js';
 export { writeDemoModel, type DemoModelOptions } from './demo.js';

@@ -1,314 +1,92 @@
-// The Qwen3 forward pass on Paralon's ops, for a batch of sequences each contributing new tokens: a
-// prefill chunk (possibly after cached tokens) or one decode token. Everything is queued on the
-// device stream; logits stay on the device for ops.sample.
-//
-// Per step: embedding → per layer [rmsnorm → q/k/v matmuls → qkNormRope → kvWrite → paged attention
-// → o_proj matmul accumulating into the residual stream → rmsnorm → gate/up matmuls → swiglu → down
-// matmul accumulating into the residual stream] → gather the last token of each sequence → final
-// rmsnorm → lm_head: 13 ops per layer + 4 per step.
-//
-// Activations are f32 and live in workspace tensors allocated once for the largest batch; each step
-// takes views of them (views allocate nothing on the device).
-import { ops, type Device, type Tensor } from '../runtime/index.js';
-import { KvCachePool, type KvCachePoolOptions, type KvCacheShape } from '../kv/pool.js';
-import { readGenerationDefaults, readQwen3Config, type GenerationDefaults, type Qwen3Config } from './config.js';
-import { SafetensorsCheckpoint } from './safetensors.js';
-import { disposeWeights, loadQwen3Weights, type LoadProgress, type Qwen3Weights } from './weights.js';
-import { DecodeGraphs, type StepMeta } from './decode-graphs.js';
+// Qwen3 (dense): Qwen3ForCausalLM. Its config fields, its weights and its layer loop:
+//   per layer [rmsnorm → qkv matmul → QK-norm + RoPE → kv write → paged attention → o_proj + residual
+//   → rmsnorm → gate/up matmul → SwiGLU → down_proj + residual]: 10 ops.
+import type { Architecture, LayerContext, ModelConfig } from './architecture.js';
+import { stacked, weight } from './architecture.js';
+import { attentionScratch, mlpScratch, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
+import { Fields, parseDecoderFields } from './config.js';
 
-/** One sequence's share of a forward step. */
-export interface SequenceChunk {
-  /** The new token ids: a prefill chunk or a single decode token (at least one). */
-  tokens: ArrayLike<number>;
-  /** Tokens of this sequence already in the KV cache; the new ones take positions numCached, numCached + 1, … */
-  numCached: number;
-  /** The sequence's KV blocks in order, covering at least numCached + tokens.length tokens. */
-  blockTable: ArrayLike<number>;
+/** A dense Qwen3 decoder, in Paralon's names. */
+export interface Qwen3Config extends ModelConfig {
+  intermediateSize: number;
+  ropeTheta: number;
 }
 
-export interface ForwardOptions {
-  /**
-   * Logits for every new token ([numTokens, vocab], a new tensor the caller disposes) instead of the
-   * last token of each sequence. For tests, evaluation and prompt echo; not the serving path.
-   */
-  allLogits?: boolean;
+export type Qwen3Layer = AttentionWeights & SwigluMlpWeights;
+
+/** Validates a parsed config.json of a dense Qwen3; `source` names the file in error messages. */
+export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Config {
+  const f = new Fields(json, source);
+  const modelType = f.str('model_type', { optional: true });
+  if (modelType !== undefined && modelType !== 'qwen3')
+    throw new Error(`${source}: model_type is "${modelType}" but architectures names Qwen3ForCausalLM (model_type "qwen3")`);
+  const base = parseDecoderFields(f, source, 'Qwen3ForCausalLM');
+
+  if (f.bool('attention_bias', { optional: true }) === true)
+    throw new Error(`${source}: attention_bias is true; Qwen3 has no attention biases and Paralon does not run them`);
+  const act = f.str('hidden_act', { optional: true }) ?? 'silu';
+  if (act !== 'silu') throw new Error(`${source}: hidden_act is "${act}"; Qwen3 uses "silu"`);
+  if (f.bool('use_sliding_window', { optional: true }) === true)
+    throw new Error(`${source}: use_sliding_window is true; Paralon runs full attention only`);
+
+  return { ...base, intermediateSize: f.int('intermediate_size', { min: 1 }), ropeTheta: parseRopeTheta(f, source) };
 }
 
-export interface Qwen3ModelOptions {
-  /** Most new tokens in one forward step (sizes the activation workspace). Default 1024. */
-  maxBatchTokens?: number;
-  /** Most sequences in one forward step (sizes the logits workspace). Default 64. */
-  maxSeqs?: number;
-  /** Replay decode steps as CUDA graphs (see decode-graphs.ts). Default: when the device records graphs. */
-  graphs?: boolean;
+/**
+ * rope_theta sits at the top level (transformers 4.x) or in rope_parameters (5.x); scaling (YaRN and
+ * friends) changes the rotation and is refused by name.
+ */
+export function parseRopeTheta(f: Fields, source: string): number {
+  const ropeParams = f.object('rope_parameters');
+  const scaling = f.object('rope_scaling');
+  const ropeType = (scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default') as unknown;
+  if (ropeType !== 'default')
+    throw new Error(`${source}: rope scaling "${String(ropeType)}" is not supported (only the default RoPE)`);
+  return f.value('rope_theta') === undefined && ropeParams
+    ? new Fields(ropeParams, `${source}: rope_parameters`).num('rope_theta', { min: Number.MIN_VALUE })
+    : f.num('rope_theta', { min: Number.MIN_VALUE });
 }
 
-export interface Qwen3LoadOptions extends Qwen3ModelOptions {
-  onProgress?: LoadProgress;
-}
+export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
+  names: ['Qwen3ForCausalLM'],
+  modelTypes: ['qwen3'],
+  ggufNames: ['qwen3'],
+  parseConfig: parseQwen3Config,
 
-/** Device activations for the largest step, and host arrays for the per-step metadata. */
-interface Workspace {
-  hidden: Tensor<'f32'>; // [maxT, hidden]: the residual stream
-  normed: Tensor<'f32'>; // [maxT, hidden]: rmsnorm outputs, the matmul inputs
-  // q, k, v and the attention output, later reused for gate and up (never alive at the same time):
-  // maxT × max(2·Hq·D + 2·Hkv·D, 2·intermediate) floats.
-  scratch: Tensor<'f32'>;
-  last: Tensor<'f32'>; // [maxSeqs, hidden]: last token of each sequence
-  logits: Tensor<'f32'>; // [maxSeqs, vocab]
-  tokens: Int32Array;
-  positions: Int32Array;
-  slots: Int32Array;
-  lastRows: Int32Array;
-  qStart: Int32Array;
-  kvLen: Int32Array;
-  blockTables: Int32Array; // grows with the longest block table seen
-}
-
-export class Qwen3Model {
-  readonly device: Device;
-  readonly config: Qwen3Config;
-  readonly generation: GenerationDefaults;
-  readonly weights: Qwen3Weights;
-  readonly maxBatchTokens: number;
-  readonly maxSeqs: number;
-  readonly #ws: Workspace;
-  readonly #graphs: DecodeGraphs | undefined;
-  #disposed = false;
-
-  constructor(device: Device, config: Qwen3Config, generation: GenerationDefaults, weights: Qwen3Weights, options: Qwen3ModelOptions = {}) {
-    this.maxBatchTokens = options.maxBatchTokens ?? 1024;
-    this.maxSeqs = options.maxSeqs ?? 64;
-    for (const [key, v] of Object.entries({ maxBatchTokens: this.maxBatchTokens, maxSeqs: this.maxSeqs }))
-      if (!Number.isSafeInteger(v) || v < 1) throw new Error(`Qwen3Model: ${key} must be a positive integer (got ${v})`);
-    this.device = device;
-    this.config = config;
-    this.generation = generation;
-    this.weights = weights;
-    this.#ws = allocateWorkspace(device, config, this.maxBatchTokens, this.maxSeqs);
-    if (options.graphs ?? device.supportsGraphs)
-      this.#graphs = new DecodeGraphs(device, Math.min(this.maxSeqs, this.maxBatchTokens), config.maxPositionEmbeddings);
-  }
-
-  /** Decode graphs recorded so far (0 when graphs are off). */
-  get graphCount(): number {
-    return this.#graphs?.size ?? 0;
-  }
-
-  /** Reads config.json, generation_config.json and the safetensors weights of `dir` onto `device`. */
-  static async load(dir: string, device: Device, options: Qwen3LoadOptions = {}): Promise<Qwen3Model> {
-    const config = readQwen3Config(dir);
-    const generation = readGenerationDefaults(dir, config);
-    const checkpoint = SafetensorsCheckpoint.open(device, dir);
-    let weights: Qwen3Weights;
-    try {
-      weights = await loadQwen3Weights(device, checkpoint, config, options.onProgress);
-    } finally {
-      checkpoint.close();
-    }
-    try {
-      return new Qwen3Model(device, config, generation, weights, options);
-    } catch (e) {
-      disposeWeights(weights);
-      throw e;
-    }
-  }
-
-  /** What a KV cache for this model stores per token. */
-  get kvShape(): KvCacheShape {
-    return { numLayers: this.config.numLayers, numKvHeads: this.config.numKvHeads, headDim: this.config.headDim };
-  }
-
-  /** A KV cache pool shaped for this model, on its device. */
-  createKvCache(options: KvCachePoolOptions): KvCachePool {
-    return new KvCachePool(this.device, this.kvShape, options);
-  }
-
-  /**
-   * Queues one forward step. Returns logits [numSeqs, vocab] for the last new token of each sequence:
-   * a view of the workspace, valid until the next forward (sample from it before then). With
-   * `allLogits`, a new [numTokens, vocab] tensor. The new tokens' K and V are written to `kv` at the
-   * slots their block tables give.
-   */
-  forward(batch: readonly SequenceChunk[], kv: KvCachePool, options: ForwardOptions = {}): Tensor<'f32'> {
-    if (this.#disposed) throw new Error('Qwen3Model: forward after dispose');
-    const { numTokens: T, maxBlocksPerSeq } = this.#prepare(batch, kv);
-    const S = batch.length;
-    const ws = this.#ws;
-    const meta: StepMeta = {
-      tokens: ws.tokens.subarray(0, T),
-      positions: ws.positions.subarray(0, T),
-      slots: ws.slots.subarray(0, T),
-      lastRows: ws.lastRows.subarray(0, S),
-      attention: {
-        qStart: ws.qStart.subarray(0, S + 1),
-        kvLen: ws.kvLen.subarray(0, S),
-        blockTables: ws.blockTables.subarray(0, S * maxBlocksPerSeq),
-        maxBlocksPerSeq,
-      },
-    };
-    if (this.#graphs && T === S && !options.allLogits) {
-      this.#graphs.run(meta, S, kv, (padded, seqs) => this.#queue(padded, seqs, seqs, kv, false));
-      return ws.logits.view([S, this.config.vocabSize]);
-    }
-    return this.#queue(meta, T, S, kv, options.allLogits ?? false);
-  }
-
-  /** Queues the ops of one step: T new tokens of S sequences described by `meta`. */
-  #queue(meta: StepMeta, T: number, S: number, kv: KvCachePool, allLogits: boolean): Tensor<'f32'> {
-    const c = this.config;
-    const w = this.weights;
-    const ws = this.#ws;
-    const { tokens, positions, slots, attention } = meta;
+  layerWeights(c, i) {
+    const p = `model.layers.${i}.`;
     const H = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
     const kvDim = c.numKvHeads * c.headDim;
-    const I = c.intermediateSize;
-    const eps = c.rmsNormEps;
-
-    const hidden = ws.hidden.view([T, H]);
-    const normed = ws.normed.view([T, H]);
-    const q = ws.scratch.view([T, qDim]);
-    const k = ws.scratch.view([T, kvDim], { offset: T * qDim });
-    const v = ws.scratch.view([T, kvDim], { offset: T * (qDim + kvDim) });
-    const attn = ws.scratch.view([T, qDim], { offset: T * (qDim + 2 * kvDim) });
-    const q3 = q.view([T, c.numHeads, c.headDim]);
-    const k3 = k.view([T, c.numKvHeads, c.headDim]);
-    const v3 = v.view([T, c.numKvHeads, c.headDim]);
-    const attn3 = attn.view([T, c.numHeads, c.headDim]);
-    const gate = ws.scratch.view([T, I]);
-    const up = ws.scratch.view([T, I], { offset: T * I });
-
-    ops.embedding(tokens, w.embedding, hidden);
-    w.layers.forEach((lw, l) => {
-      const cache = kv.layers[l];
-      ops.rmsnorm(hidden, lw.inputNorm, normed, { eps });
-      ops.matmul(normed, lw.q, q);
-      ops.matmul(normed, lw.k, k);
-      ops.matmul(normed, lw.v, v);
-      ops.qkNormRope(q3, k3, positions, { theta: c.ropeTheta, eps, qWeight: lw.qNorm, kWeight: lw.kNorm });
-      ops.kvWrite(cache, k3, v3, slots);
-      ops.attention(cache, q3, attn3, attention, { scale: 1 / Math.sqrt(c.headDim) });
-      ops.matmul(attn, lw.o, hidden, { residual: hidden });
-      ops.rmsnorm(hidden, lw.postAttentionNorm, normed, { eps });
-      ops.matmul(normed, lw.gate, gate);
-      ops.matmul(normed, lw.up, up);
-      ops.swiglu(gate, up, gate);
-      ops.matmul(gate, lw.down, hidden, { residual: hidden });
-    });
-
-    if (allLogits) {
-      ops.rmsnorm(hidden, w.finalNorm, normed, { eps });
-      const logits = this.device.empty([T, c.vocabSize]);
-      ops.matmul(normed, w.lmHead, logits);
-      return logits;
-    }
-    // Only the last token of each sequence needs logits: gather those rows (embedding over the f32
-    // hidden states as the table), then norm and project S rows instead of T.
-    const last = ws.last.view([S, H]);
-    ops.embedding(meta.lastRows, hidden, last);
-    ops.rmsnorm(last, w.finalNorm, last, { eps });
-    const logits = ws.logits.view([S, c.vocabSize]);
-    ops.matmul(last, w.lmHead, logits);
-    return logits;
-  }
-
-  /** Validates the batch and fills the host metadata arrays of the workspace. */
-  #prepare(batch: readonly SequenceChunk[], kv: KvCachePool): { numTokens: number; maxBlocksPerSeq: number } {
-    const c = this.config;
-    const ws = this.#ws;
-    const S = batch.length;
-    if (S < 1 || S > this.maxSeqs) throw new Error(`forward: ${S} sequences; this model was set up for 1 to ${this.maxSeqs}`);
-    if (kv.device !== this.device) throw new Error('forward: the KV cache lives on another device');
-    const shape = kv.shape;
-    if (shape.numLayers !== c.numLayers || shape.numKvHeads !== c.numKvHeads || shape.headDim !== c.headDim)
-      throw new Error(`forward: the KV cache holds ${shape.numLayers} layers × ${shape.numKvHeads} heads × ${shape.headDim}; ` +
-        `the model needs ${c.numLayers} × ${c.numKvHeads} × ${c.headDim}`);
-    const bs = kv.blockSize;
-
-    let T = 0;
-    let maxBlocksPerSeq = 1;
-    for (const seq of batch) {
-      const n = seq.tokens.length;
-      if (n < 1) throw new Error('forward: every sequence must bring at least one new token');
-      T += n;
-      maxBlocksPerSeq = Math.max(maxBlocksPerSeq, Math.ceil((seq.numCached + n) / bs));
-    }
-    if (T > this.maxBatchTokens) throw new Error(`forward: ${T} new tokens; this model was set up for at most ${this.maxBatchTokens}`);
-    if (ws.blockTables.length < S * maxBlocksPerSeq) ws.blockTables = new Int32Array(S * maxBlocksPerSeq * 2);
-    ws.blockTables.fill(0, 0, S * maxBlocksPerSeq);
-
-    let t = 0;
-    ws.qStart[0] = 0;
-    batch.forEach((seq, s) => {
-      const { tokens, numCached, blockTable } = seq;
-      const kvLen = numCached + tokens.length;
-      if (!Number.isSafeInteger(numCached) || numCached < 0)
-        throw new Error(`forward: sequence ${s}: numCached must be a non-negative integer (got ${numCached})`);
-      if (kvLen > c.maxPositionEmbeddings)
-        throw new Error(`forward: sequence ${s}: ${kvLen} tokens exceed max_position_embeddings (${c.maxPositionEmbeddings})`);
-      const blocks = Math.ceil(kvLen / bs);
-      if (blockTable.length < blocks)
-        throw new Error(`forward: sequence ${s}: ${kvLen} tokens need ${blocks} blocks of ${bs}; its block table has ${blockTable.length}`);
-      for (let j = 0; j < blocks; j++) {
-        const id = blockTable[j];
-        if (!Number.isInteger(id) || id < 0 || id >= kv.numBlocks)
-          throw new Error(`forward: sequence ${s}: block table entry ${j} = ${id} is outside the pool of ${kv.numBlocks} blocks`);
-        ws.blockTables[s * maxBlocksPerSeq + j] = id;
-      }
-      for (let i = 0; i < tokens.length; i++, t++) {
-        const id = tokens[i];
-        if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
-          throw new Error(`forward: sequence ${s}: token ${id} is outside the vocabulary of ${c.vocabSize}`);
-        const pos = numCached + i;
-        ws.tokens[t] = id;
-        ws.positions[t] = pos;
-        ws.slots[t] = blockTable[Math.floor(pos / bs)] * bs + (pos % bs);
-      }
-      ws.qStart[s + 1] = t;
-      ws.kvLen[s] = kvLen;
-      ws.lastRows[s] = t - 1;
-    });
-    return { numTokens: T, maxBlocksPerSeq };
-  }
-
-  /** Frees the workspace and the weights. */
-  dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    this.#graphs?.dispose();
-    for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits]) t.dispose();
-    disposeWeights(this.weights);
-  }
-}
-
-function allocateWorkspace(device: Device, c: Qwen3Config, maxT: number, maxS: number): Workspace {
-  const qDim = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
-  const scratchWidth = Math.max(2 * qDim + 2 * kvDim, 2 * c.intermediateSize);
-  const tensors: Tensor[] = [];
-  const alloc = (shape: number[]) => {
-    const t = device.empty(shape);
-    tensors.push(t);
-    return t;
-  };
-  try {
     return {
-      hidden: alloc([maxT, c.hiddenSize]),
-      normed: alloc([maxT, c.hiddenSize]),
-      scratch: alloc([maxT * scratchWidth]),
-      last: alloc([maxS, c.hiddenSize]),
-      logits: alloc([maxS, c.vocabSize]),
-      tokens: new Int32Array(maxT),
-      positions: new Int32Array(maxT),
-      slots: new Int32Array(maxT),
-      lastRows: new Int32Array(maxS),
-      qStart: new Int32Array(maxS + 1),
-      kvLen: new Int32Array(maxS),
-      blockTables: new Int32Array(maxS * 64),
+      inputNorm: weight(`${p}input_layernorm.weight`, [H]),
+      qkv: stacked([
+        [`${p}self_attn.q_proj.weight`, [qDim, H]],
+        [`${p}self_attn.k_proj.weight`, [kvDim, H]],
+        [`${p}self_attn.v_proj.weight`, [kvDim, H]],
+      ]),
+      o: weight(`${p}self_attn.o_proj.weight`, [H, qDim]),
+      qNorm: weight(`${p}self_attn.q_norm.weight`, [c.headDim]),
+      kNorm: weight(`${p}self_attn.k_norm.weight`, [c.headDim]),
+      postAttentionNorm: weight(`${p}post_attention_layernorm.weight`, [H]),
+      gateUp: stacked([
+        [`${p}mlp.gate_proj.weight`, [c.intermediateSize, H]],
+        [`${p}mlp.up_proj.weight`, [c.intermediateSize, H]],
+      ]),
+      down: weight(`${p}mlp.down_proj.weight`, [H, c.intermediateSize]),
     };
-  } catch (e) {
-    for (const t of tensors) t.dispose();
-    throw new Error(`Qwen3Model: cannot allocate the workspace for ${maxT} tokens and ${maxS} sequences: ${(e as Error).message}`);
-  }
-}
+  },
+
+  // qkNormRope reads both norm weights with one dtype.
+  sameDtype: [['qNorm', 'kNorm']],
+
+  scratchWidth: (c) => Math.max(attentionScratch(c), mlpScratch(c.intermediateSize)),
+
+  forwardLayers(ctx: LayerContext<Qwen3Config, Qwen3Layer>) {
+    const c = ctx.config;
+    ctx.weights.layers.forEach((lw, l) => {
+      selfAttention(ctx, lw, l, { theta: c.ropeTheta });
+      swigluMlp(ctx, lw, c.intermediateSize);
+    });
+  },
+};

@@ -9,7 +9,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
-import { parseQwen3Config, type Qwen3Config, type WeightDType } from './config.js';
+import type { WeightDType } from './config.js';
+import { parseQwen3Config, type Qwen3Config } from './qwen3.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
 
 export interface RandomCheckpointOptions {
@@ -48,6 +49,7 @@ const TORCH_DTYPE: Record<WeightDType, string> = { bf16: 'bfloat16', f16: 'float
 /** Writes a random Qwen3 checkpoint (small by default) and returns its config. */
 export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckpoint {
   const config: Qwen3Config = {
+    architecture: 'Qwen3ForCausalLM',
     hiddenSize: options.hiddenSize ?? 64,
     intermediateSize: options.intermediateSize ?? 96,
     numLayers: options.numLayers ?? 2,

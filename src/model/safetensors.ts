@@ -9,6 +9,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Device, MappedFile, Tensor } from '../runtime/index.js';
 import type { WeightDType } from './config.js';
+import type { Checkpoint, TensorEntry } from './weights.js';
+
+export type { TensorEntry };
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -19,20 +22,8 @@ const DTYPE_BYTES: Record<WeightDType, number> = { bf16: 2, f16: 2, f32: 4 };
 /** A header larger than this is not a real checkpoint's (the largest are a few MB). */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-/** One tensor of a checkpoint: where its bytes are and what they are. */
-export interface TensorEntry {
-  name: string;
-  /** The file's base name, for messages. */
-  file: string;
-  dtype: WeightDType;
-  shape: number[];
-  /** Absolute byte offset of the data in the file. */
-  byteOffset: number;
-  byteLength: number;
-}
-
 /** The open files of a checkpoint and the index of their tensors. */
-export class SafetensorsCheckpoint {
+export class SafetensorsCheckpoint implements Checkpoint {
   readonly dir: string;
   /** Base names of the files, in shard order. */
   readonly files: string[];

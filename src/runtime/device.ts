@@ -1,6 +1,6 @@
 // Devices: the CPU backend, CUDA GPUs and the CUDA simulator behind one interface.
 import { addon, type NativeDevice, type NativeMappedFile, type OpName } from './native.js';
-import { encode, type DType, type HostArray } from './dtype.js';
+import { encode, isQuantized, type DType, type HostArray } from './dtype.js';
 import { Tensor } from './tensor.js';
 import { DeviceGraph } from './graph.js';
 
@@ -67,8 +67,8 @@ export class Device {
   }
 
   /**
-   * A tensor holding `data`: raw elements of `dtype` (HostArray), or plain numbers that are encoded
-   * (f32 values rounded to bf16/f16 when dtype is 16-bit).
+   * A tensor holding `data`: raw elements of `dtype` (HostArray; the blocks' bytes for a quantized
+   * dtype), or plain numbers that are encoded (f32 values rounded to bf16/f16 when dtype is 16-bit).
    */
   tensor<D extends DType = 'f32'>(
     data: HostArray<D> | ArrayLike<number>,
@@ -140,6 +140,7 @@ export class Device {
 }
 
 function isRaw(data: unknown, dtype: DType): boolean {
+  if (isQuantized(dtype)) return data instanceof Uint8Array;
   if (dtype === 'f32') return data instanceof Float32Array;
   if (dtype === 'i32') return data instanceof Int32Array;
   return data instanceof Uint16Array;

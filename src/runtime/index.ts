@@ -3,6 +3,20 @@ export { Device, MappedFile, type DeviceName, type DeviceOptions, type CudaStatu
 export { Tensor } from './tensor.js';
 export { DeviceGraph } from './graph.js';
 export type { OpName } from './native.js';
-export { type DType, dtypeBytes, toBf16, fromBf16, toF16, fromF16, encode } from './dtype.js';
+export {
+  type DType,
+  type ElementDType,
+  type QuantDType,
+  dtypeBytes,
+  dtypeBlock,
+  dtypeByteLength,
+  isQuantized,
+  quantDTypes,
+  toBf16,
+  fromBf16,
+  toF16,
+  fromF16,
+  encode,
+} from './dtype.js';
 export * as ops from './ops.js';
-export type { KvCache, AttentionBatch, SamplingRow, SampleResult } from './ops.js';
+export type { KvCache, AttentionBatch, SamplingRow, SampleResult, SampleParamField } from './ops.js';

@@ -4,8 +4,10 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DType } from './dtype.js';
 
-export type NativeDType = 'f32' | 'bf16' | 'f16' | 'i32';
+/** The addon takes every runtime dtype by name (native/ops.h DType). */
+export type NativeDType = DType;
 /** The ops of the contract (native/ops.h Op), as Device.supports names them. */
 export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample';
 
@@ -34,7 +36,7 @@ export interface NativeDevice {
   selfTest(): { name: string; passed: boolean; detail: string }[];
   copy(dst: NativeTensor, src: NativeTensor): void;
   embedding(ids: Int32Array, table: NativeTensor, out: NativeTensor): void;
-  matmul(x: NativeTensor, w: NativeTensor, out: NativeTensor, residual: NativeTensor | null): void;
+  matmul(x: NativeTensor, w: NativeTensor, out: NativeTensor | NativeTensor[], residual: NativeTensor | null): void;
   rmsnorm(x: NativeTensor, residual: NativeTensor | null, sumOut: NativeTensor | null, weight: NativeTensor,
     out: NativeTensor, eps: number): void;
   qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,
@@ -43,8 +45,10 @@ export interface NativeDevice {
   kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array): void;
   attention(kCache: NativeTensor, vCache: NativeTensor, q: NativeTensor, out: NativeTensor, qStart: Int32Array,
     kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number): void;
+  /** native/addon/sample_binding.cc documents the arguments. */
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
-    penaltyCounts: Int32Array, numTop: number): Promise<NativeSampleResult>;
+    penaltyCounts: Int32Array, biasStart: Int32Array, biasTokens: Int32Array, biasValues: Float64Array,
+    maskRow: Int32Array, masks: Int32Array, numTop: number): Promise<NativeSampleResult>;
   supportsGraphs(): boolean;
   supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;
@@ -79,6 +83,8 @@ export interface NativeAddon {
    */
   setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; decodeSplits?: number }): void;
   build: { cuda: boolean };
+  /** The fields of a sample params row, in order (native/ops.h PARALON_SAMPLING_FIELDS). */
+  sampleParamFields: string[];
 }
 
 /** The package root: src/runtime/ and dist/runtime/ both sit two levels below it. */

@@ -1,5 +1,6 @@
 // The op contract (native/ops.h) as typed functions. Each op queues on the device of its tensors and
 // returns at once; arguments are validated synchronously and errors name the op ("matmul: ...").
+import { addon } from './native.js';
 import type { Tensor } from './tensor.js';
 
 /** One layer's paged KV cache: K and V pools of [numBlocks, blockSize, numKvHeads, headDim], f32 or bf16. */
@@ -18,6 +19,30 @@ export interface AttentionBatch {
   blockTables: Int32Array;
   maxBlocksPerSeq: number;
 }
+
+/**
+ * The numeric sampling parameters of one row, in the order the addon reads them from the params
+ * Float64Array (native/ops.h PARALON_SAMPLING_FIELDS). The addon exports its own list as
+ * `sampleParamFields`; this module refuses to load against an addon whose list differs.
+ */
+export const SAMPLE_PARAM_FIELDS = [
+  'temperature', 'topK', 'topP', 'minP', 'presencePenalty', 'frequencyPenalty', 'repetitionPenalty', 'seed', 'offset',
+] as const;
+export type SampleParamField = (typeof SAMPLE_PARAM_FIELDS)[number];
+
+/** The value that turns each optional parameter off. */
+export const SAMPLE_PARAM_OFF: Omit<Record<SampleParamField, number>, 'temperature'> = {
+  topK: 0, topP: 1, minP: 0, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, seed: 0, offset: 0,
+};
+
+/** Throws unless the addon reads a params row in SAMPLE_PARAM_FIELDS' order. */
+export function checkSampleParamLayout(native: readonly string[]): void {
+  const ours = SAMPLE_PARAM_FIELDS.join(', ');
+  if (native.join(', ') !== ours)
+    throw new Error(`the native addon's sampling parameters (${native.join(', ')}) differ from src/runtime/ops.ts's ` +
+      `(${ours}): rebuild the addon (npm run build:native)`);
+}
+checkSampleParamLayout(addon.sampleParamFields);
 
 export interface SamplingRow {
   /** 0 = greedy. */
@@ -39,6 +64,14 @@ export interface SamplingRow {
   /** Unique token ids seen in prompt or output, with their output counts (0 = prompt only). */
   penaltyTokens?: Int32Array;
   penaltyCounts?: Int32Array;
+  /** Logit bias: unique token ids (< vocab) and the values added to their logits (before the mask). */
+  biasTokens?: Int32Array;
+  biasValues?: ArrayLike<number>;
+  /**
+   * Allowed tokens: Int32Array of ceil(vocab / 32) words, bit (t & 31) of word (t >> 5) set = token t
+   * allowed (xgrammar's layout); the others get −∞. Must allow at least one token.
+   */
+  allowedMask?: Int32Array;
 }
 
 export interface SampleResult {
@@ -60,15 +93,21 @@ export function copy(dst: Tensor, src: Tensor): Tensor {
   return dst;
 }
 
-/** out[t] = table[ids[t]] as f32 (also a row gather of an f32 activation). */
+/** out[t] = table[ids[t]] as f32 (also a row gather of an f32 activation); the table may be quantized. */
 export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
   out.device.native.embedding(ids, table.native, out.native);
   return out;
 }
 
-/** out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate). */
-export function matmul(x: Tensor, w: Tensor, out: Tensor, options: { residual?: Tensor } = {}): Tensor {
-  out.device.native.matmul(x.native, w.native, out.native, nativeOf(options.residual));
+/**
+ * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate); w in f32, bf16,
+ * f16 or ggml blocks (q8_0, q4_k, q5_k, q6_k — see Device.supports). With a list of
+ * up to 3 outputs, w stacks several weights (a fused projection) and output j receives the next
+ * columns of the product, as many as it has: `matmul(normed, qkv, [q, k, v])` reads x once.
+ */
+export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor, out: T, options: { residual?: Tensor } = {}): T {
+  const device = Array.isArray(out) ? x.device : out.device;
+  device.native.matmul(x.native, w.native, Array.isArray(out) ? out.map((t) => t.native) : out.native, nativeOf(options.residual));
   return out;
 }
 
@@ -120,27 +159,56 @@ export function attention(
   return out;
 }
 
-/** Samples one token per row of logits [rows, vocab] (used as scratch); only ids and logprobs come back. */
+/** Concatenates per-row lists into CSR form: starts [rows + 1] and the entries. */
+function csr<T>(lists: readonly (ArrayLike<T> | undefined)[]): { start: Int32Array; entries: T[] } {
+  const start = new Int32Array(lists.length + 1);
+  const entries: T[] = [];
+  lists.forEach((list, i) => {
+    if (list) for (let j = 0; j < list.length; j++) entries.push(list[j]);
+    start[i + 1] = entries.length;
+  });
+  return { start, entries };
+}
+
+/**
+ * Samples one token per row of logits [rows, vocab] (used as scratch); only ids and logprobs come back.
+ * Logprobs are those of the raw logits: before bias, mask, penalties and temperature.
+ */
 export function sample(logits: Tensor, rows: readonly SamplingRow[], options: { numTop?: number } = {}): Promise<SampleResult> {
-  const params = new Float64Array(rows.length * 9);
-  const start = new Int32Array(rows.length + 1);
-  let total = 0;
+  const width = SAMPLE_PARAM_FIELDS.length;
+  const params = new Float64Array(rows.length * width);
   rows.forEach((r, i) => {
-    params.set(
-      [r.temperature, r.topK ?? 0, r.topP ?? 1, r.minP ?? 0, r.presencePenalty ?? 0, r.frequencyPenalty ?? 0,
-        r.repetitionPenalty ?? 1, r.seed ?? 0, r.offset ?? 0],
-      i * 9,
-    );
-    const n = r.penaltyTokens?.length ?? 0;
-    if ((r.penaltyCounts?.length ?? 0) !== n) throw new Error('sample: penaltyTokens and penaltyCounts differ in length');
-    total += n;
-    start[i + 1] = total;
+    SAMPLE_PARAM_FIELDS.forEach((field, j) => {
+      params[i * width + j] = field === 'temperature' ? r.temperature : (r[field] ?? SAMPLE_PARAM_OFF[field]);
+    });
+    if ((r.penaltyCounts?.length ?? 0) !== (r.penaltyTokens?.length ?? 0))
+      throw new Error(`sample: penaltyTokens and penaltyCounts differ in length (row ${i})`);
+    if ((r.biasValues?.length ?? 0) !== (r.biasTokens?.length ?? 0))
+      throw new Error(`sample: biasTokens and biasValues differ in length (row ${i})`);
   });
-  const tokens = new Int32Array(total);
-  const counts = new Int32Array(total);
+  const penalties = csr(rows.map((r) => r.penaltyTokens));
+  const counts = csr(rows.map((r) => r.penaltyCounts));
+  const bias = csr(rows.map((r) => r.biasTokens));
+  const biasValues = csr(rows.map((r) => r.biasValues));
+  const masked = rows.filter((r) => r.allowedMask);
+  const maskRow = new Int32Array(masked.length > 0 ? rows.length : 0);
+  const masks = new Int32Array(masked.reduce((n, r) => n + r.allowedMask!.length, 0));
+  let numMasks = 0;
+  let at = 0;
+  const words = Math.ceil(logits.shape[logits.shape.length - 1] / 32);
   rows.forEach((r, i) => {
-    if (r.penaltyTokens) tokens.set(r.penaltyTokens, start[i]);
-    if (r.penaltyCounts) counts.set(r.penaltyCounts, start[i]);
+    if (masked.length === 0) return;
+    if (!r.allowedMask) {
+      maskRow[i] = -1;
+      return;
+    }
+    if (r.allowedMask.length !== words)
+      throw new Error(`sample: the allowedMask of row ${i} has ${r.allowedMask.length} words; ceil(vocab / 32) = ${words}`);
+    masks.set(r.allowedMask, at);
+    at += r.allowedMask.length;
+    maskRow[i] = numMasks++;
   });
-  return logits.device.native.sample(logits.native, params, start, tokens, counts, options.numTop ?? 0);
+  return logits.device.native.sample(logits.native, params, penalties.start, Int32Array.from(penalties.entries),
+    Int32Array.from(counts.entries), bias.start, Int32Array.from(bias.entries), Float64Array.from(biasValues.entries),
+    maskRow, masks, options.numTop ?? 0);
 }

@@ -1,7 +1,7 @@
 // A typed, shaped region of device memory. Ops enqueue on the device's stream; read() resolves once
 // everything queued before it has run. dispose() frees deterministically (in stream order); a
 // tensor that is garbage-collected without dispose() is freed the same way by the addon.
-import { dtypeBytes, fromBf16, fromF16, type DType, type HostArray } from './dtype.js';
+import { dtypeByteLength, fromBf16, fromF16, isQuantized, type DType, type HostArray } from './dtype.js';
 import type { NativeTensor } from './native.js';
 import type { Device } from './device.js';
 
@@ -25,16 +25,18 @@ export class Tensor<D extends DType = DType> {
   }
 
   get byteLength(): number {
-    return this.numel * dtypeBytes[this.dtype];
+    return dtypeByteLength(this.dtype, this.numel);
   }
 
   get disposed(): boolean {
     return this.native.disposed;
   }
 
-  /** Raw elements: Float32Array for f32, Int32Array for i32, Uint16Array of bits for bf16/f16. */
+  /** Raw elements: Float32Array for f32, Int32Array for i32, Uint16Array of bits for bf16/f16, the
+   *  blocks' bytes (Uint8Array) for quantized dtypes. */
   async read(): Promise<HostArray<D>> {
     const buf = await this.native.read();
+    if (isQuantized(this.dtype)) return new Uint8Array(buf) as HostArray<D>;
     switch (this.dtype) {
       case 'f32':
         return new Float32Array(buf) as HostArray<D>;
@@ -45,8 +47,9 @@ export class Tensor<D extends DType = DType> {
     }
   }
 
-  /** Values as f32, whatever the dtype. */
+  /** Values as f32 for the element dtypes (a quantized tensor's blocks go through src/quant's dequantize). */
   async toFloat32(): Promise<Float32Array> {
+    if (isQuantized(this.dtype)) throw new Error(`toFloat32: ${this.toString()} is quantized; read() its blocks and dequantize them`);
     const raw = await this.read();
     if (this.dtype === 'bf16') return fromBf16(raw as Uint16Array);
     if (this.dtype === 'f16') return fromF16(raw as Uint16Array);
@@ -59,10 +62,11 @@ export class Tensor<D extends DType = DType> {
     return this;
   }
 
-  /** Another shape (and optionally dtype) over the same memory, starting `offset` elements in. */
+  /** Another shape (and optionally dtype) over the same memory, starting `offset` elements in (whole
+   *  blocks for a quantized dtype). */
   view<E extends DType = D>(shape: readonly number[], options: { dtype?: E; offset?: number } = {}): Tensor<E> {
     const dtype = (options.dtype ?? this.dtype) as E;
-    const byteOffset = (options.offset ?? 0) * dtypeBytes[dtype];
+    const byteOffset = dtypeByteLength(dtype, options.offset ?? 0);
     return new Tensor(this.device, this.native.view([...shape], dtype, byteOffset), dtype, shape);
   }
 

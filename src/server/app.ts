@@ -3,7 +3,8 @@
 //   /health, /metrics            open (health checks and scrapers carry no key)
 //   /, /playground[/assets/*]    the playground page, open (its API calls carry the user's key)
 //   /v1/...                      one scoped plugin: bearer-key auth, then chat/completions, completions,
-//                                models, usage; request and response JSON schemas on every route
+//                                embeddings, models, usage; request and response JSON schemas on every route
+//   /tokenize, /detokenize       vLLM's tokenizer routes, behind the same keys
 //
 // Requests are validated strictly (no type coercion, unknown fields rejected) and every error leaves
 // as OpenAI's error object (errors.ts). The model may still be loading when the server starts:
@@ -18,9 +19,11 @@ import { KeyStore } from './key-store.js';
 import { Sampled, ServerMetrics } from './metrics.js';
 import { chatCompletionsRoutes } from './routes/chat-completions.js';
 import { completionsRoutes } from './routes/completions.js';
+import { embeddingsRoutes } from './routes/embeddings.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
 import { playgroundRoutes } from './playground/plugin.js';
+import { tokenizeRoutes } from './routes/tokenize.js';
 import { usageRoutes } from './routes/usage.js';
 import { installAuth } from './auth.js';
 import { sharedSchemas } from './schemas/common.js';
@@ -106,11 +109,17 @@ export function createServer(options: ServerOptions): FastifyInstance {
       installAuth(v1, ctx);
       await v1.register(chatCompletionsRoutes, { ctx });
       await v1.register(completionsRoutes, { ctx });
+      await v1.register(embeddingsRoutes, { ctx });
       await v1.register(modelsRoutes, { ctx });
       await v1.register(usageRoutes, { ctx });
     },
     { prefix: '/v1' },
   );
+  // vLLM's tokenizer routes sit outside /v1, behind the same keys.
+  app.register(async (root) => {
+    installAuth(root, ctx);
+    await root.register(tokenizeRoutes, { ctx });
+  });
 
   // Shutdown: stop listening (Fastify closes the listener right after preClose), answer new requests on
   // open connections with 503, let generations finish within the grace period (then cancel them), close

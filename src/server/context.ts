@@ -1,7 +1,9 @@
 // What the route plugins share: the served model (once loaded), the stores, metrics and the tracker of
 // in-flight generations. Built once per server by app.ts.
 import type { ChatMessage, ChatTemplateOptions, GenerateCallOptions, GenerationEvent, SamplingOptions } from '../engine/types.js';
-import type { ModelStats } from '../engine/model.js';
+import type { ModelStats, TokenizeInput } from '../engine/model.js';
+import type { EmbedOptions, EmbedResult } from '../engine/embeddings.js';
+import type { ModelTask } from '../model/index.js';
 import type { GenerationTracker } from './generation.js';
 import type { KeyStore } from './key-store.js';
 import type { ServerMetrics } from './metrics.js';
@@ -11,10 +13,16 @@ import { ApiError, modelLoading, modelNotFound } from './errors.js';
 /** What the server needs of a loaded model (src/index.ts's Model provides it). */
 export interface ServedModel {
   readonly contextLength: number;
+  /** 'generate' serves chat and completions; 'embed' serves embeddings. */
+  readonly task: ModelTask;
   readonly tokenizer: {
     encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
     decode(ids: readonly number[]): string;
+    tokenText(id: number): string;
   };
+  tokenize(input: TokenizeInput): number[];
+  detokenize(ids: readonly number[]): string;
+  embed(inputs: readonly (string | readonly number[])[], options?: EmbedOptions): Promise<EmbedResult>;
   renderChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
   generate(promptTokens: number[], options: SamplingOptions, call: GenerateCallOptions): AsyncIterable<GenerationEvent>;
   stats(): ModelStats;

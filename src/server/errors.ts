@@ -68,6 +68,12 @@ function validationError(error: FastifyError): ApiError {
     const reasons = [...new Set(errors.filter((e) => e !== anyOf).map((e) => e.message))];
     return badRequest(`'${param}' is invalid: it ${reasons.join(', or ')}`, param || null);
   }
+  // A bad key (propertyNames) reports the key's own failure first: name the object and the key.
+  const badKey = errors.find((e) => e.keyword === 'propertyNames');
+  if (badKey) {
+    const param = jsonPointerToParam(badKey.instancePath);
+    return badRequest(`'${param}' has an invalid key '${String((badKey.params as { propertyName?: unknown }).propertyName)}'`, param || null);
+  }
   const first = errors[0];
   if (!first) return badRequest('the request body is invalid');
   const params = first.params as Record<string, unknown>;

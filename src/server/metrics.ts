@@ -116,7 +116,7 @@ export class ServerMetrics {
   readonly requests = this.registry.add(
     new Counter('paralon_requests_total', 'HTTP requests answered, by route and status code.'),
   );
-  readonly promptTokens = this.registry.add(new Counter('paralon_prompt_tokens_total', 'Prompt tokens of generation requests.'));
+  readonly promptTokens = this.registry.add(new Counter('paralon_prompt_tokens_total', 'Prompt tokens of metered requests (generations and embeddings).'));
   readonly generationTokens = this.registry.add(new Counter('paralon_generation_tokens_total', 'Tokens generated.'));
   readonly finished = this.registry.add(
     new Counter('paralon_generations_finished_total', 'Generations ended, by finish reason (stop, length, cancelled, error).'),

@@ -1,7 +1,6 @@
 // OpenAI (and vLLM) request fields → the engine's SamplingOptions. Ranges were checked by the JSON
 // schema; the engine checks again against the model (context length, vocabulary).
 import type { SamplingOptions } from '../engine/types.js';
-import { badRequest } from './errors.js';
 import type { SamplingFields } from './schemas/common.js';
 
 export interface LogprobRequest {
@@ -9,29 +8,44 @@ export interface LogprobRequest {
   topLogprobs: number;
 }
 
+/**
+ * HTTP request field → SamplingParams field, for the fields that map one to one (vLLM spells "top_k
+ * off" as -1, the engine as ≤ 0, so they agree). Typed against both sides: a field renamed on either
+ * is a compile error here.
+ */
+export const HTTP_SAMPLING_FIELDS = {
+  temperature: 'temperature',
+  top_p: 'topP',
+  top_k: 'topK',
+  min_p: 'minP',
+  presence_penalty: 'presencePenalty',
+  frequency_penalty: 'frequencyPenalty',
+  repetition_penalty: 'repetitionPenalty',
+  seed: 'seed',
+  ignore_eos: 'ignoreEos',
+} as const satisfies { [H in keyof SamplingFields]?: OptionAccepting<NonNullable<SamplingFields[H]>> };
+
+/** The SamplingOptions fields that accept a value of type T. */
+type OptionAccepting<T> = { [K in keyof SamplingOptions]-?: T extends NonNullable<SamplingOptions[K]> ? K : never }[keyof SamplingOptions];
+type HttpMapped = typeof HTTP_SAMPLING_FIELDS;
+
 /** The options of choice 0; see `forChoice` for the others. */
 export function toSamplingOptions(body: SamplingFields, maxTokens: number | null | undefined, logprobs: LogprobRequest): SamplingOptions {
-  const options: SamplingOptions = {};
-  const set = <K extends keyof SamplingOptions>(key: K, value: SamplingOptions[K] | null | undefined) => {
-    if (value !== null && value !== undefined) options[key] = value;
-  };
-  set('temperature', body.temperature);
-  set('topP', body.top_p);
-  // vLLM spells "off" as -1, the engine as ≤ 0.
-  set('topK', body.top_k);
-  set('minP', body.min_p);
-  set('presencePenalty', body.presence_penalty);
-  set('frequencyPenalty', body.frequency_penalty);
-  set('repetitionPenalty', body.repetition_penalty);
-  set('seed', body.seed);
-  set('maxTokens', maxTokens);
-  set('ignoreEos', body.ignore_eos);
+  const options: Record<string, unknown> = {};
+  for (const [http, field] of Object.entries(HTTP_SAMPLING_FIELDS)) {
+    const value = body[http as keyof HttpMapped];
+    if (value !== null && value !== undefined) options[field] = value;
+  }
+  if (maxTokens !== null && maxTokens !== undefined) options.maxTokens = maxTokens;
   if (body.stop !== null && body.stop !== undefined) options.stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
+  // Keys are decimal token ids (the schema's propertyNames); the engine checks them against the vocabulary.
+  if (body.logit_bias && Object.keys(body.logit_bias).length > 0)
+    options.logitBias = Object.fromEntries(Object.entries(body.logit_bias).map(([id, bias]) => [Number(id), bias]));
   if (logprobs.logprobs) {
     options.logprobs = true;
     options.topLogprobs = logprobs.topLogprobs;
   }
-  return options;
+  return options as SamplingOptions;
 }
 
 /**
@@ -41,10 +55,4 @@ export function toSamplingOptions(body: SamplingFields, maxTokens: number | null
 export function forChoice(options: SamplingOptions, index: number): SamplingOptions {
   if (options.seed === undefined || index === 0) return options;
   return { ...options, seed: (options.seed + index) % (Number.MAX_SAFE_INTEGER + 1) };
-}
-
-/** logit_bias is accepted empty (some clients always send {}); biasing tokens is not implemented. */
-export function refuseLogitBias(body: SamplingFields): void {
-  if (body.logit_bias && Object.keys(body.logit_bias).length > 0)
-    throw badRequest('logit_bias is not supported by this server', 'logit_bias');
 }

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel, writeDemoModel, type DeviceName, type Model } from '../index.js';
+import type { ModelTask } from '../model/index.js';
 import { createServer, type LogLevel } from './app.js';
 import { bytesSetting, ConfigError, intSetting, isLoopback, numberSetting, resolveDataDir, stringSetting, type RawValues } from './config.js';
 import { KeyStore } from './key-store.js';
@@ -21,6 +22,8 @@ export interface ServeConfig {
   /** null: the demo model under <dataDir>/demo-model. */
   modelDir: string | null;
   modelId: string;
+  /** Undefined: detected from the checkpoint (see LoadModelOptions.task). */
+  task?: ModelTask;
   device: DeviceName | 'auto';
   threads?: number;
   host: string;
@@ -44,6 +47,9 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
   const device = stringSetting(values, env, 'device') ?? 'auto';
   if (!/^(auto|cpu|cuda|cuda:\d+|cuda-sim)$/.test(device))
     throw new ConfigError(`--device must be auto, cpu, cuda, cuda:N or cuda-sim, got '${device}'`);
+  const task = stringSetting(values, env, 'task');
+  if (task !== undefined && task !== 'generate' && task !== 'embed')
+    throw new ConfigError(`--task must be generate or embed, got '${task}'`);
   const resolvedModelDir = modelDir === undefined ? null : path.resolve(modelDir);
   const modelId =
     stringSetting(values, env, 'served-model-name') ??
@@ -52,6 +58,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     dataDir: resolveDataDir(values, env),
     modelDir: resolvedModelDir,
     modelId,
+    task: task as ModelTask | undefined,
     device: device as DeviceName | 'auto',
     threads: intSetting(values, env, 'threads', 1, 1024),
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
@@ -88,6 +95,7 @@ export async function serve(config: ServeConfig): Promise<void> {
 
   const loading = loadModel(modelDir, {
     id: config.modelId,
+    task: config.task,
     device: config.device,
     threads: config.threads,
     maxModelLen: config.maxModelLen,

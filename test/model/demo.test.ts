@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../src/runtime/index.js';
-import { readGenerationDefaults, readQwen3Config } from '../../src/model/config.js';
+import { readGenerationDefaults } from '../../src/model/config.js';
+import { readModelConfig } from '../../src/model/registry.js';
 import { writeDemoModel } from '../../src/model/demo.js';
-import { Qwen3Model } from '../../src/model/qwen3.js';
+import { CausalLM } from '../../src/model/step.js';
 import { ReferenceQwen3 } from './reference.js';
 
 describe('demo model', () => {
@@ -25,7 +26,7 @@ describe('demo model', () => {
   it('is a Qwen3 checkpoint in the Hugging Face layout with the real tokenizer', () => {
     for (const f of ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'model.safetensors', 'README.md'])
       expect(existsSync(path.join(dir, f)), f).toBe(true);
-    const config = readQwen3Config(dir);
+    const { config } = readModelConfig(dir);
     expect(config).toMatchObject({ vocabSize: 151_936, hiddenSize: 256, numLayers: 4, numHeads: 8, numKvHeads: 4, headDim: 64, dtype: 'bf16', tieWordEmbeddings: true });
     expect(readGenerationDefaults(dir, config)).toEqual({ eosTokenIds: [151_645, 151_643], bosTokenId: 151_643, temperature: 0.6, topK: 20, topP: 0.95 });
     const tokenizer = JSON.parse(readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
@@ -44,7 +45,7 @@ describe('demo model', () => {
   });
 
   it('runs a prompt and two decodes in agreement with the float64 reference (bf16 weights widened exactly: 1e-4)', async () => {
-    const model = await Qwen3Model.load(dir, device, { maxBatchTokens: 16, maxSeqs: 1 });
+    const model = await CausalLM.load(dir, device, { maxBatchTokens: 16, maxSeqs: 1 });
     const kv = model.createKvCache({ maxTokens: 32, dtype: 'f32' });
     const blockTable = [1, 0];
     const tokens = [151_644, 872, 198, 9707, 11, 1879, 0, 151_645, 99_999];

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device, type Tensor } from '../../src/runtime/index.js';
 import { KvCachePool, type KvCacheDType } from '../../src/kv/pool.js';
-import { Qwen3Model, type SequenceChunk } from '../../src/model/qwen3.js';
+import { CausalLM, type SequenceChunk } from '../../src/model/step.js';
 import { randomCheckpoint, type RandomCheckpointOptions } from '../../src/model/random-checkpoint.js';
 import { ReferenceQwen3 } from './reference.js';
 
@@ -101,12 +101,12 @@ for (const dev of devices) {
     dev.cases.forEach((c, ci) => {
       describe(c.name, () => {
         const dir = path.join(root, `${dev.name}-${ci}`);
-        let model: Qwen3Model;
+        let model: CausalLM;
         let ref: ReferenceQwen3;
         const tol = tolerance(c, dev.name);
         beforeAll(async () => {
           randomCheckpoint({ dir, seed: 1000 + ci, ...c.checkpoint });
-          model = await Qwen3Model.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
+          model = await CausalLM.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
           ref = ReferenceQwen3.load(dir);
         });
         afterAll(() => model?.dispose());
@@ -239,12 +239,12 @@ class Lcg {
 
 describe('forward rejects batches it cannot run, before queuing anything', () => {
   let device: Device;
-  let model: Qwen3Model;
+  let model: CausalLM;
   let kv: KvCachePool;
   beforeAll(async () => {
     device = Device.open('cpu', { threads: 1 });
     const { dir } = randomCheckpoint({ dir: path.join(root, 'validation'), vocabSize: 50, maxPositionEmbeddings: 40 });
-    model = await Qwen3Model.load(dir, device, { maxBatchTokens: 16, maxSeqs: 2 });
+    model = await CausalLM.load(dir, device, { maxBatchTokens: 16, maxSeqs: 2 });
     kv = model.createKvCache({ maxTokens: 64, blockSize: 8, dtype: 'f32' });
   });
   afterAll(() => {

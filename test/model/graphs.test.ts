@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../src/runtime/index.js';
 import { KvCachePool } from '../../src/kv/pool.js';
-import { Qwen3Model, type SequenceChunk } from '../../src/model/qwen3.js';
+import { CausalLM, type SequenceChunk } from '../../src/model/step.js';
 import { bucket } from '../../src/model/decode-graphs.js';
 import { randomCheckpoint } from '../../src/model/random-checkpoint.js';
 import { assertClose, TOLERANCE } from '../reference/compare.js';
@@ -32,14 +32,14 @@ describe('decode graph buckets', () => {
 for (const d of devices) {
   describe.skipIf(d.skip)(`decode graphs on ${d.name}${d.skip ? ` (skipped: ${d.skip})` : ''}`, () => {
     let device: Device;
-    let graphed: Qwen3Model;
-    let eager: Qwen3Model;
+    let graphed: CausalLM;
+    let eager: CausalLM;
     beforeAll(async () => {
       device = Device.open(d.name as 'cuda-sim');
       const dir = path.join(root, d.name);
       randomCheckpoint({ dir, seed: 77, hiddenSize: 72, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 100, vocabSize: 97, numLayers: 2, dtype: 'bf16' });
-      graphed = await Qwen3Model.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
-      eager = await Qwen3Model.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6, graphs: false });
+      graphed = await CausalLM.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6 });
+      eager = await CausalLM.load(dir, device, { maxBatchTokens: 64, maxSeqs: 6, graphs: false });
     });
     afterAll(() => {
       graphed?.dispose();

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Device } from '../../src/runtime/index.js';
-import { parseGenerationDefaults, parseQwen3Config } from '../../src/model/config.js';
-import { Qwen3Model } from '../../src/model/qwen3.js';
+import { parseGenerationDefaults } from '../../src/model/config.js';
+import { parseModelConfig } from '../../src/model/registry.js';
+import { CausalLM } from '../../src/model/step.js';
+import type { Qwen3Config } from '../../src/model/qwen3.js';
 import { hfConfigJson, randomCheckpoint, type RandomCheckpointOptions } from '../../src/model/random-checkpoint.js';
 import { SafetensorsCheckpoint } from '../../src/model/safetensors.js';
 import { writeSafetensors } from '../../src/model/safetensors-writer.js';
@@ -43,21 +45,24 @@ function editConfig(dir: string, edit: (json: Record<string, unknown>) => void):
   writeFileSync(file, JSON.stringify(json));
 }
 
-const load = (dir: string) => Qwen3Model.load(dir, device, { maxBatchTokens: 8, maxSeqs: 2 });
+/** config.json parsed through the registry, as a loader does. */
+const parseConfig = (json: unknown) => parseModelConfig(json).config as Qwen3Config;
+
+const load = (dir: string) => CausalLM.load(dir, device, { maxBatchTokens: 8, maxSeqs: 2 });
 
 describe('config.json', () => {
   const base = () => hfConfigJson(checkpoint({ numLayers: 1 }).config);
 
   it('reads a Qwen3 config, head_dim independent of hidden / heads', () => {
-    const c = parseQwen3Config({ ...base(), hidden_size: 1024, num_attention_heads: 16, head_dim: 128, eos_token_id: [3, 5] });
+    const c = parseConfig({ ...base(), hidden_size: 1024, num_attention_heads: 16, head_dim: 128, eos_token_id: [3, 5] });
     expect(c).toMatchObject({ hiddenSize: 1024, numHeads: 16, headDim: 128, numKvHeads: 2, eosTokenIds: [3, 5], dtype: 'f32' });
   });
 
   it('rejects other architectures by name', () => {
-    expect(() => parseQwen3Config({ ...base(), architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
-      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM (dense)',
+    expect(() => parseConfig({ ...base(), architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2' })).toThrow(
+      'config.json: the model is Qwen2ForCausalLM; Paralon runs Qwen3ForCausalLM',
     );
-    expect(() => parseQwen3Config({ ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe' })).toThrow(
+    expect(() => parseConfig({ ...base(), architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe' })).toThrow(
       'the model is Qwen3MoeForCausalLM',
     );
   });
@@ -81,17 +86,17 @@ describe('config.json', () => {
       [{ eos_token_id: 1000 }, 'eos_token_id 1000 is outside the vocabulary'],
       [{ max_position_embeddings: undefined }, 'max_position_embeddings is missing'],
     ];
-    for (const [edit, message] of cases) expect(() => parseQwen3Config({ ...base(), ...edit }), message).toThrow(message);
+    for (const [edit, message] of cases) expect(() => parseConfig({ ...base(), ...edit }), message).toThrow(message);
   });
 
   it('takes rope_theta from rope_parameters and dtype from "dtype" (transformers 5)', () => {
     const json = { ...base(), rope_theta: undefined, rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, torch_dtype: undefined, dtype: 'bfloat16' };
-    expect(parseQwen3Config(json)).toMatchObject({ ropeTheta: 5e5, dtype: 'bf16' });
+    expect(parseConfig(json)).toMatchObject({ ropeTheta: 5e5, dtype: 'bf16' });
   });
 });
 
 describe('generation_config.json', () => {
-  const config = parseQwen3Config({ ...hfConfigJson(checkpoint({ numLayers: 1 }).config), eos_token_id: 7 });
+  const config = parseConfig({ ...hfConfigJson(checkpoint({ numLayers: 1 }).config), eos_token_id: 7 });
 
   it('reads EOS lists and sampling defaults', () => {
     const g = parseGenerationDefaults({ eos_token_id: [9, 7], temperature: 0.6, top_p: 0.95, top_k: 20, min_p: 0, repetition_penalty: 1.1, bos_token_id: 3 }, 'g', config);
@@ -139,7 +144,7 @@ describe('safetensors checkpoints', () => {
   it('reports progress up to the total', async () => {
     const { dir } = checkpoint();
     const seen: [number, number][] = [];
-    const model = await Qwen3Model.load(dir, device, { onProgress: (done, total) => seen.push([done, total]) });
+    const model = await CausalLM.load(dir, device, { onProgress: (done, total) => seen.push([done, total]) });
     expect(seen.at(-1)).toEqual([model.weights.bytes, model.weights.bytes]);
     model.dispose();
   });
@@ -243,6 +248,6 @@ describe('broken checkpoints name the file and the tensor', () => {
       j.architectures = ['LlamaForCausalLM'];
       j.model_type = 'llama';
     });
-    await expect(load(dir)).rejects.toThrow(`${path.join(dir, 'config.json')}: the model is LlamaForCausalLM; Paralon runs Qwen3ForCausalLM (dense)`);
+    await expect(load(dir)).rejects.toThrow(`${path.join(dir, 'config.json')}: the model is LlamaForCausalLM; Paralon runs Qwen3ForCausalLM`);
   });
 });

@@ -59,6 +59,12 @@ export class ReferenceQwen3 {
 
   /** Logits [tokens.length][vocab] of a whole sequence starting at position 0. */
   logits(tokens: readonly number[]): Float64Array[] {
+    const head = this.#get(this.config.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    return this.hidden(tokens).map((row) => matvec(head, row));
+  }
+
+  /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0. */
+  hidden(tokens: readonly number[]): Float64Array[] {
     const c = this.config;
     const n = tokens.length;
     const D = c.headDim;
@@ -108,8 +114,7 @@ export class ReferenceQwen3 {
         addInto(x[t], matvec(this.#get(`${p}mlp.down_proj.weight`), g));
       }
     }
-    const head = this.#get(c.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return x.map((row) => matvec(head, rmsnorm(row, this.#get('model.norm.weight'), c.eps)));
+    return x.map((row) => rmsnorm(row, this.#get('model.norm.weight'), c.eps));
   }
 }
 

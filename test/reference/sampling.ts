@@ -1,21 +1,16 @@
-// float64 references for sampling (native/ops.h SamplingParams): log_softmax, penalties, the
-// kept set of the filters (penalties → /temperature → top-k → top-p → min-p, each keeping every
-// token whose value reaches its threshold, ties kept), the filtered distribution and the Gumbel-max
-// draw with Philox noise.
+// float64 references for sampling (native/ops.h SamplingParams): log_softmax, logit bias, the token
+// mask, penalties, the kept set of the filters (bias → mask → penalties → /temperature → top-k →
+// top-p → min-p, each keeping every token whose value reaches its threshold, ties kept), the filtered
+// distribution and the Gumbel-max draw with Philox noise. Masked tokens are never kept or drawn.
+import type { SamplingRow } from '../../src/runtime/index.js';
 import { gumbel } from './philox.js';
 
-export interface SamplingRowRef {
-  temperature: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  repetitionPenalty?: number;
-  seed?: number;
-  offset?: number;
-  penaltyTokens?: ArrayLike<number>;
-  penaltyCounts?: ArrayLike<number>;
+export type SamplingRowRef = SamplingRow;
+
+/** Whether the row's mask (if any) allows token t: bit (t & 31) of word (t >> 5). */
+export function allowedRef(row: SamplingRowRef, t: number): boolean {
+  const m = row.allowedMask;
+  return !m || Math.floor(((m[Math.floor(t / 32)] >>> 0) / 2 ** (t % 32)) % 2) === 1;
 }
 
 export function logSoftmax(logits: ArrayLike<number>): Float64Array {
@@ -36,11 +31,14 @@ export function argmax(values: ArrayLike<number>, mask?: ArrayLike<boolean>): nu
 }
 
 /**
- * Penalties, in vLLM's order: repetition (every listed token, prompt or output: l > 0 ? l / r : l · r),
+ * Logit bias, then the mask (−∞), then penalties, in vLLM's order: repetition (every listed token, prompt or output: l > 0 ? l / r : l · r),
  * then frequency (× output count) and presence (once when the output count is > 0) subtracted.
  */
 export function penalize(logits: ArrayLike<number>, row: SamplingRowRef): Float64Array {
   const out = Float64Array.from(logits);
+  const biasTokens = row.biasTokens ?? [];
+  for (let i = 0; i < biasTokens.length; i++) out[biasTokens[i]] += row.biasValues![i];
+  for (let t = 0; t < out.length; t++) if (!allowedRef(row, t)) out[t] = -Infinity;
   const tokens = row.penaltyTokens ?? [];
   const counts = row.penaltyCounts ?? [];
   const r = row.repetitionPenalty ?? 1;
@@ -72,7 +70,7 @@ function softmaxOver(values: Float64Array, mask: boolean[]): Float64Array {
 /** Which tokens survive top-k, then top-p (on the softmax of the top-k survivors), then min-p. */
 export function keptMask(values: Float64Array, row: SamplingRowRef): boolean[] {
   const V = values.length;
-  let mask = new Array<boolean>(V).fill(true);
+  let mask = Array.from({ length: V }, (_, t) => allowedRef(row, t));
   const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => values[b] - values[a] || a - b);
   const topK = row.topK ?? 0;
   if (topK > 0 && topK < V) {
@@ -119,7 +117,7 @@ export interface DrawRef {
 export function drawRef(logits: ArrayLike<number>, row: SamplingRowRef): DrawRef {
   const values = scaledValues(logits, row);
   if (row.temperature === 0) {
-    const token = argmax(values);
+    const token = argmax(values, Array.from({ length: values.length }, (_, t) => allowedRef(row, t)));
     return { token, margin: Infinity, runnerUp: -1 };
   }
   const mask = keptMask(values, row);

@@ -35,7 +35,11 @@ type ErrorCase = [what: string, run: (dev: Device, other: Device) => unknown, me
 const CASES: ErrorCase[] = [
   // shapes
   ['matmul: x and w disagree on K', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 97]), d.empty([3, 10])), /^matmul: x f32\[3, 96\] and w f32\[10, 97\] disagree on K/],
-  ['matmul: out has the wrong shape', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), d.empty([3, 11])), /^matmul: out f32\[3, 11\] must be \[3, 10\]/],
+  ['matmul: out has the wrong shape', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), d.empty([3, 11])), /^matmul: out f32\[3, 11\] must have 10 columns in all, the rows of w f32\[10, 96\]/],
+  ['matmul: split outputs miss columns', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), [d.empty([3, 4]), d.empty([3, 5])]), /^matmul: out f32\[3, 4\] \+ f32\[3, 5\] must have 10 columns in all/],
+  ['matmul: split outputs overlap', (d) => { const y = d.empty([3, 10]); return ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), [y.view([3, 5]), y.view([3, 5], { offset: 3 })]); }, /^matmul: .*overlap/],
+  ['matmul: a residual with split outputs', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [10, 96]), [d.empty([3, 5]), d.empty([3, 5])], { residual: d.empty([3, 10]) }), /^matmul: a residual needs a single output tensor/],
+  ['matmul: four split outputs', (d) => ops.matmul(f32(d, [3, 96]), f32(d, [8, 96]), [1, 2, 3, 4].map(() => d.empty([3, 2]))), /^matmul: out must be a tensor or a list of 1 to 3 tensors/],
   ['rmsnorm: weight length differs from the rows', (d) => ops.rmsnorm(f32(d, [2, 8]), f32(d, [9]), d.empty([2, 8]), { eps: 1e-6 }), /^rmsnorm: weight f32\[9\]: dimension 0 must be 8/],
   ['swiglu: up has another shape', (d) => ops.swiglu(f32(d, [2, 8]), f32(d, [2, 9]), d.empty([2, 8])), /^swiglu: up f32\[2, 9\] must have the shape of gate/],
   ['qkNormRope: odd head dimension', (d) => ops.qkNormRope(f32(d, [1, 2, 7]), f32(d, [1, 1, 7]), Int32Array.of(0), { theta: 1e4 }), /^qkNormRope: head dimension 7 must be even/],

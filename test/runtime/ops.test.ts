@@ -6,9 +6,10 @@ import { denseCases } from './cases/dense.js';
 import { normCases } from './cases/norm.js';
 import type { OpCase } from './cases/op_case.js';
 import { pagedCases } from './cases/paged.js';
+import { quantizedCases } from './cases/quantized.js';
 import { device, devicesUnderTest } from './devices.js';
 
-const table: OpCase[] = [...denseCases(), ...normCases(), ...pagedCases()];
+const table: OpCase[] = [...denseCases(), ...quantizedCases(), ...normCases(), ...pagedCases()];
 
 // On cuda-sim the op table also runs under a seeded random schedule (lanes of a warp interleaved
 // between collectives, sim/sanitizers.h): a fixed seed, so a failure reproduces; try others with

@@ -62,7 +62,7 @@ describe('error classes through the OpenAI client', () => {
     const e = await expectApiError(() => client.chat.completions.create({ model: 'gpt-4o', messages: user }), OpenAI.NotFoundError);
     expect(e.code).toBe('model_not_found');
     await expectApiError(() => client.models.retrieve('gpt-4o'), OpenAI.NotFoundError);
-    await expectApiError(() => client.embeddings.create({ model: DEMO_MODEL_ID, input: 'x' }), OpenAI.NotFoundError);
+    await expectApiError(() => client.audio.speech.create({ model: DEMO_MODEL_ID, input: 'x', voice: 'alloy' }), OpenAI.NotFoundError);
   });
 
   it('413 for a body over the limit', async () => {
@@ -112,7 +112,11 @@ describe('error classes through the OpenAI client', () => {
 function modelFacade(m: Model): ServedModel {
   return {
     contextLength: m.contextLength,
+    task: m.task,
     tokenizer: m.tokenizer,
+    tokenize: (input) => m.tokenize(input),
+    detokenize: (ids) => m.detokenize(ids),
+    embed: (inputs, options) => m.embed(inputs, options),
     renderChat: (messages, options) => m.renderChat(messages, options),
     generate: (prompt, options, call) => m.generate(prompt, options, call),
     stats: () => m.stats(),

@@ -67,7 +67,7 @@ describe('chat completions', () => {
     expect(r.choices[0].message.content).toBe(asSystem.choices[0].message.content);
   });
 
-  it('refuses function calling, JSON mode and logit_bias by name', async () => {
+  it('refuses function calling and JSON mode by name', async () => {
     const refused = async (fields: Record<string, unknown>, param: string, message: RegExp) => {
       const e = await client.chat.completions.create({ model: DEMO_MODEL_ID, messages, max_tokens: 2, ...fields } as never).catch((x: unknown) => x);
       expect(e).toMatchObject({ status: 400, param });
@@ -76,7 +76,6 @@ describe('chat completions', () => {
     await refused({ tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }, 'tools', /tools \(function calling\) are not supported/);
     await refused({ tool_choice: 'required' }, 'tool_choice', /tool_choice other than 'none' or 'auto'/);
     await refused({ response_format: { type: 'json_object' } }, 'response_format', /response_format 'json_object' is not supported/);
-    await refused({ logit_bias: { '42': 5 } }, 'logit_bias', /logit_bias is not supported/);
     await refused({ modalities: ['text', 'audio'] }, 'modalities', /only the 'text' modality/);
   });
 
@@ -222,7 +221,11 @@ describe('reasoning', () => {
   const script = ['<th', 'ink>\nI should', ' think.\n</thi', 'nk>\n\nThe answer', ' is 4.'];
   const scripted: ServedModel = {
     contextLength: 1024,
-    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString() },
+    task: 'generate',
+    tokenizer: { encode: (t) => [...Buffer.from(t)], decode: (ids) => Buffer.from(ids).toString(), tokenText: (id) => String.fromCharCode(id) },
+    tokenize: (input) => model.tokenize(input),
+    detokenize: (ids) => model.detokenize(ids),
+    embed: (inputs, options) => model.embed(inputs, options),
     renderChat: (m, o) => model.renderChat(m, o),
     stats: () => model.stats(),
     async *generate(prompt): AsyncGenerator<GenerationEvent> {

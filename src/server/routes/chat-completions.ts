@@ -7,7 +7,7 @@ import type { ServedModel, ServerContext } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
-import { forChoice, refuseLogitBias, toSamplingOptions } from '../sampling.js';
+import { forChoice, toSamplingOptions } from '../sampling.js';
 import {
   ChatCompletionChunkSchema,
   ChatCompletionRequestSchema,
@@ -70,7 +70,6 @@ function refuseUnsupportedChatFeatures(body: ChatCompletionRequest): void {
     throw badRequest(`response_format '${format}' is not supported by this server (only 'text')`, 'response_format');
   if (body.modalities?.some((m) => m !== 'text'))
     throw badRequest("only the 'text' modality is supported", 'modalities');
-  refuseLogitBias(body);
 }
 
 /** The chat template's text; its own refusals (e.g. Qwen3's "No user query found in messages.") are 400s. */

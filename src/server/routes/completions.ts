@@ -5,7 +5,7 @@ import type { ServerContext, ServedModel } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { CompletionLogprobsBuilder } from '../logprobs.js';
-import { forChoice, refuseLogitBias, toSamplingOptions } from '../sampling.js';
+import { forChoice, toSamplingOptions } from '../sampling.js';
 import { errorResponses } from '../schemas/common.js';
 import {
   CompletionChunkSchema,
@@ -39,8 +39,7 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
         throw badRequest("'echo' with 'logprobs' would need the prompt's logprobs, which this server does not compute", 'echo');
       const prompts = toPromptTokens(model, body.prompt);
       if (prompts.some((p) => p.length === 0)) throw badRequest('the prompt is empty', 'prompt');
-      refuseLogitBias(body);
-      const n = body.n ?? 1;
+          const n = body.n ?? 1;
       if (prompts.length * n > MAX_CHOICES)
         throw badRequest(`a request may ask for ${MAX_CHOICES} choices at most (prompts × n = ${prompts.length * n})`, 'n');
       const options = toSamplingOptions(body, body.max_tokens ?? DEFAULT_MAX_TOKENS, {

@@ -1,5 +1,6 @@
 // POST /v1/chat/completions: the request, the response and the streamed chunk.
-import { samplingProperties, type SamplingFields } from './common.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { samplingProperties } from './common.js';
 
 export const ChatCompletionRequestSchema = {
   type: 'object',
@@ -50,23 +51,7 @@ export const ChatCompletionRequestSchema = {
   },
 } as const;
 
-export interface ChatCompletionRequest extends SamplingFields {
-  messages: {
-    role: 'developer' | 'system' | 'user' | 'assistant';
-    content: string | { type: 'text'; text: string }[];
-    name?: string;
-    reasoning_content?: string | null;
-  }[];
-  max_completion_tokens?: number | null;
-  logprobs?: boolean | null;
-  top_logprobs?: number | null;
-  chat_template_kwargs?: { enable_thinking?: boolean | null } | null;
-  tools?: unknown[] | null;
-  tool_choice?: string | object | null;
-  parallel_tool_calls?: boolean | null;
-  response_format?: { type: string } | null;
-  modalities?: string[] | null;
-}
+export type ChatCompletionRequest = FromSchema<typeof ChatCompletionRequestSchema>;
 
 const chatLogprobs = {
   type: ['object', 'null'],

@@ -1,6 +1,8 @@
 // Schemas shared by several routes, registered once with addSchema and referenced as { $ref: 'Id#' }.
 // Request schemas are strict (no type coercion, unknown fields rejected; see app.ts's Ajv options);
-// optional fields also accept null, as OpenAI's API does and as many clients send them.
+// optional fields also accept null, as OpenAI's API does and as many clients send them. Request types
+// are derived from the schemas (json-schema-to-ts's FromSchema), never written twice.
+import type { FromSchema } from 'json-schema-to-ts';
 
 export const ErrorResponseSchema = {
   $id: 'ErrorResponse',
@@ -68,7 +70,9 @@ export const CompletionLogprobsSchema = {
   },
 } as const;
 
-const nullable = <T extends Record<string, unknown>>(schema: T & { type: string }) => ({ ...schema, type: [schema.type, 'null'] });
+/** The schema, also accepting null (its type a literal tuple, so FromSchema keeps the precise type). */
+const nullable = <const T extends { type: string }>(schema: T) =>
+  ({ ...schema, type: [schema.type, 'null'] }) as Omit<T, 'type'> & { type: readonly [T['type'], 'null'] };
 
 /**
  * Request fields common to chat and text completions: sampling, stopping, logprobs, streaming,
@@ -101,36 +105,21 @@ export const samplingProperties = {
   },
   user: nullable({ type: 'string' }),
   // Accepted so that clients which always send them work; they change nothing here (store: there is
-  // no stored-completions API; service_tier: one tier). A non-empty logit_bias is refused by the route.
+  // no stored-completions API; service_tier: one tier).
   store: nullable({ type: 'boolean' }),
   metadata: { type: ['object', 'null'], maxProperties: 16, additionalProperties: { type: 'string', maxLength: 512 } },
   service_tier: nullable({ type: 'string' }),
-  logit_bias: { type: ['object', 'null'], additionalProperties: { type: 'number' } },
+  // OpenAI's { "token id": bias }; ids beyond the model's vocabulary are refused by the engine.
+  logit_bias: {
+    type: ['object', 'null'],
+    maxProperties: 1024,
+    propertyNames: { pattern: '^(0|[1-9][0-9]{0,9})$' },
+    additionalProperties: { type: 'number', minimum: -100, maximum: 100 },
+  },
 } as const;
 
-/** The TypeScript face of samplingProperties. */
-export interface SamplingFields {
-  model: string;
-  temperature?: number | null;
-  top_p?: number | null;
-  top_k?: number | null;
-  min_p?: number | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  repetition_penalty?: number | null;
-  seed?: number | null;
-  max_tokens?: number | null;
-  n?: number | null;
-  stop?: string | string[] | null;
-  ignore_eos?: boolean | null;
-  stream?: boolean | null;
-  stream_options?: { include_usage?: boolean | null } | null;
-  user?: string | null;
-  store?: boolean | null;
-  metadata?: Record<string, string> | null;
-  service_tier?: string | null;
-  logit_bias?: Record<string, number> | null;
-}
+/** The request fields of samplingProperties as TypeScript, derived from the schema. */
+export type SamplingFields = FromSchema<{ type: 'object'; required: ['model']; additionalProperties: false; properties: typeof samplingProperties }>;
 
 export const sharedSchemas = [ErrorResponseSchema, UsageSchema, ChatTokenLogprobSchema, CompletionLogprobsSchema];
 

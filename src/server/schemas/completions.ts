@@ -1,5 +1,6 @@
 // POST /v1/completions (the legacy text completions API, as evaluation tools use it).
-import { samplingProperties, type SamplingFields } from './common.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { samplingProperties } from './common.js';
 
 const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } as const;
 
@@ -24,11 +25,7 @@ export const CompletionRequestSchema = {
   },
 } as const;
 
-export interface CompletionRequest extends SamplingFields {
-  prompt: string | string[] | number[] | number[][];
-  echo?: boolean | null;
-  logprobs?: number | null;
-}
+export type CompletionRequest = FromSchema<typeof CompletionRequestSchema>;
 
 const completionChoice = {
   type: 'object',

@@ -69,6 +69,47 @@ function matmulCase(w: WeightType, M: number, N: number, K: number, residual: Re
   };
 }
 
+/**
+ * A fused projection: w stacks parts of `cols` rows, the product's columns split into one poisoned
+ * output per part (awkward widths so part boundaries fall inside threads' W-row chunks and tiles).
+ */
+function splitMatmulCase(w: WeightType, M: number, cols: number[], K: number): OpCase {
+  const N = cols.reduce((a, b) => a + b, 0);
+  const name = caseName('matmul', { w, M, split: cols.join('+'), K });
+  const inputs = once(() => {
+    const rng = new Rng(name);
+    return { x: rng.normals(M * K), w: rng.normals(N * K, 1 / Math.sqrt(K)) };
+  });
+  return {
+    name,
+    async run(device: Device) {
+      const { x, w: wv } = inputs();
+      const outs = cols.map((n) => poisoned(device, [M, n]));
+      ops.matmul(device.tensor(x, [M, K]), device.tensor(wv, [N, K], w), outs.map((o) => o.tensor));
+      const result: Record<string, Float32Array> = {};
+      for (const [j, o] of outs.entries()) {
+        await o.checkGuards(`out${j}`);
+        result[`out${j}`] = await o.tensor.read();
+      }
+      return result;
+    },
+    expected: once(() => {
+      const { x, w: wv } = inputs();
+      const y = matmulRef(x, storedAs(wv, w), M, N, K);
+      const result: Record<string, Float64Array> = {};
+      let c0 = 0;
+      cols.forEach((n, j) => {
+        const part = new Float64Array(M * n);
+        for (let m = 0; m < M; m++) for (let c = 0; c < n; c++) part[m * n + c] = y[m * N + c0 + c];
+        result[`out${j}`] = part;
+        c0 += n;
+      });
+      return result;
+    }),
+    tolerance: (device) => (isCuda(device) && w !== 'f32' && M > 16 ? TOLERANCE.roundedActivations[w] : TOLERANCE.f32),
+  };
+}
+
 type SwigluMode = 'separate' | 'out=gate' | 'out=up';
 
 function swigluCase(rows: number, dim: number, mode: SwigluMode): OpCase {
@@ -115,6 +156,10 @@ export function denseCases(): OpCase[] {
     });
     cases.push(matmulCase(w, 1, 3, 1001, 'separate'));
     cases.push(matmulCase(w, 129, 3, 96, 'alias'));
+    // q/k/v-like and gate/up-like splits, decode (streaming) and prefill (blocked) row counts.
+    cases.push(splitMatmulCase(w, 1, [75, 37, 37], 1001));
+    cases.push(splitMatmulCase(w, 3, [13, 200], 96));
+    cases.push(splitMatmulCase(w, 19, [75, 37, 37], 133));
   });
   for (const [rows, dim] of [[1, 96], [17, 1001], [3, 3072]])
     for (const mode of ['separate', 'out=gate', 'out=up'] as SwigluMode[]) cases.push(swigluCase(rows, dim, mode));

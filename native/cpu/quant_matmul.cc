@@ -1,0 +1,147 @@
+// y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual) with W in ggml's Q8_0, Q4_K, Q5_K or Q6_K blocks, read in
+// place. Activations stay f32 and meet dequantized weights: each 16-value group of a block is decoded
+// in registers to f32 (d_g·q − m_g, one FMA after widening the int8 quants) and FMA'd into f32
+// accumulators. No activation rounding, so the result is as close to the f64 product of the dequantized
+// weights as the f32 path of bf16 weights. llama.cpp instead quantizes activations to int8 per block and
+// uses integer dot products; measured on Q4_K (bench/cpu-variants/q4k-activations.cc, AVX-512 VNNI):
+// relative error 6.8e-3 against 7.3e-8 here, and no faster than the table-decoded f32 path (0.8-0.9×).
+//
+// - M = 1 (decode): threads own contiguous ranges of W rows and read each row as one sequential
+//   stream; four accumulators rotate over the groups to hide FMA latency. Traffic: W's bytes once.
+// - 2 ≤ M ≤ kMaxStreamingRows: each block of a W row is decoded once into an L1 buffer (≤ 1 KB) and
+//   dotted with every x row (M independent accumulator chains).
+// - Larger M (prefill): the blocked GEMM of matmul.cc, its B panels packed from W rows decoded 8 at a
+//   time per 256-value K slice, so decoding costs N·K work once per slice, shared by all M rows.
+#include <algorithm>
+#include <type_traits>
+
+#include "cpu/gemm.h"
+#include "cpu/kernels.h"
+#include "cpu/quant.h"
+#include "cpu/simd.h"
+
+namespace paralon {
+namespace cpu {
+
+namespace {
+
+// y[n] (+ residual) for one W row of nb blocks against one x row.
+template <class F>
+float dot_row_single(const typename F::Block* row, int64_t nb, const float* x) {
+  vf acc[4] = {vzero(), vzero(), vzero(), vzero()};
+#if defined(__AVX512F__)
+  if constexpr (kHasChunk64<F>) {  // table lookups, 64 values a step (quant.h)
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int c = 0; c < 4; ++c) {
+        __m512 v[4];
+        chunk64(row[b], c, v);
+        const float* xc = x + b * F::kValues + 64 * c;
+        for (int i = 0; i < 4; ++i) acc[i] = vfma(vload(xc + 16 * i), v[i], acc[i]);
+      }
+    }
+    return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+  }
+#endif
+#if defined(__AVX512BW__)
+  if constexpr (std::is_same_v<F, FormatQ6_K>) {  // 128 quants assembled as bytes at once (quant.h)
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int h = 0; h < 2; ++h) {
+        __m512 v[8];
+        q6_k_half(row[b], h, v);
+        const float* xh = x + b * F::kValues + 128 * h;
+        for (int i = 0; i < 8; ++i) acc[i & 3] = vfma(vload(xh + 16 * i), v[i], acc[i & 3]);
+      }
+    }
+    return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+  }
+#endif
+  float d[F::kGroups], m[F::kGroups];
+  for (int64_t b = 0; b < nb; ++b) {
+    F::scales(row[b], d, m);
+    const float* xb = x + b * F::kValues;
+    for (int g = 0; g < F::kGroups; ++g) {
+      vf w[kGroupVecs];
+      q16_widen(F::group(row[b], g), d[g], m[g], w);
+      for (int u = 0; u < kGroupVecs; ++u) {
+        vf& a = acc[(g * kGroupVecs + u) & 3];
+        a = vfma(vload(xb + kGroup * g + u * kLanes), w[u], a);
+      }
+    }
+  }
+  return vreduce_add(vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+}
+
+// out[i] = x row i · W row over nb blocks, for M ≤ kMaxStreamingRows x rows (stride K).
+template <class F>
+void dot_row_multi(const typename F::Block* row, int64_t nb, const float* x, int64_t K, int64_t M, float* buf,
+                   float out[kMaxStreamingRows]) {
+  vf acc[kMaxStreamingRows];
+  for (int64_t i = 0; i < M; ++i) acc[i] = vzero();
+  for (int64_t b = 0; b < nb; ++b) {
+    decode_block<F>(row[b], buf);
+    const float* xb = x + b * F::kValues;
+    for (int k = 0; k < F::kValues; k += kLanes) {
+      const vf w = vload(buf + k);
+      for (int64_t i = 0; i < M; ++i) acc[i] = vfma(vload(xb + i * K + k), w, acc[i]);
+    }
+  }
+  for (int64_t i = 0; i < M; ++i) out[i] = vreduce_add(acc[i]);
+}
+
+template <class F>
+void matmul_streaming_quantized(Context& ctx, const MatmulArgs& a) {
+  using Block = typename F::Block;
+  const Block* w = static_cast<const Block*>(a.w);
+  const int64_t M = a.M, N = a.N, K = a.K, nb = K / F::kValues;
+  const int64_t rows = chunk_size(N, ctx.pool, 16);
+  ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
+    const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
+    alignas(64) float buf[F::kValues];
+    for (int64_t n = n0; n < n1; ++n) {
+      const Block* row = w + n * nb;
+      float out[kMaxStreamingRows];
+      if (M == 1) {
+        out[0] = dot_row_single<F>(row, nb, a.x);
+      } else {
+        dot_row_multi<F>(row, nb, a.x, K, M, buf, out);
+      }
+      for (int64_t i = 0; i < M; ++i) {
+        const int64_t at = i * N + n;
+        a.y[at] = out[i] + (a.residual ? a.residual[at] : 0.0f);
+      }
+    }
+  });
+}
+
+template <class F>
+void decode_range(const typename F::Block* row, int64_t v0, int64_t n, float* out) {
+  for (int64_t b = v0 / F::kValues, e = (v0 + n) / F::kValues; b < e; ++b, out += F::kValues) decode_block<F>(row[b], out);
+}
+
+}  // namespace
+
+void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* out) {
+  with_quant_format(t, [&](auto* tag) {
+    using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
+    decode_range<F>(static_cast<const typename F::Block*>(row), v0, n, out);
+  });
+}
+
+void matmul_quantized(Context& ctx, const MatmulArgs& a) {
+  with_quant_format(a.w_dtype, [&](auto* tag) {
+    using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
+    using Block = typename F::Block;
+    if (a.M <= kMaxStreamingRows) {
+      matmul_streaming_quantized<F>(ctx, a);
+      return;
+    }
+    const Block* w = static_cast<const Block*>(a.w);
+    const int64_t nb = a.K / F::kValues;
+    matmul_blocked_decoded(ctx, a, [&](int64_t n0, int64_t count, int64_t pc, int64_t kc, float* out) {
+      for (int64_t i = 0; i < count; ++i) decode_range<F>(w + (n0 + i) * nb, pc, kc, out + i * kc);
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace paralon

@@ -1,0 +1,115 @@
+// What an architecture is to Paralon: a config parser, a weight spec and a layer loop. Everything
+// else a forward step needs (batch validation, metadata, workspaces, embedding, the LM head, decode
+// graphs) is model-neutral and lives in step.ts; architectures are found by name in registry.ts.
+import type { Device, Tensor } from '../runtime/index.js';
+import type { KvCachePool } from '../kv/pool.js';
+import type { StepMeta } from './decode-graphs.js';
+import type { WeightDType } from './config.js';
+
+/** The part of a decoder-only model's configuration that the model-neutral machinery reads. */
+export interface ModelConfig {
+  /** The registry name the model was loaded as (config.json architectures[0]). */
+  architecture: string;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  /** Longest context the model supports (positions 0 … maxPositionEmbeddings − 1). */
+  maxPositionEmbeddings: number;
+  /** The dtype the checkpoint says its weights are in; each tensor's own dtype is what is used. */
+  dtype: WeightDType;
+  /** eos_token_id of config.json (generation_config.json usually refines it). */
+  eosTokenIds: number[];
+}
+
+/**
+ * One weight the layer loop reads: a checkpoint tensor of a given shape, or several stacked along
+ * their first dimension at load (a fused projection: q/k/v → qkv, gate/up → gateUp), so one matmul
+ * reads the normed activations once.
+ */
+export interface WeightSpec {
+  /** Checkpoint tensor names (Hugging Face naming); more than one: concatenated in this order. */
+  names: string[];
+  /** The shape of each named tensor. */
+  shapes: number[][];
+}
+
+/** A weight of one tensor. */
+export const weight = (name: string, shape: number[]): WeightSpec => ({ names: [name], shapes: [shape] });
+/** Tensors stacked along dimension 0 into one weight. */
+export const stacked = (parts: [name: string, shape: number[]][]): WeightSpec => ({
+  names: parts.map(([n]) => n),
+  shapes: parts.map(([, s]) => s),
+});
+
+/** The weights every decoder-only model has around its layers, plus its layers' own. */
+export interface DecoderWeights<L> {
+  embedding: Tensor;
+  layers: L[];
+  finalNorm: Tensor;
+  /** The embedding itself when tie_word_embeddings. */
+  lmHead: Tensor;
+  /** Bytes of weight data placed. */
+  bytes: number;
+}
+
+/**
+ * What a layer loop gets for one step: T new tokens of S sequences. Activations are views of the
+ * step's workspace: `hidden` is the residual stream (the embeddings on entry; the last layer's
+ * output on exit), `normed` and `scratch` are free for the layers to use.
+ */
+export interface LayerContext<C extends ModelConfig, L> {
+  config: C;
+  weights: DecoderWeights<L>;
+  kv: KvCachePool;
+  meta: StepMeta;
+  numTokens: number;
+  numSeqs: number;
+  hidden: Tensor<'f32'>; // [T, hiddenSize]
+  normed: Tensor<'f32'>; // [T, hiddenSize]
+  /** Floats [T × scratchWidth(config)], carved into views by the layer loop. */
+  scratch: Tensor<'f32'>;
+}
+
+/** A model architecture: registered once (registry.ts), found by config.json's architectures[0]. */
+export interface Architecture<C extends ModelConfig = ModelConfig, L = unknown> {
+  /** config.json `architectures` values this file runs (the first is its canonical name). */
+  names: readonly string[];
+  /** config.json `model_type` values (for configs that omit `architectures`). */
+  modelTypes?: readonly string[];
+  /** GGUF `general.architecture` values, for checkpoints in that format. */
+  ggufNames?: readonly string[];
+  /** Validates a parsed config.json; `source` names the file in errors. */
+  parseConfig(json: unknown, source: string): C;
+  /** The weights of layer `i`, by the key the layer loop reads them under. */
+  layerWeights(config: C, i: number): Record<keyof L & string, WeightSpec>;
+  /** Pairs of layer weights that one op reads with one dtype (checked at load, naming the file). */
+  sameDtype?: readonly (readonly [keyof L & string, keyof L & string])[];
+  /** Floats of per-token scratch the layer loop needs (times the step's token count). */
+  scratchWidth(config: C): number;
+  /** Queues every layer of one step on the device. */
+  forwardLayers(ctx: LayerContext<C, L>): void;
+}
+
+/** Any registered architecture (the registry holds them without their type parameters). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyArchitecture = Architecture<any, any>;
+
+/** Allocates one tensor per call, disposing all of them when a later one fails. */
+export function allocateAll<T>(device: Device, what: string, build: (alloc: (shape: number[]) => Tensor<'f32'>) => T): T {
+  const made: Tensor[] = [];
+  try {
+    return build((shape) => {
+      const t = device.empty(shape);
+      made.push(t);
+      return t;
+    });
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
+}
