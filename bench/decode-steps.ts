@@ -1,7 +1,8 @@
 // Whole decode steps of a Qwen3-shaped random bf16 model on one device: tokens per second at several
 // batch sizes, with the decode step replayed as a CUDA graph and queued op by op, side by side, and
 // the batch-1 figure against the memory roofline (every weight byte read once per step, at the copy
-// bandwidth measured in the same run). Each step is what the engine does: forward, then greedy
+// bandwidth measured in the same run), and the measured step time next to the ideal one of the
+// bytes-per-stage model (decode-model.ts). Each step is what the engine does: forward, then greedy
 // sampling that brings the token ids back to the host. Used by gpu:check.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { Device, ops } from '../src/runtime/index.js';
 import { CausalLM, type SequenceChunk } from '../src/model/step.js';
 import { randomCheckpoint } from '../src/model/random-checkpoint.js';
 import { shapeSpec } from './checkpoints.js';
+import { decodeStepBytes, weightBytesPerStep } from './decode-model.js';
 import { measureCeiling } from './kernels.js';
 import type { Row } from './results.js';
 import type { ModelShape } from './shapes.js';
@@ -20,16 +22,13 @@ export interface DecodeStepOptions {
   steps: number;
 }
 
-/** Bytes of bf16 matrices a decode step reads (embedding rows aside): the roofline's numerator. */
-function weightBytesPerStep(s: ModelShape): number {
-  const layer = s.hidden * (s.numHeads + 2 * s.numKvHeads) * s.headDim + s.numHeads * s.headDim * s.hidden + 3 * s.hidden * s.intermediate;
-  return 2 * (s.numLayers * layer + s.vocab * s.hidden);
-}
-
-export async function benchDecodeSteps(deviceName: string, shape: ModelShape, opt: DecodeStepOptions): Promise<{ rows: Row[]; agreement: number }> {
+export async function benchDecodeSteps(
+  deviceName: string, shape: ModelShape, opt: DecodeStepOptions,
+): Promise<{ rows: Row[]; stageRows: Row[]; agreement: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'paralon-decode-'));
   const device = Device.open(deviceName as 'cuda');
   const rows: Row[] = [];
+  const stageRows: Row[] = [];
   let agreement = 0;
   try {
     console.error(`writing a ${shape.name}-shaped random bf16 checkpoint…`);
@@ -75,11 +74,20 @@ export async function benchDecodeSteps(deviceName: string, shape: ModelShape, op
       });
       agreement = Math.max(agreement, maxErr / maxRef);
       const roofline = peak.gbps * 1e9 / weightBytesPerStep(shape);
+      // The timed steps attend over promptTokens + 2 .. promptTokens + steps keys: the middle one.
+      const model = decodeStepBytes(shape, B, opt.promptTokens + Math.ceil(opt.steps / 2) + 1);
+      const idealMs = (model.totalBytes / (peak.gbps * 1e9)) * 1000;
+      const measuredMs = (1000 * B) / perMode.graph;
+      for (const st of model.stages) {
+        stageRows.push({ model: `${shape.name} bf16`, batch: B, stage: st.stage, 'MB per step': st.bytes / 1e6, 'ideal µs': (st.bytes / (peak.gbps * 1e9)) * 1e6 });
+      }
       rows.push({
         model: `${shape.name} bf16`, batch: B, context: `${opt.promptTokens}+${opt.steps}`,
         'graph tok/s': perMode.graph, 'eager tok/s': perMode.eager, 'graph / eager': perMode.graph / perMode.eager,
         'steps/s (graph)': perMode.graph / B, '% roofline (steps/s)': (100 * perMode.graph) / B / roofline,
         'graph vs eager logits': maxErr / maxRef,
+        'MB per step (bytes model)': model.totalBytes / 1e6, 'ideal step ms': idealMs, 'measured step ms (graph)': measuredMs,
+        '% of ideal': (100 * idealMs) / measuredMs,
       });
     }
     models.graph.dispose();
@@ -88,5 +96,5 @@ export async function benchDecodeSteps(deviceName: string, shape: ModelShape, op
     device.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
-  return { rows, agreement };
+  return { rows, stageRows, agreement };
 }

@@ -2,8 +2,10 @@
 // should tell us, in one call — the simulator self-tests on hardware, every op of the table
 // (test/runtime/cases) against its float64 reference and against the CPU backend with a relative-error
 // report per op, then the kernel benchmarks at Qwen3-0.6B and Qwen3-8B shapes against the measured
-// copy bandwidth, whole decode steps (CUDA graph vs op by op, against the memory roofline), and
-// PyTorch's matmul/SDPA on the same shapes where python3 + torch are present.
+// copy bandwidth, whole decode steps (CUDA graph vs op by op, against the memory roofline and the ideal
+// step time of the bytes-per-stage model), every forced kernel variant (bench/dev/variants.ts), the
+// simulator's sanitizer self-tests, and PyTorch's matmul/SDPA on the same shapes where python3 + torch
+// are present.
 // `--device cuda-sim` runs the same script here, without a GPU, to check the script itself.
 import { spawnSync } from 'node:child_process';
 import { Device, ops, type SamplingRow } from '../src/runtime/index.js';
@@ -13,6 +15,7 @@ import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
 import { quantizedCases } from '../test/runtime/cases/quantized.js';
 import { benchDecodeSteps } from './decode-steps.js';
+import { benchVariants, reportVariants } from './dev/variants.js';
 import { benchKernels } from './kernels.js';
 import { markdownTable, runInfo, saveResults, type Row } from './results.js';
 import { modelShapes, type ModelShape } from './shapes.js';
@@ -134,6 +137,12 @@ async function main(): Promise<void> {
 
   console.log('\n== simulator self-tests on this device');
   const self = device.selfTest();
+  if (device.name !== 'cuda-sim') {
+    // The simulator's own checks (its sanitizers catching planted bugs, poison, faults), on this host.
+    const sim = Device.open('cuda-sim');
+    self.push(...sim.selfTest().filter((t) => t.name.startsWith('simulator') || t.name.startsWith('sanitizers')).map((t) => ({ ...t, name: `cuda-sim: ${t.name}` })));
+    sim.dispose();
+  }
   const selfFailed = self.filter((t) => !t.passed);
   for (const t of self) console.log(`  ${t.passed ? 'ok  ' : 'FAIL'} ${t.name}${t.passed ? '' : `: ${t.detail}`}`);
 
@@ -162,6 +171,7 @@ async function main(): Promise<void> {
   cpu.dispose();
 
   let decodeFailures = 0;
+  let variantFailures = 0;
   if (!opt.opsOnly) {
     console.log('\n== decode steps: CUDA graph vs op by op');
     const simulated = opt.device === 'cuda-sim';
@@ -172,17 +182,27 @@ async function main(): Promise<void> {
           ...(opt.decode8b ? [{ shape: modelShapes['8b'], batches: [1, 16], promptTokens: 512, steps: 32 }] : []),
         ];
     const decodeRows: Row[] = [];
+    const stageRows: Row[] = [];
     for (const r of runs) {
-      const { rows, agreement } = await benchDecodeSteps(opt.device, r.shape, r);
+      const { rows, stageRows: stages, agreement } = await benchDecodeSteps(opt.device, r.shape, r);
       decodeRows.push(...rows);
+      stageRows.push(...stages);
       if (!(agreement <= 1e-3)) {
         decodeFailures++;
         console.log(`  FAIL: ${r.shape.name}: graph and eager logits differ by ${agreement.toExponential(2)} (relative)`);
       }
     }
     console.log(markdownTable(decodeRows));
-    saveResults(`decode-steps-${opt.device.replace(':', '')}`, runInfo('decode steps', opt.device), {}, decodeRows,
-      simulated ? 'Simulator run: checks the bench, measures nothing.' : 'Greedy decode after a prompt per sequence; tok/s over all sequences; roofline = measured copy bandwidth ÷ bf16 weight bytes per step.');
+    console.log('\n== decode step: bytes per stage and ideal time at the measured bandwidth (bench/decode-model.ts)');
+    console.log(markdownTable(stageRows));
+    saveResults(`decode-steps-${opt.device.replace(':', '')}`, runInfo('decode steps', opt.device), { stages: stageRows }, decodeRows,
+      simulated ? 'Simulator run: checks the bench, measures nothing.' : 'Greedy decode after a prompt per sequence; tok/s over all sequences; roofline = measured copy bandwidth ÷ bf16 weight bytes per step; ideal step = bytes-per-stage model (weights, KV read, f32 activations) ÷ the same bandwidth.',
+      `\n\n## Bytes per stage (bench/decode-model.ts)\n\n${markdownTable(stageRows)}`);
+
+    console.log('\n== kernel variants (bench/dev/variants.ts): each forced, checked against float64, timed');
+    const variants = await benchVariants(['--device', opt.device]);
+    reportVariants(opt.device, variants.rows);
+    variantFailures = variants.failures;
 
     for (const shape of opt.quick ? ['0.6b'] : ['0.6b', '8b']) {
       console.log(`\n== kernel benchmarks, Qwen3-${shape} shapes`);
@@ -196,8 +216,8 @@ async function main(): Promise<void> {
     }
   }
 
-  const failed = selfFailed.length + failures + decodeFailures;
-  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s), ${decodeFailures} decode check(s)`}`);
+  const failed = selfFailed.length + failures + decodeFailures + variantFailures;
+  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s), ${decodeFailures} decode check(s), ${variantFailures} kernel variant(s)`}`);
   process.exit(failed === 0 ? 0 : 1);
 }
 

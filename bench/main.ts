@@ -1,6 +1,7 @@
-// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|soak|grammar|report> [options]`: Paralon's benchmarks.
-// Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
+// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
+// benchmarks. Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCrosscheck } from './crosscheck.js';
+import { runVariants } from './dev/variants.js';
 import { benchE2e } from './e2e.js';
 import { benchE2eMoe } from './e2e-moe.js';
 import { benchGrammar } from './grammar.js';
@@ -18,6 +19,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   server: benchServer,
   soak: benchSoak,
   grammar: benchGrammar,
+  variants: runVariants,
   report: benchReport,
 };
 

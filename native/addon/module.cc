@@ -6,6 +6,7 @@
 #include "device.h"
 #include "graph.h"
 #include "cuda/selftest.h"
+#include "cuda/variants.h"
 
 namespace paralon {
 
@@ -49,6 +50,29 @@ static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setKernelVariants({ matmulPath, matmulTileM, matmulSplits, decodeSplits }): forced kernel variants
+// for the variant harness (cuda/variants.h); a field that is missing or -1 means automatic.
+static Napi::Value SetKernelVariants(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) {
+    throw Napi::TypeError::New(env, "setKernelVariants: expected an object");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  KernelVariants& v = kernel_variants();
+  auto field = [&](const char* name, std::atomic<int>& slot) {
+    Napi::Value x = o.Get(name);
+    if (!x.IsUndefined() && !x.IsNumber()) {
+      throw Napi::TypeError::New(env, std::string("setKernelVariants: ") + name + " must be a number");
+    }
+    slot.store(x.IsUndefined() ? KernelVariants::kAuto : x.As<Napi::Number>().Int32Value());
+  };
+  field("matmulPath", v.matmul_path);
+  field("matmulTileM", v.matmul_tile_m);
+  field("matmulSplits", v.matmul_splits);
+  field("decodeSplits", v.decode_splits);
+  return env.Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function tensor = TensorWrap::Define(env);
@@ -66,6 +90,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Graph", graph);
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount));
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
+  exports.Set("setKernelVariants", Napi::Function::New(env, SetKernelVariants));
   exports.Set("sampleParamFields", SampleParamFields(env));
   Napi::Object build = Napi::Object::New(env);
   build.Set("cuda", Napi::Boolean::New(env, PARALON_WITH_CUDA));

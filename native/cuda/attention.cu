@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "variants.h"
 
 // Causal paged attention (varlen batch, GQA, f32, bf16 or f16 cache): a decode kernel plus a merge,
 // and two prefill kernels (SIMT for the f32 and f16 caches, tensor cores for the bf16 cache):
@@ -182,7 +183,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     // QK: keys t0 + warp·16 + it·4 + group. All four keys' rows are requested before any is used,
     // so each lane has 4 · D/32 independent loads in flight.
     int rows[4];
-    typename Raw4<C>::type k_raw[4][D / 32];
+    typename Raw4<C>::type k_raw[4][D / 32] = {};
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
       const int j = t0 + warp * 16 + it * 4 + group;
@@ -190,7 +191,8 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     }
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
-      const C* k_row = kv.k + static_cast<int64_t>(rows[it] >= 0 ? rows[it] : 0) * D;  // masked: row 0, unused
+      if (rows[it] < 0) continue;  // masked key: no load (a cache row nobody wrote), its score is −inf
+      const C* k_row = kv.k + static_cast<int64_t>(rows[it]) * D;
 #pragma unroll
       for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(k_row + 4 * (group_lane + 8 * i));
     }
@@ -730,6 +732,13 @@ void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, co
   const int max_tiles = std::max(1, (plan.max_decode_kv + kDecodeTile - 1) / kDecodeTile);
   int splits = static_cast<int>(std::min<int64_t>(max_tiles, (2 * ctx.sm_count + base_ctas - 1) / base_ctas));
   splits = std::max(splits, 1);
+  if (const int forced = kernel_variants().decode_splits.load(); forced != KernelVariants::kAuto) {
+    if (forced < 1 || forced > max_tiles) {
+      throw OpError("attention: forced decode split count " + std::to_string(forced) + " outside 1.." +
+                    std::to_string(max_tiles) + " (64-key tiles of the longest context)");
+    }
+    splits = forced;
+  }
   const int split_len = (max_tiles + splits - 1) / splits * kDecodeTile;
   splits = std::max(1, (plan.max_decode_kv + split_len - 1) / split_len);
 

@@ -33,11 +33,14 @@
 //
 // Things the simulator checks that hardware does not report: a thread leaving the kernel while
 // others wait at __syncthreads (barrier divergence), warp collectives whose lanes disagree on the
-// mask or the operation, reads of shared memory nobody wrote (shared memory is filled with 0xFF —
-// a NaN for f32, bf16 and f16 — before every block), writes past the dynamic shared memory size,
-// ldmatrix/cp.async on misaligned or non-shared addresses, data read from cp.async destinations
-// before cp_async_wait (the copy lands only at the wait), and, in PARALON_SIM_CHECKS builds,
-// indices outside a static __shared__ array (-fsanitize=bounds).
+// mask or the operation, reads of memory nobody wrote (shared and device memory are filled with
+// 0x7FF0 per 16-bit half — a NaN for f32, bf16 and f16, a huge index as an integer — before every
+// block / at cudaMalloc), writes past the dynamic shared memory size, ldmatrix/cp.async on misaligned
+// or non-shared addresses, data read from cp.async destinations before cp_async_wait (the copy lands
+// only at the wait), in PARALON_SIM_CHECKS builds indices outside a static __shared__ array
+// (-fsanitize=bounds), and, when asked (sim/sanitizers.h), shared-memory races, global accesses
+// outside their allocation or after cudaFree, reads of never-written memory, and code that assumes
+// the lanes of a warp run in step (seeded random schedules).
 #pragma once
 
 #include <cstddef>

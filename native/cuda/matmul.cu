@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "variants.h"
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]); x, y, residual f32, W bf16 / f16 / f32 in the
 // checkpoint's [out, in] layout. residual may alias y: every output element is read (residual) and
@@ -636,6 +637,13 @@ void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w,
   const int64_t m_tiles = ceil_div(a.M, BM);
   const int64_t n_tiles = ceil_div(a.N, kMmaBN);
   int splits = choose_splits(m_tiles * n_tiles, k_tiles, ctx.sm_count);
+  if (const int forced = kernel_variants().matmul_splits.load(); forced != KernelVariants::kAuto) {
+    if (forced < 1 || forced > k_tiles) {
+      throw OpError(std::string(kOp) + ": forced split count " + std::to_string(forced) + " outside 1.." +
+                    std::to_string(k_tiles) + " (the k-tiles of K = " + std::to_string(a.K) + ")");
+    }
+    splits = forced;
+  }
   const int tiles_per_split = static_cast<int>(std::max<int64_t>(1, ceil_div(k_tiles, splits)));
   splits = static_cast<int>(std::max<int64_t>(1, ceil_div(k_tiles, tiles_per_split)));  // no empty split
 
@@ -675,7 +683,11 @@ template <typename T16>
 void launch_mma(const MatmulArgs& a, LaunchContext& ctx) {
   const T16* w = static_cast<const T16*>(a.w);
   const bool repack = !(a.K % 8 == 0 && aligned16(a.w));
-  if (a.M <= 64) {
+  const int tile_m = kernel_variants().matmul_tile_m.load();
+  if (tile_m != KernelVariants::kAuto && tile_m != 64 && tile_m != 128) {
+    throw OpError(std::string(kOp) + ": forced tile height " + std::to_string(tile_m) + " (64 or 128)");
+  }
+  if (tile_m == 64 || (tile_m == KernelVariants::kAuto && a.M <= 64)) {
     launch_mma_tiles<T16, 64, DenseB<T16>>(a, w, repack, ctx);
   } else {
     launch_mma_tiles<T16, 128, DenseB<T16>>(a, w, repack, ctx);
@@ -710,6 +722,33 @@ void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
   PARALON_CHECK_LAUNCH(kOp);
 }
 
+// The variant harness's choice (variants.h), refused by name where that kernel cannot serve the call.
+void launch_forced(const MatmulArgs& a, int path, bool gemv_fits, LaunchContext& ctx) {
+  const bool half = a.w_dtype == DType::BF16 || a.w_dtype == DType::F16;
+  auto refuse = [&](const char* why) {
+    throw OpError(std::string(kOp) + ": forced variant " + std::to_string(path) + " cannot run: " + why);
+  };
+  if (ceil_div(a.N, kSimtTile) > 65535 && path != KernelVariants::kGemv) refuse("N exceeds the tiled kernels' grid");
+  switch (path) {
+    case KernelVariants::kGemv:
+      if (!gemv_fits) refuse("K too large for the GEMV kernel's 32-bit offsets");
+      if (a.w_dtype == DType::BF16) return launch_gemv<__nv_bfloat16>(a, ctx);
+      if (a.w_dtype == DType::F16) return launch_gemv<__half>(a, ctx);
+      if (a.w_dtype == DType::F32) return launch_gemv<float>(a, ctx);
+      break;
+    case KernelVariants::kMma:
+      if (!half) refuse("tensor cores take bf16 / f16 weights");
+      if (a.w_dtype == DType::BF16) return launch_mma<__nv_bfloat16>(a, ctx);
+      return launch_mma<__half>(a, ctx);
+    case KernelVariants::kSimt:
+      if (a.w_dtype != DType::F32) refuse("the SIMT kernel takes f32 weights");
+      return launch_simt_f32(a, ctx);
+    default:
+      refuse("unknown path (0 gemv, 1 mma, 2 simt)");
+  }
+  refuse("unsupported weight dtype");
+}
+
 }  // namespace
 
 // Dispatch.
@@ -738,7 +777,10 @@ void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }
   // The GEMV kernel addresses x within a chunk of ≤ 8 rows with 32-bit offsets.
-  const bool small_m = a.M <= kGemvMaxPathM && a.K <= kIntMax / kGemvMaxM;
+  const bool gemv_fits = a.K <= kIntMax / kGemvMaxM;
+  const int forced = kernel_variants().matmul_path.load();
+  if (forced != KernelVariants::kAuto) return launch_forced(a, forced, gemv_fits, ctx);
+  const bool small_m = a.M <= kGemvMaxPathM && gemv_fits;
   if (!small_m && ceil_div(a.N, kSimtTile) > 65535) {
     throw OpError(std::string(kOp) + ": N = " + std::to_string(a.N) + " exceeds the tiled kernels' grid");
   }

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "kernels.h"
+#if PARALON_CUDA_SIM_BUILD
+#include "sim/sanitizers.h"
+#endif
 
 namespace paralon {
 namespace PARALON_CUDA_NS {
@@ -622,7 +625,7 @@ SelfTestResult test_cp_async() {
 #if PARALON_CUDA_SIM_BUILD
   const std::vector<uint32_t> early = early_b.read();
   for (int t = 0; t < 64; ++t) {
-    check.expect_eq(early[t], 0xFFFFFFFFu, "group 1 visible before its wait_group, thread " + std::to_string(t));
+    check.expect_eq(early[t], sim::kPoisonWord, "group 1 visible before its wait_group, thread " + std::to_string(t));
   }
 #endif
   return check.result();
@@ -787,13 +790,13 @@ __global__ void poison_kernel(uint32_t* out) {
 }
 
 SelfTestResult test_poison() {
-  Checker check("simulator: unwritten static and dynamic shared memory reads back as 0xFF (NaN) in every block");
+  Checker check("simulator: unwritten static and dynamic shared memory reads back as the poison (NaN) in every block");
   Buffer<uint32_t> out(3 * 37 * 2);
   PARALON_LAUNCH(poison_kernel, 3, 37, 37 * 3 * sizeof(float), nullptr, out.get());
   check.launched(launch_status());
   const std::vector<uint32_t> o = out.read();
   for (size_t k = 0; k < o.size(); ++k) {
-    check.expect_eq(o[k], 0xFFFFFFFFu, std::string(k % 2 ? "dynamic" : "static") + " shared read " + std::to_string(k / 2));
+    check.expect_eq(o[k], sim::kPoisonWord, std::string(k % 2 ? "dynamic" : "static") + " shared read " + std::to_string(k / 2));
   }
   return check.result();
 }
@@ -866,12 +869,202 @@ SelfTestResult test_faults() {
                cudaErrorInvalidConfiguration, "healthy_kernel");
   return check.result();
 }
+
+// =====================================================================================================
+// The sanitizers (sim/sanitizers.h): each catches a deliberately broken kernel, and none flags the
+// correct version of it
+// =====================================================================================================
+
+// The sanitizers of one self-test; on leaving, none (run_selftests returns to the environment's).
+class Sanitizers {
+ public:
+  explicit Sanitizers(bool race, bool mem, bool init, uint64_t seed = 0) {
+    sim::SanitizerConfig c;
+    c.racecheck = race;
+    c.memcheck = mem;
+    c.initcheck = init;
+    c.schedule_seed = seed;
+    sim::set_sanitizer_config(c);
+  }
+  Sanitizers(const Sanitizers&) = delete;
+  Sanitizers& operator=(const Sanitizers&) = delete;
+  ~Sanitizers() { sim::set_sanitizer_config(sim::SanitizerConfig{}); }
+};
+
+// Two warps exchange values through shared memory: thread t writes slot t, reads slot t ^ 32.
+__global__ void exchange_kernel(int* out, int synced) {
+  __shared__ int slots[64];
+  const int t = threadIdx.x;
+  slots[t] = t * 3;
+  if (synced) __syncthreads();
+  out[t] = slots[t ^ 32];
+}
+
+// One warp: lane l writes slot l, then reads slot l ^ 1 after a shuffle (which exchanges registers
+// but orders no memory) or after __syncwarp.
+__global__ void warp_exchange_kernel(int* out, int synced) {
+  __shared__ int slots[32];
+  const int lane = threadIdx.x;
+  slots[lane] = lane + 100;
+  if (synced) {
+    __syncwarp();
+  } else {
+    out[32 + lane] = __shfl_sync(kFull, lane, 0);
+  }
+  out[lane] = slots[lane ^ 1];
+}
+
+// Warp 1 issues cp.async into the stage warp 0 is reading, with (or without) a barrier in between.
+__global__ void cp_async_stage_kernel(const float* src, float* out, int synced) {
+  PARALON_DYNAMIC_SHARED(float, stage);
+  const int t = threadIdx.x;
+  if (t < 16) {
+    for (int i = 0; i < 4; ++i) stage[t * 4 + i] = 1.0f;
+  }
+  __syncthreads();
+  if (t < 32) out[t] = stage[t];
+  if (synced) __syncthreads();
+  if (t >= 32 && t < 48) cp_async_16(&stage[(t - 32) * 4], &src[(t - 32) * 4], true);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();
+  out[32 + t] = stage[t % 64];
+}
+
+SelfTestResult test_racecheck() {
+  Checker check("sanitizers: racecheck finds a missing __syncthreads, a missing __syncwarp and a cp.async over a "
+                "stage another warp reads; the synchronised kernels pass");
+  Sanitizers on(true, false, false);
+  Buffer<int> out(64);
+  expect_fault(check, "missing __syncthreads", [&] { PARALON_LAUNCH(exchange_kernel, 2, 64, 0, nullptr, out.get(), 0); },
+               cudaErrorLaunchFailure, "racecheck: ");
+  PARALON_LAUNCH(exchange_kernel, 2, 64, 0, nullptr, out.get(), 1);
+  check.launched(launch_status());
+  check.expect_eq(out.read()[5], 37 * 3, "with __syncthreads: thread 5 reads thread 37's value");
+  expect_fault(check, "missing __syncwarp",
+               [&] { PARALON_LAUNCH(warp_exchange_kernel, 1, 32, 0, nullptr, out.get(), 0); },
+               cudaErrorLaunchFailure, "racecheck: read-after-write hazard at static shared memory");
+  PARALON_LAUNCH(warp_exchange_kernel, 1, 32, 0, nullptr, out.get(), 1);
+  check.launched(launch_status());
+  check.expect_eq(out.read()[6], 107, "with __syncwarp: lane 6 reads lane 7's value");
+  std::vector<float> src(64, 2.0f);
+  Buffer<float> d_src(src), fout(96);
+  expect_fault(check, "cp.async over a stage being read",
+               [&] { PARALON_LAUNCH(cp_async_stage_kernel, 1, 64, 64 * sizeof(float), nullptr, d_src.get(), fout.get(), 0); },
+               cudaErrorLaunchFailure, "cp.async");
+  PARALON_LAUNCH(cp_async_stage_kernel, 1, 64, 64 * sizeof(float), nullptr, d_src.get(), fout.get(), 1);
+  check.launched(launch_status());
+  check.expect(fout.read()[40] == 2.0f, "with the barrier: the stage holds the copied data");
+  return check.result();
+}
+
+__global__ void read_kernel(const float* in, float* out) { out[threadIdx.x] = in[threadIdx.x] + 1.0f; }
+
+SelfTestResult test_memcheck() {
+  Checker check("sanitizers: memcheck names an out-of-bounds read and a use after free (kernel, block, thread, "
+                "address, allocation)");
+  Sanitizers on(false, true, false);
+  Buffer<float> in(std::vector<float>(100, 1.0f)), out(128);
+  expect_fault(check, "read past the end",
+               [&] { PARALON_LAUNCH(read_kernel, 1, 104, 0, nullptr, in.get(), out.get()); }, cudaErrorIllegalAddress,
+               "memcheck: 4-byte read at 0x");
+  const std::string message = cudaGetErrorString(cudaErrorIllegalAddress);
+  check.expect(message.find("4 bytes past the end of the 400-byte allocation") != std::string::npos &&
+                   message.find("in read_kernel block (0,0,0) thread (100,0,0)") != std::string::npos,
+               "the out-of-bounds message names the allocation, kernel, block and thread: " + message);
+  PARALON_LAUNCH(read_kernel, 1, 100, 0, nullptr, in.get(), out.get());
+  check.launched(launch_status());
+  float* freed = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&freed), 64 * sizeof(float));
+  cudaMemset(freed, 0, 64 * sizeof(float));
+  cudaFree(freed);
+  expect_fault(check, "use after free", [&] { PARALON_LAUNCH(read_kernel, 1, 64, 0, nullptr, freed, out.get()); },
+               cudaErrorIllegalAddress, "use after free of the 256-byte allocation");
+  return check.result();
+}
+
+// Reads shared memory before anyone wrote it (or after thread 0 did, behind a barrier).
+__global__ void shared_init_kernel(float* out, int written) {
+  __shared__ float value;
+  if (written && threadIdx.x == 0) value = 3.0f;
+  __syncthreads();
+  out[threadIdx.x] = value;
+}
+
+SelfTestResult test_initcheck() {
+  Checker check("sanitizers: initcheck finds reads of never-written device and shared memory");
+  Sanitizers on(false, false, true);
+  float* fresh = nullptr;
+  cudaMalloc(reinterpret_cast<void**>(&fresh), 40 * sizeof(float));
+  Buffer<float> out(64);
+  expect_fault(check, "device memory never written",
+               [&] { PARALON_LAUNCH(read_kernel, 1, 40, 0, nullptr, fresh, out.get()); }, cudaErrorLaunchFailure,
+               "initcheck: 4-byte read at 0x");
+  cudaMemset(fresh, 0, 20 * sizeof(float));  // half of it
+  PARALON_LAUNCH(read_kernel, 1, 20, 0, nullptr, fresh, out.get());
+  check.launched(launch_status());
+  expect_fault(check, "device memory half written",
+               [&] { PARALON_LAUNCH(read_kernel, 1, 21, 0, nullptr, fresh, out.get()); }, cudaErrorLaunchFailure,
+               "of device memory never written (byte 80 of the 160-byte allocation");
+  cudaFree(fresh);
+  expect_fault(check, "shared memory never written",
+               [&] { PARALON_LAUNCH(shared_init_kernel, 2, 32, 0, nullptr, out.get(), 0); }, cudaErrorLaunchFailure,
+               "never written in this block");
+  PARALON_LAUNCH(shared_init_kernel, 2, 32, 0, nullptr, out.get(), 1);
+  check.launched(launch_status());
+  check.expect(out.read()[31] == 3.0f, "written shared memory reads back");
+  return check.result();
+}
+
+// Every lane of a warp increments one shared counter with a plain read-modify-write: the lockstep
+// sweep (each lane runs to the next collective in turn) never loses an update; an interleaving does.
+__global__ void lost_update_kernel(int* out) {
+  __shared__ int counter;
+  if (threadIdx.x == 0) counter = 0;
+  __syncthreads();
+  counter = counter + 1;
+  __syncthreads();
+  if (threadIdx.x == 0) out[0] = counter;
+}
+
+SelfTestResult test_random_schedules() {
+  Checker check("sanitizers: seeded random schedules interleave the lanes of a warp (a plain read-modify-write "
+                "loses updates; the lockstep sweep hides it) and reproduce per seed");
+  Buffer<int> out(1);
+  PARALON_LAUNCH(lost_update_kernel, 1, 32, 0, nullptr, out.get());
+  check.launched(launch_status());
+  check.expect_eq(out.read()[0], 32, "the lockstep sweep: every update lands");
+  int lost = 0;
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    int first = 0;
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      Sanitizers on(false, false, false, seed);
+      PARALON_LAUNCH(lost_update_kernel, 1, 32, 0, nullptr, out.get());
+      check.launched(launch_status());
+      const int counted = out.read()[0];
+      if (repeat == 0) first = counted;
+      check.expect_eq(counted, first, "seed " + std::to_string(seed) + " reproduces its schedule");
+    }
+    lost += first < 32;
+  }
+  check.expect(lost > 0, "no seed of 1..4 lost an update");
+  {
+    Sanitizers on(true, false, false, 1);
+    expect_fault(check, "racecheck under a random schedule",
+                 [&] { PARALON_LAUNCH(lost_update_kernel, 1, 32, 0, nullptr, out.get()); }, cudaErrorLaunchFailure,
+                 "racecheck: ");
+  }
+  return check.result();
+}
 #endif
 
 }  // namespace
 
 std::vector<SelfTestResult> run_selftests() {
   std::vector<SelfTestResult> results;
+#if PARALON_CUDA_SIM_BUILD
+  sim::set_sanitizer_config(sim::SanitizerConfig{});  // the model as on hardware, whatever the environment says
+#endif
   results.push_back(test_shuffles());
   results.push_back(test_votes());
   results.push_back(test_barriers());
@@ -885,6 +1078,11 @@ std::vector<SelfTestResult> run_selftests() {
 #if PARALON_CUDA_SIM_BUILD
   results.push_back(test_poison());
   results.push_back(test_faults());
+  results.push_back(test_racecheck());
+  results.push_back(test_memcheck());
+  results.push_back(test_initcheck());
+  results.push_back(test_random_schedules());
+  sim::clear_sanitizer_config();
 #endif
   return results;
 }

@@ -80,6 +80,12 @@ export interface NativeAddon {
   cudaDeviceCount(): { count: number; reason: string };
   /** Host memory read bandwidth in GB/s (best of `repeats` passes over `bytes`). */
   measureReadBandwidth(bytes: number, threads: number, repeats: number): number;
+  /**
+   * Forces kernel variants of the CUDA backends and the simulator, process-wide (native/cuda/variants.h):
+   * for bench/dev/variants.ts only. A field left out means automatic; a variant that cannot serve a
+   * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32.
+   */
+  setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; decodeSplits?: number }): void;
   build: { cuda: boolean };
   /** The fields of a sample params row, in order (native/ops.h PARALON_SAMPLING_FIELDS). */
   sampleParamFields: string[];

@@ -18,7 +18,14 @@ const SHARED_TESTS = [
   'math and conversion intrinsics',
   'stream capture',
 ];
-const SIMULATOR_ONLY_TESTS = ['simulator: unwritten', 'simulator: barrier divergence'];
+const SIMULATOR_ONLY_TESTS = [
+  'simulator: unwritten',
+  'simulator: barrier divergence',
+  'sanitizers: racecheck',
+  'sanitizers: memcheck',
+  'sanitizers: initcheck',
+  'sanitizers: seeded random schedules',
+];
 
 for (const dut of devicesUnderTest().filter((d) => d.name !== 'cpu')) {
   describe.skipIf(dut.skip !== false)(`self-tests on ${dut.label}`, () => {

@@ -5,10 +5,12 @@
 // the completing thread computes all results (warp_ops.cc) and carries on, the others become
 // runnable. The scheduler sweeps the runnable fibers, alternating ascending and descending order at
 // every block barrier so that a missing __syncthreads between a write and another thread's read is
-// exposed in one of the two orders. When nothing is runnable: pending __activemask() calls resolve
-// (to the lanes of the warp that reached one); otherwise the block is stuck and the launch fails with
-// the reason — barrier divergence when threads exited while others wait at __syncthreads, a deadlock
-// description otherwise. Nothing ever blocks the process.
+// exposed in one of the two orders; under a seeded random schedule (sim/sanitizers.h) every sweep
+// takes a fresh random order instead, and accesses may yield (sim/access_hooks.cc). When nothing is
+// runnable: pending __activemask() calls resolve (to the lanes of the warp that reached one);
+// otherwise the block is stuck and the launch fails with the reason — barrier divergence when threads
+// exited while others wait at __syncthreads, a deadlock description otherwise. Nothing ever blocks
+// the process. The sanitizers hear of every barrier, __syncwarp, ldmatrix row and cp.async here.
 //
 // Launches are serialised by one mutex and handed to a dedicated simulator thread, whose thread-local
 // storage holds the static __shared__ variables (see shared_memory.cc).
@@ -22,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "sim/allocations.h"
 #include "sim/fiber.h"
 #include "sim/internal.h"
 
@@ -74,6 +77,7 @@ struct Launch {
   int barrier_arrived = 0, barrier_kind = 0, barrier_acc = 0;
   bool descending = false;
   SimThread* running = nullptr;
+  std::vector<int> order;  // this sweep's order under a random schedule
   FiberContext scheduler;
   Fault fault;
   unsigned char* stacks = nullptr;
@@ -138,7 +142,11 @@ bool try_complete(int warp, int lane) {
     }
   }
   if (matching != group) return false;
+  if (s.op == WarpOp::kLdmatrix && access_checks_active.load(std::memory_order_relaxed)) {
+    for (int r = 0; r < 8 * (s.variant & 0xF); ++r) shared_access(slots[r]->ptr, 16, false, warp * 32 + r);
+  }
   compute_warp_op(slots, group);
+  if (s.op == WarpOp::kSyncWarp) racecheck_warp_synced(warp, group);
   w.pending &= ~group;
   for (uint32_t m = group; m != 0; m &= m - 1) {
     SimThread& t = L.threads[warp * 32 + __builtin_ctz(m)];
@@ -157,6 +165,7 @@ void complete_barrier() {
   }
   L.barrier_arrived = 0;
   L.descending = !L.descending;
+  racecheck_barrier();
 }
 
 [[noreturn]] void barrier_divergence() {
@@ -228,6 +237,17 @@ bool resolve_stall() {
   return false;
 }
 
+// The order of the next sweep over the block's threads.
+void plan_sweep(int num_threads) {
+  Launch& L = launch_state;
+  if (!random_schedule()) {
+    for (int k = 0; k < num_threads; ++k) L.order[k] = L.descending ? num_threads - 1 - k : k;
+    return;
+  }
+  for (int k = 0; k < num_threads; ++k) L.order[k] = k;
+  for (int k = num_threads - 1; k > 0; --k) std::swap(L.order[k], L.order[schedule_random() % (k + 1)]);
+}
+
 void run_block(int num_threads) {
   Launch& L = launch_state;
   const dim3 bd = current_block.block_dim;
@@ -235,11 +255,15 @@ void run_block(int num_threads) {
   L.first_exited = -1;
   L.barrier_arrived = 0;
   L.descending = false;
+  L.order.resize(num_threads);
+  uint32_t existing[kMaxThreads / 32];
   for (int w = 0; w < L.num_warps; ++w) {
     const int lanes = num_threads - 32 * w < 32 ? num_threads - 32 * w : 32;
     L.warps[w].live = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
     L.warps[w].pending = 0;
+    existing[w] = L.warps[w].live;
   }
+  racecheck_begin_block(L.num_warps, existing);
   for (int i = 0; i < num_threads; ++i) {
     SimThread& t = L.threads[i];
     t.ctx.thread_idx = make_uint3(i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y));
@@ -253,8 +277,9 @@ void run_block(int num_threads) {
   }
   while (L.fault.code == cudaSuccess && L.exited < num_threads) {
     bool ran = false;
+    plan_sweep(num_threads);
     for (int k = 0; k < num_threads && L.fault.code == cudaSuccess; ++k) {
-      SimThread& t = L.threads[L.descending ? num_threads - 1 - k : k];
+      SimThread& t = L.threads[L.order[k]];
       if (t.state != State::kRunnable) continue;
       L.running = &t;
       current_thread = &t.ctx;
@@ -267,7 +292,7 @@ void run_block(int num_threads) {
   current_thread = nullptr;
 }
 
-void run_grid(const LaunchRequest& r) {
+void run_blocks(const LaunchRequest& r) {
   Launch& L = launch_state;
   L.request = &r;
   L.fault = Fault{};
@@ -293,12 +318,20 @@ void run_grid(const LaunchRequest& r) {
   }
 }
 
+void run_grid(const LaunchRequest& r, const SanitizerConfig& config) {
+  set_init_tracking(config.initcheck);
+  access_checks_begin_launch(config);
+  run_blocks(r);
+  access_checks_end_launch();
+}
+
 // ---- the simulator thread ----
 struct Worker {
   std::mutex launch_mutex;  // one launch at a time, process-wide
   std::mutex m;
   std::condition_variable cv;
   const LaunchRequest* job = nullptr;
+  SanitizerConfig config;
   bool done = false;
   std::thread thread;
   std::thread::id id;  // of the simulator thread (a detached std::thread forgets it)
@@ -308,6 +341,7 @@ struct Worker {
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) return;
     launch_state.stacks = static_cast<unsigned char*>(mem);
+    set_fiber_stacks(mem, kMaxThreads * (kStackBytes + kGuardBytes));
     for (int i = 0; i < kMaxThreads; ++i) {
       mprotect(launch_state.stacks + i * (kStackBytes + kGuardBytes), kGuardBytes, PROT_NONE);
     }
@@ -321,7 +355,7 @@ struct Worker {
     std::unique_lock<std::mutex> lock(m);
     for (;;) {
       cv.wait(lock, [this] { return job != nullptr; });
-      run_grid(*job);
+      run_grid(*job, config);
       job = nullptr;
       done = true;
       cv.notify_all();
@@ -330,10 +364,11 @@ struct Worker {
 
   bool ready() const { return launch_state.stacks != nullptr; }
 
-  Fault run(const LaunchRequest& r) {
+  Fault run(const LaunchRequest& r, const SanitizerConfig& c) {
     std::lock_guard<std::mutex> serial(launch_mutex);
     std::unique_lock<std::mutex> lock(m);
     job = &r;
+    config = c;
     done = false;
     cv.notify_all();
     cv.wait(lock, [this] { return done; });
@@ -403,6 +438,17 @@ void device_fault(cudaError_t code, const char* what) {
 
 void device_yield() { suspend(); }
 
+int current_thread_index() {
+  const ThreadContext& t = *current_thread;
+  return static_cast<int>(t.warp * 32 + t.lane);
+}
+
+std::string thread_text(int index) {
+  const dim3 bd = current_block.block_dim;
+  const unsigned i = static_cast<unsigned>(index);
+  return dim_text(make_uint3(i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y)));
+}
+
 bool on_simulator_fiber() {
   return launch_state.running != nullptr && std::this_thread::get_id() == worker().id;
 }
@@ -413,6 +459,10 @@ void cp_async_issue(void* smem_dst, const void* gmem_src, bool pred) {
     device_fault(cudaErrorMisalignedAddress, "cp_async_16: address not 16-byte aligned");
   }
   if (!is_shared_range(smem_dst, 16)) device_fault(cudaErrorIllegalAddress, "cp_async_16: destination is not shared memory");
+  if (access_checks_active.load(std::memory_order_relaxed)) {
+    if (pred) global_access(gmem_src, 16, false);
+    cp_async_issued(smem_dst, current_thread_index());
+  }
   PendingCopy c;
   c.dst = static_cast<unsigned char*>(smem_dst);
   c.group = t.committed_groups;
@@ -432,6 +482,7 @@ void cp_async_wait_group(int n) {
   size_t kept = 0;
   for (const PendingCopy& c : t.copies) {
     if (c.group < landed) {
+      if (access_checks_active.load(std::memory_order_relaxed)) cp_async_landed(c.dst, current_thread_index());
       std::memcpy(c.dst, c.data, 16);
     } else {
       t.copies[kept++] = c;
@@ -472,17 +523,23 @@ void run_launch(const LaunchRequest& r) {
     code = cudaErrorMemoryAllocation;
     bad = "cannot map the simulator's fiber stacks";
   }
+  const char* config_error = nullptr;
+  const SanitizerConfig config = sanitizer_config(&config_error);
+  if (bad.empty() && config_error != nullptr) {
+    code = cudaErrorInvalidValue;
+    bad = config_error;
+  }
   if (!bad.empty()) {
     record_error(code, "launch of " + config_text(r) + " failed: " + bad, false);
     return;
   }
-  if (capture_work(r.stream, [r] {
-        Fault f = worker().run(r);
+  if (capture_work(r.stream, [r] {  // a replay runs under the configuration of its time
+        Fault f = worker().run(r, sanitizer_config());
         if (f.code != cudaSuccess) record_error(f.code, f.message, true);
       })) {
     return;
   }
-  Fault f = worker().run(r);
+  Fault f = worker().run(r, config);
   if (f.code != cudaSuccess) record_error(f.code, f.message, true);
 }
 

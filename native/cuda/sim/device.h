@@ -9,9 +9,12 @@
 //
 // Static __shared__ variables are `static thread_local`: all fibers of a block share the simulator
 // thread, so they share the variables; the thread-local storage block of the module is refilled
-// with 0xFF before every block (sim/shared_memory.cc), which makes unwritten shared memory read back
-// as NaN. This is why nothing else in the simulator's module may keep thread_local state that the
-// simulator thread uses.
+// with the poison kPoisonWord before every block (sim/shared_memory.cc), which makes unwritten shared
+// memory read back as NaN (or a huge index). This is why nothing else in the simulator's module may
+// keep thread_local state that the simulator thread uses.
+//
+// Loads and stores of kernel code are instrumented for the sanitizers (sim/sanitizers.h); atomics,
+// which the instrumentation would see as racing plain accesses, report through atomic_access.
 #pragma once
 
 // cuda_bf16.h pulls in cuda_runtime_api.h (through vector_functions.h); keep it out. Its global
@@ -56,6 +59,18 @@
 
 namespace paralon {
 namespace sim {
+
+// What unwritten device and shared memory holds: 0x7FF0 in every 16-bit half. A NaN as f32, bf16, f16
+// and f64, and a huge positive int16/int32/int64 — never a sentinel a kernel tests for (−1 / any
+// negative "masked" slot, 0, INT_MAX), so a read of missing metadata indexes far out of bounds.
+constexpr uint32_t kPoisonWord = 0x7FF07FF0u;
+
+// True while the sanitizers watch accesses (sim/access_hooks.cc); an atomic reports its access then.
+extern std::atomic<bool> access_checks_active;
+void check_atomic_access(void* address, size_t bytes);  // memcheck, initcheck; marks the bytes written
+__attribute__((no_sanitize_thread)) inline void atomic_access(void* address, size_t bytes) {
+  if (access_checks_active.load(std::memory_order_relaxed)) check_atomic_access(address, bytes);
+}
 
 // ---- what a lane brings to a warp collective, and what it gets back ----------------------------------
 enum class WarpOp : uint8_t {
@@ -270,12 +285,14 @@ inline void cp_async_wait() {
   cp_async_wait_group(N);
 }
 
-// ---- atomics: a fiber is never interrupted between two collectives, so read-modify-write is atomic ---
-#define PARALON_SIM_ATOMIC(name, T, expr) \
-  inline T name(T* address, T val) {      \
-    T old = *address;                     \
-    *address = (expr);                    \
-    return old;                           \
+// ---- atomics: a fiber is never interrupted inside one (random schedules switch only at instrumented
+// accesses, and atomics are not instrumented), so read-modify-write is atomic ----------------------------
+#define PARALON_SIM_ATOMIC(name, T, expr)                                 \
+  __attribute__((no_sanitize_thread)) inline T name(T* address, T val) { \
+    atomic_access(address, sizeof(T));                                    \
+    T old = *address;                                                     \
+    *address = (expr);                                                    \
+    return old;                                                           \
   }
 PARALON_SIM_ATOMIC(atomicAdd, int, old + val)
 PARALON_SIM_ATOMIC(atomicAdd, unsigned, old + val)
@@ -309,7 +326,8 @@ PARALON_SIM_ATOMIC(atomicInc, unsigned, old >= val ? 0u : old + 1)         // PT
 PARALON_SIM_ATOMIC(atomicDec, unsigned, (old == 0 || old > val) ? val : old - 1)
 #undef PARALON_SIM_ATOMIC
 template <typename T>
-inline T atomic_cas(T* address, T compare, T val) {
+__attribute__((no_sanitize_thread)) inline T atomic_cas(T* address, T compare, T val) {
+  atomic_access(address, sizeof(T));
   T old = *address;
   if (old == compare) {
     *address = val;

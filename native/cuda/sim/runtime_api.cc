@@ -2,13 +2,10 @@
 // last-error state. Every call completes before it returns (see runtime_api.h).
 #include "sim/runtime_api.h"
 
-#include <sys/mman.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -16,7 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/allocations.h"
 #include "sim/internal.h"
+#include "sim/sanitizers.h"
 
 namespace paralon {
 namespace sim {
@@ -39,23 +38,14 @@ struct EventState {
 
 namespace {
 
-constexpr size_t kTotalMemory = size_t(4) << 30;
-constexpr size_t kPoisonedAllocationLimit = size_t(256) << 20;  // larger: lazily zeroed pages
 constexpr int kSmCount = 4;
-
-struct Allocation {
-  size_t bytes;
-  bool mapped;  // mmap'ed (large) rather than aligned_alloc'ed
-};
 
 struct DeviceState {
   std::mutex m;
-  std::map<uintptr_t, Allocation> device;  // by start address
   std::set<void*> pinned;
   std::set<StreamState*> streams;
   std::set<EventState*> events;
   std::unordered_map<const void*, size_t> dynamic_shared_limits;
-  size_t allocated = 0;
 };
 DeviceState& state() {
   static DeviceState* s = new DeviceState();  // leaked: usable from static destructors of callers
@@ -79,16 +69,6 @@ cudaError_t take_error(bool synchronising) {
   return r;
 }
 
-bool inside_device_allocation(const void* p, size_t bytes) {
-  DeviceState& s = state();
-  std::lock_guard<std::mutex> lock(s.m);
-  auto it = s.device.upper_bound(reinterpret_cast<uintptr_t>(p));
-  if (it == s.device.begin()) return false;
-  --it;
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  return a >= it->first && a + bytes <= it->first + it->second.bytes;
-}
-
 cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   if (dst == nullptr || src == nullptr) return cudaErrorInvalidValue;
@@ -100,6 +80,15 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     return cudaErrorInvalidValue;
   }
   return cudaSuccess;
+}
+
+// A checked copy; the device bytes written count as initialised for initcheck.
+void copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (bytes == 0) return;
+  std::memmove(dst, src, bytes);
+  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice || kind == cudaMemcpyDefault) {
+    mark_device_written(dst, bytes);
+  }
 }
 
 }  // namespace
@@ -217,7 +206,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   if (device != 0) return cudaErrorInvalidDevice;
   std::memset(p, 0, sizeof *p);
   std::strcpy(p->name, "cuda-sim");
-  p->totalGlobalMem = kTotalMemory;
+  p->totalGlobalMem = kDeviceMemoryBytes;
   p->sharedMemPerBlock = kDefaultDynamicShared;
   p->sharedMemPerBlockOptin = kMaxDynamicShared;
   p->sharedMemPerMultiprocessor = 164 * 1024;
@@ -275,10 +264,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 cudaError_t cudaDeviceSynchronize() { return take_error(true); }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  DeviceState& s = state();
-  std::lock_guard<std::mutex> lock(s.m);
-  *total_bytes = kTotalMemory;
-  *free_bytes = kTotalMemory - s.allocated;
+  *total_bytes = kDeviceMemoryBytes;
+  *free_bytes = kDeviceMemoryBytes - device_bytes_allocated();
   return cudaSuccess;
 }
 
@@ -313,54 +300,19 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   *ptr = nullptr;
   if (bytes == 0) return cudaSuccess;
-  const size_t rounded = (bytes + 255) & ~size_t(255);
-  DeviceState& s = state();
-  {
-    std::lock_guard<std::mutex> lock(s.m);
-    if (rounded > kTotalMemory - s.allocated) {
-      record_error(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): the simulated device has " +
-                                                  std::to_string(kTotalMemory - s.allocated) + " bytes free", false);
-      return cudaErrorMemoryAllocation;
-    }
-    s.allocated += rounded;
-  }
-  const bool mapped = rounded > kPoisonedAllocationLimit;
-  void* p = nullptr;
-  if (mapped) {
-    p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) p = nullptr;
-  } else {
-    p = std::aligned_alloc(256, rounded);
-    if (p != nullptr) std::memset(p, 0xFF, rounded);  // unwritten device memory reads as NaN
-  }
-  std::lock_guard<std::mutex> lock(s.m);
-  if (p == nullptr) {
-    s.allocated -= rounded;
+  set_init_tracking(sanitizer_config().initcheck);  // allocations made with initcheck off are not tracked
+  std::string error;
+  *ptr = allocate_device(bytes, &error);
+  if (*ptr == nullptr) {
+    record_error(cudaErrorMemoryAllocation, error, false);
     return cudaErrorMemoryAllocation;
   }
-  s.device[reinterpret_cast<uintptr_t>(p)] = Allocation{rounded, mapped};
-  *ptr = p;
   return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
-  DeviceState& s = state();
-  Allocation a;
-  {
-    std::lock_guard<std::mutex> lock(s.m);
-    auto it = s.device.find(reinterpret_cast<uintptr_t>(ptr));
-    if (it == s.device.end()) return cudaErrorInvalidDevicePointer;
-    a = it->second;
-    s.device.erase(it);
-    s.allocated -= a.bytes;
-  }
-  if (a.mapped) {
-    munmap(ptr, a.bytes);
-  } else {
-    std::free(ptr);
-  }
-  return cudaSuccess;
+  return free_device(ptr) ? cudaSuccess : cudaErrorInvalidDevicePointer;
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
@@ -385,7 +337,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
-  if (bytes != 0) std::memmove(dst, src, bytes);
+  copy(dst, src, bytes, kind);
   return take_error(true);  // synchronous: returns earlier kernel faults like hardware
 }
 
@@ -393,8 +345,8 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if (!is_valid_stream(stream)) return cudaErrorInvalidResourceHandle;
   if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
   if (bytes == 0) return cudaSuccess;
-  if (capture_work(stream, [dst, src, bytes] { std::memmove(dst, src, bytes); })) return cudaSuccess;
-  std::memmove(dst, src, bytes);
+  if (capture_work(stream, [dst, src, bytes, kind] { copy(dst, src, bytes, kind); })) return cudaSuccess;
+  copy(dst, src, bytes, kind);
   return cudaSuccess;
 }
 
@@ -410,8 +362,12 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
     record_error(cudaErrorInvalidValue, "cudaMemset: range is not inside one cudaMalloc allocation", false);
     return cudaErrorInvalidValue;
   }
-  if (capture_work(stream, [ptr, value, bytes] { std::memset(ptr, value, bytes); })) return cudaSuccess;
-  std::memset(ptr, value, bytes);
+  auto work = [ptr, value, bytes] {
+    std::memset(ptr, value, bytes);
+    mark_device_written(ptr, bytes);
+  };
+  if (capture_work(stream, work)) return cudaSuccess;
+  work();
   return cudaSuccess;
 }
 

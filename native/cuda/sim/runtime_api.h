@@ -4,8 +4,9 @@
 // resolution from ever reaching the real runtime's global declarations.
 //
 // Behaviour: the simulated device is one sm_80-class GPU named "cuda-sim" with 4 SMs and 4 GiB. Device
-// memory is host memory; allocations up to 256 MiB are filled with 0xFF (reads of unwritten memory show
-// up as NaN), larger ones are lazily zeroed pages. Every stream executes in issue order, synchronously:
+// memory is host memory (sim/allocations.h): allocations up to 256 MiB are filled with the poison
+// kPoisonWord (reads of unwritten memory show up as NaN, or as a huge index), larger ones are lazily
+// zeroed pages. Every stream executes in issue order, synchronously:
 // an async call has finished when it returns, events record host time. Errors follow CUDA: a bad launch
 // configuration or a fault inside a kernel (barrier divergence, __trap, shared memory overrun, misuse
 // of a warp collective) is returned by the next cudaGetLastError / cudaPeekAtLastError /

@@ -2,7 +2,7 @@
 //
 // Static __shared__ variables are `static thread_local` (device.h), so on the simulator thread they all
 // live in this module's TLS block, which dl_iterate_phdr reports (dlpi_tls_data, PT_TLS p_memsz). Before
-// every block the whole block is filled with 0xFF: cost ~ its size (the sum of every kernel's static
+// every block the whole block is filled with the poison (kPoisonWord): cost ~ its size (the sum of every kernel's static
 // shared memory) per block. Dynamic shared memory is one arena of 99 KiB + canaries; the requested size
 // is poisoned and 256 canary bytes after it are checked when the block ends.
 #include <link.h>
@@ -19,7 +19,6 @@ namespace {
 thread_local unsigned char tls_anchor;  // locates this module's TLS block on the simulator thread
 
 constexpr size_t kCanaryBytes = 256;
-constexpr unsigned char kPoison = 0xFF;
 constexpr unsigned char kCanary = 0xA5;
 
 unsigned char* tls_begin = nullptr;
@@ -50,9 +49,9 @@ void shared_memory_thread_init() {
 }
 
 void shared_memory_prepare_block(size_t dynamic_bytes) {
-  if (tls_begin != nullptr) std::memset(tls_begin, kPoison, tls_bytes);
+  if (tls_begin != nullptr) fill_poison(tls_begin, tls_bytes);
   dynamic_bytes_in_use = dynamic_bytes;
-  std::memset(dynamic_arena, kPoison, dynamic_bytes);
+  fill_poison(dynamic_arena, dynamic_bytes + 1);  // + 1: an odd size's last byte too
   std::memset(dynamic_arena + dynamic_bytes, kCanary, kCanaryBytes);
 }
 
@@ -72,6 +71,27 @@ bool is_shared_range(const void* p, size_t bytes) {
   auto inside = [&](const unsigned char* lo, size_t n) { return b >= lo && b + bytes <= lo + n; };
   return inside(tls_begin, tls_bytes) || inside(dynamic_arena, dynamic_bytes_in_use);
 }
+
+bool locate_shared(const void* p, size_t bytes, SharedLocation* where) {
+  auto* b = static_cast<const unsigned char*>(p);
+  if (tls_begin != nullptr && b >= tls_begin && b < tls_begin + tls_bytes) {
+    where->dynamic = false;
+    where->offset = size_t(b - tls_begin);
+    where->index = where->offset;
+    where->in_bounds = where->offset + bytes <= tls_bytes;
+    return true;
+  }
+  if (b >= dynamic_arena && b < dynamic_arena + sizeof dynamic_arena) {
+    where->dynamic = true;
+    where->offset = size_t(b - dynamic_arena);
+    where->index = tls_bytes + where->offset;
+    where->in_bounds = where->offset + bytes <= dynamic_bytes_in_use;
+    return true;
+  }
+  return false;
+}
+
+size_t shared_shadow_bytes() { return tls_bytes + sizeof dynamic_arena; }
 
 }  // namespace sim
 }  // namespace paralon

@@ -1,7 +1,7 @@
 // Results of the warp collectives, computed by the lane that completes the group, per the PTX ISA:
 // shfl.sync (lane/clamp/segment-mask arithmetic), vote.sync, redux.sync, ldmatrix and mma.sync
 // m16n8k16 (fragment layouts in common.cuh). A value read from a lane outside the group is undefined
-// on hardware; here it is 0xFFFFFFFF (NaN as f32), so its use shows up.
+// on hardware; here it is the poison kPoisonWord (NaN as f32, a huge index as an int), so its use shows up.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -12,7 +12,7 @@ namespace paralon {
 namespace sim {
 namespace {
 
-constexpr uint32_t kUndefined = 0xFFFFFFFFu;
+constexpr uint32_t kUndefined = kPoisonWord;
 
 bool in(uint32_t set, int lane) { return lane >= 0 && lane < 32 && ((set >> lane) & 1u); }
 
