@@ -78,9 +78,9 @@ struct EmbeddingArgs {
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]).  residual may alias y (in-place accumulate); x must not.
 // A quantized W is N rows of K / block blocks (K a multiple of the block).
 //
-// Split output, for a fused projection (W stacks several weights, e.g. q/k/v, so x is read once and
-// the op is queued once): when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the
-// product go to parts[j], a row-major [M, part_start[j + 1] − part_start[j]] array; y and residual
+// Split output, for a fused projection (q/k/v or gate/up: x is read once and the op is queued once):
+// when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the product go to parts[j], a
+// row-major [M, part_start[j + 1] − part_start[j]] array, computed from part_w[j]; y, residual and w
 // are then unused. part_start[0] = 0 and part_start[num_parts] = N.
 constexpr int kMaxMatmulParts = 3;
 struct MatmulArgs {
@@ -93,13 +93,18 @@ struct MatmulArgs {
   int num_parts = 0;
   float* parts[kMaxMatmulParts] = {};
   int64_t part_start[kMaxMatmulParts + 1] = {};
+  // Each part's W rows: inside one stacked W, or separate matrices (q, k, v kept where the checkpoint
+  // has them), each in its own dtype (a Q4_K_M file mixes Q4_K and Q6_K within one layer).
+  const void* part_w[kMaxMatmulParts] = {};
+  DType part_w_dtype[kMaxMatmulParts] = {};
 };
 
-// Part j of a split matmul as a matmul of its own: W's rows of that part into its output.
+// Part j of a split matmul as a matmul of its own: its W rows into its output.
 inline MatmulArgs matmul_part(const MatmulArgs& a, int j) {
   MatmulArgs p = a;
   const int64_t n0 = a.part_start[j];
-  p.w = static_cast<const char*>(a.w) + dtype_bytes(a.w_dtype, n0 * a.K);  // whole rows: whole blocks
+  p.w = a.part_w[j];
+  p.w_dtype = a.part_w_dtype[j];
   p.residual = nullptr;
   p.y = a.parts[j];
   p.N = a.part_start[j + 1] - n0;

@@ -33,6 +33,7 @@ export {
   Fields,
   weight,
   stacked,
+  parts,
   blocks,
   type Architecture,
   type ModelConfig,

@@ -74,31 +74,42 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   state_->stream->enqueue("embedding", [b, a, held] { b->embedding(a); });
 }
 
-// matmul(x, w, out, residual | null): out[M, N] = x[M, K] · w[N, K]ᵀ (+ residual)
+// matmul(x, w | w[], out | out[], residual | null): out[M, N] = x[M, K] · w[N, K]ᵀ (+ residual). With a
+// list of outputs the product's columns are split among them (a fused projection): w is one stacked
+// [N, K] matrix, or one [n_j, K] matrix per output, each in its own dtype.
 void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "matmul", live("matmul"));
   TensorWrap* x = c.tensor(info[0], "x");
-  TensorWrap* w = c.tensor(info[1], "w");
   TensorWrap* r = c.tensor(info[3], "residual", true);
   c.dtype(x, "x", {DType::F32});
-  c.dtype(w, "w", kMatrixTypes);
-  c.supported(Op::Matmul, w, "w");
-  c.rank(w, "w", 2);
-  int64_t M = c.rows(x), K = c.last(x), N = w->shape()[0];
-  if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
-  MatmulArgs a{static_cast<const float*>(x->data()), w->data(), w->dtype(), nullptr, nullptr, M, N, K};
-
-  // out: one tensor [M, N], or a list of [M, n_j] tensors splitting the N columns (a fused projection).
-  std::vector<TensorWrap*> outs;
-  if (info[2].IsArray()) {
-    Napi::Array list = info[2].As<Napi::Array>();
-    if (list.Length() < 1 || list.Length() > kMaxMatmulParts)
-      c.fail("out must be a tensor or a list of 1 to " + std::to_string(kMaxMatmulParts) + " tensors");
-    for (uint32_t j = 0; j < list.Length(); ++j) outs.push_back(c.tensor(list.Get(j), "out"));
-    if (r) c.fail("a residual needs a single output tensor");
-  } else {
-    outs.push_back(c.tensor(info[2], "out"));
+  const int64_t M = c.rows(x), K = c.last(x);
+  const auto list = [&](const Napi::Value& v, const char* what) {
+    std::vector<TensorWrap*> ts;
+    if (!v.IsArray()) {
+      ts.push_back(c.tensor(v, what));
+      return ts;
+    }
+    Napi::Array items = v.As<Napi::Array>();
+    if (items.Length() < 1 || items.Length() > kMaxMatmulParts)
+      c.fail(std::string(what) + " must be a tensor or a list of 1 to " + std::to_string(kMaxMatmulParts) + " tensors");
+    for (uint32_t j = 0; j < items.Length(); ++j) ts.push_back(c.tensor(items.Get(j), what));
+    return ts;
+  };
+  const std::vector<TensorWrap*> ws = list(info[1], "w"), outs = list(info[2], "out");
+  const bool split = info[2].IsArray();
+  if (info[1].IsArray() && (!split || ws.size() != outs.size()))
+    c.fail("a list of " + std::to_string(ws.size()) + " weights needs a list of as many outputs, one per weight");
+  int64_t N = 0;
+  for (TensorWrap* w : ws) {
+    c.dtype(w, "w", kMatrixTypes);
+    c.supported(Op::Matmul, w, "w");
+    c.rank(w, "w", 2);
+    if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
+    N += w->shape()[0];
   }
+  if (split && r) c.fail("a residual needs a single output tensor");
+  MatmulArgs a{static_cast<const float*>(x->data()), ws[0]->data(), ws[0]->dtype(), nullptr, nullptr, M, N, K};
+
   int64_t cols = 0;
   for (size_t j = 0; j < outs.size(); ++j) {
     TensorWrap* y = outs[j];
@@ -107,18 +118,24 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
     if (c.rows(y) != M) c.fail("out " + y->describe() + " must have " + std::to_string(M) + " rows, like x");
     c.no_overlap(x, "x", y, "out");
     for (size_t i = 0; i < j; ++i) c.no_overlap(outs[i], "out", y, "another out");
-    if (info[2].IsArray()) {
+    if (ws.size() > 1 && c.last(y) != ws[j]->shape()[0])
+      c.fail("out " + y->describe() + " must have " + std::to_string(ws[j]->shape()[0]) + " columns, the rows of w " + ws[j]->describe());
+    if (split) {
       a.parts[j] = static_cast<float*>(y->data());
       a.part_start[j] = cols;
+      TensorWrap* w = ws.size() > 1 ? ws[j] : ws[0];
+      const int64_t row0 = ws.size() > 1 ? 0 : cols;  // rows inside one stacked W: whole rows are whole blocks
+      a.part_w[j] = static_cast<const char*>(w->data()) + dtype_bytes(w->dtype(), row0 * K);
+      a.part_w_dtype[j] = w->dtype();
     }
     cols += c.last(y);
   }
   if (cols != N) {
     std::string shapes;
     for (TensorWrap* y : outs) shapes += (shapes.empty() ? "" : " + ") + y->describe();
-    c.fail("out " + shapes + " must have " + std::to_string(N) + " columns in all, the rows of w " + w->describe());
+    c.fail("out " + shapes + " must have " + std::to_string(N) + " columns in all, the rows of w " + ws[0]->describe());
   }
-  if (info[2].IsArray()) {
+  if (split) {
     a.num_parts = static_cast<int>(outs.size());
     a.part_start[a.num_parts] = N;
   } else {

@@ -325,12 +325,14 @@ void matmul(Context& ctx, const MatmulArgs& a) {
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
     return;
   }
-  if (dtype_quantized(a.w_dtype)) {  // a split output: a pass per part
-    if (a.num_parts == 0) {
-      matmul_quantized(ctx, a);
-    } else {
-      for (int j = 0; j < a.num_parts; ++j) matmul_quantized(ctx, matmul_part(a, j));
-    }
+  bool one_dtype = true;  // one thread-pool pass over every part needs one kernel type
+  for (int j = 0; j < a.num_parts; ++j) one_dtype = one_dtype && a.part_w_dtype[j] == a.w_dtype;
+  if (a.num_parts > 0 && (!one_dtype || dtype_quantized(a.w_dtype))) {  // a pass per part
+    for (int j = 0; j < a.num_parts; ++j) matmul(ctx, matmul_part(a, j));
+    return;
+  }
+  if (dtype_quantized(a.w_dtype)) {
+    matmul_quantized(ctx, a);
     return;
   }
   with_storage_type(a.w_dtype, [&](auto* tag) {

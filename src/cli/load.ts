@@ -21,8 +21,8 @@ export interface ModelChoice {
 
 export interface LocalModel {
   path: string;
-  /** The default id: the hub id, the directory name, or paralon-demo. */
-  id: string;
+  /** The default id: the hub id or paralon-demo; a local path's is the loader's (its name, quantization suffix dropped). */
+  id?: string;
   demo: boolean;
 }
 

@@ -45,8 +45,8 @@ export interface ResolvedModel {
   /** What the loader opens: a checkpoint directory or a .gguf file. */
   path: string;
   format: ModelFormat;
-  /** The model's default id: the hub id (owner/name[:QUANT]) or the directory/file name. */
-  id: string;
+  /** The model's default id for a hub model: the hub id (owner/name[:QUANT]); a local path leaves it to the loader. */
+  id?: string;
   hub?: { repo: string; quant?: string; revision: string; commit: string; downloadedBytes: number };
 }
 
@@ -55,7 +55,7 @@ export async function resolveModel(spec: string, options: HubOptions = {}): Prom
   if (existsSync(spec)) {
     const resolved = path.resolve(spec);
     const isFile = statSync(resolved).isFile();
-    return { path: resolved, format: isFile && resolved.endsWith('.gguf') ? 'gguf' : 'safetensors', id: defaultModelId(spec) };
+    return { path: resolved, format: isFile && resolved.endsWith('.gguf') ? 'gguf' : 'safetensors' };
   }
   const hubId = looksLikePath(spec) ? null : parseHubId(spec);
   if (hubId === null) throw new HubError(modelSpecProblem(spec), true);

@@ -28,24 +28,29 @@ export interface ModelConfig {
 }
 
 /**
- * One weight the layer loop reads: a checkpoint tensor of a given shape, or several stacked along
- * their first dimension at load (a fused projection: q/k/v → qkv, gate/up → gateUp), so one matmul
- * reads the normed activations once.
+ * One weight the layer loop reads: a checkpoint tensor of a given shape; the projections of a fused
+ * matmul (q/k/v → qkv, gate/up → gateUp: one `ops.matmul(x, parts, [outs])` reads the activations
+ * once), kept where the checkpoint has them, each in its own dtype; or tensors stacked into one new
+ * tensor along their first dimension (experts → [E, N, K] for the MoE ops).
  */
 export interface WeightSpec {
-  /** Checkpoint tensor names (Hugging Face naming); more than one: concatenated in this order. */
+  /** Checkpoint tensor names (Hugging Face naming), in order. */
   names: string[];
   /** The shape of each named tensor. */
   shapes: number[][];
+  /** 'parts': a list of the tensors as they are; 'stacked' (default): concatenated at load. */
+  layout?: 'parts' | 'stacked';
 }
 
 /** A weight of one tensor. */
 export const weight = (name: string, shape: number[]): WeightSpec => ({ names: [name], shapes: [shape] });
-/** Tensors stacked along dimension 0 into one weight. */
-export const stacked = (parts: [name: string, shape: number[]][]): WeightSpec => ({
-  names: parts.map(([n]) => n),
-  shapes: parts.map(([, s]) => s),
+/** Tensors stacked along dimension 0 into one new tensor at load (they must share a dtype). */
+export const stacked = (list: [name: string, shape: number[]][]): WeightSpec => ({
+  names: list.map(([n]) => n),
+  shapes: list.map(([, s]) => s),
 });
+/** The projections of a fused matmul, as a list of the checkpoint's tensors (no copy; dtypes may differ). */
+export const parts = (list: [name: string, shape: number[]][]): WeightSpec => ({ ...stacked(list), layout: 'parts' });
 
 /** The weights every decoder-only model has around its layers, plus its layers' own. */
 export interface DecoderWeights<L> {

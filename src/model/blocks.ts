@@ -4,10 +4,11 @@ import { ops, ropeFrequencies, type RopeFrequencies, type Tensor } from '../runt
 import type { LayerContext, ModelConfig } from './architecture.js';
 import type { RopeFields } from './config.js';
 
-/** A pre-norm self-attention block's weights: q/k/v fused into one [qDim + 2·kvDim, hidden] matrix. */
+/** A pre-norm self-attention block's weights: q/k/v read by one fused matmul. */
 export interface AttentionWeights {
   inputNorm: Tensor;
-  qkv: Tensor;
+  /** The q, k and v projections: one stacked [qDim + 2·kvDim, hidden] matrix, or the three of them. */
+  qkv: Tensor | Tensor[];
   o: Tensor;
   /** Per-head RMSNorm of q and k before RoPE (Qwen3); absent: plain RoPE. */
   qNorm?: Tensor;
@@ -56,10 +57,11 @@ export function selfAttention<C extends ModelConfig>(ctx: LayerContext<C, unknow
   ops.matmul(attn, w.o, ctx.hidden, { residual: ctx.hidden });
 }
 
-/** A pre-norm SwiGLU MLP's weights: gate/up fused into one [2·intermediate, hidden] matrix. */
+/** A pre-norm SwiGLU MLP's weights: gate/up read by one fused matmul. */
 export interface SwigluMlpWeights {
   postAttentionNorm: Tensor;
-  gateUp: Tensor;
+  /** The gate and up projections: one stacked [2·intermediate, hidden] matrix, or the two of them. */
+  gateUp: Tensor | Tensor[];
   down: Tensor;
 }
 

@@ -12,6 +12,7 @@ export {
 export {
   weight,
   stacked,
+  parts,
   type Architecture,
   type AnyArchitecture,
   type ModelConfig,

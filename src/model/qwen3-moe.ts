@@ -9,7 +9,7 @@
 // [E, rows, cols], so one moeMatmul reads only the chosen experts' matrices.
 import { ops, type Tensor } from '../runtime/index.js';
 import type { Architecture, LayerContext, ModelConfig, WeightSpec } from './architecture.js';
-import { stacked, weight } from './architecture.js';
+import { parts, stacked, weight } from './architecture.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
 
@@ -123,7 +123,6 @@ function moeBlock(ctx: LayerContext<Qwen3MoeConfig, Qwen3MoeLayer>, w: MoeWeight
 export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
   names: ['Qwen3MoeForCausalLM'],
   modelTypes: ['qwen3_moe'],
-  ggufNames: ['qwen3moe'],
   parseConfig: parseQwen3MoeConfig,
 
   layerWeights(c, i) {
@@ -133,7 +132,7 @@ export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
     const kvDim = c.numKvHeads * c.headDim;
     const specs: Record<string, WeightSpec> = {
       inputNorm: weight(`${p}input_layernorm.weight`, [H]),
-      qkv: stacked([
+      qkv: parts([
         [`${p}self_attn.q_proj.weight`, [qDim, H]],
         [`${p}self_attn.k_proj.weight`, [kvDim, H]],
         [`${p}self_attn.v_proj.weight`, [kvDim, H]],
@@ -152,7 +151,7 @@ export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
       specs.expertsUp = experts('up_proj', [I, H]);
       specs.expertsDown = experts('down_proj', [H, I]);
     } else {
-      specs.gateUp = stacked([
+      specs.gateUp = parts([
         [`${p}mlp.gate_proj.weight`, [c.intermediateSize, H]],
         [`${p}mlp.up_proj.weight`, [c.intermediateSize, H]],
       ]);

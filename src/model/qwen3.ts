@@ -2,7 +2,7 @@
 //   per layer [rmsnorm → qkv matmul → QK-norm + RoPE → kv write → paged attention → o_proj + residual
 //   → rmsnorm → gate/up matmul → SwiGLU → down_proj + residual]: 10 ops.
 import type { Architecture, LayerContext, ModelConfig } from './architecture.js';
-import { stacked, weight } from './architecture.js';
+import { parts, weight } from './architecture.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
 import { qwen3ConfigFromGguf } from './gguf/qwen3-config.js';
@@ -50,7 +50,7 @@ export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
     const kvDim = c.numKvHeads * c.headDim;
     return {
       inputNorm: weight(`${p}input_layernorm.weight`, [H]),
-      qkv: stacked([
+      qkv: parts([
         [`${p}self_attn.q_proj.weight`, [qDim, H]],
         [`${p}self_attn.k_proj.weight`, [kvDim, H]],
         [`${p}self_attn.v_proj.weight`, [kvDim, H]],
@@ -59,7 +59,7 @@ export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
       qNorm: weight(`${p}self_attn.q_norm.weight`, [c.headDim]),
       kNorm: weight(`${p}self_attn.k_norm.weight`, [c.headDim]),
       postAttentionNorm: weight(`${p}post_attention_layernorm.weight`, [H]),
-      gateUp: stacked([
+      gateUp: parts([
         [`${p}mlp.gate_proj.weight`, [c.intermediateSize, H]],
         [`${p}mlp.up_proj.weight`, [c.intermediateSize, H]],
       ]),

@@ -57,9 +57,10 @@ export function resolveWeights(named: Checkpoint, arch: AnyArchitecture, c: Mode
   };
   const resolve = (spec: WeightSpec): Resolved => {
     const entries = spec.names.map((name, i) => expect(name, spec.shapes[i]));
-    for (const e of entries.slice(1))
-      if (e.dtype !== entries[0].dtype)
-        throw new Error(`${e.file}: ${e.name}: dtype ${e.dtype}, expected ${entries[0].dtype} like ${entries[0].name} (they are fused at load)`);
+    if (spec.layout !== 'parts')
+      for (const e of entries.slice(1))
+        if (e.dtype !== entries[0].dtype)
+          throw new Error(`${e.file}: ${e.name}: dtype ${e.dtype}, expected ${entries[0].dtype} like ${entries[0].name} (they are stacked at load)`);
     return { spec, entries };
   };
   for (const name of checkpoint.names) {
@@ -101,12 +102,12 @@ export async function loadDecoderWeights<L>(
   // Copies are queued in chunks of about this many bytes, waiting for each chunk so that progress
   // is real and the staging of a large checkpoint does not run far ahead of the device.
   const chunkBytes = 256 * 1024 * 1024;
-  const placed = new Map<Resolved, Tensor>();
+  const placed = new Map<Resolved, Tensor | Tensor[]>();
   let loaded = 0;
   let pending = 0;
   try {
     for (const r of all) {
-      placed.set(r, place(device, checkpoint, r.entries));
+      placed.set(r, r.spec.layout === 'parts' ? r.entries.map((e) => checkpoint.tensor(e)) : place(device, checkpoint, r.entries));
       pending += bytesOf(r);
       if (pending >= chunkBytes) {
         await device.synchronize();
@@ -118,18 +119,18 @@ export async function loadDecoderWeights<L>(
     // Stacked weights are copied even on cpu: every copy must be done before the mapping may go.
     await device.synchronize();
   } catch (e) {
-    for (const t of placed.values()) t.dispose();
+    for (const t of [...placed.values()].flat()) t.dispose();
     throw e;
   }
   onProgress?.(total, total);
 
   const get = (r: Resolved) => placed.get(r)!;
-  const embedding = get(resolved.embedding);
+  const embedding = get(resolved.embedding) as Tensor;
   return {
     embedding,
     layers: resolved.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, r]) => [k, get(r)])) as L),
-    finalNorm: get(resolved.finalNorm),
-    lmHead: resolved.lmHead ? get(resolved.lmHead) : embedding,
+    finalNorm: get(resolved.finalNorm) as Tensor,
+    lmHead: resolved.lmHead ? (get(resolved.lmHead) as Tensor) : embedding,
     bytes: total,
   };
 }
@@ -177,6 +178,6 @@ function place(device: Device, checkpoint: Checkpoint, entries: TensorEntry[]): 
 
 /** Frees the weights (device copies; on cpu, the references to the mapping). */
 export function disposeWeights(w: DecoderWeights<unknown>): void {
-  const all = new Set<Tensor>([w.embedding, w.finalNorm, w.lmHead, ...w.layers.flatMap((l) => Object.values(l as object) as Tensor[])]);
+  const all = new Set<Tensor>([w.embedding, w.finalNorm, w.lmHead, ...w.layers.flatMap((l) => (Object.values(l as object) as (Tensor | Tensor[])[]).flat())]);
   for (const t of all) t.dispose();
 }

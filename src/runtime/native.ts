@@ -37,7 +37,7 @@ export interface NativeDevice {
   selfTest(): { name: string; passed: boolean; detail: string }[];
   copy(dst: NativeTensor, src: NativeTensor): void;
   embedding(ids: Int32Array, table: NativeTensor, out: NativeTensor): void;
-  matmul(x: NativeTensor, w: NativeTensor, out: NativeTensor | NativeTensor[], residual: NativeTensor | null): void;
+  matmul(x: NativeTensor, w: NativeTensor | NativeTensor[], out: NativeTensor | NativeTensor[], residual: NativeTensor | null): void;
   rmsnorm(x: NativeTensor, residual: NativeTensor | null, sumOut: NativeTensor | null, weight: NativeTensor,
     out: NativeTensor, eps: number): void;
   qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,

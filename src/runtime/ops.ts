@@ -103,12 +103,13 @@ export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
 /**
  * out = x · wᵀ (+ residual; residual may be `out` itself for an in-place accumulate); w in f32, bf16,
  * f16 or ggml blocks (q8_0, q4_k, q5_k, q6_k — see Device.supports). With a list of
- * up to 3 outputs, w stacks several weights (a fused projection) and output j receives the next
- * columns of the product, as many as it has: `matmul(normed, qkv, [q, k, v])` reads x once.
+ * up to 3 outputs (a fused projection: one op reads x once), output j receives the next columns of
+ * the product, as many as it has: w is one stacked matrix, or one matrix per output, each in its own
+ * dtype — `matmul(normed, [wq, wk, wv], [q, k, v])`.
  */
-export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor, out: T, options: { residual?: Tensor } = {}): T {
-  const device = Array.isArray(out) ? x.device : out.device;
-  device.native.matmul(x.native, w.native, Array.isArray(out) ? out.map((t) => t.native) : out.native, nativeOf(options.residual));
+export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor | readonly Tensor[], out: T, options: { residual?: Tensor } = {}): T {
+  const natives = (t: Tensor | readonly Tensor[]) => (Array.isArray(t) ? t.map((p: Tensor) => p.native) : (t as Tensor).native);
+  x.device.native.matmul(x.native, natives(w), natives(out), nativeOf(options.residual));
   return out;
 }
 

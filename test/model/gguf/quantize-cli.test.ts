@@ -43,7 +43,7 @@ describe('paralon quantize', () => {
 
   it('refuses types it does not write, naming them', () => {
     const r = paralon(['quantize', dir, path.join(root, 'x.gguf'), '--type', 'Q4_K_M']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2); // bad usage
     expect(r.stderr).toMatch(/usage: paralon quantize DIR OUT\.gguf --type Q8_0\|Q6_K\|F32\|F16\|BF16 \(Q4_K_M, a mix of block types, is not implemented yet\)/);
   });
 });

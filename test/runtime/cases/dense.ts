@@ -70,22 +70,27 @@ function matmulCase(w: WeightType, M: number, N: number, K: number, residual: Re
 }
 
 /**
- * A fused projection: w stacks parts of `cols` rows, the product's columns split into one poisoned
- * output per part (awkward widths so part boundaries fall inside threads' W-row chunks and tiles).
+ * A fused projection: the product's columns split into one poisoned output per part (awkward widths
+ * so part boundaries fall inside threads' W-row chunks and tiles). `w` is one dtype (one stacked
+ * matrix) or a dtype per part (one matrix per output, as a checkpoint's q/k/v are kept).
  */
-function splitMatmulCase(w: WeightType, M: number, cols: number[], K: number): OpCase {
+function splitMatmulCase(w: WeightType | WeightType[], M: number, cols: number[], K: number): OpCase {
   const N = cols.reduce((a, b) => a + b, 0);
-  const name = caseName('matmul', { w, M, split: cols.join('+'), K });
+  const name = caseName('matmul', { w: Array.isArray(w) ? w.join('+') : w, M, split: cols.join('+'), K });
+  const types = Array.isArray(w) ? w : cols.map(() => w);
   const inputs = once(() => {
     const rng = new Rng(name);
-    return { x: rng.normals(M * K), w: rng.normals(N * K, 1 / Math.sqrt(K)) };
+    return { x: rng.normals(M * K), w: cols.map((n) => rng.normals(n * K, 1 / Math.sqrt(K))) };
   });
   return {
     name,
     async run(device: Device) {
-      const { x, w: wv } = inputs();
+      const { x, w: parts } = inputs();
       const outs = cols.map((n) => poisoned(device, [M, n]));
-      ops.matmul(device.tensor(x, [M, K]), device.tensor(wv, [N, K], w), outs.map((o) => o.tensor));
+      const weights = Array.isArray(w)
+        ? parts.map((values, j) => device.tensor(values, [cols[j], K], w[j]))
+        : device.tensor(Float32Array.from(parts.flatMap((p) => Array.from(p))), [N, K], w);
+      ops.matmul(device.tensor(x, [M, K]), weights, outs.map((o) => o.tensor));
       const result: Record<string, Float32Array> = {};
       for (const [j, o] of outs.entries()) {
         await o.checkGuards(`out${j}`);
@@ -94,19 +99,13 @@ function splitMatmulCase(w: WeightType, M: number, cols: number[], K: number): O
       return result;
     },
     expected: once(() => {
-      const { x, w: wv } = inputs();
-      const y = matmulRef(x, storedAs(wv, w), M, N, K);
-      const result: Record<string, Float64Array> = {};
-      let c0 = 0;
-      cols.forEach((n, j) => {
-        const part = new Float64Array(M * n);
-        for (let m = 0; m < M; m++) for (let c = 0; c < n; c++) part[m * n + c] = y[m * N + c0 + c];
-        result[`out${j}`] = part;
-        c0 += n;
-      });
-      return result;
+      const { x, w: parts } = inputs();
+      return Object.fromEntries(parts.map((values, j) => [`out${j}`, matmulRef(x, storedAs(values, types[j]), M, cols[j], K)]));
     }),
-    tolerance: (device) => (isCuda(device) && w !== 'f32' && M > 16 ? TOLERANCE.roundedActivations[w] : TOLERANCE.f32),
+    tolerance: (device) => {
+      const rounded = types.filter((t) => t !== 'f32');
+      return isCuda(device) && rounded.length > 0 && M > 16 ? Math.max(...rounded.map((t) => TOLERANCE.roundedActivations[t])) : TOLERANCE.f32;
+    },
   };
 }
 
@@ -161,6 +160,10 @@ export function denseCases(): OpCase[] {
     cases.push(splitMatmulCase(w, 3, [13, 200], 96));
     cases.push(splitMatmulCase(w, 19, [75, 37, 37], 133));
   });
+  // One matrix per output, in different dtypes (a checkpoint's q/k/v as they are).
+  cases.push(splitMatmulCase(['bf16', 'f16', 'f32'], 1, [75, 37, 37], 1001));
+  cases.push(splitMatmulCase(['f32', 'bf16'], 5, [13, 200], 96));
+  cases.push(splitMatmulCase(['f16', 'bf16', 'bf16'], 23, [75, 37, 37], 133));
   for (const [rows, dim] of [[1, 96], [17, 1001], [3, 3072]])
     for (const mode of ['separate', 'out=gate', 'out=up'] as SwigluMode[]) cases.push(swigluCase(rows, dim, mode));
   return cases;

@@ -81,6 +81,38 @@ function quantSplitMatmulCase(w: QuantDType, M: number, cols: number[], K: numbe
   };
 }
 
+/**
+ * A fused projection whose parts stay separate matrices in their own block types, as a Q4_K_M file
+ * keeps q/k as Q4_K next to a Q6_K v: one poisoned output per part.
+ */
+function quantPartsMatmulCase(types: QuantDType[], M: number, cols: number[], K: number): OpCase {
+  const name = caseName('matmul', { w: types.join('+'), M, split: cols.join('+'), K });
+  const inputs = once(() => {
+    const rng = new Rng(name);
+    return { x: rng.normals(M * K), blocks: cols.map((n, j) => quantize(rng.normals(n * K, 1 / Math.sqrt(K)), types[j])) };
+  });
+  return {
+    name,
+    async run(device: Device) {
+      const { x, blocks } = inputs();
+      const outs = cols.map((n) => poisoned(device, [M, n]));
+      const weights = blocks.map((b, j) => device.tensor(b, [cols[j], K], types[j]));
+      ops.matmul(device.tensor(x, [M, K]), weights, outs.map((o) => o.tensor));
+      const result: Record<string, Float32Array> = {};
+      for (const [j, o] of outs.entries()) {
+        await o.checkGuards(`out${j}`);
+        result[`out${j}`] = await o.tensor.read();
+      }
+      return result;
+    },
+    expected: once(() => {
+      const { x, blocks } = inputs();
+      return Object.fromEntries(blocks.map((b, j) => [`out${j}`, matmulRef(x, dequantize(b, types[j]), M, cols[j], K)]));
+    }),
+    tolerance: (device) => (isCuda(device) && M > 16 ? TOLERANCE.roundedActivations.f16 : TOLERANCE.f32),
+  };
+}
+
 function quantEmbeddingCase(table: QuantDType, vocab: number, hidden: number, numTokens: number): OpCase {
   const name = caseName('embedding', { table, vocab, hidden, T: numTokens });
   const inputs = once(() => {
@@ -124,5 +156,9 @@ export function quantizedCases(): OpCase[] {
     );
     cases.push(quantEmbeddingCase(w, 11, dtypeBlock[w].elements === 32 ? 160 : 512, 6));
   }
+  // Q4_K_M's layers: q and k in Q4_K, v in Q6_K; gate/up with a Q8_0 part. Decode and tensor-core rows.
+  cases.push(quantPartsMatmulCase(['q4_k', 'q4_k', 'q6_k'], 1, [45, 13, 13], 256));
+  cases.push(quantPartsMatmulCase(['q4_k', 'q8_0'], 3, [29, 37], 512));
+  cases.push(quantPartsMatmulCase(['q5_k', 'q4_k', 'q6_k'], 37, [45, 13, 13], 256));
   return cases;
 }
