@@ -178,15 +178,15 @@ class SnapshotDownloader {
 
   /** Every file not cached yet; resolves to the bytes transferred. */
   async fetchAll(files: string[]): Promise<number> {
-    const todo: [string, FileMetadata][] = [];
+    const toFetch: [string, FileMetadata][] = [];
     for (const file of files) {
       if (this.cache.hasFile(this.commit, file)) continue;
       const meta = await fileMetadata(this.client, this.repo, this.commit, file);
       if (existsSync(this.cache.blobPath(meta.etag))) this.cache.link(this.commit, file, meta.etag); // same bytes under another commit
-      else todo.push([file, meta]);
+      else toFetch.push([file, meta]);
     }
-    this.#total = todo.reduce((sum, [, meta]) => sum + meta.size, 0);
-    for (const [file, meta] of todo) {
+    this.#total = toFetch.reduce((sum, [, meta]) => sum + meta.size, 0);
+    for (const [file, meta] of toFetch) {
       await this.#fetch(file, meta, (bytes) => {
         this.#done += bytes;
         this.options.onProgress?.({ repo: this.repo, file, downloadedBytes: this.#done, totalBytes: this.#total });

@@ -9,7 +9,8 @@
 // [E, rows, cols], so one moeMatmul reads only the chosen experts' matrices.
 import { ops, type Tensor } from '../runtime/index.js';
 import type { Architecture, LayerContext, ModelConfig, WeightSpec } from './architecture.js';
-import { parts, stacked, weight } from './architecture.js';
+import { stacked, weight } from './architecture.js';
+import { qwen3AttentionWeights, qwen3DenseMlpWeights } from './qwen3.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
 
@@ -128,20 +129,7 @@ export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
   layerWeights(c, i) {
     const p = `model.layers.${i}.`;
     const H = c.hiddenSize;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    const specs: Record<string, WeightSpec> = {
-      inputNorm: weight(`${p}input_layernorm.weight`, [H]),
-      qkv: parts([
-        [`${p}self_attn.q_proj.weight`, [qDim, H]],
-        [`${p}self_attn.k_proj.weight`, [kvDim, H]],
-        [`${p}self_attn.v_proj.weight`, [kvDim, H]],
-      ]),
-      o: weight(`${p}self_attn.o_proj.weight`, [H, qDim]),
-      qNorm: weight(`${p}self_attn.q_norm.weight`, [c.headDim]),
-      kNorm: weight(`${p}self_attn.k_norm.weight`, [c.headDim]),
-      postAttentionNorm: weight(`${p}post_attention_layernorm.weight`, [H]),
-    };
+    const specs: Record<string, WeightSpec> = qwen3AttentionWeights(c, i);
     if (isSparseLayer(c, i)) {
       const I = c.moeIntermediateSize;
       const experts = (proj: string, shape: number[]) =>
@@ -151,11 +139,7 @@ export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
       specs.expertsUp = experts('up_proj', [I, H]);
       specs.expertsDown = experts('down_proj', [H, I]);
     } else {
-      specs.gateUp = parts([
-        [`${p}mlp.gate_proj.weight`, [c.intermediateSize, H]],
-        [`${p}mlp.up_proj.weight`, [c.intermediateSize, H]],
-      ]);
-      specs.down = weight(`${p}mlp.down_proj.weight`, [H, c.intermediateSize]);
+      Object.assign(specs, qwen3DenseMlpWeights(c, i));
     }
     return specs as Record<keyof Qwen3MoeLayer & string, WeightSpec>;
   },

@@ -1,7 +1,7 @@
 // Qwen3 (dense): Qwen3ForCausalLM. Its config fields, its weights and its layer loop:
 //   per layer [rmsnorm → qkv matmul → QK-norm + RoPE → kv write → paged attention → o_proj + residual
 //   → rmsnorm → gate/up matmul → SwiGLU → down_proj + residual]: 10 ops.
-import type { Architecture, LayerContext, ModelConfig } from './architecture.js';
+import type { Architecture, LayerContext, ModelConfig, WeightSpec } from './architecture.js';
 import { parts, weight } from './architecture.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
@@ -36,6 +36,38 @@ export function parseQwen3Config(json: unknown, source = 'config.json'): Qwen3Co
   };
 }
 
+/** A Qwen3 layer's attention weights (norm, q/k/v, o, q/k norms), shared with Qwen3-MoE. */
+export function qwen3AttentionWeights(c: ModelConfig, i: number): Record<keyof AttentionWeights | 'postAttentionNorm', WeightSpec> {
+  const p = `model.layers.${i}.`;
+  const H = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  return {
+    inputNorm: weight(`${p}input_layernorm.weight`, [H]),
+    qkv: parts([
+      [`${p}self_attn.q_proj.weight`, [qDim, H]],
+      [`${p}self_attn.k_proj.weight`, [kvDim, H]],
+      [`${p}self_attn.v_proj.weight`, [kvDim, H]],
+    ]),
+    o: weight(`${p}self_attn.o_proj.weight`, [H, qDim]),
+    qNorm: weight(`${p}self_attn.q_norm.weight`, [c.headDim]),
+    kNorm: weight(`${p}self_attn.k_norm.weight`, [c.headDim]),
+    postAttentionNorm: weight(`${p}post_attention_layernorm.weight`, [H]),
+  };
+}
+
+/** A Qwen3 layer's dense SwiGLU MLP weights (gate/up, down), shared with Qwen3-MoE's dense layers. */
+export function qwen3DenseMlpWeights(c: ModelConfig & { intermediateSize: number }, i: number): Record<'gateUp' | 'down', WeightSpec> {
+  const p = `model.layers.${i}.`;
+  return {
+    gateUp: parts([
+      [`${p}mlp.gate_proj.weight`, [c.intermediateSize, c.hiddenSize]],
+      [`${p}mlp.up_proj.weight`, [c.intermediateSize, c.hiddenSize]],
+    ]),
+    down: weight(`${p}mlp.down_proj.weight`, [c.hiddenSize, c.intermediateSize]),
+  };
+}
+
 export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
   names: ['Qwen3ForCausalLM'],
   modelTypes: ['qwen3'],
@@ -43,29 +75,7 @@ export const qwen3: Architecture<Qwen3Config, Qwen3Layer> = {
   parseConfig: parseQwen3Config,
   parseGgufConfig: qwen3ConfigFromGguf,
 
-  layerWeights(c, i) {
-    const p = `model.layers.${i}.`;
-    const H = c.hiddenSize;
-    const qDim = c.numHeads * c.headDim;
-    const kvDim = c.numKvHeads * c.headDim;
-    return {
-      inputNorm: weight(`${p}input_layernorm.weight`, [H]),
-      qkv: parts([
-        [`${p}self_attn.q_proj.weight`, [qDim, H]],
-        [`${p}self_attn.k_proj.weight`, [kvDim, H]],
-        [`${p}self_attn.v_proj.weight`, [kvDim, H]],
-      ]),
-      o: weight(`${p}self_attn.o_proj.weight`, [H, qDim]),
-      qNorm: weight(`${p}self_attn.q_norm.weight`, [c.headDim]),
-      kNorm: weight(`${p}self_attn.k_norm.weight`, [c.headDim]),
-      postAttentionNorm: weight(`${p}post_attention_layernorm.weight`, [H]),
-      gateUp: parts([
-        [`${p}mlp.gate_proj.weight`, [c.intermediateSize, H]],
-        [`${p}mlp.up_proj.weight`, [c.intermediateSize, H]],
-      ]),
-      down: weight(`${p}mlp.down_proj.weight`, [H, c.intermediateSize]),
-    };
-  },
+  layerWeights: (c, i) => ({ ...qwen3AttentionWeights(c, i), ...qwen3DenseMlpWeights(c, i) }),
 
   // qkNormRope reads both norm weights with one dtype.
   sameDtype: [['qNorm', 'kNorm']],
