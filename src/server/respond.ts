@@ -15,9 +15,6 @@ import { rateLimitHeaders } from './rate-limits.js';
 import { abortOnDisconnect } from './routes/connection.js';
 import { sendEventStream } from './sse.js';
 
-/** `n` at most per prompt (the request schemas' maximum). */
-export const MAX_N = 16;
-
 export type DeltaEvent = Extract<GenerationEvent, { type: 'delta' }>;
 /** How a choice ended, once it was not cancelled. */
 export type Finish = 'stop' | 'length';

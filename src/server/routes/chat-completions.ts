@@ -5,8 +5,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage, ResponseFormat, ToolCall } from '../../engine/types.js';
 import { toolCallId } from '../../engine/chat.js';
-import { ReasoningSplitter, type ReasoningStart } from '../../tokenizer/reasoning.js';
-import { ToolCallParser, type ToolCallPart } from '../../tokenizer/tool-calls.js';
+import type { ReasoningStart } from '../../tokenizer/reasoning.js';
+import type { ToolCallPart } from '../../tokenizer/tool-calls.js';
+import { ChoiceText } from '../choice-text.js';
 import type { ServerContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import type { Generation } from '../generation.js';
@@ -59,10 +60,12 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         options,
         constraints,
       });
+      const last = body.messages[body.messages.length - 1];
       const output: Output = {
         ctx,
         generation,
         n,
+        echo: body.echo && last.role === 'assistant' ? messageText(last.content) ?? '' : '',
         reasoningStart: prepared.reasoningStart,
         withLogprobs: options.logprobs === true,
         parseToolCalls: prepared.parseToolCalls,
@@ -85,7 +88,7 @@ function toResponseFormat(format: ChatCompletionRequest['response_format']): Res
 /** The request's messages in the engine's terms; what the schema cannot say is checked here. */
 function toChatMessages(messages: RequestMessage[]): ChatMessage[] {
   return messages.map((m, i) => {
-    const content = m.content === undefined || m.content === null ? null : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n');
+    const content = messageText(m.content);
     const calls = m.tool_calls ?? [];
     if (calls.length > 0 && m.role !== 'assistant') throw badRequest(`messages[${i}]: only assistant messages have tool_calls`, `messages[${i}].tool_calls`);
     if (m.tool_call_id !== undefined && m.role !== 'tool') throw badRequest(`messages[${i}]: only tool messages have a tool_call_id`, `messages[${i}].tool_call_id`);
@@ -109,43 +112,21 @@ function toChatMessages(messages: RequestMessage[]): ChatMessage[] {
   });
 }
 
+/** A message's content as text: its text parts joined by newlines. */
+function messageText(content: RequestMessage['content']): string | null {
+  if (content === undefined || content === null) return null;
+  return typeof content === 'string' ? content : content.map((part) => part.text).join('\n');
+}
+
 interface Output {
   ctx: ServerContext;
   generation: Generation;
   n: number;
+  /** Text every choice's content starts with (vLLM's echo of a final assistant message), or ''. */
+  echo: string;
   reasoningStart: ReasoningStart;
   withLogprobs: boolean;
   parseToolCalls: boolean;
-}
-
-/** One choice's text path: reasoning split off, then (with tools) calls parsed out of the content. */
-class ChoiceText {
-  readonly #reasoning: ReasoningSplitter;
-  readonly #calls: ToolCallParser | null;
-
-  constructor(start: ReasoningStart, parseToolCalls: boolean) {
-    this.#reasoning = new ReasoningSplitter(start);
-    this.#calls = parseToolCalls ? new ToolCallParser() : null;
-  }
-
-  get numCalls(): number {
-    return this.#calls?.numCalls ?? 0;
-  }
-
-  push(text: string): { reasoning: string; parts: ToolCallPart[] } {
-    return this.#split(this.#reasoning.push(text), false);
-  }
-
-  flush(): { reasoning: string; parts: ToolCallPart[] } {
-    return this.#split(this.#reasoning.flush(), true);
-  }
-
-  #split(part: { reasoning: string; content: string }, final: boolean): { reasoning: string; parts: ToolCallPart[] } {
-    if (this.#calls === null) return { reasoning: part.reasoning, parts: part.content ? [{ type: 'text', text: part.content }] : [] };
-    const parts = this.#calls.push(part.content);
-    if (final) parts.push(...this.#calls.flush());
-    return { reasoning: part.reasoning, parts };
-  }
 }
 
 /** OpenAI's finish reason: 'tool_calls' when the answer ended normally after calls. */
@@ -153,13 +134,13 @@ function finishReason(reason: 'stop' | 'length', numCalls: number): 'stop' | 'le
   return reason === 'stop' && numCalls > 0 ? 'tool_calls' : reason;
 }
 
-async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parseToolCalls }: Output) {
+async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs, parseToolCalls }: Output) {
   const choices: ChatChoice[] = [];
   const reasoning: string[] = [];
   const texts: ChoiceText[] = [];
   const calls: ToolCall[][] = [];
   for (let i = 0; i < n; i++) {
-    choices.push({ index: i, message: { role: 'assistant', content: '' }, finish_reason: null, logprobs: withLogprobs ? { content: [] } : null });
+    choices.push({ index: i, message: { role: 'assistant', content: echo }, finish_reason: null, logprobs: withLogprobs ? { content: [] } : null });
     reasoning.push('');
     texts.push(new ChoiceText(reasoningStart, parseToolCalls));
     calls.push([]);
@@ -205,7 +186,7 @@ async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parse
 
 function stream(
   reply: FastifyReply,
-  { ctx, generation, n, reasoningStart, parseToolCalls }: Output,
+  { ctx, generation, n, echo, reasoningStart, parseToolCalls }: Output,
   serialize: (chunk: unknown) => string,
   includeUsage: boolean,
 ): FastifyReply {
@@ -242,7 +223,11 @@ function stream(
     },
     {
       // As OpenAI does: each choice opens with the role and empty content, before any token is generated.
-      open: () => texts.map((_, index) => chunk({ index, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null })),
+      open: () =>
+        texts.flatMap((_, index) => [
+          chunk({ index, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }),
+          ...(echo ? [chunk({ index, delta: { content: echo }, finish_reason: null, logprobs: null })] : []),
+        ]),
       close: (usage) => (includeUsage ? [{ ...base, choices: [], usage: openAiUsage(usage) }] : []),
       frame: (c) => sseEvent(serialize(c)),
       error: (error) => sseEvent(JSON.stringify(error.toBody())),

@@ -141,6 +141,8 @@ export const ChatCompletionRequestSchema = {
       },
     },
     modalities: { type: ['array', 'null'], items: { type: 'string' } },
+    // vLLM's extra: when the last message is the assistant's, its content starts the answer's content.
+    echo: { type: ['boolean', 'null'] },
   },
 } as const;
 
