@@ -227,6 +227,7 @@ describe('refusals', () => {
     await refused({ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'nope' } } } }, 'text.format.schema', /text\.format/);
     await refused({ input: [{ type: 'function_call_output', call_id: 'call_x', output: '1' }] }, 'input', /.+/);
     await refused({ temperature: 3 }, 'temperature', /must be <= 2/);
+    await refused({ max_output_tokens: 5000 }, 'max_output_tokens', /plus max_output_tokens \(5000\) exceeds/);
     // store: false and absent are fine.
     const ok = await postRaw(server.url('/v1/responses'), JSON.stringify({ model: DEMO_MODEL_ID, input: 'Hi', store: false, max_output_tokens: 1 }));
     expect(ok.status).toBe(200);

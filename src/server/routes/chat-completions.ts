@@ -39,6 +39,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const model = ctx.modelFor(body.model);
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
       if (body.modalities?.some((m) => m !== 'text')) throw badRequest("only the 'text' modality is supported", 'modalities');
+      const n = choiceCount(body);
       // Checked, rendered and its grammar compiled before anything is queued.
       const prepared = await model.prepareChat(toChatMessages(body.messages), {
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
@@ -52,7 +53,6 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         logprobs: body.logprobs ?? false,
         topLogprobs: body.top_logprobs ?? 0,
       });
-      const n = choiceCount(body);
       const constraints = await Promise.all(Array.from({ length: n }, () => prepared.constraint()));
       const generation = await startChoices(ctx, model, request, reply, 'chat.completions', {
         prompts: [prepared.promptTokens],

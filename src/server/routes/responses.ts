@@ -73,7 +73,7 @@ export async function responsesRoutes(app: FastifyInstance, { ctx }: { ctx: Serv
   );
 }
 
-/** Runs a step of preparation, naming this route's fields in errors (input, text.format, tools[i].parameters). */
+/** Runs a step of preparation, naming this route's fields in errors (input, text.format, tools[i].parameters, max_output_tokens). */
 async function withResponsesParams<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
@@ -83,8 +83,9 @@ async function withResponsesParams<T>(step: () => Promise<T>): Promise<T> {
       .replace(/^messages\b.*/, 'input')
       .replace(/^response_format\.json_schema\.schema$/, 'text.format.schema')
       .replace(/^response_format\b/, 'text.format')
-      .replace(/^(tools\[\d+\])\.function\./, '$1.');
-    throw new RequestError(error.message.replace(/response_format/g, 'text.format'), param);
+      .replace(/^(tools\[\d+\])\.function\./, '$1.')
+      .replace(/^max_tokens$/, 'max_output_tokens');
+    throw new RequestError(error.message.replace(/response_format/g, 'text.format').replace(/\bmax_tokens\b/g, 'max_output_tokens'), param);
   }
 }
 
