@@ -30,14 +30,24 @@ export interface StepModel {
 
 /** Text side of a request's output (detokenizer + stop strings), made per request. */
 export interface TextOutput {
-  /** Appends generated tokens; returns the text now safe to show and whether a stop string ended it. */
-  push(tokenIds: number[]): { text: string; stopped: boolean };
+  /**
+   * Appends generated tokens; returns the text now safe to show and whether a stop string ended it.
+   * matchStops false: the text may not end generation yet (before minTokens) and is not matched.
+   */
+  push(tokenIds: number[], matchStops?: boolean): { text: string; stopped: boolean };
   /** Text held back at the end (an incomplete stop-string prefix). */
   flush(): string;
 }
 
+export interface TextOutputOptions {
+  stop: readonly string[];
+  /** The matched stop string stays at the end of the text. */
+  includeStop: boolean;
+  skipSpecialTokens: boolean;
+}
+
 export interface TextHooks {
-  createOutput(stop: readonly string[]): TextOutput;
+  createOutput(options: TextOutputOptions): TextOutput;
   tokenInfo(id: number): { token: string; bytes: number[] };
 }
 
@@ -108,6 +118,8 @@ class Request implements SchedulableRequest {
   failure: Error | null = null;
   /** The logit bias as the sample op's sparse lists (null: none). */
   readonly bias: { tokens: Int32Array; values: Float64Array } | null;
+  /** Until minTokens are generated: the allowed-token mask without the tokens that would end it (null: none to ban). */
+  readonly minTokensMask: Int32Array | null;
   mask: MaskTicket | null = null;
   /** Waiting for its mask after a step that had to go on without it: the scheduler skips it. */
   blocked = false;
@@ -120,8 +132,12 @@ class Request implements SchedulableRequest {
     readonly options: SamplingParams,
     readonly output: TextOutput,
     readonly constraint: TokenConstraint | null,
+    /** EOS (unless ignoreEos) and stopTokenIds. */
+    readonly stopTokens: ReadonlySet<number>,
+    vocab: number,
   ) {
     this.tokens = [...prompt];
+    this.minTokensMask = options.minTokens > 0 && stopTokens.size > 0 ? banMask(vocab, stopTokens) : null;
     this.numPromptTokens = prompt.length;
     if (options.repetitionPenalty !== 1) for (const t of prompt) if (!this.counts.has(t)) this.counts.set(t, 0);
     this.bias = options.logitBias.size > 0
@@ -183,7 +199,13 @@ export class Engine {
       call.constraint?.dispose();
       throw error;
     }
-    const req = new Request(`req-${nextRequestId++}`, prompt, resolved, this.#text.createOutput(resolved.stop), call.constraint ?? null);
+    const output = this.#text.createOutput({
+      stop: resolved.stop,
+      includeStop: resolved.includeStopStrInOutput,
+      skipSpecialTokens: resolved.skipSpecialTokens,
+    });
+    const stopTokens = new Set([...(resolved.ignoreEos ? [] : this.#config.eosTokenIds), ...resolved.stopTokenIds]);
+    const req = new Request(`req-${nextRequestId++}`, prompt, resolved, output, call.constraint ?? null, stopTokens, this.#model.vocabSize);
     if (call.signal?.aborted) {
       req.finished = true;
       req.constraint?.dispose();
@@ -247,7 +269,11 @@ export class Engine {
       logitBias: this.#logitBias(o.logitBias),
       maxTokens,
       stop: o.stop ?? [],
+      stopTokenIds: o.stopTokenIds ?? [],
       ignoreEos: o.ignoreEos ?? false,
+      minTokens: o.minTokens ?? 0,
+      includeStopStrInOutput: o.includeStopStrInOutput ?? false,
+      skipSpecialTokens: o.skipSpecialTokens ?? true,
       logprobs: o.logprobs ?? false,
       topLogprobs: o.topLogprobs ?? 0,
     };
@@ -262,6 +288,10 @@ export class Engine {
     check(Number.isFinite(r.frequencyPenalty), 'frequency_penalty must be a number', 'frequency_penalty');
     check(Number.isFinite(r.repetitionPenalty) && r.repetitionPenalty > 0, 'repetition_penalty must be > 0', 'repetition_penalty');
     check(Number.isInteger(r.seed) && r.seed >= 0 && r.seed <= Number.MAX_SAFE_INTEGER, 'seed must be a non-negative integer', 'seed');
+    for (const t of r.stopTokenIds)
+      check(Number.isInteger(t) && t >= 0 && t < vocab, `stop_token_ids: token ${t} is outside the vocabulary (0…${vocab - 1})`, 'stop_token_ids');
+    check(Number.isInteger(r.minTokens) && r.minTokens >= 0, 'min_tokens must be a non-negative integer', 'min_tokens');
+    check(r.minTokens <= maxTokens, `min_tokens (${r.minTokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens');
     check(Number.isInteger(r.topLogprobs) && r.topLogprobs >= 0 && r.topLogprobs <= 20, 'top_logprobs must be in [0, 20]', 'top_logprobs');
     return r;
   }
@@ -431,9 +461,20 @@ export class Engine {
       row.penaltyTokens = Int32Array.from(req.counts.keys());
       row.penaltyCounts = Int32Array.from(req.counts.values());
     }
-    const mask = req.readyMask;
+    const mask = this.#allowedMask(req);
     if (mask) row.allowedMask = mask;
     return row;
+  }
+
+  /** The constraint's mask, and before minTokens the ban on tokens that would end the request. */
+  #allowedMask(req: Request): Int32Array | null {
+    const constraint = req.readyMask;
+    const ban = req.numOutput < req.options.minTokens ? req.minTokensMask : null;
+    if (ban === null) return constraint;
+    if (constraint === null) return ban;
+    const both = constraint.map((word, i) => word & ban[i]);
+    // A grammar that allows only an end token (it is complete) wins over min_tokens.
+    return allowsSomeToken(both, this.#model.vocabSize) ? both : constraint;
   }
 
   #append(req: Request, token: number, logprob: number, top: Int32Array, topLp: Float32Array): void {
@@ -442,8 +483,10 @@ export class Engine {
     const o = req.options;
     if (usesPenalties(o)) req.counts.set(token, (req.counts.get(token) ?? 0) + 1);
     if (req.constraint && !this.#constraintAccepts(req, token)) return;
-    const isEos = !o.ignoreEos && this.#config.eosTokenIds.includes(token);
-    const { text, stopped } = isEos ? { text: '', stopped: false } : req.output.push([token]);
+    // Before minTokens nothing may end the request: end tokens were masked, stop strings go unmatched.
+    const mayStop = req.numOutput >= o.minTokens;
+    const endToken = mayStop && req.stopTokens.has(token);
+    const { text, stopped } = endToken && !o.includeStopStrInOutput ? { text: '', stopped: false } : req.output.push([token], mayStop);
     let logprobs: TokenLogprob[] | undefined;
     if (o.logprobs) {
       const info = this.#text.tokenInfo(token);
@@ -458,7 +501,7 @@ export class Engine {
       ];
     }
     let finish: FinishReason | null = null;
-    if (isEos || stopped || req.constraint?.isTerminated()) finish = 'stop';
+    if (endToken || stopped || req.constraint?.isTerminated()) finish = 'stop';
     else if (req.numOutput >= o.maxTokens || req.tokens.length >= this.#config.maxModelLen) finish = 'length';
     const tail = finish !== null && !stopped ? req.output.flush() : '';
     // Every generated token (EOS and stop-string tokens included) is in exactly one delta's tokenIds:
@@ -518,6 +561,13 @@ export class Engine {
 /** Whether this step brings the sequence to its last token, so that a token is sampled for it. */
 function producesToken(s: ScheduledSequence<Request>): boolean {
   return s.start + s.numNew >= s.request.tokens.length;
+}
+
+/** An allowed-token mask over `vocab` with every token allowed but `banned`. */
+function banMask(vocab: number, banned: ReadonlySet<number>): Int32Array {
+  const mask = new Int32Array(maskWords(vocab)).fill(-1);
+  for (const t of banned) if (t < vocab) mask[t >> 5] &= ~(1 << (t & 31));
+  return mask;
 }
 
 /** Whether `mask` allows some token below `vocab` (bits past it are ignored, as the op does). */

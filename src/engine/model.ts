@@ -359,13 +359,14 @@ function textHooks(tokenizer: Tokenizer): TextHooks {
     isSpecialToken: (id: number) => id < tokenizer.vocabSize && tokenizer.isSpecialToken(id),
   };
   return {
-    createOutput(stop): TextOutput {
-      const detok = new IncrementalDetokenizer(source);
-      const stops = new StopMatcher(stop);
+    createOutput({ stop, includeStop, skipSpecialTokens }): TextOutput {
+      const detok = new IncrementalDetokenizer(source, { skipSpecialTokens });
+      const stops = new StopMatcher(stop, { includeStop });
       return {
-        push(ids) {
+        push(ids, matchStops = true) {
           let text = '';
           for (const id of ids) text += detok.push(id);
+          if (!matchStops) return { text: stops.pass(text), stopped: false };
           const r = stops.push(text);
           return { text: r.text, stopped: r.stop !== null };
         },

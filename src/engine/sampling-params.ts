@@ -28,10 +28,18 @@ export interface SamplingParams extends Record<DeviceSamplingField, number> {
   logitBias: ReadonlyMap<number, number>;
   /** Completion tokens at most (default: until the context is full). */
   maxTokens: number;
-  /** Strings that end generation; never emitted, may span tokens. */
+  /** Strings that end generation; not emitted (unless includeStopStrInOutput), may span tokens. */
   stop: string[];
-  /** Keep generating past EOS tokens. */
+  /** Tokens that end generation besides EOS (vLLM's stop_token_ids); their text is not emitted (unless includeStopStrInOutput). */
+  stopTokenIds: number[];
+  /** Keep generating past EOS tokens (stopTokenIds still stop). */
   ignoreEos: boolean;
+  /** Completion tokens before EOS, stopTokenIds or a stop string may end generation (those tokens are masked until then). */
+  minTokens: number;
+  /** Emit the stop string, or the stop token's text, that ended generation. */
+  includeStopStrInOutput: boolean;
+  /** Leave special tokens (<|im_end|>, …) out of the text (default true). */
+  skipSpecialTokens: boolean;
   /** Return the chosen token's logprob (and topLogprobs alternatives), of the raw logits. */
   logprobs: boolean;
   topLogprobs: number;

@@ -4,7 +4,7 @@
 //   /health, /metrics            open (health checks and scrapers carry no key)
 //   /, /playground[/assets/*]    the playground page, open (its API calls carry the user's key)
 //   /v1/...                      one scoped plugin: bearer-key auth, then chat/completions, completions,
-//                                embeddings, models, usage; request and response JSON schemas on every route
+//                                responses, embeddings, models, usage; request and response JSON schemas on every route
 //   /tokenize, /detokenize       vLLM's tokenizer routes, behind the same keys
 //
 // Requests are validated strictly (no type coercion, unknown fields rejected) and every error leaves
@@ -22,6 +22,7 @@ import { embeddingsRoutes } from './routes/embeddings.js';
 import { healthRoutes } from './routes/health.js';
 import { modelsRoutes } from './routes/models.js';
 import { playgroundRoutes } from './playground/plugin.js';
+import { responsesRoutes } from './routes/responses.js';
 import { tokenizeRoutes } from './routes/tokenize.js';
 import { usageRoutes } from './routes/usage.js';
 import { installAuth } from './auth.js';
@@ -119,6 +120,7 @@ export async function createServer(options: ServerOptions): Promise<FastifyInsta
       installAuth(v1, ctx);
       await v1.register(chatCompletionsRoutes, { ctx });
       await v1.register(completionsRoutes, { ctx });
+      await v1.register(responsesRoutes, { ctx });
       await v1.register(embeddingsRoutes, { ctx });
       await v1.register(modelsRoutes, { ctx });
       await v1.register(usageRoutes, { ctx });

@@ -23,6 +23,10 @@ export const HTTP_SAMPLING_FIELDS = {
   repetition_penalty: 'repetitionPenalty',
   seed: 'seed',
   ignore_eos: 'ignoreEos',
+  stop_token_ids: 'stopTokenIds',
+  min_tokens: 'minTokens',
+  include_stop_str_in_output: 'includeStopStrInOutput',
+  skip_special_tokens: 'skipSpecialTokens',
 } as const satisfies { [H in keyof SamplingFields]?: OptionAccepting<NonNullable<SamplingFields[H]>> };
 
 /** The SamplingOptions fields that accept a value of type T. */

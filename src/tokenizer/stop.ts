@@ -13,13 +13,18 @@ export interface StopResult {
 
 export class StopMatcher {
   private readonly stops: string[];
+  private readonly includeStop: boolean;
   /** A suffix of the stream so far that is a proper prefix of some stop string. */
   private held = '';
   private stopped = false;
 
-  /** Empty stop strings are ignored (they would match before any text). */
-  constructor(stops: readonly string[]) {
+  /**
+   * Empty stop strings are ignored (they would match before any text). includeStop: the matched stop
+   * string ends the emitted text instead of being dropped (vLLM's include_stop_str_in_output).
+   */
+  constructor(stops: readonly string[], options: { includeStop?: boolean } = {}) {
     this.stops = [...new Set(stops.filter((s) => s.length > 0))];
+    this.includeStop = options.includeStop ?? false;
   }
 
   /** True once a stop string has matched; the stream is then over. */
@@ -34,11 +39,19 @@ export class StopMatcher {
     if (match !== null) {
       this.stopped = true;
       this.held = '';
-      return { text: text.slice(0, match.start), stop: match.stop };
+      return { text: text.slice(0, match.start + (this.includeStop ? match.stop.length : 0)), stop: match.stop };
     }
     const holdFrom = this.partialMatchStart(text);
     this.held = text.slice(holdFrom);
     return { text: text.slice(0, holdFrom), stop: null };
+  }
+
+  /** Text that may not end the stream (before vLLM's min_tokens): emitted with what was held, unmatched. */
+  pass(delta: string): string {
+    if (this.stopped) throw new Error('StopMatcher: pass after a stop string matched');
+    const text = this.held + delta;
+    this.held = '';
+    return text;
   }
 
   /** The stream ended without a stop: the held text was not a stop after all. */

@@ -127,6 +127,22 @@ describe('TokenConstraint in the engine (CPU)', () => {
     expect(c.disposed).toBe(1);
   });
 
+  it('min_tokens bans the stop tokens inside a constraint’s mask, and yields to a mask of stop tokens only', async () => {
+    const stop = digits.slice(0, 5);
+    // Digits allowed; the first five are stop tokens, banned for the first 4 tokens.
+    const c = new AllowList(digits);
+    const out = await collect(model.generate(PROMPTS[2], { temperature: 2, seed: 9, maxTokens: 40, stopTokenIds: stop, minTokens: 4 }, { constraint: c }));
+    expect(out.tokenIds.length).toBeGreaterThanOrEqual(4);
+    for (const t of out.tokenIds.slice(0, 4)) expect(digits.slice(5)).toContain(t);
+    if (out.finishReason === 'stop') expect(stop).toContain(out.tokenIds.at(-1));
+    // A constraint that allows only stop tokens wins (a complete grammar allowing only its end).
+    const only = new AllowList(stop);
+    const forced = await collect(model.generate(PROMPTS[2], { temperature: 1, seed: 9, maxTokens: 10, stopTokenIds: stop, minTokens: 4 }, { constraint: only }));
+    expect(forced.tokenIds).toHaveLength(4); // no stop before minTokens: the first three are text
+    expect(forced.finishReason).toBe('stop');
+    expect(forced.text).toMatch(/^[0-4]{3}$/);
+  });
+
   it('a rejected token, a failing mask or a mask that allows nothing ends only that request, with an error', async () => {
     const rejecting = new AllowList(digits);
     rejecting.accept = (t) => (rejecting.accepted.push(t), rejecting.accepted.length < 3);

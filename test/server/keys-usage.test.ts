@@ -126,6 +126,19 @@ describe('usage metering', () => {
     before = (await rowsFor(bob.id)).length;
     const c = await server.client(bob.key).completions.create({ model: DEMO_MODEL_ID, prompt: 'abc', max_tokens: 3 });
     expect(await nextRow(bob.id, before)).toMatchObject({ endpoint: 'completions', promptTokens: c.usage!.prompt_tokens, completionTokens: c.usage!.completion_tokens });
+
+    // The Responses API: keyed and metered the same way, streamed or not.
+    for (const stream of [false, true]) {
+      before = (await rowsFor(bob.id)).length;
+      const params = { model: DEMO_MODEL_ID, input: 'abc', max_output_tokens: 3 };
+      const u = stream
+        ? (await server.client(bob.key).responses.stream(params).finalResponse()).usage!
+        : (await server.client(bob.key).responses.create(params)).usage!;
+      expect(await nextRow(bob.id, before)).toMatchObject({ endpoint: 'responses', promptTokens: u.input_tokens, completionTokens: u.output_tokens });
+    }
+    expect((await server.client().responses.create({ model: DEMO_MODEL_ID, input: 'abc' }).catch((e: unknown) => e)) as object).toMatchObject({ status: 401 });
+    const metrics = await (await fetch(server.url('/metrics'))).text();
+    expect(metrics).toMatch(/paralon_requests_total\{route="\/v1\/responses",code="200"\} [1-9]/);
   });
 
   it('meters a stream the client aborts halfway, cancels it within a step and frees its KV blocks', async () => {

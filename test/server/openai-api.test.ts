@@ -233,25 +233,41 @@ describe('reasoning', () => {
     },
   };
 
-  it('splits <think>…</think> into reasoning_content, streamed or not', async () => {
+  it('splits <think>…</think> into reasoning_content and its alias reasoning, streamed or not', async () => {
     const s = await startServer({ model: scripted });
     try {
       const params = { model: DEMO_MODEL_ID, messages };
       const r = await s.client().chat.completions.create(params);
-      const message = r.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+      const message = r.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string; reasoning?: string };
       expect(message.reasoning_content).toBe('I should think.');
+      expect(message.reasoning).toBe('I should think.');
       expect(message.content).toBe('The answer is 4.');
       let reasoning = '';
+      let alias = '';
       let content = '';
       for await (const chunk of await s.client().chat.completions.create({ ...params, stream: true })) {
-        const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string } | undefined;
+        const delta = chunk.choices[0]?.delta as { content?: string; reasoning_content?: string; reasoning?: string } | undefined;
         reasoning += delta?.reasoning_content ?? '';
+        alias += delta?.reasoning ?? '';
         content += delta?.content ?? '';
       }
-      expect({ reasoning, content }).toEqual({ reasoning: 'I should think.', content: 'The answer is 4.' });
+      expect({ reasoning, alias, content }).toEqual({ reasoning: 'I should think.', alias: 'I should think.', content: 'The answer is 4.' });
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('reasoning sent back', () => {
+  it('accepts an assistant message with reasoning or reasoning_content, rendered alike', async () => {
+    // Qwen3's template renders the reasoning of assistant turns after the last user message only.
+    const last = (extra: Record<string, string>) =>
+      client.chat.completions.create({ model: DEMO_MODEL_ID, messages: [...messages, { role: 'assistant', content: 'Four.', ...extra } as never], max_tokens: 1 });
+    const viaAlias = await last({ reasoning: 'Two plus two.' });
+    const viaContent = await last({ reasoning_content: 'Two plus two.' });
+    const without = await last({});
+    expect(viaAlias.usage?.prompt_tokens).toBe(viaContent.usage?.prompt_tokens);
+    expect(viaAlias.usage?.prompt_tokens).toBeGreaterThan(without.usage!.prompt_tokens);
   });
 });
 

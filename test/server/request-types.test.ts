@@ -5,6 +5,7 @@ import { expect, it } from 'vitest';
 import type { ChatCompletionRequest } from '../../src/server/schemas/chat.js';
 import type { SamplingFields } from '../../src/server/schemas/common.js';
 import type { CompletionRequest } from '../../src/server/schemas/completions.js';
+import type { ResponseInputItem, ResponseRequest } from '../../src/server/schemas/responses.js';
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Role = ChatCompletionRequest['messages'][number]['role'];
@@ -18,11 +19,14 @@ const checks = {
   role: true satisfies Same<Role, 'developer' | 'system' | 'user' | 'assistant' | 'tool'>,
   content: true satisfies Same<Content, string | { type: 'text'; text: string }[] | null | undefined>,
   prompt: true satisfies Same<CompletionRequest['prompt'], string | string[] | number[] | number[][]>,
+  stopTokenIds: true satisfies Same<SamplingFields['stop_token_ids'], number[] | null | undefined>,
+  itemType: true satisfies Same<ResponseInputItem['type'], 'message' | 'function_call' | 'function_call_output' | 'reasoning' | undefined>,
+  toolChoice: true satisfies Same<ResponseRequest['tool_choice'], 'none' | 'auto' | 'required' | { type: 'function'; name: string } | null | undefined>,
   // Not `any`: a wrong type must be told apart.
   notAny: false satisfies Same<SamplingFields['temperature'], string>,
   roleNotString: false satisfies Same<Role, string>,
 };
 
 it('request types derived from the schemas are precise (checked at compile time)', () => {
-  expect(Object.values(checks).filter((v) => v === true)).toHaveLength(7);
+  expect(Object.values(checks).filter((v) => v === true)).toHaveLength(10);
 });

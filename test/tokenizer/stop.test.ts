@@ -57,6 +57,17 @@ describe('StopMatcher', () => {
     expect(m.done).toBe(false);
   });
 
+  it('keeps the stop string at the end of the text with includeStop, and passes text unmatched', () => {
+    const m = new StopMatcher(['</answer>'], { includeStop: true });
+    expect(m.push('4.</ans')).toEqual({ text: '4.', stop: null });
+    expect(m.push('wer> trailing')).toEqual({ text: '</answer>', stop: '</answer>' });
+    const early = new StopMatcher(['</answer>']);
+    expect(early.push('a </ans')).toEqual({ text: 'a ', stop: null });
+    // Before min_tokens: what was held goes out with the new text, nothing matched.
+    expect(early.pass('wer> b')).toBe('</answer> b');
+    expect(early.push('</answer>')).toEqual({ text: '', stop: '</answer>' });
+  });
+
   it('stops at the very start and at the very end', () => {
     expect(run(['###'], ['###rest'])).toEqual({ text: '', stop: '###' });
     expect(run(['###'], ['#', '#', '#'])).toEqual({ text: '', stop: '###' });

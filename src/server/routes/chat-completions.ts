@@ -1,18 +1,19 @@
 // POST /v1/chat/completions: messages → chat template → token ids → n generations → one response, or a
-// stream of chat.completion.chunk events. Qwen3's <think>…</think> is split into reasoning_content;
-// with tools, <tool_call> blocks become message.tool_calls (streamed as delta.tool_calls) and never
+// stream of chat.completion.chunk events. Qwen3's <think>…</think> is split into reasoning_content
+// (also sent as `reasoning`, vLLM's newer name; either is accepted back); with tools, <tool_call> blocks become message.tool_calls (streamed as delta.tool_calls) and never
 // reach content. tool_choice required / named and response_format are enforced by a grammar.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { TokenConstraint } from '../../engine/constraint.js';
 import type { ChatMessage, ResponseFormat, ToolCall } from '../../engine/types.js';
 import { toolCallId } from '../../engine/chat.js';
-import { ReasoningSplitter, type ReasoningStart } from '../../tokenizer/reasoning.js';
-import { ToolCallParser, type ToolCallPart } from '../../tokenizer/tool-calls.js';
+import type { ReasoningStart } from '../../tokenizer/reasoning.js';
+import type { ToolCallPart } from '../../tokenizer/tool-calls.js';
+import { ChoiceText } from '../choice-text.js';
 import type { ServerContext } from '../context.js';
-import { badRequest, shuttingDown, toApiError } from '../errors.js';
+import { badRequest } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
-import { forChoice, toSamplingOptions } from '../sampling.js';
+import { toSamplingOptions } from '../sampling.js';
+import { choiceCount, collectChoices, openAiUsage, startChoices, streamChoices } from '../respond.js';
 import {
   ChatCompletionChunkSchema,
   ChatCompletionRequestSchema,
@@ -24,9 +25,7 @@ import {
   type ToolCallDelta,
 } from '../schemas/chat.js';
 import { errorResponses } from '../schemas/common.js';
-import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
-import { rateLimitHeaders } from '../rate-limits.js';
-import { abortOnDisconnect } from './connection.js';
+import { SSE_DONE, sseEvent } from '../sse.js';
 
 const chunkSchemaRef = { $ref: `${ChatCompletionChunkSchema.$id}#` };
 
@@ -40,6 +39,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const model = ctx.modelFor(body.model);
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
       if (body.modalities?.some((m) => m !== 'text')) throw badRequest("only the 'text' modality is supported", 'modalities');
+      const n = choiceCount(body);
       // Checked, rendered and its grammar compiled before anything is queued.
       const prepared = await model.prepareChat(toChatMessages(body.messages), {
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
@@ -53,41 +53,28 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         logprobs: body.logprobs ?? false,
         topLogprobs: body.top_logprobs ?? 0,
       });
-      const n = body.n ?? 1;
       const constraints = await Promise.all(Array.from({ length: n }, () => prepared.constraint()));
-      let generation: Generation;
-      try {
-        generation = await ctx.tracker.start(model, {
-          keyId: request.keyId,
-          limits: request.rateLimits,
-          model: ctx.modelId,
-          endpoint: 'chat.completions',
-          prompts: [prepared.promptTokens],
-          choices: constraints.map((constraint, i) => ({ prompt: 0, options: forChoice(options, i), constraint: constraint ?? undefined })),
-        });
-      } catch (error) {
-        disposeAll(constraints); // idempotent: the engine may have disposed some already
-        throw error;
-      }
-      abortOnDisconnect(reply, generation);
-      reply.headers(rateLimitHeaders(request.rateLimits, generation.rateWindow, Date.now()));
+      const generation = await startChoices(ctx, model, request, reply, 'chat.completions', {
+        prompts: [prepared.promptTokens],
+        n,
+        options,
+        constraints,
+      });
+      const last = body.messages[body.messages.length - 1];
       const output: Output = {
         ctx,
         generation,
         n,
+        echo: body.echo && last.role === 'assistant' ? messageText(last.content) ?? '' : '',
         reasoningStart: prepared.reasoningStart,
         withLogprobs: options.logprobs === true,
         parseToolCalls: prepared.parseToolCalls,
       };
       if (!body.stream) return collect(output);
       const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
-      return sendEventStream(reply, stream(output, serialize, body.stream_options?.include_usage ?? false));
+      return stream(reply, output, serialize, body.stream_options?.include_usage ?? false);
     },
   );
-}
-
-function disposeAll(constraints: (TokenConstraint | null)[]): void {
-  for (const c of constraints) c?.dispose();
 }
 
 /** response_format in the engine's terms: json_schema needs its json_schema object. */
@@ -101,17 +88,18 @@ function toResponseFormat(format: ChatCompletionRequest['response_format']): Res
 /** The request's messages in the engine's terms; what the schema cannot say is checked here. */
 function toChatMessages(messages: RequestMessage[]): ChatMessage[] {
   return messages.map((m, i) => {
-    const content = m.content === undefined || m.content === null ? null : typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n');
+    const content = messageText(m.content);
     const calls = m.tool_calls ?? [];
     if (calls.length > 0 && m.role !== 'assistant') throw badRequest(`messages[${i}]: only assistant messages have tool_calls`, `messages[${i}].tool_calls`);
     if (m.tool_call_id !== undefined && m.role !== 'tool') throw badRequest(`messages[${i}]: only tool messages have a tool_call_id`, `messages[${i}].tool_call_id`);
     if (m.role === 'assistant') {
+      const reasoning = m.reasoning_content ?? m.reasoning;
       if (content === null && calls.length === 0) throw badRequest(`messages[${i}]: an assistant message needs content or tool_calls`, `messages[${i}].content`);
       // Only keys with values: the template tests `reasoning_content is defined`.
       return {
         role: 'assistant',
         content,
-        ...(typeof m.reasoning_content === 'string' ? { reasoning_content: m.reasoning_content } : {}),
+        ...(typeof reasoning === 'string' ? { reasoning_content: reasoning } : {}),
         ...(calls.length > 0 ? { tool_calls: calls } : {}),
       };
     }
@@ -124,43 +112,21 @@ function toChatMessages(messages: RequestMessage[]): ChatMessage[] {
   });
 }
 
+/** A message's content as text: its text parts joined by newlines. */
+function messageText(content: RequestMessage['content']): string | null {
+  if (content === undefined || content === null) return null;
+  return typeof content === 'string' ? content : content.map((part) => part.text).join('\n');
+}
+
 interface Output {
   ctx: ServerContext;
   generation: Generation;
   n: number;
+  /** Text every choice's content starts with (vLLM's echo of a final assistant message), or ''. */
+  echo: string;
   reasoningStart: ReasoningStart;
   withLogprobs: boolean;
   parseToolCalls: boolean;
-}
-
-/** One choice's text path: reasoning split off, then (with tools) calls parsed out of the content. */
-class ChoiceText {
-  readonly #reasoning: ReasoningSplitter;
-  readonly #calls: ToolCallParser | null;
-
-  constructor(start: ReasoningStart, parseToolCalls: boolean) {
-    this.#reasoning = new ReasoningSplitter(start);
-    this.#calls = parseToolCalls ? new ToolCallParser() : null;
-  }
-
-  get numCalls(): number {
-    return this.#calls?.numCalls ?? 0;
-  }
-
-  push(text: string): { reasoning: string; parts: ToolCallPart[] } {
-    return this.#split(this.#reasoning.push(text), false);
-  }
-
-  flush(): { reasoning: string; parts: ToolCallPart[] } {
-    return this.#split(this.#reasoning.flush(), true);
-  }
-
-  #split(part: { reasoning: string; content: string }, final: boolean): { reasoning: string; parts: ToolCallPart[] } {
-    if (this.#calls === null) return { reasoning: part.reasoning, parts: part.content ? [{ type: 'text', text: part.content }] : [] };
-    const parts = this.#calls.push(part.content);
-    if (final) parts.push(...this.#calls.flush());
-    return { reasoning: part.reasoning, parts };
-  }
 }
 
 /** OpenAI's finish reason: 'tool_calls' when the answer ended normally after calls. */
@@ -168,13 +134,13 @@ function finishReason(reason: 'stop' | 'length', numCalls: number): 'stop' | 'le
   return reason === 'stop' && numCalls > 0 ? 'tool_calls' : reason;
 }
 
-async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parseToolCalls }: Output) {
+async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs, parseToolCalls }: Output) {
   const choices: ChatChoice[] = [];
   const reasoning: string[] = [];
   const texts: ChoiceText[] = [];
   const calls: ToolCall[][] = [];
   for (let i = 0; i < n; i++) {
-    choices.push({ index: i, message: { role: 'assistant', content: '' }, finish_reason: null, logprobs: withLogprobs ? { content: [] } : null });
+    choices.push({ index: i, message: { role: 'assistant', content: echo }, finish_reason: null, logprobs: withLogprobs ? { content: [] } : null });
     reasoning.push('');
     texts.push(new ChoiceText(reasoningStart, parseToolCalls));
     calls.push([]);
@@ -187,47 +153,53 @@ async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parse
       else if (p.type === 'arguments') calls[i][p.index].function.arguments += p.text;
     }
   };
-  for await (const { choice: i, event } of generation.events) {
-    if (event.type === 'delta') {
+  const usage = await collectChoices(generation, {
+    delta(i, event) {
       append(i, texts[i].push(event.text));
       if (event.logprobs) choices[i].logprobs?.content.push(...chatLogprobs(event.logprobs));
-      continue;
-    }
-    // Cancelled with the client still there: the server is draining.
-    if (event.finishReason === 'cancelled') throw shuttingDown();
-    append(i, texts[i].flush());
-    choices[i].finish_reason = finishReason(event.finishReason, calls[i].length);
-    if (reasoning[i]) choices[i].message.reasoning_content = reasoning[i];
-    if (calls[i].length > 0) {
-      choices[i].message.tool_calls = calls[i];
-      // As OpenAI answers a pure tool call: no content at all.
-      if (choices[i].message.content === '') choices[i].message.content = null;
-    }
-  }
-  const usage = generation.usage();
+      return [];
+    },
+    finish(i, reason) {
+      append(i, texts[i].flush());
+      choices[i].finish_reason = finishReason(reason, calls[i].length);
+      if (reasoning[i]) {
+        choices[i].message.reasoning_content = reasoning[i];
+        choices[i].message.reasoning = reasoning[i];
+      }
+      if (calls[i].length > 0) {
+        choices[i].message.tool_calls = calls[i];
+        // As OpenAI answers a pure tool call: no content at all.
+        if (choices[i].message.content === '') choices[i].message.content = null;
+      }
+      return [];
+    },
+  });
   return {
     id: `chatcmpl-${generation.id}`,
     object: 'chat.completion',
     created: generation.created,
     model: ctx.modelId,
     choices,
-    usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens },
+    usage: openAiUsage(usage),
   };
 }
 
-async function* stream({ ctx, generation, n, reasoningStart, parseToolCalls }: Output, serialize: (chunk: unknown) => string, includeUsage: boolean) {
+function stream(
+  reply: FastifyReply,
+  { ctx, generation, n, echo, reasoningStart, parseToolCalls }: Output,
+  serialize: (chunk: unknown) => string,
+  includeUsage: boolean,
+): FastifyReply {
   const base = { id: `chatcmpl-${generation.id}`, object: 'chat.completion.chunk', created: generation.created, model: ctx.modelId };
-  const chunk = (choice: ChatChunkChoice) => sseEvent(serialize({ ...base, choices: [choice], ...(includeUsage ? { usage: null } : {}) }));
-  const texts: ChoiceText[] = [];
-  // As OpenAI does: each choice opens with the role and empty content, before any token is generated.
-  for (let i = 0; i < n; i++) {
-    texts.push(new ChoiceText(reasoningStart, parseToolCalls));
-    yield chunk({ index: i, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null });
-  }
+  const chunk = (choice: ChatChunkChoice) => ({ ...base, choices: [choice], ...(includeUsage ? { usage: null } : {}) });
+  const texts = Array.from({ length: n }, () => new ChoiceText(reasoningStart, parseToolCalls));
   /** The chunks of one step's text: reasoning and content together, then one per tool-call fragment. */
   function* chunks(index: number, out: { reasoning: string; parts: ToolCallPart[] }, logprobs: ChatChunkChoice['logprobs'], finish: ChatChunkChoice['finish_reason']) {
     const d: ChatChunkChoice['delta'] = {};
-    if (out.reasoning) d.reasoning_content = out.reasoning;
+    if (out.reasoning) {
+      d.reasoning_content = out.reasoning;
+      d.reasoning = out.reasoning;
+    }
     const content = out.parts.filter((p) => p.type === 'text').map((p) => p.text).join('');
     if (content) d.content = content;
     if (d.content !== undefined || d.reasoning_content !== undefined || logprobs) yield chunk({ index, delta: d, finish_reason: null, logprobs });
@@ -239,26 +211,27 @@ async function* stream({ ctx, generation, n, reasoningStart, parseToolCalls }: O
     }
     if (finish) yield chunk({ index, delta: {}, finish_reason: finish, logprobs: null });
   }
-  try {
-    for await (const { choice: i, event } of generation.events) {
-      if (event.type === 'delta') {
-        const logprobs = event.logprobs ? { content: chatLogprobs(event.logprobs) } : null;
-        yield* chunks(i, texts[i].push(event.text), logprobs, null);
-        continue;
-      }
-      if (event.finishReason === 'cancelled') throw shuttingDown();
-      const tail = texts[i].flush();
-      yield* chunks(i, tail, null, finishReason(event.finishReason, texts[i].numCalls));
-    }
-  } catch (error) {
-    // Headers are sent: the error travels as an event, which OpenAI's SDKs raise as an APIError.
-    yield sseEvent(JSON.stringify(toApiError(error).toBody()));
-    return;
-  }
-  if (includeUsage) {
-    const u = generation.usage();
-    const usage = { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens };
-    yield sseEvent(serialize({ ...base, choices: [], usage }));
-  }
-  yield SSE_DONE;
+  return streamChoices<object>(
+    reply,
+    generation,
+    {
+      delta: (i, event) => chunks(i, texts[i].push(event.text), event.logprobs ? { content: chatLogprobs(event.logprobs) } : null, null),
+      finish: (i, reason) => {
+        const tail = texts[i].flush();
+        return chunks(i, tail, null, finishReason(reason, texts[i].numCalls));
+      },
+    },
+    {
+      // As OpenAI does: each choice opens with the role and empty content, before any token is generated.
+      open: () =>
+        texts.flatMap((_, index) => [
+          chunk({ index, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }),
+          ...(echo ? [chunk({ index, delta: { content: echo }, finish_reason: null, logprobs: null })] : []),
+        ]),
+      close: (usage) => (includeUsage ? [{ ...base, choices: [], usage: openAiUsage(usage) }] : []),
+      frame: (c) => sseEvent(serialize(c)),
+      error: (error) => sseEvent(JSON.stringify(error.toBody())),
+      end: SSE_DONE,
+    },
+  );
 }

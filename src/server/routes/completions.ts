@@ -2,10 +2,11 @@
 // `echo` (the prompt text before the completion) and `logprobs` (top alternatives per token).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext, ServedModel } from '../context.js';
-import { badRequest, shuttingDown, toApiError } from '../errors.js';
+import { badRequest } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { CompletionLogprobsBuilder } from '../logprobs.js';
-import { forChoice, toSamplingOptions } from '../sampling.js';
+import { toSamplingOptions } from '../sampling.js';
+import { choiceCount, collectChoices, openAiUsage, startChoices, streamChoices } from '../respond.js';
 import { errorResponses } from '../schemas/common.js';
 import {
   CompletionChunkSchema,
@@ -14,9 +15,7 @@ import {
   type CompletionChoice,
   type CompletionRequest,
 } from '../schemas/completions.js';
-import { SSE_DONE, sendEventStream, sseEvent } from '../sse.js';
-import { rateLimitHeaders } from '../rate-limits.js';
-import { abortOnDisconnect } from './connection.js';
+import { SSE_DONE, sseEvent } from '../sse.js';
 
 /** OpenAI's default for this endpoint (chat completions default to the rest of the context). */
 const DEFAULT_MAX_TOKENS = 16;
@@ -40,7 +39,7 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
         throw badRequest("'echo' with 'logprobs' would need the prompt's logprobs, which this server does not compute", 'echo');
       const prompts = toPromptTokens(model, body.prompt);
       if (prompts.some((p) => p.length === 0)) throw badRequest('the prompt is empty', 'prompt');
-          const n = body.n ?? 1;
+      const n = choiceCount(body);
       if (prompts.length * n > MAX_CHOICES)
         throw badRequest(`a request may ask for ${MAX_CHOICES} choices at most (prompts × n = ${prompts.length * n})`, 'n');
       const options = toSamplingOptions(body, body.max_tokens ?? DEFAULT_MAX_TOKENS, {
@@ -48,17 +47,7 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
         topLogprobs: logprobs ?? 0,
       });
       const prefixes = prompts.map((tokens, i) => (echo ? echoText(model, body.prompt, tokens, i) : ''));
-      const generation = await ctx.tracker.start(model, {
-        keyId: request.keyId,
-        limits: request.rateLimits,
-        model: ctx.modelId,
-        endpoint: 'completions',
-        prompts,
-        // Choice p·n + i is sample i of prompt p, as OpenAI orders them.
-        choices: prompts.flatMap((_, p) => Array.from({ length: n }, (_, i) => ({ prompt: p, options: forChoice(options, i) }))),
-      });
-      abortOnDisconnect(reply, generation);
-      reply.headers(rateLimitHeaders(request.rateLimits, generation.rateWindow, Date.now()));
+      const generation = await startChoices(ctx, model, request, reply, 'completions', { prompts, n, options });
       const output: Output = {
         ctx,
         generation,
@@ -68,7 +57,7 @@ export async function completionsRoutes(app: FastifyInstance, { ctx }: { ctx: Se
       };
       if (!body.stream) return collect(output);
       const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
-      return sendEventStream(reply, stream(output, serialize, body.stream_options?.include_usage ?? false));
+      return stream(reply, output, serialize, body.stream_options?.include_usage ?? false);
     },
   );
 }
@@ -107,55 +96,54 @@ async function collect({ ctx, generation, prefixOf, numChoices, withLogprobs }: 
     logprobs.push(builder);
     choices.push({ index: i, text: prefixOf(i), finish_reason: null, logprobs: withLogprobs ? builder.result : null });
   }
-  for await (const { choice: i, event } of generation.events) {
-    if (event.type === 'delta') {
+  const usage = await collectChoices(generation, {
+    delta(i, event) {
       if (event.logprobs) logprobs[i].append(event.logprobs, choices[i].text.length);
       choices[i].text += event.text;
-      continue;
-    }
-    if (event.finishReason === 'cancelled') throw shuttingDown();
-    choices[i].finish_reason = event.finishReason;
-  }
-  const usage = generation.usage();
+      return [];
+    },
+    finish(i, reason) {
+      choices[i].finish_reason = reason;
+      return [];
+    },
+  });
   return {
     id: `cmpl-${generation.id}`,
     object: 'text_completion',
     created: generation.created,
     model: ctx.modelId,
     choices,
-    usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens },
+    usage: openAiUsage(usage),
   };
 }
 
-async function* stream({ ctx, generation, prefixOf, numChoices }: Output, serialize: (chunk: unknown) => string, includeUsage: boolean) {
+function stream(
+  reply: FastifyReply,
+  { ctx, generation, prefixOf, numChoices }: Output,
+  serialize: (chunk: unknown) => string,
+  includeUsage: boolean,
+): FastifyReply {
   const base = { id: `cmpl-${generation.id}`, object: 'text_completion', created: generation.created, model: ctx.modelId };
-  const chunk = (choice: CompletionChoice) => sseEvent(serialize({ ...base, choices: [choice], ...(includeUsage ? { usage: null } : {}) }));
-  const offsets: number[] = [];
-  const logprobs: CompletionLogprobsBuilder[] = [];
-  for (let i = 0; i < numChoices; i++) {
-    const prefix = prefixOf(i);
-    offsets.push(prefix.length);
-    logprobs.push(new CompletionLogprobsBuilder());
-    if (prefix) yield chunk({ index: i, text: prefix, finish_reason: null, logprobs: null });
-  }
-  try {
-    for await (const { choice: i, event } of generation.events) {
-      if (event.type === 'delta') {
+  const chunk = (choice: CompletionChoice) => ({ ...base, choices: [choice], ...(includeUsage ? { usage: null } : {}) });
+  const offsets = Array.from({ length: numChoices }, (_, i) => prefixOf(i).length);
+  const logprobs = Array.from({ length: numChoices }, () => new CompletionLogprobsBuilder());
+  return streamChoices<object>(
+    reply,
+    generation,
+    {
+      delta(i, event) {
         const lp = event.logprobs ? logprobs[i].append(event.logprobs, offsets[i]) : null;
         offsets[i] += event.text.length;
-        yield chunk({ index: i, text: event.text, finish_reason: null, logprobs: lp });
-        continue;
-      }
-      if (event.finishReason === 'cancelled') throw shuttingDown();
-      yield chunk({ index: i, text: '', finish_reason: event.finishReason, logprobs: null });
-    }
-  } catch (error) {
-    yield sseEvent(JSON.stringify(toApiError(error).toBody()));
-    return;
-  }
-  if (includeUsage) {
-    const u = generation.usage();
-    yield sseEvent(serialize({ ...base, choices: [], usage: { prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens } }));
-  }
-  yield SSE_DONE;
+        return [chunk({ index: i, text: event.text, finish_reason: null, logprobs: lp })];
+      },
+      finish: (i, reason) => [chunk({ index: i, text: '', finish_reason: reason, logprobs: null })],
+    },
+    {
+      open: () => offsets.flatMap((_, i) => (prefixOf(i) ? [chunk({ index: i, text: prefixOf(i), finish_reason: null, logprobs: null })] : [])),
+      close: (usage) => (includeUsage ? [{ ...base, choices: [], usage: openAiUsage(usage) }] : []),
+      frame: (c) => sseEvent(serialize(c)),
+      error: (error) => sseEvent(JSON.stringify(error.toBody())),
+      end: SSE_DONE,
+    },
+  );
 }

@@ -61,6 +61,8 @@ export const ChatCompletionRequestSchema = {
           name: { type: 'string' },
           // What this server returns in an assistant message, so a client can send the message back.
           reasoning_content: { type: ['string', 'null'] },
+          // vLLM's newer name for reasoning_content; either is accepted (reasoning_content wins when both are set).
+          reasoning: { type: ['string', 'null'] },
           tool_calls: { type: ['array', 'null'], items: ToolCallSchema },
           tool_call_id: { type: 'string', minLength: 1 },
           // OpenAI's SDK may echo these back from a response message.
@@ -139,6 +141,8 @@ export const ChatCompletionRequestSchema = {
       },
     },
     modalities: { type: ['array', 'null'], items: { type: 'string' } },
+    // vLLM's extra: when the last message is the assistant's, its content starts the answer's content.
+    echo: { type: ['boolean', 'null'] },
   },
 } as const;
 
@@ -175,6 +179,7 @@ export const ChatCompletionSchema = {
               role: { type: 'string' },
               content: { type: ['string', 'null'] },
               reasoning_content: { type: 'string' },
+              reasoning: { type: 'string' },
               tool_calls: { type: 'array', items: ToolCallSchema },
             },
           },
@@ -209,6 +214,7 @@ export const ChatCompletionChunkSchema = {
               role: { type: 'string' },
               content: { type: ['string', 'null'] },
               reasoning_content: { type: 'string' },
+              reasoning: { type: 'string' },
               tool_calls: { type: 'array', items: ToolCallDeltaSchema },
             },
           },
@@ -231,7 +237,8 @@ export interface ChatTokenLogprob {
 
 export interface ChatChoice {
   index: number;
-  message: { role: 'assistant'; content: string | null; reasoning_content?: string; tool_calls?: ToolCall[] };
+  /** reasoning_content and reasoning carry the same text: the older and the newer vLLM name, as clients read either. */
+  message: { role: 'assistant'; content: string | null; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCall[] };
   finish_reason: 'stop' | 'length' | 'tool_calls' | null;
   logprobs: { content: ChatTokenLogprob[] } | null;
 }
@@ -245,7 +252,7 @@ export interface ToolCallDelta {
 
 export interface ChatChunkChoice {
   index: number;
-  delta: { role?: 'assistant'; content?: string | null; reasoning_content?: string; tool_calls?: ToolCallDelta[] };
+  delta: { role?: 'assistant'; content?: string | null; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCallDelta[] };
   finish_reason: 'stop' | 'length' | 'tool_calls' | null;
   logprobs: { content: ChatTokenLogprob[] } | null;
 }

@@ -70,6 +70,9 @@ export const CompletionLogprobsSchema = {
   },
 } as const;
 
+/** Samples per prompt at most (`n`); each is a sequence in the engine. */
+export const MAX_N = 16;
+
 /** The schema, also accepting null (its type a literal tuple, so FromSchema keeps the precise type). */
 const nullable = <const T extends { type: string }>(schema: T) =>
   ({ ...schema, type: [schema.type, 'null'] }) as Omit<T, 'type'> & { type: readonly [T['type'], 'null'] };
@@ -89,7 +92,7 @@ export const samplingProperties = {
   repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 10 }),
   seed: nullable({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
   max_tokens: nullable({ type: 'integer', minimum: 1 }),
-  n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+  n: nullable({ type: 'integer', minimum: 1, maximum: MAX_N }),
   stop: {
     type: ['string', 'array', 'null'],
     minLength: 1,
@@ -97,6 +100,13 @@ export const samplingProperties = {
     items: { type: 'string', minLength: 1 },
   },
   ignore_eos: nullable({ type: 'boolean' }),
+  // vLLM's extras: end tokens besides EOS, a floor under the completion length, the stop string kept
+  // in the text, special tokens shown; best_of is accepted only equal to n (route check).
+  stop_token_ids: { type: ['array', 'null'], maxItems: 64, items: { type: 'integer', minimum: 0 } },
+  min_tokens: nullable({ type: 'integer', minimum: 0 }),
+  include_stop_str_in_output: nullable({ type: 'boolean' }),
+  skip_special_tokens: nullable({ type: 'boolean' }),
+  best_of: nullable({ type: 'integer', minimum: 1 }),
   stream: nullable({ type: 'boolean' }),
   stream_options: {
     type: ['object', 'null'],
