@@ -12,6 +12,7 @@ import type { ServerContext } from '../context.js';
 import { badRequest, shuttingDown, toApiError } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
+import { checkPromptLogprobsRequest, vllmPromptLogprobs, type VllmPromptLogprobs } from '../prompt-logprobs.js';
 import { forChoice, toSamplingOptions } from '../sampling.js';
 import {
   ChatCompletionChunkSchema,
@@ -40,6 +41,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       const model = ctx.modelFor(body.model);
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
       if (body.modalities?.some((m) => m !== 'text')) throw badRequest("only the 'text' modality is supported", 'modalities');
+      checkPromptLogprobsRequest(body);
       // Checked, rendered and its grammar compiled before anything is queued.
       const prepared = await model.prepareChat(toChatMessages(body.messages), {
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
@@ -54,6 +56,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         topLogprobs: body.top_logprobs ?? 0,
       });
       const n = body.n ?? 1;
+      const promptLogprobs = body.prompt_logprobs ?? null;
       const constraints = await Promise.all(Array.from({ length: n }, () => prepared.constraint()));
       let generation: Generation;
       try {
@@ -63,7 +66,12 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
           model: ctx.modelId,
           endpoint: 'chat.completions',
           prompts: [prepared.promptTokens],
-          choices: constraints.map((constraint, i) => ({ prompt: 0, options: forChoice(options, i), constraint: constraint ?? undefined })),
+          choices: constraints.map((constraint, i) => ({
+            prompt: 0,
+            // The choices share the prompt: the first one scores it.
+            options: i === 0 && promptLogprobs !== null ? { ...options, promptLogprobs } : forChoice(options, i),
+            constraint: constraint ?? undefined,
+          })),
         });
       } catch (error) {
         disposeAll(constraints); // idempotent: the engine may have disposed some already
@@ -78,6 +86,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         reasoningStart: prepared.reasoningStart,
         withLogprobs: options.logprobs === true,
         parseToolCalls: prepared.parseToolCalls,
+        promptLogprobs,
       };
       if (!body.stream) return collect(output);
       const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
@@ -131,6 +140,8 @@ interface Output {
   reasoningStart: ReasoningStart;
   withLogprobs: boolean;
   parseToolCalls: boolean;
+  /** prompt_logprobs: alternatives per token (null: not asked). */
+  promptLogprobs: number | null;
 }
 
 /** One choice's text path: reasoning split off, then (with tools) calls parsed out of the content. */
@@ -168,7 +179,8 @@ function finishReason(reason: 'stop' | 'length', numCalls: number): 'stop' | 'le
   return reason === 'stop' && numCalls > 0 ? 'tool_calls' : reason;
 }
 
-async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parseToolCalls }: Output) {
+async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parseToolCalls, promptLogprobs }: Output) {
+  let scoredPrompt: VllmPromptLogprobs | null = null;
   const choices: ChatChoice[] = [];
   const reasoning: string[] = [];
   const texts: ChoiceText[] = [];
@@ -188,6 +200,7 @@ async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parse
     }
   };
   for await (const { choice: i, event } of generation.events) {
+    if (event.promptLogprobs && promptLogprobs !== null) scoredPrompt = vllmPromptLogprobs(event.promptLogprobs, promptLogprobs);
     if (event.type === 'delta') {
       append(i, texts[i].push(event.text));
       if (event.logprobs) choices[i].logprobs?.content.push(...chatLogprobs(event.logprobs));
@@ -212,6 +225,7 @@ async function collect({ ctx, generation, n, reasoningStart, withLogprobs, parse
     model: ctx.modelId,
     choices,
     usage: { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.totalTokens },
+    ...(promptLogprobs !== null ? { prompt_logprobs: scoredPrompt } : {}),
   };
 }
 
