@@ -46,8 +46,13 @@ export interface ForwardOptions {
   keepHidden?: boolean;
 }
 
-/** Rows rowLogits projects at most per call: [rows, vocab] f32 is the only large buffer prompt scoring needs. */
-export const ROW_LOGITS_CHUNK = 32;
+/**
+ * Rows rowLogits projects at most per call: [rows, vocab] f32 (74 MiB at Qwen3's vocabulary) is the only
+ * large buffer prompt scoring needs. Enough rows that a GPU reads the LM head once per 128 rows, not per
+ * row (at 32 the projection would be bound by reading the head); few enough that a long prompt never
+ * holds its [tokens, vocab] logits.
+ */
+export const ROW_LOGITS_CHUNK = 128;
 
 export interface CausalLMOptions {
   /** Most new tokens in one forward step (sizes the activation workspace). Default 1024. */

@@ -5,15 +5,14 @@ import type { ChatTokenLogprob } from './schemas/chat.js';
 import type { CompletionLogprobs } from './schemas/completions.js';
 
 export const finiteLogprob = (logprob: number) => (Number.isFinite(logprob) ? logprob : -9999);
-const finite = finiteLogprob;
 
 /** Chat completions: one object per token with its alternatives. */
 export function chatLogprobs(logprobs: readonly TokenLogprob[]): ChatTokenLogprob[] {
   return logprobs.map((lp) => ({
     token: lp.token,
-    logprob: finite(lp.logprob),
+    logprob: finiteLogprob(lp.logprob),
     bytes: lp.bytes,
-    top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: finite(t.logprob), bytes: t.bytes })),
+    top_logprobs: lp.top.map((t) => ({ token: t.token, logprob: finiteLogprob(t.logprob), bytes: t.bytes })),
   }));
 }
 
@@ -53,8 +52,8 @@ export class CompletionLogprobsBuilder {
       }
       // No prototype: a token may be spelled "__proto__".
       const top: Record<string, number> = Object.create(null);
-      for (const t of lp.top.slice(0, numTop)) if (!(t.token in top)) top[t.token] = finite(t.logprob);
-      part.token_logprobs.push(finite(lp.logprob));
+      for (const t of lp.top.slice(0, numTop)) if (!(t.token in top)) top[t.token] = finiteLogprob(t.logprob);
+      part.token_logprobs.push(finiteLogprob(lp.logprob));
       part.top_logprobs.push(top);
     }
     return part;

@@ -15,7 +15,8 @@ import { Rng } from '../reference/random.js';
 
 /** f32 weights and KV cache on the CPU: the difference to float64 is f32 rounding. */
 const TOL = 2e-4;
-const CHUNK = 24;
+/** The step budget: a prefill step of a long prompt scores more rows than one rowLogits chunk. */
+const STEP_TOKENS = ROW_LOGITS_CHUNK + 40;
 
 async function drain(stream: AsyncIterable<GenerationEvent>) {
   const events: GenerationEvent[] = [];
@@ -34,8 +35,7 @@ describe('prompt logprobs', () => {
 
   beforeAll(async () => {
     dir = writeTinyFullVocab();
-    // A small step budget: a 75-token prompt takes several prefill steps, each with more rows than one rowLogits chunk.
-    model = await loadModel(dir, { device: 'cpu', threads: 2, kvCacheMemory: 2 ** 22, kvCacheDType: 'f32', maxNumSeqs: 4, maxNumBatchedTokens: CHUNK * 2, prefixCaching: true });
+    model = await loadModel(dir, { device: 'cpu', threads: 2, kvCacheMemory: 2 ** 22, kvCacheDType: 'f32', maxNumSeqs: 4, maxNumBatchedTokens: STEP_TOKENS, prefixCaching: true });
     ref = ReferenceQwen3.load(dir);
   });
   afterAll(() => {
@@ -44,12 +44,10 @@ describe('prompt logprobs', () => {
   });
 
   it('scores every prompt token of a prompt longer than the prefill and row chunks (maxTokens 0), vs float64', async () => {
-    const tokens = randomTokens(75);
-    expect(tokens.length).toBeGreaterThan(CHUNK * 2); // several prefill steps…
-    expect(CHUNK * 2).toBeGreaterThan(ROW_LOGITS_CHUNK); // …each scored in more than one row chunk
+    const tokens = randomTokens(STEP_TOKENS + 29); // two prefill steps, the first scored in two row chunks
     const r = await drain(model.generate(tokens, { maxTokens: 0, promptLogprobs: 5 }));
     expect(r.events).toHaveLength(1); // no delta: only the done, carrying the prompt logprobs
-    expect(r.done).toMatchObject({ type: 'done', finishReason: 'length', usage: { promptTokens: 75, completionTokens: 0 } });
+    expect(r.done).toMatchObject({ type: 'done', finishReason: 'length', usage: { promptTokens: tokens.length, completionTokens: 0 } });
     expectPromptLogprobs(r.promptLogprobs, referencePromptLogprobs(ref, tokens), tokens, 5, TOL, 'long prompt');
   });
 
