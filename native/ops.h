@@ -278,6 +278,9 @@ struct SamplingField {
 // masks_host[mask_row_host[r] · mask_words …] with mask_words = ceil(vocab / 32): bit (t & 31) of
 // word (t >> 5) set = token t allowed (xgrammar's bitmask layout); a masked token's logit becomes −∞.
 // The addon refuses a mask that allows no token below vocab (bits past vocab are ignored).
+// Targets (prompt scoring): when target_host is set, row r's token target_host[r] (−1: none) is
+// scored under the raw logits, beside the draw: its logprob and its rank, 1 + the number of tokens
+// whose raw logit is strictly larger (vLLM's rank).
 struct SampleArgs {
   float* logits;  // [rows, vocab], used as scratch (bias, mask and penalties applied in place)
   int64_t rows, vocab;
@@ -298,6 +301,9 @@ struct SampleArgs {
   float* logprob_host;        // [rows]
   int32_t* top_token_host;    // [rows, num_top], descending logprob
   float* top_logprob_host;    // [rows, num_top]
+  const int32_t* target_host;   // [rows] or null (no targets)
+  float* target_logprob_host;   // [rows], written where target_host[r] >= 0
+  int32_t* target_rank_host;    // [rows], written where target_host[r] >= 0
 };
 
 inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }

@@ -10,6 +10,7 @@ export type {
   SamplingOptions,
   GenerationEvent,
   TokenLogprob,
+  PromptLogprobsList,
   Usage,
   FinishReason,
   ChatMessage,

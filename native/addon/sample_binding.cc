@@ -67,11 +67,14 @@ SamplingParams parse_row(const OpCheck& c, const double* p, int64_t r) {
 }  // namespace
 
 // sample(logits, params, penaltyStart, penaltyTokens, penaltyCounts, biasStart, biasTokens, biasValues,
-//        maskRow, masks, numTop)
-//   → Promise<{ tokens: Int32Array, logprobs: Float32Array, topTokens: Int32Array, topLogprobs: Float32Array }>
+//        maskRow, masks, numTop, targets)
+//   → Promise<{ tokens: Int32Array, logprobs: Float32Array, topTokens: Int32Array, topLogprobs: Float32Array,
+//               targetLogprobs: Float32Array, targetRanks: Int32Array }>
 // params: Float64Array, sampleParamFields.length numbers per row in that order. Penalties and biases
 // are per-row lists in CSR form (Int32Array starts; biasValues a Float64Array). maskRow: Int32Array of
 // one entry per row (−1: no mask) or empty (no masks); masks: Int32Array [numMasks, ceil(vocab / 32)].
+// targets: Int32Array of one token per row to score (−1: none) or empty (none); the target outputs are
+// empty without targets, NaN / 0 in rows without one.
 Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   OpCheck c(env, "sample", live("sample"));
@@ -95,6 +98,10 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   HostI32 masks = c.i32(info[9], "masks");
   const int64_t num_top = c.integer(info[10], "numTop", 0, 20);
   if (num_top > vocab) c.fail("numTop exceeds the vocabulary");
+  HostI32 targets = c.i32(info[11], "targets");
+  if (!targets.values.empty() && static_cast<int64_t>(targets.size()) != rows)
+    c.fail("targets must be empty or have one entry per row");
+  c.range(targets, "targets", -1, vocab);
 
   check_csr(c, p_start, rows, p_tokens.size(), "penaltyStart", "penaltyTokens");
   if (p_counts.size() != p_tokens.size()) c.fail("penaltyCounts must have one entry per penalty token");
@@ -137,12 +144,12 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   for (int64_t r = 0; r < rows; ++r) (*params)[r] = parse_row(c, &raw[r * SamplingField::count], r);
 
   struct Inputs {
-    std::vector<int32_t> p_start, p_tokens, p_counts, b_start, b_tokens, mask_row, masks;
+    std::vector<int32_t> p_start, p_tokens, p_counts, b_start, b_tokens, mask_row, masks, targets;
     std::vector<float> b_values;
   };
   struct Result {
-    std::vector<int32_t> token, top_token;
-    std::vector<float> logprob, top_logprob;
+    std::vector<int32_t> token, top_token, target_rank;
+    std::vector<float> logprob, top_logprob, target_logprob;
   };
   auto in = std::make_shared<Inputs>();
   in->p_start = std::move(p_start.values);
@@ -153,12 +160,19 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   in->b_values.assign(b_values.begin(), b_values.end());
   in->mask_row = std::move(mask_row.values);
   in->masks = std::move(masks.values);
+  in->targets = std::move(targets.values);
   // Results start poisoned (token −2, logprob NaN), so an entry a backend fails to write shows.
   auto res = std::make_shared<Result>();
   res->token.assign(rows, -2);
   res->logprob.assign(rows, std::nanf(""));
   res->top_token.assign(rows * num_top, -2);
   res->top_logprob.assign(rows * num_top, std::nanf(""));
+  // Rows without a target keep NaN / 0; with one, the poison shows if a backend skips it.
+  const bool scored = !in->targets.empty();
+  res->target_logprob.assign(scored ? rows : 0, std::nanf(""));
+  res->target_rank.assign(scored ? rows : 0, 0);
+  if (scored)
+    for (int64_t r = 0; r < rows; ++r) res->target_rank[r] = in->targets[r] >= 0 ? -2 : 0;
 
   SampleArgs a{};
   a.logits = static_cast<float*>(logits->data());
@@ -179,6 +193,9 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
   a.logprob_host = res->logprob.data();
   a.top_token_host = res->top_token.data();
   a.top_logprob_host = res->top_logprob.data();
+  a.target_host = scored ? in->targets.data() : nullptr;
+  a.target_logprob_host = res->target_logprob.data();
+  a.target_rank_host = res->target_rank.data();
 
   auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
   Backend* b = state_->backend.get();
@@ -205,6 +222,8 @@ Napi::Value DeviceWrap::Sample(const Napi::CallbackInfo& info) {
         o.Set("logprobs", f32(res->logprob));
         o.Set("topTokens", i32(res->top_token));
         o.Set("topLogprobs", f32(res->top_logprob));
+        o.Set("targetLogprobs", f32(res->target_logprob));
+        o.Set("targetRanks", i32(res->target_rank));
         deferred->Resolve(o);
       });
   return deferred->Promise();

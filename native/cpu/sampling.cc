@@ -1,5 +1,5 @@
 // Sampling, one row per work item, exactly as ops.h orders it:
-//   raw logprobs (log_softmax of the raw logits) and the top-N alternatives
+//   raw logprobs (log_softmax of the raw logits), the top-N alternatives and the target's logprob and rank
 //   → logit bias → token mask (−∞) → penalties (repetition, then frequency and presence) → temperature 0: argmax
 //   → l/T → top-k → top-p → min-p → Gumbel-max draw with Philox noise over the kept tokens.
 // Each filter is a threshold, so "kept" is a predicate evaluated per token, never a list:
@@ -133,6 +133,13 @@ void sample_row(const SampleArgs& a, int64_t r, RowScratch scratch) {
   const double lse = row_logsumexp(l, V, raw_max);
   if (a.num_top > 0)
     top_alternatives(l, V, a.num_top, lse, a.top_token_host + r * a.num_top, a.top_logprob_host + r * a.num_top);
+  if (a.target_host && a.target_host[r] >= 0) {  // scored before anything below edits the row
+    const float v = l[a.target_host[r]];
+    int64_t above = 0;
+    for (int64_t i = 0; i < V; ++i) above += l[i] > v;
+    a.target_logprob_host[r] = static_cast<float>(v - lse);
+    a.target_rank_host[r] = static_cast<int32_t>(above + 1);
+  }
 
   // Bias, then mask, in place; the raw values of biased tokens are kept for the sampled token's
   // logprob (a masked token is never sampled).

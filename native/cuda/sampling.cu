@@ -19,7 +19,8 @@
 // second descent on the token index keeps the lowest indices) ranked by (value desc, index asc).
 // The draw computes Philox + two logf only for kept tokens that could still win (v + 17.5 ≥ the
 // thread's best score; Gumbel noise is below 17.33), then a block argmax (lowest index on ties).
-// Logprobs are formed in double from a double logsumexp, as on the CPU.
+// Logprobs are formed in double from a double logsumexp, as on the CPU. A row's target (prompt
+// scoring) costs one more pass: its rank counts the raw logits above it.
 // A masked token is skipped by every argmax and by the draw (not only given −∞), so a mask that
 // allows only tokens of −∞ logit still yields an allowed token.
 // Passes over the row: 1 (stats) + 5 (top-N, when asked) + 1 (mask, when given) + 1 (argmax/v_max)
@@ -291,6 +292,7 @@ struct SampleIn {
   const int32_t* mask_row;  // [rows] or null
   const int32_t* masks;     // [num_masks, mask_words]
   int mask_words;
+  const int32_t* target;  // [rows] or null
 };
 
 struct SampleOut {
@@ -298,6 +300,8 @@ struct SampleOut {
   float* logprob;      // [rows]
   int32_t* top_token;  // [rows, num_top]
   float* top_logprob;  // [rows, num_top]
+  float* target_logprob;  // [rows]
+  int32_t* target_rank;   // [rows]
   float* saved;        // [penalty entries] logits of penalised tokens before the penalty
   float* bias_saved;   // [bias entries] raw logits of biased tokens
 };
@@ -334,6 +338,16 @@ __global__ void __launch_bounds__(kThreads)
   if (num_top > 0) {
     top_alternatives(l, n, num_top, lse, out.top_token + static_cast<int64_t>(r) * num_top,
                      out.top_logprob + static_cast<int64_t>(r) * num_top, sh);
+  }
+  if (in.target && in.target[r] >= 0) {  // the target's logprob and rank, before step 2 edits the row
+    const float v = l[in.target[r]];
+    unsigned long long above = 0;
+    for (int i = tid; i < n; i += kThreads) above += l[i] > v;
+    above = block_sum_u64(above, sh);
+    if (tid == 0) {
+      out.target_logprob[r] = static_cast<float>(static_cast<double>(v) - lse);
+      out.target_rank[r] = static_cast<int32_t>(above + 1);
+    }
   }
 
   // 2. Bias, mask and penalties in place (bias and penalty tokens are unique per row); the values
@@ -479,9 +493,10 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
     in.mask_row = ctx.stage_i32(a.mask_row_host, rows);
     in.masks = ctx.stage_i32(a.masks_host, static_cast<size_t>(a.num_masks) * in.mask_words);
   }
+  in.target = a.target_host ? ctx.stage_i32(a.target_host, rows) : nullptr;
 
   // Scratch: the host-bound results first (one contiguous copy back), then the saved logits.
-  const size_t result_words = static_cast<size_t>(rows) * (2 + 2 * static_cast<size_t>(num_top));
+  const size_t result_words = static_cast<size_t>(rows) * (4 + 2 * static_cast<size_t>(num_top));
   const size_t saved_words = std::max(total_penalties, 1), bias_saved_words = std::max(total_biases, 1);
   char* scratch = static_cast<char*>(ctx.scratch((result_words + saved_words + bias_saved_words) * 4));
   SampleOut out;
@@ -489,6 +504,8 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
   out.logprob = reinterpret_cast<float*>(out.token + rows);
   out.top_token = reinterpret_cast<int32_t*>(out.logprob + rows);
   out.top_logprob = reinterpret_cast<float*>(out.top_token + static_cast<size_t>(rows) * num_top);
+  out.target_logprob = out.top_logprob + static_cast<size_t>(rows) * num_top;
+  out.target_rank = reinterpret_cast<int32_t*>(out.target_logprob + rows);
   out.saved = reinterpret_cast<float*>(scratch + result_words * 4);
   out.bias_saved = out.saved + saved_words;
 
@@ -506,6 +523,14 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
     std::memcpy(a.top_token_host, h + 2 * rows, sizeof(int32_t) * rows * num_top);
     std::memcpy(a.top_logprob_host, h + 2 * rows + static_cast<size_t>(rows) * num_top,
                 sizeof(float) * rows * num_top);
+  }
+  if (a.target_host) {
+    const int32_t* t = h + 2 * rows + 2 * static_cast<size_t>(rows) * num_top;
+    for (int r = 0; r < rows; ++r) {
+      if (a.target_host[r] < 0) continue;
+      std::memcpy(&a.target_logprob_host[r], t + r, sizeof(float));
+      a.target_rank_host[r] = t[rows + r];
+    }
   }
 }
 

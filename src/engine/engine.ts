@@ -6,13 +6,16 @@
 // device is done is sampled unmasked, its token discarded and its step not committed (the decode is
 // recomputed later, writing the same KV); it then sits out the steps until its mask arrives, so a
 // slow mask never holds back the other rows of the batch.
+// A request may ask for its prompt's logprobs (prompt-logprobs.ts): steps running its prompt rows keep
+// their hidden states, and those rows are scored in chunks after the step's sampling.
 import { randomInt } from 'node:crypto';
 import { ops, type Tensor } from '../runtime/index.js';
 import type { KvBlockManager } from '../kv/block-manager.js';
 import { maskWords, type TokenConstraint } from './constraint.js';
 import { EventQueue } from './event-queue.js';
 import { deviceRow, SAMPLING_FALLBACKS, usesPenalties, type SamplingOptions, type SamplingParams } from './sampling-params.js';
-import { Scheduler, type ScheduledSequence, type SchedulableRequest, type StepPlan } from './scheduler.js';
+import { Scheduler, type ScheduledSequence, type StepPlan } from './scheduler.js';
+import { MAX_PROMPT_LOGPROBS, PromptLogprobs, rowsToScore, scoreRows, type RowLogitsModel, type ScoringRequest } from './prompt-logprobs.js';
 import type { FinishReason, GenerateCallOptions, GenerationEvent, TokenLogprob } from './types.js';
 
 /** One sequence of a forward step: tokens at positions start … start + tokens.length − 1. */
@@ -22,10 +25,15 @@ export interface ForwardSequence {
   blockTable: readonly number[];
 }
 
-/** What the engine needs of a model: one step over a batch, returning last-token logits [n, vocab]. */
+/**
+ * What the engine needs of a model: one step over a batch, returning last-token logits [n, vocab];
+ * for prompt logprobs, a step that keeps its hidden states and the logits of rows of it.
+ */
 export interface StepModel {
   readonly vocabSize: number;
-  forward(sequences: ForwardSequence[]): Tensor;
+  forward(sequences: ForwardSequence[], options?: { keepHidden?: boolean }): Tensor;
+  /** Absent: the model cannot score prompts (requests with promptLogprobs are refused). */
+  readonly rows?: RowLogitsModel;
 }
 
 /** Text side of a request's output (detokenizer + stop strings), made per request. */
@@ -100,7 +108,7 @@ interface MaskTicket {
   settled: Promise<unknown>;
 }
 
-class Request implements SchedulableRequest {
+class Request implements ScoringRequest {
   readonly tokens: number[];
   readonly numPromptTokens: number;
   numComputed = 0;
@@ -125,6 +133,9 @@ class Request implements SchedulableRequest {
   blocked = false;
   /** Removes the AbortSignal listener, so a long-lived signal does not keep finished requests alive. */
   detach: () => void = () => {};
+  readonly promptLogprobs: PromptLogprobs | null;
+  /** Whether the prompt logprobs went out with an event already. */
+  promptLogprobsSent = false;
 
   constructor(
     readonly id: string,
@@ -143,6 +154,12 @@ class Request implements SchedulableRequest {
     this.bias = options.logitBias.size > 0
       ? { tokens: Int32Array.from(options.logitBias.keys()), values: Float64Array.from(options.logitBias.values()) }
       : null;
+    this.promptLogprobs = options.promptLogprobs !== null ? new PromptLogprobs(prompt, options.promptLogprobs) : null;
+  }
+
+  /** A cached prefix would skip rows this request still has to score (row 0 scores token 1). */
+  get reusesPrefix(): boolean {
+    return this.promptLogprobs?.complete ?? true;
   }
 
   /** The constraint's mask for the next token, when it is ready (null: unconstrained). */
@@ -243,13 +260,25 @@ export class Engine {
         'messages',
       );
     const maxTokens = o.maxTokens ?? room;
-    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new RequestError('max_tokens must be a positive integer', 'max_tokens');
-    if (prompt.length + maxTokens > this.#config.maxModelLen)
+    const promptLogprobs = o.promptLogprobs ?? null;
+    if (promptLogprobs !== null) {
+      if (!Number.isInteger(promptLogprobs) || promptLogprobs < 0 || promptLogprobs > MAX_PROMPT_LOGPROBS)
+        throw new RequestError(`prompt_logprobs must be an integer in [0, ${MAX_PROMPT_LOGPROBS}]`, 'prompt_logprobs');
+      if (!this.#model.rows) throw new RequestError('this model cannot compute prompt logprobs', 'prompt_logprobs');
+    }
+    // max_tokens 0 only scores the prompt: without prompt logprobs it would compute nothing anyone sees.
+    const minTokens = promptLogprobs !== null ? 0 : 1;
+    if (!Number.isInteger(maxTokens) || maxTokens < minTokens)
+      throw new RequestError(
+        minTokens === 0 ? 'max_tokens must be a non-negative integer' : 'max_tokens must be a positive integer (0 only with prompt logprobs)',
+        'max_tokens',
+      );
+    if (prompt.length + Math.max(maxTokens, 1) > this.#config.maxModelLen)
       throw new RequestError(
         `this model's maximum context length is ${this.#config.maxModelLen} tokens; the prompt (${prompt.length}) plus max_tokens (${maxTokens}) exceeds it`,
         'max_tokens',
       );
-    if (this.#kv.blocksFor(prompt.length + maxTokens) > this.#kv.numBlocks)
+    if (this.#kv.blocksFor(prompt.length + Math.max(maxTokens, 1)) > this.#kv.numBlocks)
       throw new RequestError(
         `the prompt (${prompt.length}) plus max_tokens (${maxTokens}) needs more KV cache than this server has (${this.#kv.numBlocks * this.#kv.blockSize} tokens)`,
         'max_tokens',
@@ -276,6 +305,7 @@ export class Engine {
       skipSpecialTokens: o.skipSpecialTokens ?? true,
       logprobs: o.logprobs ?? false,
       topLogprobs: o.topLogprobs ?? 0,
+      promptLogprobs,
     };
     const check = (ok: boolean, message: string, param: string) => {
       if (!ok) throw new RequestError(message, param);
@@ -350,16 +380,20 @@ export class Engine {
   }
 
   async #step(plan: StepPlan<Request>): Promise<void> {
+    const scored = rowsToScore(plan.sequences);
     const logits = this.#model.forward(
       plan.sequences.map(({ request, start, numNew }) => ({
         tokens: request.tokens.slice(start, start + numNew),
         start,
         blockTable: request.blockIds,
       })),
+      { keepHidden: scored.length > 0 },
     );
     const deferred = await this.#awaitMasks(plan, logits);
     const numTop = Math.max(0, ...plan.sequences.map((s) => (s.request.options.logprobs ? s.request.options.topLogprobs : 0)));
     const result = await ops.sample(logits, plan.sequences.map((s) => this.#samplingRow(s.request)), { numTop });
+    // Before the next forward overwrites the hidden states (rows of a deferred request are kept too).
+    if (scored.length > 0) await scoreRows(this.#model.rows!, scored, (id) => this.#text.tokenInfo(id));
     const committed = deferred.size === 0 ? plan : { ...plan, sequences: plan.sequences.filter((s) => !deferred.has(s.request)) };
     this.#scheduler.commit(committed);
     this.#stats.steps++;
@@ -369,6 +403,10 @@ export class Engine {
       // row's token was drawn without its mask and is discarded.
       if (request.finished || request.cancelled || request.failure || deferred.has(request)) return;
       if (request.numComputed < request.tokens.length) return;
+      if (request.options.maxTokens === 0) {
+        this.#finish(request, 'length'); // a prompt-scoring request: its token is not wanted
+        return;
+      }
       const top = result.topTokens.subarray(i * numTop, i * numTop + request.options.topLogprobs);
       const topLp = result.topLogprobs.subarray(i * numTop, i * numTop + request.options.topLogprobs);
       this.#append(request, result.tokens[i], result.logprobs[i], top, topLp);
@@ -507,7 +545,7 @@ export class Engine {
     // Every generated token (EOS and stop-string tokens included) is in exactly one delta's tokenIds:
     // the first one after it whose text is released, or the last one.
     if (text || tail || logprobs || finish)
-      req.events.push({ type: 'delta', text: text + tail, tokenIds: req.unsentTokenIds.splice(0), logprobs });
+      req.events.push({ type: 'delta', text: text + tail, tokenIds: req.unsentTokenIds.splice(0), logprobs, ...this.#promptLogprobsOnce(req) });
     if (finish) this.#finish(req, finish);
   }
 
@@ -535,8 +573,15 @@ export class Engine {
     req.detach();
     req.constraint?.dispose();
     this.#scheduler.remove(req);
-    req.events.push({ type: 'done', finishReason: reason, usage: this.#usage(req) });
+    req.events.push({ type: 'done', finishReason: reason, usage: this.#usage(req), ...this.#promptLogprobsOnce(req) });
     req.events.end();
+  }
+
+  /** The request's prompt logprobs, once complete, for its first event that can carry them. */
+  #promptLogprobsOnce(req: Request): Pick<Extract<GenerationEvent, { type: 'done' }>, 'promptLogprobs'> {
+    if (!req.promptLogprobs?.complete || req.promptLogprobsSent) return {};
+    req.promptLogprobsSent = true;
+    return { promptLogprobs: req.promptLogprobs.entries };
   }
 
   #fail(req: Request, error: unknown): void {

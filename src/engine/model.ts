@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { Device, type DeviceName } from '../runtime/index.js';
 import { existsSync } from 'node:fs';
-import { CausalLM, type CausalLMLoadOptions, type ModelConfig, type ModelTask } from '../model/index.js';
+import { CausalLM, ROW_LOGITS_CHUNK, type CausalLMLoadOptions, type ModelConfig, type ModelTask } from '../model/index.js';
 import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
 import { KV_CACHE_DTYPES, type KvCachePool, type KvCacheDType } from '../kv/pool.js';
 import { KvBlockManager, type KvBlockStats } from '../kv/block-manager.js';
@@ -138,8 +138,9 @@ export class Model {
     this.#engine = new Engine(
       {
         vocabSize: lm.config.vocabSize,
-        forward: (seqs) =>
-          lm.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv),
+        forward: (seqs, options) =>
+          lm.forward(seqs.map((s) => ({ tokens: s.tokens, numCached: s.start, blockTable: s.blockTable })), kv, { keepHidden: options?.keepHidden }),
+        rows: { maxRowLogits: ROW_LOGITS_CHUNK, rowLogits: (rows) => lm.rowLogits(rows) },
       },
       this.#blocks,
       textHooks(tokenizer),

@@ -43,6 +43,12 @@ export interface SamplingParams extends Record<DeviceSamplingField, number> {
   /** Return the chosen token's logprob (and topLogprobs alternatives), of the raw logits. */
   logprobs: boolean;
   topLogprobs: number;
+  /**
+   * Score the prompt: each prompt token's logprob given the tokens before it, with this many top
+   * alternatives (0…20); null: off. The prompt is then computed from its first token (no prefix-cache
+   * reuse). With maxTokens 0 a request only scores its prompt.
+   */
+  promptLogprobs: number | null;
 }
 
 /** What a caller passes: any subset of SamplingParams; logitBias as a plain { tokenId: bias } object. */

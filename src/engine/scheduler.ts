@@ -25,6 +25,8 @@ export interface SchedulableRequest extends BlockOwner {
   numPreemptions: number;
   /** Not schedulable for now (waiting for its token mask); it keeps its place and its blocks. */
   readonly blocked?: boolean;
+  /** False: computes its prompt from the first token even when a prefix is cached (it scores those rows). */
+  readonly reusesPrefix?: boolean;
 }
 
 export interface ScheduledSequence<R extends SchedulableRequest> {
@@ -106,7 +108,7 @@ export class Scheduler<R extends SchedulableRequest> {
       if (plan.preempted.length > 0) break; // memory is short: do not admit in the step that preempted
       const req = this.waiting[0];
       if (req.blocked) break; // first come first served: the head waits for its mask
-      const numCached = this.#kv.claimCachedPrefix(req, req.tokens);
+      const numCached = req.reusesPrefix === false ? 0 : this.#kv.claimCachedPrefix(req, req.tokens);
       const numNew = Math.min(req.tokens.length - numCached, budget);
       if (!this.#kv.allocate(req, numCached + numNew)) {
         this.#kv.free(req);

@@ -10,8 +10,17 @@ export interface TokenLogprob {
   tokenId: number;
   logprob: number;
   bytes: number[];
+  /** Prompt logprobs only: 1 + the tokens more likely than this one (vLLM's rank). */
+  rank?: number;
+  /** The most likely tokens at this position, descending (their ranks are 1, 2, …). */
   top: { token: string; tokenId: number; logprob: number; bytes: number[] }[];
 }
+
+/**
+ * A request's prompt logprobs (`promptLogprobs` option): one entry per prompt token, null for the
+ * first (nothing precedes it). They ride on the request's first event, delta or done.
+ */
+export type PromptLogprobsList = (TokenLogprob | null)[];
 
 export interface Usage {
   promptTokens: number;
@@ -23,8 +32,8 @@ export type FinishReason = 'stop' | 'length' | 'cancelled';
 
 /** What a generation yields: text deltas as they become UTF-8 complete, then exactly one `done`. */
 export type GenerationEvent =
-  | { type: 'delta'; text: string; tokenIds: number[]; logprobs?: TokenLogprob[] }
-  | { type: 'done'; finishReason: FinishReason; usage: Usage };
+  | { type: 'delta'; text: string; tokenIds: number[]; logprobs?: TokenLogprob[]; promptLogprobs?: PromptLogprobsList }
+  | { type: 'done'; finishReason: FinishReason; usage: Usage; promptLogprobs?: PromptLogprobsList };
 
 /** A call the assistant made, as OpenAI spells it (arguments: a JSON object as text). */
 export interface ToolCall {
@@ -81,4 +90,4 @@ export type ChatFinishReason = FinishReason | 'tool_calls';
 export type ChatEvent =
   | Extract<GenerationEvent, { type: 'delta' }>
   | { type: 'tool_call'; index: number; call: ToolCall }
-  | { type: 'done'; finishReason: ChatFinishReason; usage: Usage };
+  | { type: 'done'; finishReason: ChatFinishReason; usage: Usage; promptLogprobs?: PromptLogprobsList };

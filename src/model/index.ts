@@ -27,6 +27,6 @@ export { qwen3Moe, parseQwen3MoeConfig, type Qwen3MoeConfig, type Qwen3MoeLayer 
 export { SafetensorsCheckpoint } from './safetensors.js';
 export { writeSafetensors, writeCheckpointTensors, type TensorToWrite, type SafetensorsDType } from './safetensors-writer.js';
 export { loadDecoderWeights, resolveWeights, disposeWeights, type Checkpoint, type TensorEntry, type LoadProgress } from './weights.js';
-export { CausalLM, type SequenceChunk, type ForwardOptions, type CausalLMOptions, type CausalLMLoadOptions, type ModelTask } from './step.js';
+export { CausalLM, ROW_LOGITS_CHUNK, type SequenceChunk, type ForwardOptions, type CausalLMOptions, type CausalLMLoadOptions, type ModelTask } from './step.js';
 export { randomCheckpoint, hfConfigJson, type RandomCheckpointOptions, type RandomCheckpoint } from './random-checkpoint.js';
 export { writeDemoModel, type DemoModelOptions } from './demo.js';

@@ -39,7 +39,20 @@ export interface ForwardOptions {
    * workspace valid until the next forward) instead of logits: last-token pooling for embeddings.
    */
   lastHidden?: boolean;
+  /**
+   * Keeps the step's hidden states readable by rowLogits until the next forward (no decode-graph
+   * replay, whose workspace is padded): for scoring prompt rows.
+   */
+  keepHidden?: boolean;
 }
+
+/**
+ * Rows rowLogits projects at most per call: [rows, vocab] f32 (74 MiB at Qwen3's vocabulary) is the only
+ * large buffer prompt scoring needs. Enough rows that a GPU reads the LM head once per 128 rows, not per
+ * row (at 32 the projection would be bound by reading the head); few enough that a long prompt never
+ * holds its [tokens, vocab] logits.
+ */
+export const ROW_LOGITS_CHUNK = 128;
 
 export interface CausalLMOptions {
   /** Most new tokens in one forward step (sizes the activation workspace). Default 1024. */
@@ -89,6 +102,10 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
   readonly #ws: Workspace;
   readonly #graphs: DecodeGraphs | undefined;
   #disposed = false;
+  /** New tokens of the last forward when it kept its hidden states (0: none readable). */
+  #keptRows = 0;
+  /** [ROW_LOGITS_CHUNK, vocab], allocated on the first rowLogits. */
+  #rowLogits: Tensor<'f32'> | undefined;
 
   constructor(
     device: Device,
@@ -171,6 +188,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     if (this.#disposed) throw new Error('CausalLM: forward after dispose');
     if (this.task === 'embed' && !options.lastHidden)
       throw new Error('forward: this model was loaded for embeddings (no LM head); ask for lastHidden');
+    this.#keptRows = 0;
     const { numTokens: T, maxBlocksPerSeq } = this.#prepare(batch, kv);
     const S = batch.length;
     const ws = this.#ws;
@@ -187,11 +205,39 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
       },
     };
     if (options.lastHidden) return this.#queue(meta, T, S, kv, 'lastHidden');
-    if (this.#graphs && T === S && !options.allLogits) {
+    if (this.#graphs && T === S && !options.allLogits && !options.keepHidden) {
       this.#graphs.run(meta, S, kv, (padded, seqs) => this.#queue(padded, seqs, seqs, kv, 'lastLogits'));
       return ws.logits!.view([S, this.config.vocabSize]);
     }
-    return this.#queue(meta, T, S, kv, options.allLogits ? 'allLogits' : 'lastLogits');
+    const logits = this.#queue(meta, T, S, kv, options.allLogits ? 'allLogits' : 'lastLogits');
+    if (options.keepHidden) this.#keptRows = T;
+    return logits;
+  }
+
+  /**
+   * Logits [rows.length, vocab] of rows of the last forward's new tokens (indices into the step's
+   * tokens, all sequences concatenated), from hidden states it kept (`keepHidden`). At most
+   * ROW_LOGITS_CHUNK rows per call; a view of a buffer the next rowLogits call overwrites.
+   */
+  rowLogits(rows: Int32Array): Tensor<'f32'> {
+    if (this.#disposed) throw new Error('CausalLM: rowLogits after dispose');
+    if (this.#keptRows === 0) throw new Error('rowLogits: the last forward did not keep its hidden states (keepHidden)');
+    const n = rows.length;
+    if (n < 1 || n > ROW_LOGITS_CHUNK) throw new Error(`rowLogits: ${n} rows; 1 to ${ROW_LOGITS_CHUNK} per call`);
+    for (const r of rows)
+      if (!Number.isInteger(r) || r < 0 || r >= this.#keptRows)
+        throw new Error(`rowLogits: row ${r} is outside the last step's ${this.#keptRows} tokens`);
+    const c = this.config;
+    const w = this.weights;
+    this.#rowLogits ??= this.device.empty([ROW_LOGITS_CHUNK, c.vocabSize]);
+    // The layers are done with `normed`: it holds the gathered rows (as the last-token path does).
+    const hidden = this.#ws.hidden.view([this.#keptRows, c.hiddenSize]);
+    const picked = this.#ws.normed.view([n, c.hiddenSize]);
+    ops.embedding(rows, hidden, picked);
+    ops.rmsnorm(picked, w.finalNorm, picked, { eps: c.rmsNormEps });
+    const logits = this.#rowLogits.view([n, c.vocabSize]);
+    ops.matmul(picked, w.lmHead, logits);
+    return logits;
   }
 
   /** Queues the ops of one step: T new tokens of S sequences described by `meta`. */
@@ -288,7 +334,7 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#graphs?.dispose();
-    for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits]) t?.dispose();
+    for (const t of [this.#ws.hidden, this.#ws.normed, this.#ws.scratch, this.#ws.last, this.#ws.logits, this.#rowLogits]) t?.dispose();
     disposeWeights(this.weights);
   }
 }

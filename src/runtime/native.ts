@@ -25,6 +25,8 @@ export interface NativeSampleResult {
   logprobs: Float32Array;
   topTokens: Int32Array;
   topLogprobs: Float32Array;
+  targetLogprobs: Float32Array;
+  targetRanks: Int32Array;
 }
 
 export interface NativeDevice {
@@ -49,7 +51,7 @@ export interface NativeDevice {
   /** native/addon/sample_binding.cc documents the arguments. */
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
     penaltyCounts: Int32Array, biasStart: Int32Array, biasTokens: Int32Array, biasValues: Float64Array,
-    maskRow: Int32Array, masks: Int32Array, numTop: number): Promise<NativeSampleResult>;
+    maskRow: Int32Array, masks: Int32Array, numTop: number, targets: Int32Array): Promise<NativeSampleResult>;
   moeRoute(logits: NativeTensor, ids: NativeTensor, weights: NativeTensor, renormalize: boolean): void;
   moeMatmul(x: NativeTensor, w: NativeTensor, ids: NativeTensor, y: NativeTensor): void;
   moeCombine(y: NativeTensor, weights: NativeTensor, out: NativeTensor, residual: NativeTensor | null): void;

@@ -82,6 +82,10 @@ export interface SampleResult {
   /** [rows × numTop] most likely tokens of the raw distribution, descending. */
   topTokens: Int32Array;
   topLogprobs: Float32Array;
+  /** With `targets`: each target's logprob under the raw logits (NaN in rows without one); else empty. */
+  targetLogprobs: Float32Array;
+  /** With `targets`: 1 + the tokens whose raw logit is strictly larger (0 in rows without one); else empty. */
+  targetRanks: Int32Array;
 }
 
 function nativeOf(t: Tensor | null | undefined) {
@@ -202,9 +206,14 @@ function csr<T>(lists: readonly (ArrayLike<T> | undefined)[]): { start: Int32Arr
 
 /**
  * Samples one token per row of logits [rows, vocab] (used as scratch); only ids and logprobs come back.
- * Logprobs are those of the raw logits: before bias, mask, penalties and temperature.
+ * Logprobs are those of the raw logits: before bias, mask, penalties and temperature. `targets` (one
+ * token id per row, −1: none) are scored beside the draw: their raw logprob and rank (prompt logprobs).
  */
-export function sample(logits: Tensor, rows: readonly SamplingRow[], options: { numTop?: number } = {}): Promise<SampleResult> {
+export function sample(
+  logits: Tensor,
+  rows: readonly SamplingRow[],
+  options: { numTop?: number; targets?: Int32Array } = {},
+): Promise<SampleResult> {
   const width = SAMPLE_PARAM_FIELDS.length;
   const params = new Float64Array(rows.length * width);
   rows.forEach((r, i) => {
@@ -240,5 +249,5 @@ export function sample(logits: Tensor, rows: readonly SamplingRow[], options: { 
   });
   return logits.device.native.sample(logits.native, params, penalties.start, Int32Array.from(penalties.entries),
     Int32Array.from(counts.entries), bias.start, Int32Array.from(bias.entries), Float64Array.from(biasValues.entries),
-    maskRow, masks, options.numTop ?? 0);
+    maskRow, masks, options.numTop ?? 0, options.targets ?? new Int32Array(0));
 }

@@ -6,7 +6,7 @@
 // draining: a collected answer becomes a 503, a stream ends with an error event.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenConstraint } from '../engine/constraint.js';
-import type { GenerationEvent, SamplingOptions, Usage } from '../engine/types.js';
+import type { GenerationEvent, PromptLogprobsList, SamplingOptions, Usage } from '../engine/types.js';
 import type { ServerContext, ServedModel } from './context.js';
 import { badRequest, shuttingDown, toApiError, type ApiError } from './errors.js';
 import type { Generation } from './generation.js';
@@ -38,6 +38,11 @@ export interface ChoicePlan {
   options: SamplingOptions;
   /** Per choice (length prompts × n), or none. Owned by the engine once started; disposed here on refusal. */
   constraints?: (TokenConstraint | null)[];
+  /**
+   * With `options.promptLogprobs`: whether only sample 0 of each prompt scores it (chat reports one
+   * `prompt_logprobs` per response) instead of every choice (completions echo it per choice).
+   */
+  scoreFirstSampleOnly?: boolean;
 }
 
 /**
@@ -63,7 +68,7 @@ export async function startChoices(
       choices: plan.prompts.flatMap((_, p) =>
         Array.from({ length: plan.n }, (_, i) => ({
           prompt: p,
-          options: forChoice(plan.options, i),
+          options: plan.scoreFirstSampleOnly && i > 0 ? withoutPromptLogprobs(forChoice(plan.options, i)) : forChoice(plan.options, i),
           constraint: plan.constraints?.[p * plan.n + i] ?? undefined,
         })),
       ),
@@ -77,8 +82,16 @@ export async function startChoices(
   return generation;
 }
 
+function withoutPromptLogprobs(options: SamplingOptions): SamplingOptions {
+  if (options.promptLogprobs === undefined) return options;
+  const { promptLogprobs: _, ...rest } = options;
+  return rest;
+}
+
 /** What a route does with each choice's events. Each call returns the stream pieces it produces (none when collecting). */
 export interface ChoiceHandler<P> {
+  /** A scoring choice's prompt logprobs: they ride on its first event and are handed over before it. */
+  promptLogprobs?(choice: number, list: PromptLogprobsList): Iterable<P>;
   delta(choice: number, event: DeltaEvent): Iterable<P>;
   finish(choice: number, reason: Finish): Iterable<P>;
 }
@@ -91,6 +104,7 @@ export async function collectChoices(generation: Generation, handler: ChoiceHand
 
 async function* choicePieces<P>(generation: Generation, handler: ChoiceHandler<P>): AsyncGenerator<P> {
   for await (const { choice, event } of generation.events) {
+    if (event.promptLogprobs && handler.promptLogprobs) yield* handler.promptLogprobs(choice, event.promptLogprobs);
     if (event.type === 'delta') yield* handler.delta(choice, event);
     else if (event.finishReason === 'cancelled') throw shuttingDown();
     else yield* handler.finish(choice, event.finishReason);

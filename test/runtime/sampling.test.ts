@@ -199,6 +199,41 @@ for (const dut of devicesUnderTest()) {
       });
     });
 
+    it(`targets get their raw logprob and rank (ties, a penalised row, rows without one) ${tag}`, async () => {
+      const rng = new Rng('targets');
+      const vocab = 997;
+      const logits = [rng.normals(vocab, 3), spreadLogits(rng, vocab, 20), rng.normals(vocab, 1), rng.normals(vocab, 2)];
+      logits[2][10] = logits[2][500] = logits[2][900] = 7; // a three-way tie for the top
+      const top0 = argmax(logits[0]);
+      const rows: SamplingRow[] = [
+        { temperature: 0, presencePenalty: 5, penaltyTokens: Int32Array.of(top0), penaltyCounts: Int32Array.of(1) },
+        { temperature: 0.8, seed: 3, biasTokens: Int32Array.of(4), biasValues: [50] },
+        { temperature: 0 },
+        { temperature: 0 },
+      ];
+      const targets = Int32Array.of(top0, 4, 500, -1);
+      const flat = new Float32Array(logits.length * vocab);
+      logits.forEach((row, i) => flat.set(row, i * vocab));
+      const poison = () => dev().tensor(flat, [logits.length, vocab]);
+      const res = await ops.sample(poison(), rows, { numTop: 5, targets });
+      for (let r = 0; r < 3; r++) {
+        const l = logits[r];
+        const t = targets[r];
+        const lsm = logSoftmax(l);
+        expect(Math.abs(res.targetLogprobs[r] - lsm[t]), `row ${r} logprob`).toBeLessThan(LOGPROB_TOL);
+        expect(res.targetRanks[r], `row ${r} rank`).toBe(1 + Array.from(l).filter((v) => v > l[t]).length);
+      }
+      expect(res.targetRanks[2]).toBe(1); // tied with the maximum: rank 1, as vLLM counts
+      expect(res.targetRanks[3]).toBe(0);
+      expect(Number.isNaN(res.targetLogprobs[3])).toBe(true);
+      expect(res.tokens[1]).toBe(4); // the draw still sees the bias
+      // Without targets, nothing is scored.
+      const plain = await ops.sample(poison(), rows, { numTop: 0 });
+      expect(plain.targetLogprobs.length + plain.targetRanks.length).toBe(0);
+      await expect(Promise.resolve().then(() => ops.sample(poison(), rows, { targets: Int32Array.of(1, 2) }))).rejects.toThrow(/targets/);
+      await expect(Promise.resolve().then(() => ops.sample(poison(), rows, { targets: Int32Array.of(1, 2, 3, vocab) }))).rejects.toThrow(/targets/);
+    });
+
     it(`a 151,936-wide vocabulary row works (draw, logprob, top-20) ${tag}`, async () => {
       const rng = new Rng('qwen vocab');
       const vocab = 151_936;

@@ -211,7 +211,10 @@ const MALFORMED: Case[] = [
   ['prompt token outside the vocabulary', T, text({ prompt: [999_999_999] })],
   ['prompt negative token', T, text({ prompt: [-1] })],
   ['completion logprobs too many', T, text({ logprobs: 50 })],
-  ['echo with logprobs', T, text({ echo: true, logprobs: 1 })],
+  ['prompt_logprobs too many', T, text({ prompt_logprobs: 50 })],
+  ['prompt_logprobs on a stream', T, text({ prompt_logprobs: 1, stream: true })],
+  ['max_tokens zero without scoring the prompt', T, text({ max_tokens: 0 })],
+  ['chat prompt_logprobs negative', C, chat({ prompt_logprobs: -1 })],
   ['unsupported suffix', T, text({ suffix: 'end' })],
   ['empty prompt string', T, text({ prompt: '' })],
 ];

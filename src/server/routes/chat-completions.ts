@@ -12,6 +12,7 @@ import type { ServerContext } from '../context.js';
 import { badRequest } from '../errors.js';
 import type { Generation } from '../generation.js';
 import { chatLogprobs } from '../logprobs.js';
+import { checkPromptLogprobsRequest, vllmPromptLogprobs, type VllmPromptLogprobs } from '../prompt-logprobs.js';
 import { toSamplingOptions } from '../sampling.js';
 import { choiceCount, collectChoices, openAiUsage, startChoices, streamChoices } from '../respond.js';
 import {
@@ -40,6 +41,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
       if (body.top_logprobs && !body.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true", 'top_logprobs');
       if (body.modalities?.some((m) => m !== 'text')) throw badRequest("only the 'text' modality is supported", 'modalities');
       const n = choiceCount(body);
+      checkPromptLogprobsRequest(body);
       // Checked, rendered and its grammar compiled before anything is queued.
       const prepared = await model.prepareChat(toChatMessages(body.messages), {
         enableThinking: body.chat_template_kwargs?.enable_thinking ?? undefined,
@@ -53,12 +55,16 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         logprobs: body.logprobs ?? false,
         topLogprobs: body.top_logprobs ?? 0,
       });
+      const promptLogprobs = body.prompt_logprobs ?? null;
+      if (promptLogprobs !== null) options.promptLogprobs = promptLogprobs;
       const constraints = await Promise.all(Array.from({ length: n }, () => prepared.constraint()));
+      // The choices share the prompt: the first one scores it.
       const generation = await startChoices(ctx, model, request, reply, 'chat.completions', {
         prompts: [prepared.promptTokens],
         n,
         options,
         constraints,
+        scoreFirstSampleOnly: true,
       });
       const last = body.messages[body.messages.length - 1];
       const output: Output = {
@@ -69,6 +75,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, { ctx }: { ctx
         reasoningStart: prepared.reasoningStart,
         withLogprobs: options.logprobs === true,
         parseToolCalls: prepared.parseToolCalls,
+        promptLogprobs,
       };
       if (!body.stream) return collect(output);
       const serialize = reply.compileSerializationSchema(chunkSchemaRef) as (chunk: unknown) => string;
@@ -127,6 +134,8 @@ interface Output {
   reasoningStart: ReasoningStart;
   withLogprobs: boolean;
   parseToolCalls: boolean;
+  /** prompt_logprobs: alternatives per token (null: not asked). */
+  promptLogprobs: number | null;
 }
 
 /** OpenAI's finish reason: 'tool_calls' when the answer ended normally after calls. */
@@ -134,7 +143,8 @@ function finishReason(reason: 'stop' | 'length', numCalls: number): 'stop' | 'le
   return reason === 'stop' && numCalls > 0 ? 'tool_calls' : reason;
 }
 
-async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs, parseToolCalls }: Output) {
+async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs, parseToolCalls, promptLogprobs }: Output) {
+  let scoredPrompt: VllmPromptLogprobs | null = null;
   const choices: ChatChoice[] = [];
   const reasoning: string[] = [];
   const texts: ChoiceText[] = [];
@@ -154,6 +164,10 @@ async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs,
     }
   };
   const usage = await collectChoices(generation, {
+    promptLogprobs(_, list) {
+      if (promptLogprobs !== null) scoredPrompt = vllmPromptLogprobs(list, promptLogprobs);
+      return [];
+    },
     delta(i, event) {
       append(i, texts[i].push(event.text));
       if (event.logprobs) choices[i].logprobs?.content.push(...chatLogprobs(event.logprobs));
@@ -181,6 +195,7 @@ async function collect({ ctx, generation, n, echo, reasoningStart, withLogprobs,
     model: ctx.modelId,
     choices,
     usage: openAiUsage(usage),
+    ...(promptLogprobs !== null ? { prompt_logprobs: scoredPrompt } : {}),
   };
 }
 

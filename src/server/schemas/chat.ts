@@ -2,6 +2,7 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import type { ToolCall } from '../../engine/types.js';
 import { samplingProperties } from './common.js';
+import { promptLogprobsProperty, promptLogprobsResponseSchema } from '../prompt-logprobs.js';
 
 /** One call in an assistant message (request) or a response message. */
 const ToolCallSchema = {
@@ -76,6 +77,8 @@ export const ChatCompletionRequestSchema = {
     max_completion_tokens: { type: ['integer', 'null'], minimum: 1 },
     logprobs: { type: ['boolean', 'null'] },
     top_logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
+    /** vLLM's extra: the rendered prompt's token logprobs with this many alternatives each. */
+    prompt_logprobs: promptLogprobsProperty,
     chat_template_kwargs: {
       type: ['object', 'null'],
       additionalProperties: false,
@@ -189,6 +192,8 @@ export const ChatCompletionSchema = {
       },
     },
     usage: { $ref: 'Usage#' },
+    // On the response, not per choice, as vLLM answers it (every choice has the same prompt).
+    prompt_logprobs: promptLogprobsResponseSchema,
   },
 } as const;
 

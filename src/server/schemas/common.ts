@@ -64,8 +64,8 @@ export const CompletionLogprobsSchema = {
   required: ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'],
   properties: {
     tokens: { type: 'array', items: { type: 'string' } },
-    token_logprobs: { type: 'array', items: { type: 'number' } },
-    top_logprobs: { type: 'array', items: { type: 'object', additionalProperties: { type: 'number' } } },
+    token_logprobs: { type: 'array', items: { type: ['number', 'null'] } },
+    top_logprobs: { type: 'array', items: { anyOf: [{ type: 'object', additionalProperties: { type: 'number' } }, { type: 'null' }] } },
     text_offset: { type: 'array', items: { type: 'integer' } },
   },
 } as const;

@@ -1,6 +1,7 @@
 // POST /v1/completions (the legacy text completions API, as evaluation tools use it).
 import type { FromSchema } from 'json-schema-to-ts';
 import { samplingProperties } from './common.js';
+import { promptLogprobsProperty, promptLogprobsResponseSchema, type VllmPromptLogprobs } from '../prompt-logprobs.js';
 
 const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } as const;
 
@@ -20,8 +21,12 @@ export const CompletionRequestSchema = {
       ],
     },
     echo: { type: ['boolean', 'null'] },
-    /** Number of alternatives per token (0: only the chosen token's logprob). */
+    /** Number of alternatives per token (0: only the chosen token's logprob); with echo, the prompt's too. */
     logprobs: { type: ['integer', 'null'], minimum: 0, maximum: 20 },
+    // 0 scores the prompt only (echo with logprobs, or prompt_logprobs), as evaluation harnesses ask.
+    max_tokens: { type: ['integer', 'null'], minimum: 0 },
+    /** vLLM's extra: the prompt tokens' logprobs with this many alternatives each. */
+    prompt_logprobs: promptLogprobsProperty,
   },
 } as const;
 
@@ -35,6 +40,7 @@ const completionChoice = {
     text: { type: 'string' },
     finish_reason: { type: ['string', 'null'], enum: ['stop', 'length', null] },
     logprobs: { anyOf: [{ $ref: 'CompletionLogprobs#' }, { type: 'null' }] },
+    prompt_logprobs: promptLogprobsResponseSchema,
   },
 } as const;
 
@@ -67,8 +73,9 @@ export const CompletionChunkSchema = {
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Record<string, number>[];
+  /** null for an echoed prompt's first token (nothing precedes it). */
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
   text_offset: number[];
 }
 
@@ -77,4 +84,5 @@ export interface CompletionChoice {
   text: string;
   finish_reason: 'stop' | 'length' | null;
   logprobs: CompletionLogprobs | null;
+  prompt_logprobs?: VllmPromptLogprobs | null;
 }
