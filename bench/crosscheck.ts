@@ -1,6 +1,15 @@
-// `npm run bench -- crosscheck [--model-shape small|0.6b] [--threads N]`: Paralon against an
-// independent oracle, llama.cpp (node-llama-cpp 3.21.1, installed on demand), on the same random Qwen3
-// checkpoint with the real Qwen3 tokenizer, exported to an F32 GGUF:
+// `npm run bench -- crosscheck [--model-shape dense,moe,yarn|0.6b] [--threads N]`: Paralon against an
+// independent oracle, llama.cpp (node-llama-cpp 3.21.1, installed on demand), on the same random
+// checkpoint with the real Qwen3 tokenizer, exported to an F32 GGUF. The small checkpoints (the
+// default runs all three):
+//
+// - dense: a small Qwen3 (`qwen3`);
+// - moe: a small Qwen3-MoE (`qwen3moe`: 16 experts, top-4, norm_topk_prob, experts stacked in the GGUF);
+// - yarn: the dense shape with YaRN (factor 4 over an original context of 64 tokens, so every prompt
+//   runs past the original context within the 256 positions it reaches; llama.cpp reads the
+//   rope.scaling.* keys). Its long prompt is cut to fit the 256 positions.
+//
+// Checks:
 //
 // - next-token distributions after each prompt: Paralon's top-20 (logprobs) against llama.cpp's full
 //   distribution, every probability within 1e-3, and llama.cpp's top-20 tokens present in Paralon's
@@ -16,14 +25,18 @@
 // reference forward pass of test/model/reference.ts): when the two engines differ, it says which one
 // is off. The referee reports; it does not fail the run.
 //
-// Exits 1 on any mismatch. Results: bench/results/crosscheck[-<shape>].{json,md}.
+// Exits 1 on any mismatch. Results: bench/results/crosscheck.{json,md} for the small checkpoints (a
+// run of some of them replaces their rows and keeps the others'), crosscheck-<shape>.{json,md} else.
 import type { Qwen3Config } from '../src/model/qwen3.js';
+import type { Qwen3MoeConfig } from '../src/model/qwen3-moe.js';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import type { ChatMessage, TokenLogprob } from '../src/engine/types.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec, type CheckpointSpec } from './checkpoints.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
-import { runInfo, saveResults, type Row } from './results.js';
+import { resultsDir, runInfo, saveResults, type Row, type RunInfo } from './results.js';
 import { ReferenceQwen3 } from '../test/model/reference.js';
 import { modelShapes } from './shapes.js';
 
@@ -46,6 +59,14 @@ const SMALL: CheckpointSpec = {
   dtype: 'f32',
   seed: 11,
   eosTokenIds: [151_645, 151_643],
+};
+
+/** The small checkpoints, by --model-shape name. */
+const SMALL_SPECS: Record<string, CheckpointSpec> = {
+  dense: SMALL,
+  // Qwen3-30B-A3B's routing shape scaled down: 16 experts, 4 per token, renormalised.
+  moe: { ...SMALL, seed: 12, moe: { numExperts: 16, numExpertsPerTok: 4, moeIntermediateSize: 96, normTopkProb: true } },
+  yarn: { ...SMALL, seed: 13, ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64 } },
 };
 
 interface Prompt {
@@ -164,26 +185,39 @@ function firstDifference(a: readonly number[], b: readonly number[]): number {
   return a.length === b.length ? -1 : n;
 }
 
-export async function benchCrosscheck(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'model-shape': { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' } } });
-  const shapeName = values['model-shape']!;
-  const threads = Number(values.threads);
-  let spec: CheckpointSpec;
-  if (shapeName === 'small') spec = SMALL;
-  else if (modelShapes[shapeName]) spec = shapeSpec(modelShapes[shapeName], 'f32', 11);
-  else throw new Error(`--model-shape: small or one of ${Object.keys(modelShapes).join(', ')}`);
+interface CheckpointRun {
+  rows: Row[];
+  details: Record<string, unknown>[];
+  failures: number;
+  description: string;
+  peer: string;
+  info: RunInfo;
+}
 
-  const dir = cachedCheckpoint(`crosscheck-${shapeName}-f32`, spec);
+/** Runs every check on one checkpoint (`shapeName`: a SMALL_SPECS key or a model shape). */
+async function crosscheckOne(shapeName: string, threads: number): Promise<CheckpointRun> {
+  const small = SMALL_SPECS[shapeName];
+  let spec: CheckpointSpec;
+  if (small) spec = small;
+  else if (modelShapes[shapeName]) spec = shapeSpec(modelShapes[shapeName], 'f32', 11);
+  else throw new Error(`--model-shape: ${Object.keys(SMALL_SPECS).join(', ')} (comma-separated) or one of ${Object.keys(modelShapes).join(', ')}`);
+
+  // 'crosscheck-small-f32' is the dense checkpoint's cache name from before the others existed.
+  const dir = cachedCheckpoint(`crosscheck-${shapeName === 'dense' ? 'small' : shapeName}-f32`, spec);
   const gguf = cachedGguf(dir, 'f32');
   const model = await loadModel(dir, { device: 'cpu', threads, kvCacheDType: 'f32', prefixCaching: false, kvCacheMemory: 2 ** 30 });
-  const peer = await LlamaCppPeer.open(gguf, { threads, contextSize: 2048, batchSize: 512, kvCacheType: 'F32', flashAttention: false });
-  const referee = shapeName === 'small' ? ReferenceQwen3.load(dir) : null;
+  const contextSize = Math.min(2048, model.config.maxPositionEmbeddings);
+  const peer = await LlamaCppPeer.open(gguf, { threads, contextSize, batchSize: 512, kvCacheType: 'F32', flashAttention: false });
+  const referee = small ? ReferenceQwen3.load(dir) : null;
   const rows: Row[] = [];
   const details: Record<string, unknown>[] = [];
   let failures = 0;
+  const info = runInfo('crosscheck', 'cpu');
   try {
-    console.error(`Paralon: cpu, ${threads} threads, f32 weights, f32 KV cache; ${peer.description}`);
-    const prompts = buildPrompts(model);
+    console.error(`[${shapeName}] Paralon: cpu, ${threads} threads, f32 weights, f32 KV cache; ${peer.description}`);
+    // A prompt longer than the context leaves room for the greedy tokens is cut (the YaRN checkpoint's 256 positions).
+    const room = contextSize - GREEDY_TOKENS;
+    const prompts = buildPrompts(model).map((p) => (p.ids.length <= room ? p : { name: `${p.name.replace(/ \(.*\)$/, '')} (cut to ${room} tokens)`, ids: p.ids.slice(0, room) }));
     for (const p of prompts) {
       const t0 = performance.now();
       const first = await collect(model, p.ids, 1, TOP_N);
@@ -197,6 +231,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
       const top = first.logprobs[0].top.map((t) => ({ id: t.tokenId, p: Math.exp(t.logprob), llamaCpp: llamaProbs.get(t.tokenId) ?? 0 }));
       const vsF64 = referee && p.ids.length <= REFEREE_MAX_TOKENS ? refereeErrors(referee, p.ids, top) : null;
       rows.push({
+        checkpoint: shapeName,
         check: 'generation',
         case: p.name,
         tokens: p.ids.length,
@@ -207,6 +242,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
         result: ok ? 'pass' : 'FAIL',
       });
       details.push({
+        checkpoint: shapeName,
         prompt: p.name,
         promptTokens: p.ids.length,
         distribution: dist,
@@ -218,7 +254,7 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
         // At a divergence, Paralon's top-1 minus top-2 probability: a near tie explains a rounding-level flip.
         divergenceMargin: diverge >= 0 && diverge < ours.logprobs.length ? Math.exp(ours.logprobs[diverge].top[0].logprob) - Math.exp(ours.logprobs[diverge].top[1].logprob) : null,
       });
-      console.error(`${p.name}: ${p.ids.length} tokens, max |Δp| ${dist.maxAbsDiff.toExponential(2)}, greedy ${diverge === -1 ? 'identical' : `differs at ${diverge}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      console.error(`[${shapeName}] ${p.name}: ${p.ids.length} tokens, max |Δp| ${dist.maxAbsDiff.toExponential(2)}, greedy ${diverge === -1 ? 'identical' : `differs at ${diverge}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     }
 
     const tokenizationCases: [string, string][] = [...HARD_STRINGS, ...prompts.map((p): [string, string] => [`prompt: ${p.name}`, model.tokenizer.decode(p.ids)])];
@@ -227,23 +263,61 @@ export async function benchCrosscheck(argv: string[]): Promise<void> {
       const theirs = peer.tokenize(text);
       const diverge = firstDifference(ours, theirs);
       if (diverge !== -1) failures++;
-      rows.push({ check: 'tokenization', case: name, tokens: ours.length, 'max Δp top-20': '', 'Paralon vs f64': '', 'llama.cpp vs f64': '', 'greedy 64 identical': '', result: diverge === -1 ? 'pass' : `FAIL at token ${diverge}` });
-      details.push({ tokenization: name, text, paralon: ours, llamaCpp: theirs, firstDifference: diverge });
+      rows.push({ checkpoint: shapeName, check: 'tokenization', case: name, tokens: ours.length, 'max Δp top-20': '', 'Paralon vs f64': '', 'llama.cpp vs f64': '', 'greedy 64 identical': '', result: diverge === -1 ? 'pass' : `FAIL at token ${diverge}` });
+      details.push({ checkpoint: shapeName, tokenization: name, text, paralon: ours, llamaCpp: theirs, firstDifference: diverge });
     }
   } finally {
     await peer.dispose();
     model.dispose();
   }
 
-  const c = model.config as Qwen3Config;
-  const checkpoint = `${shapeName === 'small' ? 'small' : modelShapes[shapeName].name + '-shaped'} random Qwen3 (hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads}/${c.numKvHeads} heads × ${c.headDim}, MLP ${c.intermediateSize}, vocab ${c.vocabSize}, ${c.tieWordEmbeddings ? 'tied' : 'untied'}), f32`;
+  const c = model.config as Qwen3Config & Partial<Qwen3MoeConfig>;
+  const mlp = c.numExperts ? `${c.numExperts} experts × MLP ${c.moeIntermediateSize}, top-${c.numExpertsPerTok}` : `MLP ${c.intermediateSize}`;
+  const yarn = c.ropeScaling ? `, YaRN ×${c.ropeScaling.factor} over ${c.ropeScaling.originalMaxPositionEmbeddings} positions` : '';
+  const kind = small ? `small random ${c.numExperts ? 'Qwen3-MoE' : 'Qwen3'}` : `${modelShapes[shapeName].name}-shaped random Qwen3`;
+  const description = `${kind} (hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads}/${c.numKvHeads} heads × ${c.headDim}, ${mlp}, vocab ${c.vocabSize}, ${c.tieWordEmbeddings ? 'tied' : 'untied'}${yarn}), f32`;
+  return { rows, details, failures, description, peer: peer.description, info };
+}
+
+/** Rows and details of an earlier run's checkpoints that this run did not redo (rows before the checkpoint column are 'dense'). */
+function earlierRuns(file: string, redone: Set<string>) {
+  if (!existsSync(file)) return { rows: [] as Row[], details: [] as Record<string, unknown>[], checkpoints: {} as Record<string, unknown> };
+  const old = JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[]; details: Record<string, unknown>[]; checkpoints?: Record<string, unknown>; checkpoint?: string; date: string; commit: string };
+  const keep = (x: { checkpoint?: unknown }) => !redone.has(String(x.checkpoint ?? 'dense'));
+  const checkpoints = old.checkpoints ?? { dense: { description: old.checkpoint, date: old.date, commit: old.commit } };
+  return {
+    rows: old.rows.filter(keep).map((r) => ({ checkpoint: 'dense', ...r })),
+    details: old.details.filter(keep).map((d) => ({ checkpoint: 'dense', ...d })),
+    checkpoints: Object.fromEntries(Object.entries(checkpoints).filter(([k]) => !redone.has(k))),
+  };
+}
+
+export async function benchCrosscheck(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { 'model-shape': { type: 'string', default: Object.keys(SMALL_SPECS).join(',') }, threads: { type: 'string', default: '2' } } });
+  const shapes = values['model-shape']!.split(',').map((x) => (x === 'small' ? 'dense' : x));
+  const threads = Number(values.threads);
+  const allSmall = shapes.every((x) => SMALL_SPECS[x]);
+  if (!allSmall && shapes.length > 1) throw new Error('--model-shape: one model shape at a time (the small checkpoints may be combined)');
+
+  const runs = new Map<string, CheckpointRun>();
+  for (const shape of shapes) runs.set(shape, await crosscheckOne(shape, threads));
+  const name = allSmall ? 'crosscheck' : `crosscheck-${shapes[0]}`;
+  const earlier = allSmall ? earlierRuns(path.join(resultsDir, `${name}.json`), new Set(shapes)) : { rows: [], details: [], checkpoints: {} };
+  const now = [...runs.values()];
+  const rows = [...earlier.rows, ...now.flatMap((r) => r.rows)];
+  const details = [...earlier.details, ...now.flatMap((r) => r.details)];
+  const checkpoints: Record<string, unknown> = { ...earlier.checkpoints };
+  for (const [shape, r] of runs) checkpoints[shape] = { description: r.description, date: r.info.date, commit: r.info.commit, failures: r.failures };
+  const failures = now.reduce((a, r) => a + r.failures, 0);
+  const describe = Object.entries(checkpoints)
+    .map(([k, v]) => { const c = v as { description: string; date: string; commit: string }; return `- ${k}: ${c.description} (run ${c.date}, commit ${c.commit})`; })
+    .join('\n');
   const notes =
-    `Paralon (cpu, ${threads} threads, f32 weights, f32 KV cache) vs ${peer.description}, on a ${checkpoint} checkpoint with Qwen3's tokenizer, exported to an F32 GGUF.\n` +
+    `Paralon (cpu, ${threads} threads, f32 weights, f32 KV cache) vs ${now[0].peer}, with Qwen3's tokenizer, each checkpoint exported to an F32 GGUF by Paralon's writer:\n\n${describe}\n\n` +
     `Pass: every top-${TOP_N} probability within ${PROB_TOLERANCE} of llama.cpp's, ${GREEDY_TOKENS}-token greedy continuations identical, token ids identical. ` +
-    `"vs f64": max |p − p_float64| over the top-${TOP_N}, against the float64 reference forward pass (prompts of ≤ ${REFEREE_MAX_TOKENS} tokens on the small checkpoint; informative, not a pass criterion). ` +
-    `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
-  const name = shapeName === 'small' ? 'crosscheck' : `crosscheck-${shapeName}`;
-  const files = saveResults(name, runInfo('crosscheck', 'cpu'), { checkpoint, peer: peer.description, tolerance: PROB_TOLERANCE, failures, details }, rows, notes);
+    `"vs f64": max |p − p_float64| over the top-${TOP_N}, against the float64 reference forward pass (prompts of ≤ ${REFEREE_MAX_TOKENS} tokens on the small checkpoints; informative, not a pass criterion). ` +
+    `${failures === 0 ? 'All checks of this run passed.' : `${failures} check(s) of this run FAILED.`}`;
+  const files = saveResults(name, now[0].info, { checkpoints, peer: now[0].peer, tolerance: PROB_TOLERANCE, failures, details }, rows, notes);
   console.log(notes);
   console.log(files.join('\n'));
   if (failures > 0) process.exitCode = 1;

@@ -221,7 +221,7 @@ export function crosscheckCharts(source: string, r: ResultFile): Chart[] {
         title,
         subtitle: [provenance(r), `Max |p_Paralon − p_llama.cpp| over the top-20 next tokens, f32 weights and KV on both sides; ${r.failures ?? '?'} failures.`],
         xLabel: 'max Δp over the top-20 tokens',
-        bars: rows.map((row) => ({ label: `${row.case} (${row.tokens} tokens)`, value: row['max Δp top-20'] as number, valueLabel: String(Number((row['max Δp top-20'] as number).toPrecision(2))) })),
+        bars: rows.map((row) => ({ label: `${row.checkpoint ? `${row.checkpoint}: ` : ''}${row.case} (${row.tokens} tokens)`, value: row['max Δp top-20'] as number, valueLabel: String(Number((row['max Δp top-20'] as number).toPrecision(2))) })),
         reference: tolerance !== undefined ? { value: tolerance, label: `tolerance ${tolerance}` } : undefined,
       }),
     },

@@ -32,7 +32,7 @@ ${MODELS_HELP}  paralon keys create --name NAME [LIMITS]   create an API key (pr
   paralon usage [--since YYYY-MM-DD]         metered tokens per day, key and model
   paralon demo-model [DIR]                   write the demo model (default: <data-dir>/demo-model)
   paralon quantize DIR OUT.gguf --type TYPE
-                                             an HF Qwen3 directory as a GGUF: Q8_0 or Q6_K (every matrix),
+                                             an HF Qwen3 or Qwen3-MoE directory as a GGUF: Q8_0 or Q6_K (every matrix),
                                              or F32, F16, BF16 (ggml's reference quantizers, no imatrix)
 
 LIMITS (per key, across every replica; N or 'none' for unlimited):

@@ -41,7 +41,7 @@ void DeviceWrap::MoeMatmul(const Napi::CallbackInfo& info) {
   TensorWrap* ids = c.tensor(info[2], "ids");
   TensorWrap* y = c.tensor(info[3], "y");
   c.dtype(x, "x", {DType::F32});
-  c.dtype(w, "w", {DType::F32, DType::BF16, DType::F16});
+  c.dtype(w, "w", {DType::F32, DType::BF16, DType::F16, DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K});
   c.supported(Op::MoeMatmul, w, "w");
   c.rank(w, "w", 3);
   c.dtype(ids, "ids", {DType::I32});

@@ -51,10 +51,10 @@ class CpuBackend final : public Backend {
   }
   void synchronize() override {}
   bool host_memory() const override { return true; }
-  // Quantized blocks: matmul weights and embedding tables (native/cpu/quant_matmul.cc).
-  // MoE ops (optional) on float experts; quantized experts are not implemented yet.
+  // Quantized blocks: matmul weights, embedding tables and MoE experts (native/cpu/quant_matmul.cc).
+  // MoE ops (optional) on float or quantized experts.
   bool supports(Op op, DType dtype) const override {
-    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul;
     if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }

@@ -4,7 +4,8 @@
 // moe_matmul groups the (token, slot) pairs by expert, gathers each expert's input rows into one
 // contiguous block and runs the dense matmul (matmul.cc, multi-threaded and SIMD) on that expert's
 // [N, K] matrix: a chosen expert's weights are read once per call, through exactly the dense path
-// (streaming kernel for a few rows, blocked GEMM for many), whatever the weight type. Traffic: the
+// (streaming kernel for a few rows, blocked GEMM for many), whatever the weight type: f32/bf16/f16,
+// or ggml blocks (Q8_0/Q4_K/Q5_K/Q6_K) through the quantized kernels of quant_matmul.cc. Traffic: the
 // chosen experts' matrices + T·k rows of x gathered and of y scattered.
 #include <algorithm>
 #include <cmath>
@@ -81,7 +82,7 @@ void moe_matmul(Context& ctx, const MoeMatmulArgs& a) {
   for (int64_t e = 0; e < E; ++e) most = std::max(most, begin[e + 1] - begin[e]);
   ctx.moe_x.resize(static_cast<size_t>(most * K));
   ctx.moe_y.resize(static_cast<size_t>(most * N));
-  const size_t expert_bytes = static_cast<size_t>(N * K) * dtype_size(a.w_dtype);
+  const size_t expert_bytes = dtype_bytes(a.w_dtype, N * K);
   for (int64_t e = 0; e < E; ++e) {
     const int64_t m = begin[e + 1] - begin[e];
     if (m == 0) continue;  // an expert no token chose: its weights are not read

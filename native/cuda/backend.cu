@@ -238,10 +238,10 @@ class CudaBackend final : public Backend, public LaunchContext {
     after_sync();
   }
 
-  // Quantized blocks: matmul weights (quant_matmul.cu) and embedding tables (embedding.cu).
-  // MoE ops (optional) on float experts; quantized experts are not implemented yet.
+  // Quantized blocks: matmul weights (quant_matmul.cu), embedding tables (embedding.cu) and MoE
+  // experts (moe.cu). MoE ops (optional) on float or quantized experts.
   bool supports(Op op, DType dtype) const override {
-    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding;
+    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul;
     if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }

@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "quant.cuh"
 
 // Mixture-of-experts ops: routing, the expert-grouped matmul, the experts' weighted sum.
 //
@@ -14,6 +15,9 @@
 // lanes stride over K reading the weight row (coalesced) and the slots' x rows, accumulate kGroup
 // dot products, and reduce them with shuffles; lane 0 writes y. The weight row is re-read per group
 // of kGroup slots (from L1/L2); from DRAM each chosen expert's rows are read about once per call.
+// Quantized experts (Q8_0/Q4_K/Q5_K/Q6_K, blocks read in place): the lanes stride over the row's
+// 16-value groups instead of its elements, decoding each group with quant.cuh's decoder (the dense
+// GEMV's) and dotting it with the kGroup slots' x values.
 // Slots with an id outside [0, E) are zeroed by the e = 0 CTAs. Each y element has one writer.
 // Traffic: the chosen experts' matrices + T·k·(K + N)·4 bytes.
 //
@@ -119,14 +123,78 @@ __device__ void moe_rows(const float* x, bool x_per_slot, int top_k, const W* w_
   }
 }
 
+// moe_rows for an expert matrix of ggml blocks (format F): lane l decodes 16-value groups l, l + 32, …
+template <class F, bool kAligned16>
+__device__ void moe_rows_quant(const float* x, bool x_per_slot, int top_k, const typename F::Block* w_e, float* y,
+                               int64_t N, int64_t K, int64_t n0, int64_t n1, const int32_t* list, int count) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t blocks = K / F::kValues, groups = blocks * F::kGroups;
+  for (int64_t n = n0 + warp; n < n1; n += kWarps) {
+    const typename F::Block* row = w_e + n * blocks;
+    for (int g = 0; g < count; g += kGroup) {
+      const int m = min(kGroup, count - g);
+      const float* xs[kGroup];
+#pragma unroll
+      for (int i = 0; i < kGroup; ++i) {
+        const int64_t s = list[g + min(i, m - 1)];
+        xs[i] = x + (x_per_slot ? s : s / top_k) * K;
+      }
+      float acc[kGroup];
+#pragma unroll
+      for (int i = 0; i < kGroup; ++i) acc[i] = 0.0f;
+      for (int64_t gi = lane; gi < groups; gi += 32) {
+        const int64_t b = gi / F::kGroups;
+        const int q = static_cast<int>(gi % F::kGroups);
+        float v[kQuantGroup];
+        F::template decode<kAligned16>(row + b, q, v);
+        const int64_t k0 = b * F::kValues + q * kQuantGroup;
+#pragma unroll
+        for (int i = 0; i < kGroup; ++i) {
+          float s = 0.0f;
+#pragma unroll
+          for (int j = 0; j < kQuantGroup; ++j) s = fmaf(v[j], xs[i][k0 + j], s);
+          acc[i] += s;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kGroup; ++i)
+        for (int off = 16; off > 0; off >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], off);
+      if (lane == 0)
+        for (int i = 0; i < m; ++i) y[static_cast<int64_t>(list[g + i]) * N + n] = acc[i];
+    }
+  }
+}
+
+// How moe_matmul_kernel reads an expert matrix: its storage unit (element or block), units per row,
+// and the rows of a CTA.
 template <typename W>
-__global__ void moe_matmul_kernel(const float* x, bool x_per_slot, const W* w, const int32_t* ids, float* y,
+struct FloatExperts {
+  using Unit = W;
+  __device__ static int64_t row_units(int64_t K) { return K; }
+  __device__ static void rows(const float* x, bool x_per_slot, int top_k, const W* w_e, float* y, int64_t N, int64_t K,
+                              int64_t n0, int64_t n1, const int32_t* list, int count) {
+    moe_rows(x, x_per_slot, top_k, w_e, y, N, K, n0, n1, list, count);
+  }
+};
+
+template <class F, bool kAligned16>
+struct QuantExperts {
+  using Unit = typename F::Block;
+  __device__ static int64_t row_units(int64_t K) { return K / F::kValues; }
+  __device__ static void rows(const float* x, bool x_per_slot, int top_k, const Unit* w_e, float* y, int64_t N,
+                              int64_t K, int64_t n0, int64_t n1, const int32_t* list, int count) {
+    moe_rows_quant<F, kAligned16>(x, x_per_slot, top_k, w_e, y, N, K, n0, n1, list, count);
+  }
+};
+
+template <class X>
+__global__ void moe_matmul_kernel(const float* x, bool x_per_slot, const typename X::Unit* w, const int32_t* ids, float* y,
                                   int64_t slots, int top_k, int num_experts, int64_t N, int64_t K) {
   __shared__ int32_t list[kMaxSlots];
   __shared__ int count;
   const int e = blockIdx.y;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kRows, n1 = min(N, n0 + kRows);
-  const W* w_e = w + static_cast<int64_t>(e) * N * K;
+  const typename X::Unit* w_e = w + static_cast<int64_t>(e) * N * X::row_units(K);
   if (threadIdx.x == 0) count = 0;
   __syncthreads();  // count is reset before any thread appends
   for (int64_t base = 0; base < slots; base += kThreads) {
@@ -141,7 +209,7 @@ __global__ void moe_matmul_kernel(const float* x, bool x_per_slot, const W* w, c
     const int listed = count;
     const bool last = base + kThreads >= slots;
     if (listed > 0 && (last || listed > kMaxSlots - kThreads)) {
-      moe_rows(x, x_per_slot, top_k, w_e, y, N, K, n0, n1, list, listed);
+      X::rows(x, x_per_slot, top_k, w_e, y, N, K, n0, n1, list, listed);
       __syncthreads();  // every warp is done with the list before it is reset
       if (threadIdx.x == 0) count = 0;
     }
@@ -160,12 +228,23 @@ __global__ void moe_combine_kernel(const float* y, const float* weights, const f
   }
 }
 
-template <typename W>
+template <class X>
 void launch_matmul_typed(const MoeMatmulArgs& a, LaunchContext& ctx) {
   const dim3 grid(static_cast<unsigned>((a.N + kRows - 1) / kRows), static_cast<unsigned>(a.num_experts));
-  PARALON_LAUNCH((moe_matmul_kernel<W>), grid, dim3(kThreads), 0, ctx.stream, a.x, a.x_per_slot,
-                 static_cast<const W*>(a.w), a.ids, a.y, a.num_tokens * a.top_k, static_cast<int>(a.top_k),
+  PARALON_LAUNCH((moe_matmul_kernel<X>), grid, dim3(kThreads), 0, ctx.stream, a.x, a.x_per_slot,
+                 static_cast<const typename X::Unit*>(a.w), a.ids, a.y, a.num_tokens * a.top_k, static_cast<int>(a.top_k),
                  static_cast<int>(a.num_experts), a.N, a.K);
+}
+
+// Quantized experts: 16-byte loads of the quants where the format and W's address allow them.
+template <class F>
+void launch_matmul_quantized(const MoeMatmulArgs& a, LaunchContext& ctx) {
+  if (reinterpret_cast<uintptr_t>(a.w) % 2 != 0)
+    throw OpError("moe_matmul: quantized experts must be 2-byte aligned (their blocks hold f16 fields)");
+  if constexpr (F::kAligned16) {
+    if (reinterpret_cast<uintptr_t>(a.w) % 16 == 0) return launch_matmul_typed<QuantExperts<F, true>>(a, ctx);
+  }
+  launch_matmul_typed<QuantExperts<F, false>>(a, ctx);
 }
 
 }  // namespace
@@ -182,9 +261,13 @@ void launch_moe_matmul(const MoeMatmulArgs& a, LaunchContext& ctx) {
   if (a.num_tokens == 0 || a.N == 0) return;
   if (a.num_experts > 65535) throw OpError("moe_matmul: at most 65,535 experts, got " + std::to_string(a.num_experts));
   switch (a.w_dtype) {
-    case DType::F32: launch_matmul_typed<float>(a, ctx); break;
-    case DType::BF16: launch_matmul_typed<__nv_bfloat16>(a, ctx); break;
-    case DType::F16: launch_matmul_typed<__half>(a, ctx); break;
+    case DType::F32: launch_matmul_typed<FloatExperts<float>>(a, ctx); break;
+    case DType::BF16: launch_matmul_typed<FloatExperts<__nv_bfloat16>>(a, ctx); break;
+    case DType::F16: launch_matmul_typed<FloatExperts<__half>>(a, ctx); break;
+    case DType::Q8_0: launch_matmul_quantized<CudaQ8_0>(a, ctx); break;
+    case DType::Q4_K: launch_matmul_quantized<CudaQ4_K>(a, ctx); break;
+    case DType::Q5_K: launch_matmul_quantized<CudaQ5_K>(a, ctx); break;
+    case DType::Q6_K: launch_matmul_quantized<CudaQ6_K>(a, ctx); break;
     default: throw OpError(std::string("moe_matmul: unsupported weight dtype ") + dtype_name(a.w_dtype));
   }
   PARALON_CHECK_LAUNCH("moe_matmul");

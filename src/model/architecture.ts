@@ -40,14 +40,23 @@ export interface WeightSpec {
   shapes: number[][];
   /** 'parts': a list of the tensors as they are; 'stacked' (default): concatenated at load. */
   layout?: 'parts' | 'stacked';
+  /**
+   * For a stack: the name of one tensor that may hold it already stacked ([names.length, ...shape],
+   * e.g. GGUF's ffn_gate_exps); when the checkpoint has it, it is used as it is (in place on cpu).
+   */
+  stackedAs?: string;
 }
 
 /** A weight of one tensor. */
 export const weight = (name: string, shape: number[]): WeightSpec => ({ names: [name], shapes: [shape] });
-/** Tensors stacked along dimension 0 into one new tensor at load (they must share a dtype). */
-export const stacked = (list: [name: string, shape: number[]][]): WeightSpec => ({
+/**
+ * Tensors stacked along dimension 0 into one new tensor at load (they must share a dtype), or, when
+ * the checkpoint holds `stackedAs` (their equal shapes stacked on a new first dimension), that tensor.
+ */
+export const stacked = (list: [name: string, shape: number[]][], stackedAs?: string): WeightSpec => ({
   names: list.map(([n]) => n),
   shapes: list.map(([, s]) => s),
+  ...(stackedAs ? { stackedAs } : {}),
 });
 /** The projections of a fused matmul, as a list of the checkpoint's tensors (no copy; dtypes may differ). */
 export const parts = (list: [name: string, shape: number[]][]): WeightSpec => ({ ...stacked(list), layout: 'parts' });

@@ -6,13 +6,15 @@
 //   (i + 1) is not a multiple of decoder_sparse_step; the others run the dense SwiGLU MLP of
 //   intermediate_size (transformers' Qwen3MoeDecoderLayer).
 // Expert weights are stacked at load, one [E · rows, cols] tensor per projection viewed as
-// [E, rows, cols], so one moeMatmul reads only the chosen experts' matrices.
+// [E, rows, cols], so one moeMatmul reads only the chosen experts' matrices; a GGUF (`qwen3moe`)
+// stores them stacked already (ffn_gate_exps …, float or quantized), used in place.
 import { ops, type Tensor } from '../runtime/index.js';
 import type { Architecture, LayerContext, ModelConfig, WeightSpec } from './architecture.js';
 import { stacked, weight } from './architecture.js';
 import { qwen3AttentionWeights, qwen3DenseMlpWeights } from './qwen3.js';
 import { attentionScratch, mlpScratch, ropeOf, selfAttention, swigluMlp, type AttentionWeights, type SwigluMlpWeights } from './blocks.js';
 import { Fields, parseDecoderFields, parseRopeFields, type RopeFields } from './config.js';
+import { qwen3MoeConfigFromGguf } from './gguf/qwen3moe-config.js';
 
 export interface Qwen3MoeConfig extends ModelConfig, RopeFields {
   /** The dense MLP width of the layers that are not sparse. */
@@ -35,7 +37,7 @@ export interface MoeWeights {
   postAttentionNorm: Tensor;
   /** [E, hidden] */
   router: Tensor;
-  /** [E · moeI, hidden], viewed [E, moeI, hidden] */
+  /** [E · moeI, hidden] (or [E, moeI, hidden] from a GGUF), viewed [E, moeI, hidden] */
   expertsGate: Tensor;
   expertsUp: Tensor;
   /** [E · hidden, moeI], viewed [E, hidden, moeI] */
@@ -124,7 +126,9 @@ function moeBlock(ctx: LayerContext<Qwen3MoeConfig, Qwen3MoeLayer>, w: MoeWeight
 export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
   names: ['Qwen3MoeForCausalLM'],
   modelTypes: ['qwen3_moe'],
+  ggufNames: ['qwen3moe'],
   parseConfig: parseQwen3MoeConfig,
+  parseGgufConfig: qwen3MoeConfigFromGguf,
 
   layerWeights(c, i) {
     const p = `model.layers.${i}.`;
@@ -133,7 +137,10 @@ export const qwen3Moe: Architecture<Qwen3MoeConfig, Qwen3MoeLayer> = {
     if (isSparseLayer(c, i)) {
       const I = c.moeIntermediateSize;
       const experts = (proj: string, shape: number[]) =>
-        stacked(Array.from({ length: c.numExperts }, (_, e): [string, number[]] => [`${p}mlp.experts.${e}.${proj}.weight`, shape]));
+        stacked(
+          Array.from({ length: c.numExperts }, (_, e): [string, number[]] => [`${p}mlp.experts.${e}.${proj}.weight`, shape]),
+          `${p}mlp.experts.${proj}.weight`,
+        );
       specs.router = weight(`${p}mlp.gate.weight`, [c.numExperts, H]);
       specs.expertsGate = experts('gate_proj', [I, H]);
       specs.expertsUp = experts('up_proj', [I, H]);

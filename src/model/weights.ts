@@ -1,8 +1,9 @@
 // A decoder's weights on a device, for any architecture: the tensors its weight spec names (Hugging
 // Face naming) are checked against the config (present, shape, dtype) before anything is placed. On a
 // host-memory device (cpu) single tensors are used in place from the file mapping; otherwise they are
-// copied in stream order, with progress reported as the copies complete. Stacked (fused) weights are
-// concatenated once at load into a tensor of their own.
+// copied in stream order, with progress reported as the copies complete. Stacked weights (MoE experts)
+// are concatenated once at load into a tensor of their own, unless the checkpoint stores the stack
+// (GGUF's ffn_*_exps), which is then used as any single tensor.
 import { ops, type Device, type Tensor } from '../runtime/index.js';
 import type { AnyArchitecture, DecoderWeights, ModelConfig, WeightSpec } from './architecture.js';
 import type { WeightDType } from './config.js';
@@ -56,6 +57,12 @@ export function resolveWeights(named: Checkpoint, arch: AnyArchitecture, c: Mode
     return entry;
   };
   const resolve = (spec: WeightSpec): Resolved => {
+    if (spec.stackedAs !== undefined && checkpoint.get(spec.stackedAs)) {
+      const shape = spec.shapes[0];
+      if (spec.shapes.some((s) => s.join() !== shape.join()))
+        throw new Error(`${spec.stackedAs}: the stacked tensors must share one shape`);
+      return { spec, entries: [expect(spec.stackedAs, [spec.names.length, ...shape])] };
+    }
     const entries = spec.names.map((name, i) => expect(name, spec.shapes[i]));
     if (spec.layout !== 'parts')
       for (const e of entries.slice(1))

@@ -20,6 +20,14 @@ for (const dut of devicesUnderTest()) {
         for (const dtype of ['f32', 'bf16', 'f16'] as const) expect(dev.supports(op, dtype)).toBe(true);
     });
 
+    it('reads quantized blocks in matmul, embedding and moeMatmul only', () => {
+      const dev = device(dut.name);
+      for (const dtype of ['q8_0', 'q4_k', 'q5_k', 'q6_k'] as const) {
+        for (const op of ['matmul', 'embedding', 'moeMatmul'] as const) expect(dev.supports(op, dtype)).toBe(true);
+        for (const op of ['rmsnorm', 'moeRoute', 'moeCombine'] as const) expect(dev.supports(op, dtype)).toBe(false);
+      }
+    });
+
     it('names an unknown op or dtype', () => {
       const dev = device(dut.name);
       expect(() => dev.supports('conv2d' as OpName)).toThrow(/supports: unknown op 'conv2d'/);

@@ -1,10 +1,13 @@
-// The export of a Hugging Face Qwen3 checkpoint directory to one GGUF, as llama.cpp's
-// convert_hf_to_gguf.py writes Qwen3ForCausalLM:
+// The export of a Hugging Face Qwen3 or Qwen3-MoE checkpoint directory to one GGUF, as llama.cpp's
+// convert_hf_to_gguf.py writes Qwen3ForCausalLM (`qwen3`) and Qwen3MoeForCausalLM (`qwen3moe`):
 //
 // - Tensors renamed to llama.cpp's names and kept in the checkpoint's layout (no Q/K row permutation:
 //   see qwen3-config.ts).
-// - Matrices in the requested dtype; 1-D norm weights always F32, as the converter keeps them. A tied
-//   LM head is not written: llama.cpp reuses token_embd when output.weight is absent.
+// - Matrices in the requested dtype; 1-D norm weights and the MoE router (ffn_gate_inp) always F32,
+//   as the converter keeps them. A tied LM head is not written: llama.cpp reuses token_embd when
+//   output.weight is absent.
+// - MoE experts: each layer's per-expert gate/up/down matrices stacked into one 3-D tensor per
+//   projection (ffn_gate_exps [E, I, H] …), converted one expert at a time.
 import path from 'node:path';
 import { statSync } from 'node:fs';
 import { Device } from '../../runtime/index.js';
@@ -12,11 +15,13 @@ import { fromBf16, fromF16, isQuantized, toBf16, toF16, type QuantDType } from '
 import { quantize } from '../../quant/index.js';
 import type { WeightDType } from '../config.js';
 import type { Qwen3Config } from '../qwen3.js';
+import type { Qwen3MoeConfig } from '../qwen3-moe.js';
 import { readModelConfig } from '../registry.js';
 import { SafetensorsCheckpoint } from '../safetensors.js';
 import type { TensorEntry } from '../weights.js';
 import { qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
-import { ggufTensorName } from './tensor-names.js';
+import { QWEN3MOE_GGUF_ARCHITECTURE, qwen3MoeToGguf } from './qwen3moe-config.js';
+import { expertTensor, ggufTensorName } from './tensor-names.js';
 import { tokenizerMetadataSource, tokenizerToGguf } from './tokenizer-metadata.js';
 import { gguf, type GgmlTypeName, type GgufValue } from './types.js';
 import { writeGguf, type GgufTensorToWrite } from './writer.js';
@@ -47,8 +52,8 @@ const GGML_TYPE: Record<GgufWeightDType, GgmlTypeName> = {
   f32: 'F32', f16: 'F16', bf16: 'BF16', q8_0: 'Q8_0', q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K',
 };
 
-/** Every tensor name llama.cpp's qwen3 loader looks for, with its row-major shape. */
-function expectedShapes(c: Qwen3Config): Map<string, number[]> {
+/** Every tensor name llama.cpp's qwen3 / qwen3moe loader looks for, with its row-major shape. */
+function expectedShapes(c: Qwen3Config | Qwen3MoeConfig, moe: boolean): Map<string, number[]> {
   const H = c.hiddenSize;
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
@@ -67,27 +72,37 @@ function expectedShapes(c: Qwen3Config): Map<string, number[]> {
     m.set(`${p}attn_q_norm.weight`, [c.headDim]);
     m.set(`${p}attn_k_norm.weight`, [c.headDim]);
     m.set(`${p}ffn_norm.weight`, [H]);
-    m.set(`${p}ffn_gate.weight`, [c.intermediateSize, H]);
-    m.set(`${p}ffn_up.weight`, [c.intermediateSize, H]);
-    m.set(`${p}ffn_down.weight`, [H, c.intermediateSize]);
+    if (moe) {
+      const { numExperts: E, moeIntermediateSize: I } = c as Qwen3MoeConfig;
+      m.set(`${p}ffn_gate_inp.weight`, [E, H]);
+      m.set(`${p}ffn_gate_exps.weight`, [E, I, H]);
+      m.set(`${p}ffn_up_exps.weight`, [E, I, H]);
+      m.set(`${p}ffn_down_exps.weight`, [E, H, I]);
+    } else {
+      m.set(`${p}ffn_gate.weight`, [c.intermediateSize, H]);
+      m.set(`${p}ffn_up.weight`, [c.intermediateSize, H]);
+      m.set(`${p}ffn_down.weight`, [H, c.intermediateSize]);
+    }
   }
   return m;
 }
 
-/** Writes `outFile` from the HF Qwen3 checkpoint in `dir` (config.json, tokenizer files, safetensors). */
+/** Writes `outFile` from the HF Qwen3 or Qwen3-MoE checkpoint in `dir` (config.json, tokenizer files, safetensors). */
 export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExportOptions = {}): GgufExport {
   const dtype = options.dtype ?? 'f32';
   const { arch, config: parsed } = readModelConfig(dir);
-  if (!arch.ggufNames?.includes(QWEN3_GGUF_ARCHITECTURE)) throw new Error(`GGUF export: ${dir} is ${arch.names[0]}; the exporter writes Qwen3 (dense)`);
-  const config = parsed as Qwen3Config;
+  const ggufArch = arch.ggufNames?.find((n) => n === QWEN3_GGUF_ARCHITECTURE || n === QWEN3MOE_GGUF_ARCHITECTURE);
+  if (!ggufArch) throw new Error(`GGUF export: ${dir} is ${arch.names[0]}; the exporter writes Qwen3 and Qwen3-MoE`);
+  const moe = ggufArch === QWEN3MOE_GGUF_ARCHITECTURE;
+  const config = parsed as Qwen3Config | Qwen3MoeConfig;
   const metadata = new Map<string, GgufValue>([
-    ['general.architecture', gguf.string(QWEN3_GGUF_ARCHITECTURE)],
+    ['general.architecture', gguf.string(ggufArch)],
     ['general.type', gguf.string('model')],
     ['general.name', gguf.string(options.name ?? path.basename(path.resolve(dir)))],
     ['general.file_type', gguf.u32(FILE_TYPE[dtype])],
     ['general.quantization_version', gguf.u32(2)],
     ['general.alignment', gguf.u32(32)],
-    ...qwen3ToGguf(config),
+    ...(moe ? qwen3MoeToGguf(config as Qwen3MoeConfig) : qwen3ToGguf(config)),
     ...tokenizerToGguf(tokenizerMetadataSource(dir, config.vocabSize, config.eosTokenIds[0])),
   ]);
   const device = Device.open('cpu', { threads: 1 });
@@ -95,8 +110,8 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   try {
     const checkpoint = SafetensorsCheckpoint.open(device, dir);
     try {
-      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, dtype));
-      const expected = expectedShapes(config);
+      const tensors = tensorsToWrite(checkpoint, dtype);
+      const expected = expectedShapes(config, moe);
       for (const [name, shape] of expected) {
         const t = tensors.find((x) => x.name === name);
         if (!t) throw new Error(`GGUF export: ${dir} has no tensor for ${name}`);
@@ -130,14 +145,59 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   return { file: outFile, tensors: count, bytes: statSync(outFile).size };
 }
 
+/** The GGUF tensors of a checkpoint: one per tensor, except each layer's experts, stacked per projection. */
+function tensorsToWrite(checkpoint: SafetensorsCheckpoint, dtype: GgufWeightDType): GgufTensorToWrite[] {
+  const out: GgufTensorToWrite[] = [];
+  const stacks = new Map<string, TensorEntry[]>();
+  for (const name of checkpoint.names) {
+    const src = checkpoint.get(name)!;
+    const expert = expertTensor(name);
+    if (!expert) {
+      out.push(tensorToWrite(checkpoint, src, dtype));
+      continue;
+    }
+    const list = stacks.get(expert.stacked) ?? [];
+    list[expert.expert] = src;
+    stacks.set(expert.stacked, list);
+  }
+  for (const [stacked, experts] of stacks) {
+    const missing = Array.from(experts, (e, i) => (e ? -1 : i)).filter((i) => i >= 0);
+    if (missing.length > 0) throw new Error(`GGUF export: ${stacked.replace('.weight', '')}: experts ${missing.join(', ')} are missing`);
+    const first = experts[0];
+    for (const e of experts)
+      if (e.shape.join() !== first.shape.join() || e.dtype !== first.dtype)
+        throw new Error(`GGUF export: ${e.name} is ${e.dtype}[${e.shape}], ${first.name} ${first.dtype}[${first.shape}]; experts must match`);
+    const name = ggufTensorName(stacked)!;
+    out.push({
+      name,
+      type: GGML_TYPE[dtype],
+      shape: [experts.length, ...first.shape],
+      data: () => concat(experts.map((e) => convert(checkpoint.bytes(e), e.dtype as WeightDType, dtype))),
+    });
+  }
+  return out;
+}
+
 function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, dtype: GgufWeightDType): GgufTensorToWrite {
-  const target: GgmlTypeName = src.shape.length === 1 ? 'F32' : GGML_TYPE[dtype];
+  const name = ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a Qwen3 or Qwen3-MoE checkpoint`);
+  // The converter keeps 1-D tensors and the MoE router in F32 (llama.cpp's quantizer skips ffn_gate_inp too).
+  const keepF32 = src.shape.length === 1 || name.endsWith('.ffn_gate_inp.weight');
   return {
-    name: ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`),
-    type: target,
+    name,
+    type: keepF32 ? 'F32' : GGML_TYPE[dtype],
     shape: src.shape,
-    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, src.shape.length === 1 ? 'f32' : dtype),
+    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, keepF32 ? 'f32' : dtype),
   };
+}
+
+function concat(parts: ArrayBufferView[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 function fail(message: string): never {

@@ -8,5 +8,6 @@ export { GgufCheckpoint, readGgufHeader, findGgufFile, splitFiles, ggufModelId, 
 export { ggufTensorName, hfTensorName } from './tensor-names.js';
 export { tokenizerFromGguf, tokenizerToGguf, tokenizerMetadataSource, TokenType, type GgufTokenizer, type HfTokenizerJson, type HfTokenizerConfig } from './tokenizer-metadata.js';
 export { qwen3ConfigFromGguf, qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
+export { qwen3MoeConfigFromGguf, qwen3MoeToGguf, QWEN3MOE_GGUF_ARCHITECTURE } from './qwen3moe-config.js';
 export { openGgufModel, GgufWeights, type GgufModel } from './load.js';
 export { exportQwen3Gguf, type GgufExport, type GgufExportOptions, type GgufWeightDType } from './export.js';

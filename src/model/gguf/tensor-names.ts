@@ -1,6 +1,10 @@
 // llama.cpp's tensor names (token_embd, blk.N.attn_q, …) ⇄ Hugging Face names (model.embed_tokens,
 // model.layers.N.self_attn.q_proj, …) for the Llama-family layout that llama.cpp's converter maps
 // them from. The loaders and the weight specs speak HF names; GGUF files are renamed at the edge.
+// Mixture-of-experts layers (qwen3moe): the router, and each projection's experts stacked into one
+// 3-D tensor ([E, rows, cols] row-major; ggml's ne = {cols, rows, E}). HF checkpoints hold one tensor
+// per expert (mlp.experts.N.gate_proj.weight); the stacked tensors get the HF-style names
+// mlp.experts.gate_proj.weight … that the weight specs accept in their place (architecture.ts `stacked`).
 
 /** Per layer: HF suffix → GGUF suffix. */
 const LAYER_TENSORS: Record<string, string> = {
@@ -15,6 +19,10 @@ const LAYER_TENSORS: Record<string, string> = {
   'mlp.gate_proj.weight': 'ffn_gate.weight',
   'mlp.up_proj.weight': 'ffn_up.weight',
   'mlp.down_proj.weight': 'ffn_down.weight',
+  'mlp.gate.weight': 'ffn_gate_inp.weight',
+  'mlp.experts.gate_proj.weight': 'ffn_gate_exps.weight',
+  'mlp.experts.up_proj.weight': 'ffn_up_exps.weight',
+  'mlp.experts.down_proj.weight': 'ffn_down_exps.weight',
 };
 const GLOBAL_TENSORS: Record<string, string> = {
   'model.embed_tokens.weight': 'token_embd.weight',
@@ -40,4 +48,10 @@ export function hfTensorName(ggufName: string): string | undefined {
   const m = /^blk\.(\d+)\.(.+)$/.exec(ggufName);
   const local = m && HF_OF_LAYER[m[2]];
   return m && local ? `model.layers.${m[1]}.${local}` : undefined;
+}
+
+/** An HF per-expert tensor name's layer, expert and the HF name of its stacked tensor; undefined for others. */
+export function expertTensor(hfName: string): { layer: number; expert: number; stacked: string } | undefined {
+  const m = /^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$/.exec(hfName);
+  return m ? { layer: Number(m[1]), expert: Number(m[2]), stacked: `model.layers.${m[1]}.mlp.experts.${m[3]}.weight` } : undefined;
 }

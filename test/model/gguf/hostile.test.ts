@@ -154,7 +154,8 @@ describe('GGUF metadata: qwen3 hyper-parameters', () => {
     ['qwen3.attention.layer_norm_rms_epsilon', gguf.f32(Number.NaN), /layer_norm_rms_epsilon must be a finite float > 0/],
     ['qwen3.attention.layer_norm_rms_epsilon', undefined, /missing metadata key qwen3\.attention\.layer_norm_rms_epsilon/],
     ['qwen3.feed_forward_length', gguf.i32s([40, 48]), /qwen3\.feed_forward_length differs between layers/],
-    ['qwen3.rope.scaling.type', gguf.string('yarn'), /rope scaling is not supported/],
+    ['qwen3.rope.scaling.type', gguf.string('longrope'), /qwen3\.rope\.scaling\.type "longrope" with factor 0: Paralon runs the default RoPE and "yarn"/],
+    ['qwen3.rope.scaling.type', gguf.string('yarn'), /qwen3\.rope\.scaling\.factor must be ≥ 1 for yarn \(got 0\)/],
     ['qwen3.vocab_size', gguf.u32(13), /qwen3\.vocab_size is 13, token_embd\.weight has 12 rows/],
   ];
   for (const [key, value, error] of cases) {

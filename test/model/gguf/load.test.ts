@@ -1,6 +1,6 @@
 // Loading GGUF models: a random checkpoint written by the project, exported to GGUF (F32 from an f32
-// checkpoint, BF16 from a bf16 one), gives the same logits as the safetensors directory on cpu and
-// cuda-sim; the library loads a .gguf file, a directory holding one, and a split set, with the id
+// checkpoint, BF16 from a bf16 one; dense `qwen3`, dense with YaRN, and `qwen3moe` with its experts
+// stacked in the file), gives the same logits as the safetensors directory on cpu and cuda-sim; the library loads a .gguf file, a directory holding one, and a split set, with the id
 // from the file name; and a GGUF missing a tensor or a key fails naming the file and what is missing.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +31,18 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const CASES: { name: string; dtype: 'f32' | 'bf16'; options: Omit<RandomCheckpointOptions, 'dir'> }[] = [
   { name: 'f32, untied, GQA 2', dtype: 'f32', options: { hiddenSize: 56, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 84, vocabSize: 103, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, seed: 3 } },
   { name: 'bf16, tied, GQA 3', dtype: 'bf16', options: { hiddenSize: 40, numHeads: 3, numKvHeads: 1, headDim: 64, intermediateSize: 72, vocabSize: 101, numLayers: 2, dtype: 'bf16', tieWordEmbeddings: true, seed: 4 } },
+  {
+    name: 'f32, YaRN factor 4 over 64 positions',
+    dtype: 'f32',
+    options: { hiddenSize: 48, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 60, vocabSize: 102, numLayers: 2, dtype: 'f32', tieWordEmbeddings: true, seed: 5, ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64, betaFast: 24 } },
+  },
+  // f32: the GGUF keeps the router in F32 whatever the matrices' type, so a bf16 checkpoint's router
+  // would meet a different kernel on each side.
+  {
+    name: 'qwen3moe f32, 7 experts, top-3',
+    dtype: 'f32',
+    options: { hiddenSize: 44, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 52, vocabSize: 101, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, seed: 6, moe: { numExperts: 7, numExpertsPerTok: 3, moeIntermediateSize: 36, normTopkProb: true } },
+  },
 ];
 
 for (const dev of devicesUnderTest()) {
@@ -43,8 +55,9 @@ for (const dev of devicesUnderTest()) {
 
     for (const c of CASES) {
       it(`${c.name}: the same logits for a prefill of 19 tokens and 3 decodes`, async () => {
-        const dir = checkpointWithTokenizer(path.join(root, `${dev.name}-${c.dtype}`), c.options);
-        const file = path.join(root, `${dev.name}-${c.dtype}.gguf`);
+        const tag = `${dev.name}-${c.options.seed}`;
+        const dir = checkpointWithTokenizer(path.join(root, tag), c.options);
+        const file = path.join(root, `${tag}.gguf`);
         exportQwen3Gguf(dir, file, { dtype: c.dtype });
         const fromDir = await CausalLM.load(dir, device, { maxBatchTokens: 32, maxSeqs: 2 });
         const gguf = openGgufModel(device, file);

@@ -52,6 +52,11 @@ function tolerance(device: string): number {
 const CASES: { dtype: QuantDType; options: Omit<RandomCheckpointOptions, 'dir'> }[] = [
   { dtype: 'q8_0', options: { hiddenSize: 96, numHeads: 3, numKvHeads: 1, headDim: 64, intermediateSize: 160, vocabSize: 101, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, seed: 11 } },
   { dtype: 'q4_k', options: { hiddenSize: 256, numHeads: 4, numKvHeads: 2, headDim: 64, intermediateSize: 512, vocabSize: 100, numLayers: 1, dtype: 'f32', tieWordEmbeddings: true, seed: 12 } },
+  // qwen3moe: the experts' stacked Q8_0 blocks read in place by moeMatmul; the router stays F32.
+  {
+    dtype: 'q8_0',
+    options: { hiddenSize: 64, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 96, vocabSize: 103, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false, seed: 13, moe: { numExperts: 6, numExpertsPerTok: 2, moeIntermediateSize: 32, normTopkProb: true } },
+  },
 ];
 
 for (const dev of devicesUnderTest()) {
@@ -63,11 +68,12 @@ for (const dev of devicesUnderTest()) {
     afterAll(() => device?.dispose());
 
     for (const c of CASES) {
-      it(`${c.dtype}: the logits of a prefill of 19 tokens and 3 decodes`, async () => {
-        const dir = checkpointWithTokenizer(path.join(root, `${dev.name}-${c.dtype}`), c.options);
-        const file = path.join(root, `${dev.name}-${c.dtype}.gguf`);
+      it(`${c.dtype}${c.options.moe ? ' qwen3moe' : ''}: the logits of a prefill of 19 tokens and 3 decodes`, async () => {
+        const tag = `${dev.name}-${c.options.seed}`;
+        const dir = checkpointWithTokenizer(path.join(root, tag), c.options);
+        const file = path.join(root, `${tag}.gguf`);
         exportQwen3Gguf(dir, file, { dtype: c.dtype });
-        const deq = path.join(root, `${dev.name}-${c.dtype}-dequantized`);
+        const deq = path.join(root, `${tag}-dequantized`);
         dequantizedCheckpoint(file, dir, deq);
 
         const reference = await CausalLM.load(deq, device, { maxBatchTokens: 32, maxSeqs: 2 });

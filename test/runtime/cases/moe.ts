@@ -1,8 +1,10 @@
 // Table rows for the mixture-of-experts ops: moeRoute (ties, k = 1..4, E not a power of two, with
-// and without renormalisation), moeMatmul (bf16/f16/f32 experts, x per token or per slot, tokens
+// and without renormalisation), moeMatmul (bf16/f16/f32 and Q8_0/Q4_K/Q5_K/Q6_K experts, the latter
+// against the float64 product of their dequantized blocks; x per token or per slot, tokens
 // sharing and not sharing experts, more slots on one expert than a CUDA CTA lists at once, ids out of
 // range) and moeCombine (no residual, a separate one, in place).
-import { ops, type Device } from '../../../src/runtime/index.js';
+import { ops, type Device, type QuantDType } from '../../../src/runtime/index.js';
+import { dequantize, quantize } from '../../../src/quant/index.js';
 import { TOLERANCE } from '../../reference/compare.js';
 import { moeCombineRef, moeMatmulRef, moeRouteRef } from '../../reference/moe.js';
 import { poisoned } from '../../reference/poison.js';
@@ -49,7 +51,7 @@ function routeCase(T: number, E: number, k: number, renormalize: boolean, ties: 
 
 type Sharing = 'shared' | 'distinct' | 'one-expert' | 'out-of-range';
 
-function matmulCase(w: WeightType, T: number, E: number, k: number, N: number, K: number, xPerSlot: boolean, sharing: Sharing): OpCase {
+function matmulCase(w: WeightType | QuantDType, T: number, E: number, k: number, N: number, K: number, xPerSlot: boolean, sharing: Sharing): OpCase {
   const name = caseName('moeMatmul', { w, T, E, k, N, K, x: xPerSlot ? 'per-slot' : 'per-token', ids: sharing });
   const inputs = once(() => {
     const rng = new Rng(name);
@@ -70,15 +72,23 @@ function matmulCase(w: WeightType, T: number, E: number, k: number, N: number, K
       w: rng.normals(E * N * K, 1 / Math.sqrt(K)),
     };
   });
+  const quantized = w === 'q8_0' || w === 'q4_k' || w === 'q5_k' || w === 'q6_k';
+  // The experts as the device holds them, and the values the reference multiplies by.
+  const weights = once(() => {
+    const { w: wv } = inputs();
+    if (!quantized) return { stored: wv, values: storedAs(wv, w) };
+    const blocks = quantize(wv, w);
+    return { stored: blocks, values: dequantize(blocks, w) };
+  });
   return {
     name,
     heavyForSim: T * k * N * K > 4_000_000,
     async run(device: Device) {
-      const { ids, x, w: wv } = inputs();
+      const { ids, x } = inputs();
       const y = poisoned(device, [T, k, N]);
       ops.moeMatmul(
         device.tensor(x, xPerSlot ? [T, k, K] : [T, K]),
-        device.tensor(wv, [E, N, K], w),
+        device.tensor(weights().stored, [E, N, K], w),
         device.tensor(ids, [T, k], 'i32'),
         y.tensor,
       );
@@ -86,8 +96,8 @@ function matmulCase(w: WeightType, T: number, E: number, k: number, N: number, K
       return { y: await y.tensor.read() };
     },
     expected: once(() => {
-      const { ids, x, w: wv } = inputs();
-      return { y: moeMatmulRef(x, xPerSlot, storedAs(wv, w), ids, T, k, E, N, K) };
+      const { ids, x } = inputs();
+      return { y: moeMatmulRef(x, xPerSlot, weights().values, ids, T, k, E, N, K) };
     }),
     tolerance: () => TOLERANCE.f32,
   };
@@ -137,6 +147,11 @@ export function moeCases(): OpCase[] {
     matmulCase('bf16', 11, 5, 4, 41, 29, true, 'shared'),
     matmulCase('f32', 38, 3, 2, 19, 43, true, 'distinct'),
     matmulCase('f16', 67, 4, 4, 21, 33, true, 'one-expert'),
+    matmulCase('q8_0', 7, 5, 2, 37, 96, false, 'distinct'),
+    matmulCase('q4_k', 13, 6, 3, 19, 256, false, 'shared'),
+    matmulCase('q5_k', 3, 7, 2, 23, 512, true, 'distinct'),
+    matmulCase('q6_k', 9, 5, 2, 17, 256, false, 'out-of-range'),
+    matmulCase('q4_k', 41, 3, 2, 11, 256, false, 'one-expert'),
     combineCase(1, 1, 37, 'none'),
     combineCase(19, 3, 45, 'separate'),
     combineCase(40, 4, 129, 'in-place'),
