@@ -11,7 +11,8 @@ namespace paralon {
 namespace cpu {
 
 // decode(n0, count, pc, kc, out): out[i·kc + k] = W[n0 + i][pc + k] for i < count (≤ 8), k < kc.
-// pc and kc are multiples of 256 except the last slice, which ends at K.
+// pc and kc are multiples of 256 except the last slice, which ends at K. With the Swiglu epilogue, n0
+// counts rows of the [gate; up] product: gate rows below N/2, up rows from N/2 (a call never spans both).
 using DecodeRows = std::function<void(int64_t n0, int64_t count, int64_t pc, int64_t kc, float* out)>;
 void matmul_blocked_decoded(Context& ctx, const MatmulArgs& a, const DecodeRows& decode);
 

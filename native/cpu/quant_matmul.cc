@@ -12,6 +12,7 @@
 //   dotted with every x row (M independent accumulator chains).
 // - Larger M (prefill): the blocked GEMM of matmul.cc, its B panels packed from W rows decoded 8 at a
 //   time per 256-value K slice, so decoding costs N·K work once per slice, shared by all M rows.
+// - The SwiGLU epilogue runs the same kernels on gate and up rows side by side (matmul.cc).
 #include <algorithm>
 #include <type_traits>
 
