@@ -82,7 +82,14 @@ struct EmbeddingArgs {
 // when num_parts > 0, columns [part_start[j], part_start[j + 1]) of the product go to parts[j], a
 // row-major [M, part_start[j + 1] − part_start[j]] array, computed from part_w[j]; y, residual and w
 // are then unused. part_start[0] = 0 and part_start[num_parts] = N.
+//
+// Epilogue Swiglu (the MLP's gate/up projection with its activation fused into the store): the
+// product's N columns are [gate | up], N even, and y[M, N/2] = silu(gate) · up is the only output —
+// the [M, N] product is never written. W is one stacked [N, K] matrix (num_parts = 0), or gate and
+// up separately (num_parts = 2, part_start = {0, N/2, N}, parts[] unused by the backend, both in
+// one dtype). No residual.
 constexpr int kMaxMatmulParts = 3;
+enum class MatmulEpilogue : int32_t { None = 0, Swiglu = 1 };
 struct MatmulArgs {
   const float* x;
   const void* w;
@@ -97,6 +104,7 @@ struct MatmulArgs {
   // has them), each in its own dtype (a Q4_K_M file mixes Q4_K and Q6_K within one layer).
   const void* part_w[kMaxMatmulParts] = {};
   DType part_w_dtype[kMaxMatmulParts] = {};
+  MatmulEpilogue epilogue = MatmulEpilogue::None;
 };
 
 // Part j of a split matmul as a matmul of its own: its W rows into its output.
@@ -109,6 +117,25 @@ inline MatmulArgs matmul_part(const MatmulArgs& a, int j) {
   p.y = a.parts[j];
   p.N = a.part_start[j + 1] - n0;
   p.num_parts = 0;
+  return p;
+}
+
+// The gate (half 0) or up (half 1) projection of a Swiglu-epilogue matmul as a plain matmul of
+// N/2 columns into `y`.
+inline MatmulArgs swiglu_half(const MatmulArgs& a, int half, float* y) {
+  MatmulArgs p = a;
+  const int64_t I = a.N / 2;
+  if (a.num_parts == 2) {
+    p.w = a.part_w[half];
+    p.w_dtype = a.part_w_dtype[half];
+  } else {
+    p.w = static_cast<const char*>(a.w) + dtype_bytes(a.w_dtype, half * I * a.K);
+  }
+  p.residual = nullptr;
+  p.y = y;
+  p.N = I;
+  p.num_parts = 0;
+  p.epilogue = MatmulEpilogue::None;
   return p;
 }
 
@@ -325,7 +352,8 @@ class BackendGraph {
 // every backend runs them. An op added later may land on one backend first: Backend declares it with
 // a body that throws (unsupported), and a backend that runs it overrides the method and supports().
 enum class Op : int32_t {
-  Embedding, Matmul, RmsNorm, QkNormRope, Swiglu, KvWrite, Attention, Sample, MoeRoute, MoeMatmul, MoeCombine
+  Embedding, Matmul, RmsNorm, QkNormRope, Swiglu, KvWrite, Attention, Sample, MoeRoute, MoeMatmul, MoeCombine,
+  MatmulSwiglu  // matmul with MatmulEpilogue::Swiglu
 };
 inline const char* op_name(Op op) {
   switch (op) {
@@ -340,18 +368,22 @@ inline const char* op_name(Op op) {
     case Op::MoeRoute: return "moeRoute";
     case Op::MoeMatmul: return "moeMatmul";
     case Op::MoeCombine: return "moeCombine";
+    case Op::MatmulSwiglu: return "matmulSwiglu";
   }
   return "?";
 }
 constexpr Op kAllOps[] = {Op::Embedding, Op::Matmul, Op::RmsNorm,   Op::QkNormRope, Op::Swiglu,    Op::KvWrite,
-                          Op::Attention, Op::Sample, Op::MoeRoute, Op::MoeMatmul,  Op::MoeCombine};
+                          Op::Attention, Op::Sample, Op::MoeRoute, Op::MoeMatmul,  Op::MoeCombine,
+                          Op::MatmulSwiglu};
 
 class Backend;
 // The body of an optional op on a backend that does not override it (defined below).
 [[noreturn]] inline void unsupported(const Backend& b, Op op);
 
 // The ops a backend may leave out: supports() answers false for them unless the backend says otherwise.
-inline bool is_optional(Op op) { return op == Op::MoeRoute || op == Op::MoeMatmul || op == Op::MoeCombine; }
+inline bool is_optional(Op op) {
+  return op == Op::MoeRoute || op == Op::MoeMatmul || op == Op::MoeCombine || op == Op::MatmulSwiglu;
+}
 
 // A backend: memory, copies and the ops. Every method runs on the device's worker thread in
 // stream order, except alloc and supports (called from the JS thread), which must be thread-safe.

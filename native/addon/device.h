@@ -14,6 +14,7 @@
 namespace paralon {
 
 struct CaptureRecorder;  // graph.h
+class OpCheck;          // op_check.h
 
 struct DeviceState {
   std::unique_ptr<Backend> backend;
@@ -93,6 +94,8 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   void Copy(const Napi::CallbackInfo& info);
   void Embedding(const Napi::CallbackInfo& info);
   void Matmul(const Napi::CallbackInfo& info);
+  void MatmulSwiglu(OpCheck& c, TensorWrap* x, TensorWrap* r, const std::vector<TensorWrap*>& ws,
+                    const std::vector<TensorWrap*>& outs, bool out_list);
   void RmsNorm(const Napi::CallbackInfo& info);
   void QkNormRope(const Napi::CallbackInfo& info);
   void Swiglu(const Napi::CallbackInfo& info);

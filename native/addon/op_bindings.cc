@@ -74,7 +74,7 @@ void DeviceWrap::Embedding(const Napi::CallbackInfo& info) {
   state_->stream->enqueue("embedding", [b, a, held] { b->embedding(a); });
 }
 
-// matmul(x, w | w[], out | out[], residual | null): out[M, N] = x[M, K] · w[N, K]ᵀ (+ residual). With a
+// matmul(x, w | w[], out | out[], residual | null, epilogue?): out[M, N] = x[M, K] · w[N, K]ᵀ (+ residual). With a
 // list of outputs the product's columns are split among them (a fused projection): w is one stacked
 // [N, K] matrix, or one [n_j, K] matrix per output, each in its own dtype.
 void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
@@ -96,6 +96,12 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
     return ts;
   };
   const std::vector<TensorWrap*> ws = list(info[1], "w"), outs = list(info[2], "out");
+  const Napi::Value epilogue = info[4];
+  if (!epilogue.IsUndefined() && !epilogue.IsNull()) {
+    if (!epilogue.IsString() || epilogue.As<Napi::String>().Utf8Value() != "swiglu")
+      c.fail("epilogue must be 'swiglu' or absent");
+    return MatmulSwiglu(c, x, r, ws, outs, info[2].IsArray());
+  }
   const bool split = info[2].IsArray();
   if (info[1].IsArray() && (!split || ws.size() != outs.size()))
     c.fail("a list of " + std::to_string(ws.size()) + " weights needs a list of as many outputs, one per weight");
@@ -146,6 +152,54 @@ void DeviceWrap::Matmul(const Napi::CallbackInfo& info) {
     c.same_shape(r, "residual", outs[0], "out");
     if (r->data() != outs[0]->data()) c.no_overlap(r, "residual", outs[0], "out (unless it is the same tensor)");
     a.residual = static_cast<const float*>(r->data());
+  }
+  Backend* b = state_->backend.get();
+  state_->stream->enqueue("matmul", [b, a] { b->matmul(a); });
+}
+
+// matmul(x, wGateUp | [wGate, wUp], out, null, 'swiglu'): out[M, I] = silu(x · wGateᵀ) · (x · wUpᵀ), the
+// gate/up product [M, 2I] never written. One stacked [2I, K] matrix (gate rows first) or two [I, K]
+// matrices in one dtype.
+void DeviceWrap::MatmulSwiglu(OpCheck& c, TensorWrap* x, TensorWrap* r, const std::vector<TensorWrap*>& ws,
+                              const std::vector<TensorWrap*>& outs, bool out_list) {
+  if (r) c.fail("the swiglu epilogue takes no residual");
+  if (out_list) c.fail("the swiglu epilogue writes one output tensor, not a list");
+  if (ws.size() > 2) c.fail("the swiglu epilogue takes one stacked gate/up matrix or two matrices [gate, up]");
+  const int64_t M = c.rows(x), K = c.last(x);
+  for (TensorWrap* w : ws) {
+    c.dtype(w, "w", kMatrixTypes);
+    c.rank(w, "w", 2);
+    if (w->shape()[1] != K) c.fail("x " + x->describe() + " and w " + w->describe() + " disagree on K");
+    if (!state_->backend->supports(Op::MatmulSwiglu, w->dtype()))
+      c.fail(std::string("the swiglu epilogue with ") + dtype_name(w->dtype()) + " weights is not supported on the " +
+             state_->backend->name() + " backend (see supports('matmulSwiglu'))");
+  }
+  int64_t N = 0;
+  if (ws.size() == 2) {
+    if (ws[0]->dtype() != ws[1]->dtype() || ws[0]->shape() != ws[1]->shape())
+      c.fail("gate w " + ws[0]->describe() + " and up w " + ws[1]->describe() + " must have one dtype and shape");
+    N = 2 * ws[0]->shape()[0];
+  } else {
+    N = ws[0]->shape()[0];
+    if (N % 2 != 0) c.fail("the stacked gate/up w " + ws[0]->describe() + " must have an even number of rows");
+  }
+  TensorWrap* y = outs[0];
+  c.dtype(y, "out", {DType::F32});
+  c.writable(y, "out");
+  if (c.rows(y) != M || c.last(y) != N / 2)
+    c.fail("out " + y->describe() + " must be [" + std::to_string(M) + ", " + std::to_string(N / 2) + "]");
+  c.no_overlap(x, "x", y, "out");
+  MatmulArgs a{static_cast<const float*>(x->data()), ws[0]->data(), ws[0]->dtype(), nullptr,
+               static_cast<float*>(y->data()), M, N, K};
+  a.epilogue = MatmulEpilogue::Swiglu;
+  if (ws.size() == 2) {
+    a.num_parts = 2;
+    a.part_start[1] = N / 2;
+    a.part_start[2] = N;
+    for (int j = 0; j < 2; ++j) {
+      a.part_w[j] = ws[j]->data();
+      a.part_w_dtype[j] = ws[j]->dtype();
+    }
   }
   Backend* b = state_->backend.get();
   state_->stream->enqueue("matmul", [b, a] { b->matmul(a); });

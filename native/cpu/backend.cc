@@ -52,9 +52,10 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
   bool host_memory() const override { return true; }
   // Quantized blocks: matmul weights, embedding tables and MoE experts (native/cpu/quant_matmul.cc).
-  // MoE ops (optional) on float or quantized experts.
+  // MoE ops (optional) on float or quantized experts. The matmul's Swiglu epilogue (optional) on every
+  // weight dtype.
   bool supports(Op op, DType dtype) const override {
-    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul;
+    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul || op == Op::MatmulSwiglu;
     if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }

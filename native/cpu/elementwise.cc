@@ -60,17 +60,8 @@ void swiglu(Context& ctx, const SwigluArgs& a) {
   per_chunk = (per_chunk + kLanes - 1) / kLanes * kLanes;
   ctx.pool.parallel_for((n + per_chunk - 1) / per_chunk, [&](int64_t c, int) {
     const int64_t begin = c * per_chunk, end = std::min(n, begin + per_chunk);
-    const vf one = vset(1.0f), zero = vzero();
-    int64_t i = begin;
-    // silu(g)·u = g·u / (1 + e^-g); out may alias gate or up (same element read, then written).
-    for (; i + kLanes <= end; i += kLanes) {
-      const vf g = vload(a.gate + i), u = vload(a.up + i);
-      vstore(a.out + i, vdiv(vmul(g, u), vadd(one, vexp(vsub(zero, g)))));
-    }
-    for (; i < end; ++i) {
-      const float g = a.gate[i];
-      a.out[i] = g * a.up[i] / (1.0f + std::exp(-g));
-    }
+    // out may alias gate or up (same element read, then written).
+    silu_mul_row(a.gate + begin, a.up + begin, a.out + begin, end - begin);
   });
 }
 

@@ -11,12 +11,23 @@ namespace paralon {
 namespace cpu {
 
 // decode(n0, count, pc, kc, out): out[i·kc + k] = W[n0 + i][pc + k] for i < count (≤ 8), k < kc.
-// pc and kc are multiples of 256 except the last slice, which ends at K.
+// pc and kc are multiples of 256 except the last slice, which ends at K. With the Swiglu epilogue, n0
+// counts rows of the [gate; up] product: gate rows below N/2, up rows from N/2 (a call never spans both).
 using DecodeRows = std::function<void(int64_t n0, int64_t count, int64_t pc, int64_t kc, float* out)>;
 void matmul_blocked_decoded(Context& ctx, const MatmulArgs& a, const DecodeRows& decode);
 
-// Above this many x rows matmul uses the blocked GEMM; at or below, the streaming kernels.
+// rows(t, n0, n1, scratch): y tile of W rows [n0, n1) for every x row, on the calling thread (t.y a
+// [M, t.N] array; no parts, no epilogue); scratch: the floats the caller asked
+// matmul_swiglu_streaming to carve per thread.
+using StreamRows = std::function<void(const MatmulArgs& t, int64_t n0, int64_t n1, float* scratch)>;
+// MatmulEpilogue::Swiglu with the weight format's streaming kernel `rows`.
+void matmul_swiglu_streaming(Context& ctx, const MatmulArgs& a, size_t scratch_floats, const StreamRows& rows);
+
+// Quantized weights: at most this many x rows take the streaming kernels, more the blocked GEMM.
 constexpr int64_t kMaxStreamingRows = 8;
+// Float weights: up to kMaxStreamingRows the streaming kernels; up to kMaxDotRows the same kernels
+// with W rows widened once per step and x in register tiles; above, the blocked GEMM.
+constexpr int64_t kMaxDotRows = 64;
 
 }  // namespace cpu
 }  // namespace paralon

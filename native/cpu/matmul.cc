@@ -6,9 +6,11 @@
 //   4-8 W rows (1 for M = 1 with short rows, see stream_single) and dots them with every x row
 //   (the step's W rows stay in L1 across x rows),
 //   widening bf16/f16 on load (a 16-bit shift for bf16). Traffic: N·K·sizeof(W) bytes of W,
-//   M·K·4 of x per chunk (cache-resident), M·N·4 of y. Above kMaxStreamingRows the re-widening
-//   of each W vector for every pair of x rows costs more than packing W once.
-// - Blocked GEMM (larger M, i.e. prefill): compute-bound. Classic GotoBLAS/BLIS blocking, per
+//   M·K·4 of x per chunk (cache-resident), M·N·4 of y.
+//   Mid-size M (kMaxStreamingRows < M ≤ kMaxDotRows: batched decode) runs the same loop with each
+//   step's 4 W rows widened to f32 once into an L1/L2 buffer and dotted with x in 4-row register
+//   tiles (4 × 4 accumulators on AVX-512): no packing, widening shared by all M rows.
+// - Blocked GEMM (M > kMaxDotRows, i.e. prefill): compute-bound. Classic GotoBLAS/BLIS blocking, per
 //   chunk of nc W rows (one chunk per claim, so threads split N):
 //     for each kc-slice of K: pack W[nc × kc] as f32 "B" slivers [kc][kNR]  (≤ 128 KB, L2)
 //       for each mc block of x rows: pack x[mc × kc] as "A" panels [kc][kMR]  (≤ 120 KB, L2)
@@ -16,7 +18,12 @@
 //   W is widened once per (chunk, kc) and reused by all M rows; the micro-kernel keeps a
 //   kMR × 2-vector accumulator tile in registers (6 × 16 on AVX2: 12 accumulators, 2 B vectors
 //   and one broadcast = 15 of 16 ymm registers).
+//
+// SwiGLU epilogue (MatmulEpilogue::Swiglu): the streaming kernels run per 32-column tile of gate and
+// of up rows into L1 tiles; the blocked GEMM packs gate and up rows side by side in one B panel and
+// keeps each chunk's tiles in a per-thread buffer; either way silu(gate)·up is what is stored.
 #include <algorithm>
+#include <type_traits>
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
@@ -59,28 +66,35 @@ inline void dot_tile(const float* x, const T* w, int64_t K, float out[MR][NR]) {
       for (int j = 0; j < NR; ++j) out[i][j] += x[i * K + k] * to_f32(w[j * K + k]);
 }
 
-// y rows [0, M) × columns [n, n + NR) of one W step: x rows in pairs while NR ≤ 4, else singly.
-template <int NR, class T>
-inline void stream_rows(const MatmulArgs& a, const T* w, int64_t n) {
-  const int64_t M = a.M, N = a.N, K = a.K;
-  for (int64_t m = 0; m < M;) {
-    float out[2][NR];
-    int mr = 1;
-    if constexpr (NR <= kStreamWMulti) {
-      if (M - m >= 2) mr = 2;
-    }
-    if (mr == 2) {
-      dot_tile<2, NR>(a.x + m * K, w + n * K, K, out);
-    } else {
-      dot_tile<1, NR>(a.x + m * K, w + n * K, K, out);
-    }
-    for (int i = 0; i < mr; ++i)
+// x rows per tile of the mid-size path: 4 × 4 accumulators (+ 4 x vectors and one W vector) fit
+// AVX-512's 32 registers; 2 × 4 fit AVX2's 16.
+constexpr int kMidMR = kLanes == 16 ? 4 : 2;
+
+// y rows [0, M) × columns [n, n + NR) from NR W rows at `wr` (stride K): x rows in tiles of MR.
+template <int MR, int NR, class T>
+inline void tile_rows(const MatmulArgs& a, const T* wr, int64_t n, int64_t& m) {
+  const int64_t N = a.N, K = a.K;
+  for (; a.M - m >= MR; m += MR) {
+    float out[MR][NR];
+    dot_tile<MR, NR>(a.x + m * K, wr, K, out);
+    for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) {
         const int64_t at = (m + i) * N + n + j;
         a.y[at] = out[i][j] + (a.residual ? a.residual[at] : 0.0f);
       }
-    m += mr;
   }
+}
+
+// y rows [0, M) × columns [n, n + NR): x rows in tiles of kMidMR (M > kMaxStreamingRows), or pairs
+// while NR ≤ 4, then singly.
+template <int NR, class T>
+inline void stream_rows(const MatmulArgs& a, const T* wr, int64_t n) {
+  int64_t m = 0;
+  if constexpr (NR <= kStreamWMulti) {
+    if (a.M > kMaxStreamingRows) tile_rows<kMidMR, NR>(a, wr, n, m);
+    tile_rows<2, NR>(a, wr, n, m);
+  }
+  tile_rows<1, NR>(a, wr, n, m);
 }
 
 // M = 1 with short rows: W rows one after another, so each thread reads one sequential stream (the
@@ -106,21 +120,54 @@ void stream_single(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
 
 template <int NR, class T>
 void stream_range(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1) {
+  const int64_t K = a.K;
   int64_t n = n0;
-  for (; n + NR <= n1; n += NR) stream_rows<NR>(a, w, n);
-  for (; n < n1; ++n) stream_rows<1>(a, w, n);
+  for (; n + NR <= n1; n += NR) stream_rows<NR>(a, w + n * K, n);
+  for (; n < n1; ++n) stream_rows<1>(a, w + n * K, n);
 }
 
+// M > kMaxStreamingRows: each step's kStreamWMulti W rows are widened to f32 once into `wbuf`
+// (kStreamWMulti · K floats, L1/L2) and dotted with every x tile from there, so the widening is
+// shared by all M rows and nothing is packed or transposed (the blocked GEMM's packing costs as
+// much as its multiply at M ≈ 16).
 template <class T>
-void stream_chunk(const MatmulArgs& a, int64_t n0, int64_t n1) {
+void stream_range_widened(const MatmulArgs& a, const T* w, int64_t n0, int64_t n1, float* wbuf) {
+  const int64_t K = a.K;
+  for (int64_t n = n0; n < n1; n += kStreamWMulti) {
+    const int64_t nr = std::min<int64_t>(kStreamWMulti, n1 - n);
+    const float* wf;
+    if constexpr (std::is_same_v<T, float>) {
+      wf = w + n * K;
+    } else {
+      for (int64_t r = 0; r < nr; ++r) widen_row(w + (n + r) * K, wbuf + r * K, K);
+      wf = wbuf;
+    }
+    if (nr == kStreamWMulti) {
+      stream_rows<kStreamWMulti>(a, wf, n);
+    } else {
+      for (int64_t r = 0; r < nr; ++r) stream_rows<1>(a, wf + r * K, n + r);
+    }
+  }
+}
+
+// wbuf: kStreamWMulti · K floats of scratch when M > kMaxStreamingRows.
+template <class T>
+void stream_chunk(const MatmulArgs& a, int64_t n0, int64_t n1, float* wbuf) {
   const T* w = static_cast<const T*>(a.w);
   if (a.M == 1 && a.K < kSingleStreamMaxK) {
     stream_single(a, w, n0, n1);
   } else if (a.M == 1) {
     stream_range<kStreamWSingle>(a, w, n0, n1);
-  } else {
+  } else if (a.M <= kMaxStreamingRows) {
     stream_range<kStreamWMulti>(a, w, n0, n1);
+  } else {
+    stream_range_widened(a, w, n0, n1, wbuf);
   }
+}
+
+// Floats of per-thread scratch stream_chunk needs for M x rows.
+inline size_t stream_scratch_floats(int64_t M, int64_t K) {
+  return M > kMaxStreamingRows ? static_cast<size_t>(kStreamWMulti * K) : 0;
 }
 
 // Threads split W's rows over all parts of a split output at once (one parallel_for per op): a chunk
@@ -132,15 +179,52 @@ void matmul_streaming(Context& ctx, const MatmulArgs& a) {
   for (int j = 0; j < a.num_parts; ++j) parts[j] = matmul_part(a, j);
   int64_t rows = chunk_size(N, ctx.pool, 16);
   rows = (rows + kStreamWSingle - 1) / kStreamWSingle * kStreamWSingle;
-  ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
+  const size_t wbuf_floats = stream_scratch_floats(a.M, a.K);
+  if (wbuf_floats > 0) ctx.scratch.reserve(arena_bytes<float>(wbuf_floats), "matmul");
+  ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int thread) {
+    float* wbuf = wbuf_floats > 0 ? ArenaCursor(ctx.scratch.arena(thread)).carve<float>(wbuf_floats) : nullptr;
     const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    if (a.num_parts == 0) return stream_chunk<T>(a, n0, n1);
+    if (a.num_parts == 0) return stream_chunk<T>(a, n0, n1, wbuf);
     for (int j = 0; j < a.num_parts; ++j) {
       const int64_t lo = std::max(n0, a.part_start[j]), hi = std::min(n1, a.part_start[j + 1]);
-      if (lo < hi) stream_chunk<T>(parts[j], lo - a.part_start[j], hi - a.part_start[j]);
+      if (lo < hi) stream_chunk<T>(parts[j], lo - a.part_start[j], hi - a.part_start[j], wbuf);
     }
   });
 }
+
+}  // namespace
+
+// Swiglu epilogue with the streaming kernels (M ≤ kMaxDotRows): threads split the N/2 output
+// columns; each step runs the streaming kernel on kSwigluCols gate rows and the same up rows of W
+// into two tiles and stores silu(gate)·up, so the [M, N] product never reaches memory.
+constexpr int64_t kSwigluCols = 32;
+void matmul_swiglu_streaming(Context& ctx, const MatmulArgs& a, size_t scratch_floats, const StreamRows& rows) {
+  const int64_t M = a.M, I = a.N / 2;
+  const MatmulArgs halves[2] = {swiglu_half(a, 0, nullptr), swiglu_half(a, 1, nullptr)};
+  int64_t cols = chunk_size(I, ctx.pool, kSwigluCols);
+  cols = (cols + kSwigluCols - 1) / kSwigluCols * kSwigluCols;
+  const size_t tile_floats = static_cast<size_t>(M * kSwigluCols);
+  ctx.scratch.reserve(2 * arena_bytes<float>(tile_floats) + arena_bytes<float>(scratch_floats), "matmul");
+  ctx.pool.parallel_for((I + cols - 1) / cols, [&](int64_t c, int thread) {
+    ArenaCursor arena(ctx.scratch.arena(thread));
+    float* tile[2] = {arena.carve<float>(tile_floats), arena.carve<float>(tile_floats)};
+    float* scratch = scratch_floats > 0 ? arena.carve<float>(scratch_floats) : nullptr;
+    const int64_t n1 = std::min(I, (c + 1) * cols);
+    for (int64_t n = c * cols; n < n1; n += kSwigluCols) {
+      const int64_t width = std::min(kSwigluCols, n1 - n);
+      for (int h = 0; h < 2; ++h) {  // W rows [n, n + width) of this half into a [M, width] tile
+        MatmulArgs t = halves[h];
+        t.w = static_cast<const char*>(t.w) + dtype_bytes(t.w_dtype, n * a.K);
+        t.N = width;
+        t.y = tile[h];
+        rows(t, 0, width, scratch);
+      }
+      for (int64_t m = 0; m < M; ++m) silu_mul_row(tile[0] + m * width, tile[1] + m * width, a.y + m * I + n, width);
+    }
+  });
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Blocked GEMM (large M)
@@ -275,14 +359,21 @@ void pack_a(const float* x, int64_t K, int64_t m_valid, int64_t mc_padded, int64
 
 // pack(n0, n_cur, nc_padded, pc, kc, bp, rows_buf) fills the B slivers of W rows [n0, n0 + n_cur),
 // K slice [pc, pc + kc); rows_buf holds 8 · kKC floats of scratch.
+// Swiglu epilogue: a chunk covers output columns [n0, n0 + n_cur); its B panel is gate rows
+// [n0, n0 + n_cur) then up rows N/2 + [n0, n0 + n_cur) (pack is called for each half), the tiles go
+// to a per-thread [M, 2 · nc_padded] buffer, and after the last K slice silu(gate)·up goes to y.
 template <class PackB>
 void matmul_blocked(Context& ctx, const MatmulArgs& a, PackB&& pack) {
-  const int64_t M = a.M, N = a.N, K = a.K;
+  const bool swiglu = a.epilogue == MatmulEpilogue::Swiglu;
+  const int64_t M = a.M, K = a.K, N = swiglu ? a.N / 2 : a.N;  // N: output columns
   // Chunk width: up to kNCMax W rows, smaller when N is small so every thread gets work.
+  const int64_t nc_max = swiglu ? kNCMax / 2 : kNCMax;
   int64_t nc = (N + 2 * ctx.pool.size() - 1) / (2 * ctx.pool.size());
-  nc = std::min(kNCMax, std::max<int64_t>(kNR, (nc + kNR - 1) / kNR * kNR));
+  nc = std::min(nc_max, std::max<int64_t>(kNR, (nc + kNR - 1) / kNR * kNR));
   const size_t ap_floats = kMC * kKC, bp_floats = kNCMax * kKC, rows_floats = 8 * kKC;
-  ctx.scratch.reserve(arena_bytes<float>(ap_floats) + arena_bytes<float>(bp_floats) + arena_bytes<float>(rows_floats),
+  const size_t y_floats = swiglu ? static_cast<size_t>(M) * 2 * nc : 0;
+  ctx.scratch.reserve(arena_bytes<float>(ap_floats) + arena_bytes<float>(bp_floats) + arena_bytes<float>(rows_floats) +
+                          arena_bytes<float>(y_floats),
                       "matmul");
   ctx.pool.parallel_for((N + nc - 1) / nc, [&](int64_t c, int thread) {
     ArenaCursor arena(ctx.scratch.arena(thread));
@@ -291,25 +382,65 @@ void matmul_blocked(Context& ctx, const MatmulArgs& a, PackB&& pack) {
     float* rows_buf = arena.carve<float>(rows_floats);
     const int64_t n0 = c * nc, n_cur = std::min(nc, N - n0);
     const int64_t nc_padded = (n_cur + kNR - 1) / kNR * kNR;
+    // Tiles go to y[:, n0 …) (stride N), or to the gate | up buffer (stride 2 · nc_padded).
+    float* y = swiglu ? arena.carve<float>(y_floats) : a.y + n0;
+    const int64_t ldy = swiglu ? 2 * nc_padded : N;
+    const int64_t panel = swiglu ? 2 * nc_padded : nc_padded;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       pack(n0, n_cur, nc_padded, pc, kc, bp, rows_buf);
+      if (swiglu) pack(a.N / 2 + n0, n_cur, nc_padded, pc, kc, bp + nc_padded * kc, rows_buf);
       for (int64_t ic = 0; ic < M; ic += kMC) {
         const int64_t mc = std::min(kMC, M - ic);
         const int64_t mc_padded = (mc + kMR - 1) / kMR * kMR;
         pack_a(a.x + ic * K, K, mc, mc_padded, pc, kc, ap);
-        for (int64_t jr = 0; jr < nc_padded; jr += kNR) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, n_cur - jr));
+        for (int64_t jr = 0; jr < panel; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, n_cur - jr % nc_padded));
           for (int64_t ir = 0; ir < mc_padded; ir += kMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             vf acc[kMR][2];
             micro_kernel(ap + ir * kc, bp + jr * kc, kc, acc);
-            const int64_t at = (ic + ir) * N + n0 + jr;
-            store_tile(acc, a.y + at, a.residual ? a.residual + at : nullptr, N, mr, nr, pc > 0);
+            const float* residual = a.residual ? a.residual + (ic + ir) * N + n0 + jr : nullptr;
+            store_tile(acc, y + (ic + ir) * ldy + jr, residual, ldy, mr, nr, pc > 0);
           }
         }
       }
     }
+    if (swiglu)
+      for (int64_t m = 0; m < M; ++m) silu_mul_row(y + m * ldy, y + m * ldy + nc_padded, a.y + m * N + n0, n_cur);
+  });
+}
+
+}  // namespace
+
+namespace {
+
+// y = silu(gate)·up of the product (MatmulEpilogue::Swiglu), gate and up W in one storage type.
+void matmul_swiglu(Context& ctx, const MatmulArgs& a) {
+  if (a.K <= 0) {  // empty sums: silu(0)·0
+    std::fill(a.y, a.y + a.M * (a.N / 2), 0.0f);
+    return;
+  }
+  if (dtype_quantized(a.w_dtype) || (a.num_parts == 2 && dtype_quantized(a.part_w_dtype[0]))) {
+    matmul_quantized(ctx, a);
+    return;
+  }
+  const MatmulArgs gate = swiglu_half(a, 0, nullptr), up = swiglu_half(a, 1, nullptr);
+  with_storage_type(gate.w_dtype, [&](auto* tag) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
+    if (a.M <= kMaxDotRows) {
+      matmul_swiglu_streaming(ctx, a, stream_scratch_floats(a.M, a.K),
+                              [](const MatmulArgs& t, int64_t n0, int64_t n1, float* wbuf) { stream_chunk<T>(t, n0, n1, wbuf); });
+      return;
+    }
+    const T* wg = static_cast<const T*>(gate.w);
+    const T* wu = static_cast<const T*>(up.w);
+    const int64_t I = gate.N, K = a.K;
+    matmul_blocked(ctx, a, [&](int64_t n0, int64_t n_cur, int64_t nc_padded, int64_t pc, int64_t kc, float* bp,
+                               float* rows_buf) {
+      const T* w = n0 < I ? wg + n0 * K : wu + (n0 - I) * K;
+      pack_b(w, K, n_cur, nc_padded, pc, kc, bp, rows_buf);
+    });
   });
 }
 
@@ -317,7 +448,7 @@ void matmul_blocked(Context& ctx, const MatmulArgs& a, PackB&& pack) {
 
 void matmul(Context& ctx, const MatmulArgs& a) {
   if (a.M <= 0 || a.N <= 0) return;
-  if (a.K <= 0) {  // empty sum: y = residual or 0
+  if (a.K <= 0 && a.epilogue == MatmulEpilogue::None) {  // empty sum: y = residual or 0
     if (a.num_parts > 0) {
       for (int j = 0; j < a.num_parts; ++j) matmul(ctx, matmul_part(a, j));
       return;
@@ -325,6 +456,7 @@ void matmul(Context& ctx, const MatmulArgs& a) {
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
     return;
   }
+  if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_swiglu(ctx, a);
   bool one_dtype = true;  // one thread-pool pass over every part needs one kernel type
   for (int j = 0; j < a.num_parts; ++j) one_dtype = one_dtype && a.part_w_dtype[j] == a.w_dtype;
   if (a.num_parts > 0 && (!one_dtype || dtype_quantized(a.w_dtype))) {  // a pass per part
@@ -337,7 +469,7 @@ void matmul(Context& ctx, const MatmulArgs& a) {
   }
   with_storage_type(a.w_dtype, [&](auto* tag) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
-    if (a.M <= kMaxStreamingRows) {
+    if (a.M <= kMaxDotRows) {
       matmul_streaming<T>(ctx, a);
     } else {  // compute-bound: a pass per part of a split output costs nothing measurable
       const auto blocked = [&](const MatmulArgs& p) {

@@ -12,6 +12,7 @@
 //   dotted with every x row (M independent accumulator chains).
 // - Larger M (prefill): the blocked GEMM of matmul.cc, its B panels packed from W rows decoded 8 at a
 //   time per 256-value K slice, so decoding costs N·K work once per slice, shared by all M rows.
+// - The SwiGLU epilogue runs the same kernels on gate and up rows side by side (matmul.cc).
 #include <algorithm>
 #include <type_traits>
 
@@ -88,34 +89,62 @@ void dot_row_multi(const typename F::Block* row, int64_t nb, const float* x, int
   for (int64_t i = 0; i < M; ++i) out[i] = vreduce_add(acc[i]);
 }
 
+// y rows [0, M) × columns [n0, n1) on the calling thread, M ≤ kMaxStreamingRows.
 template <class F>
-void matmul_streaming_quantized(Context& ctx, const MatmulArgs& a) {
+void stream_rows_quantized(const MatmulArgs& a, int64_t n0, int64_t n1) {
   using Block = typename F::Block;
   const Block* w = static_cast<const Block*>(a.w);
   const int64_t M = a.M, N = a.N, K = a.K, nb = K / F::kValues;
+  alignas(64) float buf[F::kValues];
+  for (int64_t n = n0; n < n1; ++n) {
+    const Block* row = w + n * nb;
+    float out[kMaxStreamingRows];
+    if (M == 1) {
+      out[0] = dot_row_single<F>(row, nb, a.x);
+    } else {
+      dot_row_multi<F>(row, nb, a.x, K, M, buf, out);
+    }
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t at = i * N + n;
+      a.y[at] = out[i] + (a.residual ? a.residual[at] : 0.0f);
+    }
+  }
+}
+
+template <class F>
+void matmul_streaming_quantized(Context& ctx, const MatmulArgs& a) {
+  const int64_t N = a.N;
   const int64_t rows = chunk_size(N, ctx.pool, 16);
   ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) {
-    const int64_t n0 = c * rows, n1 = std::min(N, n0 + rows);
-    alignas(64) float buf[F::kValues];
-    for (int64_t n = n0; n < n1; ++n) {
-      const Block* row = w + n * nb;
-      float out[kMaxStreamingRows];
-      if (M == 1) {
-        out[0] = dot_row_single<F>(row, nb, a.x);
-      } else {
-        dot_row_multi<F>(row, nb, a.x, K, M, buf, out);
-      }
-      for (int64_t i = 0; i < M; ++i) {
-        const int64_t at = i * N + n;
-        a.y[at] = out[i] + (a.residual ? a.residual[at] : 0.0f);
-      }
-    }
+    stream_rows_quantized<F>(a, c * rows, std::min(N, (c + 1) * rows));
   });
 }
 
 template <class F>
 void decode_range(const typename F::Block* row, int64_t v0, int64_t n, float* out) {
   for (int64_t b = v0 / F::kValues, e = (v0 + n) / F::kValues; b < e; ++b, out += F::kValues) decode_block<F>(row[b], out);
+}
+
+// MatmulEpilogue::Swiglu with gate and up in one quantized format: the streaming kernel per column
+// tile (M ≤ kMaxStreamingRows), else the blocked GEMM with gate and up rows decoded per chunk.
+void matmul_quantized_swiglu(Context& ctx, const MatmulArgs& a) {
+  const MatmulArgs gate = swiglu_half(a, 0, nullptr), up = swiglu_half(a, 1, nullptr);
+  with_quant_format(gate.w_dtype, [&](auto* tag) {
+    using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
+    using Block = typename F::Block;
+    if (a.M <= kMaxStreamingRows) {
+      matmul_swiglu_streaming(ctx, a, 0,
+                              [](const MatmulArgs& t, int64_t n0, int64_t n1, float*) { stream_rows_quantized<F>(t, n0, n1); });
+      return;
+    }
+    const Block* wg = static_cast<const Block*>(gate.w);
+    const Block* wu = static_cast<const Block*>(up.w);
+    const int64_t nb = a.K / F::kValues, I = gate.N;
+    matmul_blocked_decoded(ctx, a, [&](int64_t n0, int64_t count, int64_t pc, int64_t kc, float* out) {
+      const Block* w = n0 < I ? wg + n0 * nb : wu + (n0 - I) * nb;  // a group of rows never straddles the halves
+      for (int64_t i = 0; i < count; ++i) decode_range<F>(w + i * nb, pc, kc, out + i * kc);
+    });
+  });
 }
 
 }  // namespace
@@ -128,6 +157,7 @@ void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* ou
 }
 
 void matmul_quantized(Context& ctx, const MatmulArgs& a) {
+  if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_quantized_swiglu(ctx, a);
   with_quant_format(a.w_dtype, [&](auto* tag) {
     using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
     using Block = typename F::Block;

@@ -240,6 +240,18 @@ inline vf vexp(vf x) {
 
 #endif
 
+// silu(g)·u = g·u / (1 + e^-g): the SwiGLU activation, as the swiglu op and the matmul epilogue
+// compute it (one definition, so the fused and unfused MLPs agree).
+inline vf vsilu_mul(vf g, vf u) { return vdiv(vmul(g, u), vadd(vset(1.0f), vexp(vsub(vzero(), g)))); }
+inline float silu_mul(float g, float u) { return g * u / (1.0f + std::exp(-g)); }
+
+// out[i] = silu(gate[i])·up[i] for i < n; out may alias gate or up.
+inline void silu_mul_row(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) vstore(out + i, vsilu_mul(vload(gate + i), vload(up + i)));
+  for (; i < n; ++i) out[i] = silu_mul(gate[i], up[i]);
+}
+
 // Dot product of two f32 vectors of length n, two accumulators to hide FMA latency.
 inline float dot_f32(const float* a, const float* b, int64_t n) {
   vf acc0 = vzero(), acc1 = vzero();

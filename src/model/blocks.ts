@@ -70,14 +70,35 @@ export function mlpScratch(intermediateSize: number): number {
   return 2 * intermediateSize;
 }
 
-/** hidden += down(silu(gate) · up), gate, up = split(rmsnorm(hidden) · gateUpᵀ): 4 ops. */
+const fusedSwiglu = new WeakMap<SwigluMlpWeights, boolean>();
+
+/** Whether the device runs gate/up with the SwiGLU epilogue (one dtype for both, asked once per layer). */
+function canFuseSwiglu(w: SwigluMlpWeights): boolean {
+  let fused = fusedSwiglu.get(w);
+  if (fused === undefined) {
+    const parts = Array.isArray(w.gateUp) ? w.gateUp : [w.gateUp];
+    fused = (parts.length === 1 || (parts.length === 2 && parts[0].dtype === parts[1].dtype))
+      && parts[0].device.supports('matmulSwiglu', parts[0].dtype);
+    fusedSwiglu.set(w, fused);
+  }
+  return fused;
+}
+
+/**
+ * hidden += down(silu(gate) · up), gate, up = split(rmsnorm(hidden) · gateUpᵀ): 3 ops where the device
+ * fuses SwiGLU into the gate/up matmul's store (the [T, 2·I] product is never written), else 4.
+ */
 export function swigluMlp<C extends ModelConfig>(ctx: LayerContext<C, unknown>, w: SwigluMlpWeights, intermediateSize: number): void {
   const T = ctx.numTokens;
   const I = intermediateSize;
   const gate = ctx.scratch.view([T, I]);
-  const up = ctx.scratch.view([T, I], { offset: T * I });
   ops.rmsnorm(ctx.hidden, w.postAttentionNorm, ctx.normed, { eps: ctx.config.rmsNormEps });
-  ops.matmul(ctx.normed, w.gateUp, [gate, up]);
-  ops.swiglu(gate, up, gate);
+  if (canFuseSwiglu(w)) {
+    ops.matmul(ctx.normed, w.gateUp, gate, { epilogue: 'swiglu' });
+  } else {
+    const up = ctx.scratch.view([T, I], { offset: T * I });
+    ops.matmul(ctx.normed, w.gateUp, [gate, up]);
+    ops.swiglu(gate, up, gate);
+  }
   ops.matmul(gate, w.down, ctx.hidden, { residual: ctx.hidden });
 }

@@ -10,7 +10,7 @@ import type { DType } from './dtype.js';
 export type NativeDType = DType;
 /** The ops of the contract (native/ops.h Op), as Device.supports names them. */
 export type OpName = 'embedding' | 'matmul' | 'rmsnorm' | 'qkNormRope' | 'swiglu' | 'kvWrite' | 'attention' | 'sample'
-  | 'moeRoute' | 'moeMatmul' | 'moeCombine';
+  | 'moeRoute' | 'moeMatmul' | 'moeCombine' | 'matmulSwiglu';
 
 export interface NativeTensor {
   read(): Promise<ArrayBuffer>;
@@ -39,7 +39,8 @@ export interface NativeDevice {
   selfTest(): { name: string; passed: boolean; detail: string }[];
   copy(dst: NativeTensor, src: NativeTensor): void;
   embedding(ids: Int32Array, table: NativeTensor, out: NativeTensor): void;
-  matmul(x: NativeTensor, w: NativeTensor | NativeTensor[], out: NativeTensor | NativeTensor[], residual: NativeTensor | null): void;
+  matmul(x: NativeTensor, w: NativeTensor | NativeTensor[], out: NativeTensor | NativeTensor[], residual: NativeTensor | null,
+    epilogue?: 'swiglu'): void;
   rmsnorm(x: NativeTensor, residual: NativeTensor | null, sumOut: NativeTensor | null, weight: NativeTensor,
     out: NativeTensor, eps: number): void;
   qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,

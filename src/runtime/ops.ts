@@ -110,10 +110,17 @@ export function embedding(ids: Int32Array, table: Tensor, out: Tensor): Tensor {
  * up to 3 outputs (a fused projection: one op reads x once), output j receives the next columns of
  * the product, as many as it has: w is one stacked matrix, or one matrix per output, each in its own
  * dtype — `matmul(normed, [wq, wk, wv], [q, k, v])`.
+ *
+ * `epilogue: 'swiglu'` (an MLP's gate/up projection with its activation in the store, where
+ * `device.supports('matmulSwiglu', dtype)`): w is one stacked [2·I, K] matrix (gate rows first) or
+ * [wGate, wUp] in one dtype, out is one [M, I] tensor and receives silu(x·wGateᵀ) · (x·wUpᵀ); the
+ * [M, 2·I] product is never written. No residual.
  */
-export function matmul<T extends Tensor | Tensor[]>(x: Tensor, w: Tensor | readonly Tensor[], out: T, options: { residual?: Tensor } = {}): T {
+export function matmul<T extends Tensor | Tensor[]>(
+  x: Tensor, w: Tensor | readonly Tensor[], out: T, options: { residual?: Tensor; epilogue?: 'swiglu' } = {},
+): T {
   const natives = (t: Tensor | readonly Tensor[]) => (Array.isArray(t) ? t.map((p: Tensor) => p.native) : (t as Tensor).native);
-  x.device.native.matmul(x.native, natives(w), natives(out), nativeOf(options.residual));
+  x.device.native.matmul(x.native, natives(w), natives(out), nativeOf(options.residual), options.epilogue);
   return out;
 }
 

@@ -28,6 +28,12 @@ for (const dut of devicesUnderTest()) {
       }
     });
 
+    it('answers for the matmul SwiGLU epilogue (optional): the CPU runs it on every matrix dtype, CUDA not yet', () => {
+      const dev = device(dut.name);
+      for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_k', 'q5_k', 'q6_k'] as const)
+        expect(dev.supports('matmulSwiglu', dtype)).toBe(dut.name === 'cpu');
+    });
+
     it('names an unknown op or dtype', () => {
       const dev = device(dut.name);
       expect(() => dev.supports('conv2d' as OpName)).toThrow(/supports: unknown op 'conv2d'/);

@@ -153,6 +153,11 @@ export function denseCases(): OpCase[] {
     [1, 3, 17, 129, 200].forEach((M, iM) => {
       [96, 1000, 1001].forEach((K, iK) => cases.push(matmulCase(w, M, 257, K, residuals[(iw + iM + iK) % 3])));
     });
+    // The CPU's row-count thresholds: streaming ≤ 8, widened dot tiles 9..64, blocked GEMM above.
+    cases.push(matmulCase(w, 9, 133, 1001, residuals[iw % 3]));
+    cases.push(matmulCase(w, 64, 75, 333, residuals[(iw + 1) % 3]));
+    cases.push(matmulCase(w, 65, 75, 333, residuals[(iw + 2) % 3]));
+    cases.push(splitMatmulCase(w, 42, [75, 37, 37], 133));
     cases.push(matmulCase(w, 1, 3, 1001, 'separate'));
     cases.push(matmulCase(w, 129, 3, 96, 'alias'));
     // q/k/v-like and gate/up-like splits, decode (streaming) and prefill (blocked) row counts.

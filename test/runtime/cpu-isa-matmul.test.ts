@@ -1,0 +1,39 @@
+// The CPU matmul kernels on each instruction-set path the addon can be built for — scalar, AVX2+FMA+F16C
+// and AVX-512 (run only where this CPU has it) — against a float64 reference (isa/matmul-paths.cc): the
+// addon itself is built for one path (-march=native), so a machine with AVX-512 also checks the AVX2
+// path that CI machines without it run (its 2-row tiles for 9–64 rows, the SwiGLU epilogue).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const nativeDir = path.join(here, '..', '..', 'native');
+const cpuFlags = readFileSync('/proc/cpuinfo', 'utf8');
+const has = (flag: string) => new RegExp(`\\b${flag}\\b`).test(cpuFlags);
+
+const paths: { name: string; flags: string[]; runs: boolean }[] = [
+  { name: 'scalar', flags: [], runs: true },
+  { name: 'avx2', flags: ['-mavx2', '-mfma', '-mf16c'], runs: has('avx2') && has('fma') && has('f16c') },
+  { name: 'avx512', flags: ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c'], runs: has('avx512f') && has('avx512bw') },
+];
+
+const dir = mkdtempSync(path.join(tmpdir(), 'paralon-isa-matmul-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sources = ['matmul.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
+
+for (const isa of paths) {
+  describe(`cpu matmul kernels [${isa.name}]`, () => {
+    const exe = path.join(dir, `matmul-${isa.name}`);
+    it('compile', () => {
+      execFileSync('c++', ['-std=c++17', '-O2', '-pthread', ...isa.flags, `-I${nativeDir}`, '-o', exe, path.join(here, 'isa', 'matmul-paths.cc'), ...sources]);
+    }, 300_000);
+    it.skipIf(!isa.runs)(`matches the float64 reference on every row-count path${isa.runs ? '' : ' (skipped: this CPU lacks the instructions)'}`, () => {
+      const out = execFileSync(exe, { encoding: 'utf8' });
+      expect(out).toContain(`ISA ${isa.name}, 0 failures`);
+    }, 120_000);
+  });
+}
