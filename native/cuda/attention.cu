@@ -71,19 +71,14 @@ constexpr int kMaxGroup = 16;
 constexpr int kPrefillQ = 64;
 constexpr int kPrefillK = 32;
 
-// Four consecutive cache elements (16 bytes of f32, 8 of bf16 or f16) widened to f32, for the prefill
-// kernels' tile loads; decode reads whole 16-byte chunks (vec16.cuh).
-struct Half4 {  // four f16 bit patterns (a type of its own: bf16's raw form is also 8 bytes)
+// Four consecutive elements (16 bytes of f32, 8 of f16) widened to f32, for q and the SIMT prefill's
+// f32/f16 tiles; decode reads whole 16-byte chunks (vec16.cuh), the bf16 prefill uses cp.async.
+struct Half4 {  // four f16 bit patterns
   uint2 bits;
 };
 __device__ __forceinline__ float4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ uint2 load_raw4(const __nv_bfloat16* p) { return *reinterpret_cast<const uint2*>(p); }
 __device__ __forceinline__ Half4 load_raw4(const __half* p) { return Half4{*reinterpret_cast<const uint2*>(p)}; }
 __device__ __forceinline__ float4 widen(float4 v) { return v; }
-__device__ __forceinline__ float4 widen(uint2 raw) {  // bf16 → f32 is a 16-bit shift
-  return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xffff0000u),
-                     __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xffff0000u));
-}
 __device__ __forceinline__ float half_bits_to_f32(uint32_t bits) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 }
