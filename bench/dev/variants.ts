@@ -1,5 +1,6 @@
 // `npm run bench -- variants [--device cuda:0|cuda-sim] [--model-shape 0.6b|8b]`: every variant of
-// the CUDA matmul and decode-attention kernels forced in turn (native/cuda/variants.h) — GEMV, the
+// the CUDA matmul and decode-attention kernels forced in turn (native/cuda/variants.h) — GEMV (its
+// warps on separate rows, or splitting K over one row group), the
 // tensor-core GEMM at both tile heights and several split-K counts, the SIMT f32 GEMM, decode attention
 // at several KV split counts — each checked against the float64 reference at every launch shape and
 // timed, llm.c's dev/cuda style: so crossovers such as "GEMV up to M = 16" are settled by measurement.
@@ -21,6 +22,7 @@ interface Variant {
   matmulPath?: number;
   matmulTileM?: number;
   matmulSplits?: number;
+  gemvKSlices?: number;
   decodeSplits?: number;
 }
 
@@ -29,8 +31,13 @@ const MMA = 1;
 const SIMT = 2;
 
 function matmulVariants(w: WeightType): Variant[] {
-  if (w === 'f32') return [{ label: 'gemv', matmulPath: GEMV }, { label: 'simt', matmulPath: SIMT }];
-  const out: Variant[] = [{ label: 'gemv', matmulPath: GEMV }];
+  const gemv: Variant[] = [
+    { label: 'gemv', matmulPath: GEMV },
+    { label: 'gemv k-slices=1', matmulPath: GEMV, gemvKSlices: 1 },
+    { label: 'gemv k-slices=4', matmulPath: GEMV, gemvKSlices: 4 },
+  ];
+  if (w === 'f32') return [...gemv, { label: 'simt', matmulPath: SIMT }];
+  const out: Variant[] = [...gemv];
   for (const tileM of [64, 128]) {
     out.push({ label: `mma BM=${tileM} splits=auto`, matmulPath: MMA, matmulTileM: tileM });
     for (const splits of [1, 2, 4, 8]) out.push({ label: `mma BM=${tileM} splits=${splits}`, matmulPath: MMA, matmulTileM: tileM, matmulSplits: splits });
@@ -39,7 +46,9 @@ function matmulVariants(w: WeightType): Variant[] {
 }
 
 function force(v: Variant): void {
-  addon.setKernelVariants({ matmulPath: v.matmulPath, matmulTileM: v.matmulTileM, matmulSplits: v.matmulSplits, decodeSplits: v.decodeSplits });
+  addon.setKernelVariants({
+    matmulPath: v.matmulPath, matmulTileM: v.matmulTileM, matmulSplits: v.matmulSplits, gemvKSlices: v.gemvKSlices, decodeSplits: v.decodeSplits,
+  });
 }
 
 /** Seconds per launch on hardware; undefined on the simulator (its time says nothing). */
@@ -156,11 +165,15 @@ export async function benchVariants(argv: string[]): Promise<{ rows: Row[]; fail
   try {
     if (simulated) {
       // Awkward sizes: N not a tile multiple, K odd (unaligned rows: scalar GEMV, repacked W) and even.
-      for (const w of ['bf16', 'f32'] as WeightType[]) rows.push(...(await matmulRows(device, [['proj', 135, 520], ['odd', 70, 257]], [1, 9, 33], w)));
+      // K = 1032: 4 lane sweeps of bf16 vectors (K slices apply) with a partial last sweep.
+      for (const w of ['bf16', 'f32'] as WeightType[]) rows.push(...(await matmulRows(device, [['proj', 135, 520], ['odd', 70, 257], ['narrow', 13, 1032]], [1, 9, 33], w)));
       rows.push(...(await decodeRows(device, { numHeads: 4, numKvHeads: 2, headDim: 64 }, [200])));
+      rows.push(...(await decodeRows(device, { numHeads: 10, numKvHeads: 2, headDim: 128 }, [261])));
     } else {
       rows.push(...(await matmulRows(device, projections(shape), [1, 4, 8, 12, 16, 24, 32, 64], 'bf16')));
       rows.push(...(await decodeRows(device, shape, [512, 4096, 32768])));
+      // GQA 4 (Qwen3-8B's 32/8 heads): the decode kernel's next register budget.
+      if (shape !== modelShapes['8b']) rows.push(...(await decodeRows(device, modelShapes['8b'], [4096, 32768])));
     }
   } finally {
     device.dispose();

@@ -50,7 +50,7 @@ static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setKernelVariants({ matmulPath, matmulTileM, matmulSplits, decodeSplits }): forced kernel variants
+// setKernelVariants({ matmulPath, matmulTileM, matmulSplits, gemvKSlices, decodeSplits }): forced kernel variants
 // for the variant harness (cuda/variants.h); a field that is missing or -1 means automatic.
 static Napi::Value SetKernelVariants(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -69,6 +69,7 @@ static Napi::Value SetKernelVariants(const Napi::CallbackInfo& info) {
   field("matmulPath", v.matmul_path);
   field("matmulTileM", v.matmul_tile_m);
   field("matmulSplits", v.matmul_splits);
+  field("gemvKSlices", v.gemv_k_slices);
   field("decodeSplits", v.decode_splits);
   return env.Undefined();
 }

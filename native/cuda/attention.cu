@@ -1,5 +1,6 @@
 #include "kernels.h"
 #include "variants.h"
+#include "vec16.cuh"
 
 // Causal paged attention (varlen batch, GQA, f32, bf16 or f16 cache): a decode kernel plus a merge,
 // and two prefill kernels (SIMT for the f32 and f16 caches, tensor cores for the bf16 cache):
@@ -8,11 +9,15 @@
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
 //    contiguous range of its context (split_len keys, a multiple of the 64-key tile) and serves all
 //    G = Hq/Hkv query heads of that KV head at once, so each K/V row is read once per KV head.
-//    Per 64-key tile:  QK — each warp takes 16 keys, four 8-lane groups one key at a time (4 keys
-//    per group, all their loads issued before use); lane j of a group holds elements 4j + 32i of
-//    the row (coalesced 64/128-byte row reads) and dots them with the G queries (f32 in shared
-//    memory, pre-scaled by scale·log2 e), reduced by 3 shuffles; softmax — one warp per query head updates (m, l) online, exp2 in f32; PV — thread d (and,
-//    at D = 64, a second key half) accumulates Σ p·V[key][d] for all G heads in registers.
+//    The CTA's 4 warps each run their own online softmax over steps of KS keys taken round-robin
+//    (no barrier inside the loop). A row of D elements is L = D / E lanes of one 16-byte load each
+//    (E = 8 bf16/f16 or 4 f32 elements), so a warp load covers P = 32 / L keys; per step each lane
+//    issues all its K and V loads (kLoads keys each: 8 at G ≤ 4, 4 at G ≤ 8, 2 (1 at D = 64) at G ≤ 16) before
+//    using any. The L lanes of a key dot their chunks with the G queries (f32 in shared memory,
+//    pre-scaled by scale·log2 e) and reduce by xor shuffles; the step's max over the P key groups
+//    updates (m, l) per head; the lane that loaded a K chunk multiplies the V chunk at the same
+//    columns by p, so P never leaves registers. At the end the key groups are summed by shuffles
+//    and the 4 warps' (m, l, acc) merged through shared memory, one thread per (head, element).
 //    With one split the CTA writes the normalised output; otherwise (acc, m, l) go to scratch and
 //    merge_kernel (one CTA per (query head, sequence), one thread per d) combines the splits.
 //    Splits are chosen from the longest context and the SM count: about 2 waves of CTAs, at least
@@ -66,31 +71,14 @@ constexpr int kMaxGroup = 16;
 constexpr int kPrefillQ = 64;
 constexpr int kPrefillK = 32;
 
-// Four consecutive cache elements: loaded raw (16 bytes of f32, 8 of bf16 or f16) so that several
-// rows can be in flight before any is used, then widened to f32.
-struct Half4 {  // four f16 bit patterns (a type of its own: bf16's raw form is also 8 bytes)
+// Four consecutive elements (16 bytes of f32, 8 of f16) widened to f32, for q and the SIMT prefill's
+// f32/f16 tiles; decode reads whole 16-byte chunks (vec16.cuh), the bf16 prefill uses cp.async.
+struct Half4 {  // four f16 bit patterns
   uint2 bits;
 };
-template <typename C>
-struct Raw4 {
-  using type = float4;
-};
-template <>
-struct Raw4<__nv_bfloat16> {
-  using type = uint2;
-};
-template <>
-struct Raw4<__half> {
-  using type = Half4;
-};
 __device__ __forceinline__ float4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ uint2 load_raw4(const __nv_bfloat16* p) { return *reinterpret_cast<const uint2*>(p); }
 __device__ __forceinline__ Half4 load_raw4(const __half* p) { return Half4{*reinterpret_cast<const uint2*>(p)}; }
 __device__ __forceinline__ float4 widen(float4 v) { return v; }
-__device__ __forceinline__ float4 widen(uint2 raw) {  // bf16 → f32 is a 16-bit shift
-  return make_float4(__uint_as_float(raw.x << 16), __uint_as_float(raw.x & 0xffff0000u),
-                     __uint_as_float(raw.y << 16), __uint_as_float(raw.y & 0xffff0000u));
-}
 __device__ __forceinline__ float half_bits_to_f32(uint32_t bits) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 }
@@ -102,10 +90,6 @@ template <typename C>
 __device__ __forceinline__ float4 load4(const C* p) {
   return widen(load_raw4(p));
 }
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-
 __device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
 // What every kernel needs to find a key: the cache and the sequence metadata (device copies).
@@ -140,15 +124,29 @@ struct SeqMeta {
 // Decode
 // ------------------------------------------------------------------------------------------------
 
+// Keys a lane's warp takes per step: kLoads keys per key group, all K and V loads of the step issued
+// before the first is used (2·kLoads 16-byte loads in flight per lane). Fewer at large groups, whose
+// per-key scores and accumulators (GP each) take the registers (ptxas: no spills at sm_90a).
+template <int D, int GP>
+constexpr int decode_loads() {
+  return GP <= 4 ? 8 : (GP <= 8 ? 4 : (D == 64 ? 1 : 2));
+}
+
 template <int D, int GP, typename C>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, SeqMeta meta, const int32_t* seqs,
                                                                 int split_len, float* part_acc, float* part_ml) {
   static_assert(D == 64 || D == 128, "head_dim");
-  constexpr int kSubs = kThreads / D;  // key halves in PV (2 at D = 64)
-  __shared__ float4 q_s[GP][D / 4];
-  __shared__ float p_s[kDecodeTile][GP];
-  __shared__ int row_s[kDecodeTile];
-  __shared__ float alpha_s[GP], m_s[GP], l_s[GP];
+  using V16 = Vec16<C>;
+  constexpr int E = V16::kElems;           // elements per 16-byte load
+  constexpr int L = D / E;                 // lanes per row (a key group)
+  static_assert(L >= 2 && L <= 32 && 32 % L == 0, "a row must span a power-of-two share of the warp");
+  constexpr int P = 32 / L;                // keys per warp load (key groups)
+  constexpr int kLoads = decode_loads<D, GP>();
+  constexpr int KS = P * kLoads;           // keys per warp step
+  constexpr int kWarps = kThreads / 32;
+  __shared__ __align__(16) float q_s[GP][D];
+  __shared__ __align__(16) float red_acc[kWarps][GP][D];  // each warp's partial output
+  __shared__ float red_m[kWarps][GP], red_l[kWarps][GP];
 
   const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z, splits = gridDim.x;
   const int s = seqs[item];
@@ -157,132 +155,145 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
   const int begin = split * split_len, end = min(begin + split_len, kv_len);
   const int G = meta.group;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int c = lane % L, kg = lane / L;  // this lane's 16-byte column of a row, and its key group
 
   for (int i = tid; i < GP * D / 4; i += kThreads) {
-    const int g = i / (D / 4), c = i % (D / 4);
+    const int g = i / (D / 4), col = 4 * (i % (D / 4));
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (g < G) {
-      v = load4(meta.q + (token * meta.num_q_heads + kvh * G + g) * D + 4 * c);
+      v = load4(meta.q + (token * meta.num_q_heads + kvh * G + g) * D + col);
       v.x *= meta.scale_log2; v.y *= meta.scale_log2; v.z *= meta.scale_log2; v.w *= meta.scale_log2;
     }
-    q_s[g][c] = v;
+    *reinterpret_cast<float4*>(&q_s[g][col]) = v;
   }
-  if (tid < GP) {
-    m_s[tid] = -INFINITY;
-    l_s[tid] = 0.0f;
+  __syncthreads();  // q is staged
+
+  // Each warp runs its own online softmax over its keys (steps of KS keys, round-robin over the
+  // warps): no barrier inside the loop. A key group's L lanes share the key's score and p, and lane
+  // (c, kg) multiplies exactly the V chunk whose K chunk it dotted, so p never leaves registers.
+  float m[GP], l[GP], acc[GP][E];
+#pragma unroll
+  for (int g = 0; g < GP; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[g][e] = 0.0f;
   }
-  __syncthreads();  // q and the softmax state are ready
 
-  const int d = tid % D, sub = tid / D;
-  float acc[GP];
+  for (int k0 = begin + warp * KS; k0 < end; k0 += kWarps * KS) {
+    int rows[kLoads];
+    typename V16::Raw k_raw[kLoads], v_raw[kLoads];
 #pragma unroll
-  for (int g = 0; g < GP; ++g) acc[g] = 0.0f;
-
-  const int group_lane = lane % 8, group = lane / 8;
-  for (int t0 = begin; t0 < end; t0 += kDecodeTile) {
-    // QK: keys t0 + warp·16 + it·4 + group. All four keys' rows are requested before any is used,
-    // so each lane has 4 · D/32 independent loads in flight.
-    int rows[4];
-    typename Raw4<C>::type k_raw[4][D / 32] = {};
-#pragma unroll
-    for (int it = 0; it < 4; ++it) {
-      const int j = t0 + warp * 16 + it * 4 + group;
+    for (int it = 0; it < kLoads; ++it) {
+      const int j = k0 + it * P + kg;
       rows[it] = j < end ? kv.row(s, j, kvh) : -1;
+      k_raw[it] = V16::zero();
+      v_raw[it] = V16::zero();
     }
 #pragma unroll
-    for (int it = 0; it < 4; ++it) {
-      if (rows[it] < 0) continue;  // masked key: no load (a cache row nobody wrote), its score is −inf
-      const C* k_row = kv.k + static_cast<int64_t>(rows[it]) * D;
+    for (int it = 0; it < kLoads; ++it)  // masked keys load nothing (a cache row nobody wrote)
+      if (rows[it] >= 0) k_raw[it] = V16::load(kv.k + static_cast<int64_t>(rows[it]) * D + c * E);
 #pragma unroll
-      for (int i = 0; i < D / 32; ++i) k_raw[it][i] = load_raw4(k_row + 4 * (group_lane + 8 * i));
-    }
+    for (int it = 0; it < kLoads; ++it)
+      if (rows[it] >= 0) v_raw[it] = V16::load(kv.v + static_cast<int64_t>(rows[it]) * D + c * E);
+
+    // Scores: each lane dots its chunk with the G queries, L lanes reduce by xor shuffles.
+    float sc[kLoads][GP];
 #pragma unroll
-    for (int it = 0; it < 4; ++it) {
-      const int key = warp * 16 + it * 4 + group;
-      float dots[GP];
-#pragma unroll
-      for (int g = 0; g < GP; ++g) dots[g] = 0.0f;
-#pragma unroll
-      for (int i = 0; i < D / 32; ++i) {
-        const float4 k4 = widen(k_raw[it][i]);
-#pragma unroll
-        for (int g = 0; g < GP; ++g) dots[g] += dot4(q_s[g][group_lane + 8 * i], k4);
-      }
+    for (int it = 0; it < kLoads; ++it) {
+      float k[E];
+      V16::widen(k_raw[it], k);
 #pragma unroll
       for (int g = 0; g < GP; ++g) {
-        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 4);
-        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 2);
-        dots[g] += __shfl_xor_sync(0xffffffffu, dots[g], 1);
-      }
-      if (group_lane == 0) {
+        float dot = 0.0f;
 #pragma unroll
-        for (int g = 0; g < GP; ++g) p_s[key][g] = rows[it] >= 0 ? dots[g] : -INFINITY;
-        row_s[key] = rows[it];
+        for (int e = 0; e < E; e += 4) {
+          const float4 q4 = *reinterpret_cast<const float4*>(&q_s[g][c * E + e]);
+          dot += q4.x * k[e] + q4.y * k[e + 1] + q4.z * k[e + 2] + q4.w * k[e + 3];
+        }
+#pragma unroll
+        for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        sc[it][g] = rows[it] >= 0 ? dot : -INFINITY;
       }
     }
-    __syncthreads();  // all scores of the tile are in p_s
 
-    // Online softmax: warp w updates query heads w, w + 4, ...
-    for (int g = warp; g < G; g += kThreads / 32) {
-      const float s0 = p_s[lane][g], s1 = p_s[lane + 32][g];
-      float mx = fmaxf(s0, s1);
-      for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-      const float m_old = m_s[g];
-      const float m_new = fmaxf(m_old, mx);
-      const float ref = m_new == -INFINITY ? 0.0f : m_new;  // a fully masked tile adds nothing
-      const float p0 = exp2f(s0 - ref), p1 = exp2f(s1 - ref);
-      p_s[lane][g] = p0;
-      p_s[lane + 32][g] = p1;
-      float sum = p0 + p1;
-      for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-      __syncwarp();  // every lane has read m_s[g] before lane 0 replaces it
-      if (lane == 0) {
-        const float alpha = exp2f(m_old - ref);
-        alpha_s[g] = alpha;
-        l_s[g] = l_s[g] * alpha + sum;
-        m_s[g] = m_new;
+    // Online softmax per query head over the step's keys (max across the key groups), then PV.
+#pragma unroll
+    for (int g = 0; g < GP; ++g) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int it = 0; it < kLoads; ++it) mx = fmaxf(mx, sc[it][g]);
+#pragma unroll
+      for (int off = 16; off >= L; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+      const float m_new = fmaxf(m[g], mx);
+      const float ref = m_new == -INFINITY ? 0.0f : m_new;  // no valid key yet: adds nothing
+      const float alpha = exp2f(m[g] - ref);
+      m[g] = m_new;
+      l[g] *= alpha;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[g][e] *= alpha;
+#pragma unroll
+      for (int it = 0; it < kLoads; ++it) {
+        sc[it][g] = exp2f(sc[it][g] - ref);
+        l[g] += sc[it][g];
       }
     }
-    __syncthreads();  // probabilities and rescale factors are ready
-
-    // PV
 #pragma unroll
-    for (int g = 0; g < GP; ++g) acc[g] *= g < G ? alpha_s[g] : 0.0f;
-#pragma unroll 8
-    for (int key = sub; key < kDecodeTile; key += kSubs) {
-      const int row = row_s[key];
-      const float v = row >= 0 ? to_f32(kv.v[static_cast<int64_t>(row) * D + d]) : 0.0f;  // masked: p = 0
+    for (int it = 0; it < kLoads; ++it) {
+      float v[E];
+      V16::widen(v_raw[it], v);  // a masked key's chunk is zero and its p is 0
 #pragma unroll
-      for (int g = 0; g < GP; ++g) acc[g] += p_s[key][g] * v;
+      for (int g = 0; g < GP; ++g)
+#pragma unroll
+        for (int e = 0; e < E; ++e) acc[g][e] += sc[it][g] * v[e];
     }
-    __syncthreads();  // p_s, row_s and alpha_s are rewritten by the next tile
   }
 
-  if (kSubs > 1) {  // fold the second key half into the first (q_s is free now)
-    float* red = reinterpret_cast<float*>(q_s);
-    if (sub == 1) {
+  // The warp's (m, l, acc): m is warp-uniform; l and acc are summed over the key groups.
 #pragma unroll
-      for (int g = 0; g < GP; ++g) red[g * D + d] = acc[g];
+  for (int g = 0; g < GP; ++g) {
+#pragma unroll
+    for (int off = 16; off >= L; off >>= 1) {
+      l[g] += __shfl_xor_sync(0xffffffffu, l[g], off);
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], off);
     }
-    __syncthreads();  // partial sums of the second half are visible
-    if (sub == 1) return;
+    if (kg == 0) {
 #pragma unroll
-    for (int g = 0; g < GP; ++g) acc[g] += red[g * D + d];
+      for (int e = 0; e < E; e += 4)
+        *reinterpret_cast<float4*>(&red_acc[warp][g][c * E + e]) =
+            make_float4(acc[g][e], acc[g][e + 1], acc[g][e + 2], acc[g][e + 3]);
+    }
+    if (lane == 0) {
+      red_m[warp][g] = m[g];
+      red_l[warp][g] = l[g];
+    }
   }
+  __syncthreads();  // every warp's partial state is in shared memory
 
+  // Merge the warps, one thread per (query head, element): coalesced output rows.
+  for (int i = tid; i < G * D; i += kThreads) {
+    const int g = i / D, d = i % D;
+    float mw = -INFINITY;
 #pragma unroll
-  for (int g = 0; g < GP; ++g) {  // compile-time bound keeps acc in registers
-    if (g >= G) break;
+    for (int w = 0; w < kWarps; ++w) mw = fmaxf(mw, red_m[w][g]);
+    const float ref = mw == -INFINITY ? 0.0f : mw;
+    float lw = 0.0f, o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float f = exp2f(red_m[w][g] - ref);
+      lw += red_l[w][g] * f;
+      o += red_acc[w][g][d] * f;
+    }
     const int h = kvh * G + g;
     if (splits == 1) {
-      const float l = l_s[g];
-      meta.out[(token * meta.num_q_heads + h) * D + d] = l > 0.0f ? acc[g] / l : 0.0f;
+      meta.out[(token * meta.num_q_heads + h) * D + d] = lw > 0.0f ? o / lw : 0.0f;
     } else {
       const int64_t part = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits + split;
-      part_acc[part * D + d] = acc[g];
+      part_acc[part * D + d] = o;
       if (d == 0) {
-        part_ml[part * 2] = m_s[g];
-        part_ml[part * 2 + 1] = l_s[g];
+        part_ml[part * 2] = mw;
+        part_ml[part * 2 + 1] = lw;
       }
     }
   }

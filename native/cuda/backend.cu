@@ -9,7 +9,10 @@
 // the caller's array into the pinned ring, enqueues a host→device copy on the stream and returns
 // the device address. Regions are never reused before the stream was synchronised (synchronize(),
 // copy_to_host(), sample()), so a copy still in flight is never overwritten; when the ring is full
-// a larger one is created and the old one is released at the next synchronisation.
+// a larger one is created and the old one is released at the next synchronisation. Between two
+// synchronisations (one decode step in eager mode) an array whose bytes were already staged is not
+// copied again: every layer's attention, RoPE and KV-write stage the same block tables, q starts,
+// kv lengths, positions, slots and inv_freq, so a step uploads each once instead of once per layer.
 // Scratch: one growable device buffer; a buffer outgrown while queued work may still use it is also
 // released at the next synchronisation.
 // Uploads (copy_from_host) go through two pinned bounce buffers so the host memcpy of one chunk
@@ -43,6 +46,7 @@ namespace {
 constexpr size_t kStageAlign = 16;
 constexpr size_t kInitialStageBytes = 1 << 20;
 constexpr size_t kUploadChunk = 8 << 20;
+constexpr size_t kMaxStagedEntries = 64;  // distinct arrays looked up per step (a step has ~10)
 
 size_t align_up(size_t n) { return (n + kStageAlign - 1) / kStageAlign * kStageAlign; }
 
@@ -99,6 +103,8 @@ class CudaBackend final : public Backend, public LaunchContext {
     release_retired();
     release(stage_);
     cudaFree(scratch_);
+    cudaFreeHost(results_host_);
+    if (results_event_) cudaEventDestroy(results_event_);
     for (Bounce& b : bounce_) {
       if (b.done) cudaEventDestroy(b.done);
       cudaFreeHost(b.host);
@@ -176,10 +182,14 @@ class CudaBackend final : public Backend, public LaunchContext {
   const void* stage_bytes(const void* host, size_t bytes) override {
     if (bytes == 0) return nullptr;
     if (capture_) return capture_stage(host, bytes);
+    for (const Staged& e : staged_) {  // the ring is append-only until the next sync: reuse equal bytes
+      if (e.bytes == bytes && std::memcmp(stage_.host + e.offset, host, bytes) == 0) return stage_.device + e.offset;
+    }
     size_t at = (stage_.used + kStageAlign - 1) / kStageAlign * kStageAlign;
     if (at + bytes > stage_.capacity) {
       retired_stages_.push_back(stage_);
       stage_ = StageRing{};
+      staged_.clear();
       const size_t want = std::max({kInitialStageBytes, 2 * retired_stages_.back().capacity, bytes + kStageAlign});
       void* host_ring = nullptr;
       void* device_ring = nullptr;
@@ -194,6 +204,7 @@ class CudaBackend final : public Backend, public LaunchContext {
     PARALON_CUDA_CHECK("stage", cudaMemcpyAsync(stage_.device + at, stage_.host + at, bytes,
                                                 cudaMemcpyHostToDevice, stream));
     stage_.used = at + bytes;
+    if (staged_.size() < kMaxStagedEntries) staged_.push_back(Staged{at, bytes});
     return stage_.device + at;
   }
 
@@ -234,7 +245,7 @@ class CudaBackend final : public Backend, public LaunchContext {
   void sample(const SampleArgs& a) override {
     select("sample");
     refuse_while_capturing("sample");
-    launch_sample(a, *this);  // returns with the stream synchronised
+    launch_sample(a, *this);  // returns once results_ready() fired: all queued work is done
     after_sync();
   }
 
@@ -319,6 +330,9 @@ class CudaBackend final : public Backend, public LaunchContext {
     char* device = nullptr;
     size_t capacity = 0, used = 0;
   };
+  struct Staged {  // a region of the current ring staged since the last sync
+    size_t offset, bytes;
+  };
   struct Bounce {
     void* host = nullptr;
     cudaEvent_t done = nullptr;
@@ -391,19 +405,42 @@ class CudaBackend final : public Backend, public LaunchContext {
     retired_scratch_.clear();
   }
 
+  // Only sample() reads results back, after its event fired, so the buffer is free when it grows.
+  void* host_results(size_t bytes) override {
+    if (bytes > results_bytes_) {
+      cudaFreeHost(results_host_);
+      results_host_ = nullptr;
+      results_bytes_ = 0;
+      const size_t want = std::max<size_t>(bytes, 4096);
+      PARALON_CUDA_CHECK("sample", cudaMallocHost(&results_host_, want));
+      results_bytes_ = want;
+    }
+    return results_host_;
+  }
+
+  cudaEvent_t results_ready() override {
+    if (!results_event_) PARALON_CUDA_CHECK("sample", cudaEventCreateWithFlags(&results_event_, cudaEventDisableTiming));
+    return results_event_;
+  }
+
   // The stream is idle: staged metadata and outgrown buffers are no longer referenced.
   void after_sync() {
     release_retired();
     stage_.used = 0;
+    staged_.clear();
   }
 
   int device_;
   std::string name_, description_;
   StageRing stage_;
+  std::vector<Staged> staged_;
   std::vector<StageRing> retired_stages_;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   std::vector<void*> retired_scratch_;
+  void* results_host_ = nullptr;  // pinned, host_results()
+  size_t results_bytes_ = 0;
+  cudaEvent_t results_event_ = nullptr;
   Bounce bounce_[2];
   std::unique_ptr<Capture> capture_;
 };

@@ -29,6 +29,11 @@ class LaunchContext {
   // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
   // until the next call to scratch() — ops must not hold it across ops.
   virtual void* scratch(size_t bytes) = 0;
+  // Pinned host memory of at least `bytes` for results an op copies back (a direct DMA, where a
+  // pageable destination costs a driver bounce copy), valid until the next call; and the event the
+  // op records after that copy and waits on, instead of synchronising the whole stream.
+  virtual void* host_results(size_t bytes) = 0;
+  virtual cudaEvent_t results_ready() = 0;
   // True while the launches are recorded into a graph: an op must then choose its launch
   // configuration from shapes only, never from the values of host metadata (which change at every
   // replay), or refuse to be captured.

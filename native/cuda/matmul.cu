@@ -54,7 +54,9 @@
 #include "quant.cuh"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <type_traits>
 
@@ -136,7 +138,7 @@ constexpr int kGemvMaxM = 8;  // rows of x per pass over W (the MT template para
 // acc[m][r] += dot(W vector r, x[m, k .. k + kElems)) for one 16-byte vector per row.
 template <typename WT, int MT, int R>
 __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][R], const uint4 (&wv)[R],
-                                             const float* __restrict__ x, int K, int k) {
+                                             const float* const (&x)[MT], int k) {
   constexpr int E = WeightVec<WT>::kElems;
   float wf[R][E];
 #pragma unroll
@@ -146,7 +148,7 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][R], const uint4 (&
     float xf[E];
 #pragma unroll
     for (int q = 0; q < E / 4; ++q) {
-      const float4 x4 = __ldg(reinterpret_cast<const float4*>(x + m * K + k + 4 * q));
+      const float4 x4 = __ldg(reinterpret_cast<const float4*>(x[m] + k + 4 * q));
       xf[4 * q] = x4.x;
       xf[4 * q + 1] = x4.y;
       xf[4 * q + 2] = x4.z;
@@ -159,27 +161,37 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][R], const uint4 (&
   }
 }
 
-// grid.x = ceil(N / (kGemvWarps · R)) · m_chunks, chunk index fastest; the launcher makes
-// every chunk full (m0 + MT ≤ M). Rows n ≥ N of a partial last group read row N - 1 and skip the store.
+// grid.x = ceil(N / (kGemvWarps / KS · R)) · m_chunks, chunk index fastest. Rows m ≥ M of the last
+// chunk (M need not be a multiple of MT) compute on row M - 1 and skip the store; rows n ≥ N of a
+// partial last group read row N - 1 and skip the store.
+// KS = 1: each warp owns R rows over all of K. KS = kGemvWarps: the CTA's warps split K (warp w
+// takes 16-byte vectors w·32 + lane, stride KS·32) over the same R rows and add their totals through
+// shared memory in warp order (deterministic): 4× the CTAs, for matrices whose row groups would
+// leave SMs idle (K/V projections: N = 1024 → 128 CTAs on 132 SMs).
 // Launch bounds (128, 3): caps registers at 170 so ≥ 3 CTAs fit per SM. Without a minimum ptxas
 // picks a low count for some MT and spills; with 1 it hoists every x load and needs up to 208.
-template <typename WT, int MT, bool kVector>
+template <typename WT, int MT, bool kVector, int KS>
 __global__ void __launch_bounds__(kGemvWarps * 32, 3)
     gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
-                int m_first, int m_chunks, int N, int K) {
+                int m_chunks, int M, int N, int K) {
+  static_assert(KS == 1 || KS == kGemvWarps, "K slices: 1 or the CTA's warps");
   constexpr int R = kGemvRows<MT>;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
+  const int slice = warp % KS;
   const int chunk = blockIdx.x % m_chunks;
   const int group = blockIdx.x / m_chunks;
-  const int m0 = m_first + chunk * MT;
-  const int n0 = (group * kGemvWarps + warp) * R;
-  if (n0 >= N) return;  // whole warp past the end; there is no block-wide barrier below
+  const int m0 = chunk * MT;
+  const int n0 = (group * (kGemvWarps / KS) + warp / KS) * R;
+  if (KS == 1 && n0 >= N) return;  // whole warp past the end; no block-wide barrier at KS = 1
+                                    // (at KS > 1 the CTA's one row group starts below N)
 
   const WT* wrow[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) wrow[r] = w + static_cast<int64_t>(min(n0 + r, N - 1)) * K;
-  const float* xrow = x + static_cast<int64_t>(m0) * K;
+  const float* xrow[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) xrow[m] = x + static_cast<int64_t>(min(m0 + m, M - 1)) * K;
 
   float acc[MT][R];
 #pragma unroll
@@ -189,34 +201,35 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 3)
 
   if constexpr (kVector) {
     constexpr int E = WeightVec<WT>::kElems;
+    constexpr int kStride = 32 * KS;  // vectors between a lane's consecutive loads
     const int nvec = K / E;
-    int v = lane;
+    int v = slice * 32 + lane;
     constexpr int U = kGemvUnroll<MT>;
     // Main loop: all U × R loads issued before any FMA consumes them.
-    for (; v + 32 * (U - 1) < nvec; v += 32 * U) {
+    for (; v + kStride * (U - 1) < nvec; v += kStride * U) {
       uint4 wv[U][R];
 #pragma unroll
       for (int u = 0; u < U; ++u)
 #pragma unroll
         for (int r = 0; r < R; ++r)
-          wv[u][r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v + 32 * u) * E));
+          wv[u][r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v + kStride * u) * E));
 #pragma unroll
-      for (int u = 0; u < U; ++u) gemv_fma_vec<WT, MT, R>(acc, wv[u], xrow, K, (v + 32 * u) * E);
+      for (int u = 0; u < U; ++u) gemv_fma_vec<WT, MT, R>(acc, wv[u], xrow, (v + kStride * u) * E);
     }
-    for (; v < nvec; v += 32) {  // fewer than 32 · U vectors left
+    for (; v < nvec; v += kStride) {  // fewer than kStride · U vectors left
       uint4 wv[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) wv[r] = __ldg(reinterpret_cast<const uint4*>(wrow[r] + static_cast<int64_t>(v) * E));
-      gemv_fma_vec<WT, MT, R>(acc, wv, xrow, K, v * E);
+      gemv_fma_vec<WT, MT, R>(acc, wv, xrow, v * E);
     }
   } else {
-    for (int k = lane; k < K; k += 32) {
+    for (int k = slice * 32 + lane; k < K; k += 32 * KS) {
       float wf[R];
 #pragma unroll
       for (int r = 0; r < R; ++r) wf[r] = to_f32(wrow[r][k]);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
-        const float xv = xrow[m * K + k];
+        const float xv = xrow[m][k];
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[m][r] = fmaf(wf[r], xv, acc[m][r]);
       }
@@ -233,12 +246,32 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 3)
       for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
       acc[m][r] = s;
     }
+  if constexpr (KS > 1) {  // the slices' totals, summed in slice order by warp 0
+    __shared__ float slice_total[KS][MT][R];
+    if (lane == 0) {
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int r = 0; r < R; ++r) slice_total[slice][m][r] = acc[m][r];
+    }
+    __syncthreads();  // every slice's totals are in shared memory
+    if (warp != 0) return;
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float t = slice_total[0][m][r];
+#pragma unroll
+        for (int z = 1; z < KS; ++z) t += slice_total[z][m][r];
+        acc[m][r] = t;
+      }
+  }
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const int n = n0 + r;
-      if (lane == m * R + r && n < N) {
+      if (lane == m * R + r && n < N && m0 + m < M) {
         const int64_t o = static_cast<int64_t>(m0 + m) * N + n;
         y[o] = acc[m][r] + (residual != nullptr ? residual[o] : 0.f);
       }
@@ -560,38 +593,60 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// One launch for all M rows: chunks of MT = ceil(M / chunks) rows (the last may be partial), their
+// CTAs neighbours in the grid, so W streams from HBM once per call and the other chunks find it in L2
+// (M = 9..16 is 2 chunks of 5..8 rows, not a chunk of 8 and a second launch re-reading W).
+// K slices: 4 when one slice per row group would give fewer than 2 CTAs per SM and K has a full
+// lane sweep for each slice; the variant harness may force either.
 template <typename WT, int MT, bool kVector>
-void launch_gemv_chunks(const MatmulArgs& a, const WT* w, int m_first, int m_chunks, LaunchContext& ctx) {
+void launch_gemv_rows(const MatmulArgs& a, const WT* w, int m_chunks, LaunchContext& ctx) {
   const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows<MT>);
-  PARALON_LAUNCH((gemv_kernel<WT, MT, kVector>), dim3(static_cast<unsigned>(groups * m_chunks)),
-                 dim3(kGemvWarps * 32), 0, ctx.stream, a.x, w, a.residual, a.y, m_first, m_chunks,
-                 static_cast<int>(a.N), static_cast<int>(a.K));
+  const int64_t lane_sweeps = kVector ? a.K / WeightVec<WT>::kElems / 32 : a.K / 32;
+  bool sliced = groups * m_chunks < 2 * static_cast<int64_t>(ctx.sm_count) && lane_sweeps >= kGemvWarps;
+  if (const int forced = kernel_variants().gemv_k_slices.load(); forced != KernelVariants::kAuto) {
+    if (forced != 1 && forced != kGemvWarps) {
+      throw OpError(std::string(kOp) + ": forced GEMV K slices " + std::to_string(forced) + " (1 or " +
+                    std::to_string(kGemvWarps) + ")");
+    }
+    sliced = forced == kGemvWarps;
+  }
+  const int64_t ctas = (sliced ? groups * kGemvWarps : groups) * m_chunks;
+  const int M = static_cast<int>(a.M), N = static_cast<int>(a.N), K = static_cast<int>(a.K);
+  if (sliced) {
+    PARALON_LAUNCH((gemv_kernel<WT, MT, kVector, kGemvWarps>), dim3(static_cast<unsigned>(ctas)), dim3(kGemvWarps * 32),
+                   0, ctx.stream, a.x, w, a.residual, a.y, m_chunks, M, N, K);
+  } else {
+    PARALON_LAUNCH((gemv_kernel<WT, MT, kVector, 1>), dim3(static_cast<unsigned>(ctas)), dim3(kGemvWarps * 32), 0,
+                   ctx.stream, a.x, w, a.residual, a.y, m_chunks, M, N, K);
+  }
   PARALON_CHECK_LAUNCH(kOp);
 }
 
-// Rows [m_first, m_first + count) with count in 1 .. kGemvMaxM: one launch with MT = count.
 template <typename WT, bool kVector>
-void launch_gemv_tail(const MatmulArgs& a, const WT* w, int m_first, int count, LaunchContext& ctx) {
-  switch (count) {
-    case 1: return launch_gemv_chunks<WT, 1, kVector>(a, w, m_first, 1, ctx);
-    case 2: return launch_gemv_chunks<WT, 2, kVector>(a, w, m_first, 1, ctx);
-    case 3: return launch_gemv_chunks<WT, 3, kVector>(a, w, m_first, 1, ctx);
-    case 4: return launch_gemv_chunks<WT, 4, kVector>(a, w, m_first, 1, ctx);
-    case 5: return launch_gemv_chunks<WT, 5, kVector>(a, w, m_first, 1, ctx);
-    case 6: return launch_gemv_chunks<WT, 6, kVector>(a, w, m_first, 1, ctx);
-    case 7: return launch_gemv_chunks<WT, 7, kVector>(a, w, m_first, 1, ctx);
-    case 8: return launch_gemv_chunks<WT, 8, kVector>(a, w, m_first, 1, ctx);
+void launch_gemv_path(const MatmulArgs& a, const WT* w, LaunchContext& ctx) {
+  const int chunks = static_cast<int>(ceil_div(a.M, kGemvMaxM));
+  switch (ceil_div(a.M, chunks)) {  // rows per chunk, 1 .. kGemvMaxM
+    case 1: return launch_gemv_rows<WT, 1, kVector>(a, w, chunks, ctx);
+    case 2: return launch_gemv_rows<WT, 2, kVector>(a, w, chunks, ctx);
+    case 3: return launch_gemv_rows<WT, 3, kVector>(a, w, chunks, ctx);
+    case 4: return launch_gemv_rows<WT, 4, kVector>(a, w, chunks, ctx);
+    case 5: return launch_gemv_rows<WT, 5, kVector>(a, w, chunks, ctx);
+    case 6: return launch_gemv_rows<WT, 6, kVector>(a, w, chunks, ctx);
+    case 7: return launch_gemv_rows<WT, 7, kVector>(a, w, chunks, ctx);
+    default: return launch_gemv_rows<WT, 8, kVector>(a, w, chunks, ctx);
   }
 }
 
-// Full chunks of kGemvMaxM rows in one launch (their CTAs interleaved for L2 reuse of W), then the
-// remaining M % kGemvMaxM rows in a second launch with an exact MT.
-template <typename WT, bool kVector>
-void launch_gemv_path(const MatmulArgs& a, const WT* w, LaunchContext& ctx) {
-  const int full = static_cast<int>(a.M / kGemvMaxM);
-  const int rest = static_cast<int>(a.M % kGemvMaxM);
-  if (full > 0) launch_gemv_chunks<WT, kGemvMaxM, kVector>(a, w, 0, full, ctx);
-  if (rest > 0) launch_gemv_tail<WT, kVector>(a, w, full * kGemvMaxM, rest, ctx);
+// Misaligned rows (K·sizeof(W) % 16 ≠ 0 or offset pointers) take the scalar path at 2–4 bytes a
+// lane: correct, but several times slower; said once per process so a slow model is explained.
+void warn_scalar_path_once(const MatmulArgs& a) {
+  static std::atomic<bool> warned{false};
+  if (warned.exchange(true)) return;
+  std::fprintf(stderr,
+               "paralon: matmul (M=%lld, N=%lld, K=%lld, %s) takes the scalar GEMV path: W or x rows are not "
+               "16-byte aligned; decode will be slower than the 16-byte-load path (reported once)\n",
+               static_cast<long long>(a.M), static_cast<long long>(a.N), static_cast<long long>(a.K),
+               dtype_name(a.w_dtype));
 }
 
 template <typename WT>
@@ -602,6 +657,7 @@ void launch_gemv(const MatmulArgs& a, LaunchContext& ctx) {
   if (vector) {
     launch_gemv_path<WT, true>(a, w, ctx);
   } else {
+    warn_scalar_path_once(a);
     launch_gemv_path<WT, false>(a, w, ctx);
   }
 }

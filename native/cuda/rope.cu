@@ -2,19 +2,21 @@
 
 // qk_norm_rope: Qwen3's per-head RMSNorm of q and k fused with rotate-half RoPE, in place.
 //
-// Thread mapping: one CTA per token, 128 threads (4 warps). The CTA first builds the token's
-// cos/sin table (D/2 entries) in shared memory, then each warp takes whole heads (q heads, then k
-// heads) in turn: lane l owns the rotation pairs (i, i + D/2) for i = l, l + 32, ... < D/2, so one
-// pass loads the head, reduces Σx² with warp shuffles, applies the norm weight and rotates, and
-// writes back; loads and stores of a warp are contiguous 128-byte runs.
+// Thread mapping: a warp per head, 4 heads per CTA, the CTAs of all (token, head quad) pairs in one
+// flat grid (q heads first, then k heads; a token's quads are neighbouring CTAs), so a decode step of
+// a few tokens still spreads over Hq + Hkv heads / 4 SMs instead of one. The CTA first builds its
+// token's cos/sin table (D/2 entries) in shared memory; lane l of a warp owns the rotation pairs
+// (i, i + D/2) for i = l, l + 32, ... < D/2, so one pass loads the head, reduces Σx² with warp
+// shuffles, applies the norm weight and rotates, and writes back; a warp's loads and stores are
+// contiguous 128-byte runs.
 // Angles: inv_freq (plain or YaRN frequencies, from the caller, in double) is staged; the device forms
-// the angle pos · inv_freq and its sin/cos in double, once per token (D/2 values per CTA, shared by
-// all heads), then rounds to f32. A float angle would lose ~pos·2^-24 rad (0.002 rad at 32k), so
-// double is used where it is cheap: it is amortised over every head of the token. YaRN's
-// attention factor scales the table (cos and sin alike), as transformers scales its cos/sin cache.
+// the angle pos · inv_freq and its sin/cos in double, once per CTA (D/2 values, shared by its 4
+// heads), then rounds to f32. A float angle would lose ~pos·2^-24 rad (0.002 rad at 32k), so
+// double is used where it is cheap. YaRN's attention factor scales the table (cos and sin alike),
+// as transformers scales its cos/sin cache.
 // Supports even head_dim ≤ 512.
 // Memory traffic per call: num_tokens · (Hq + Hkv) · D · 8 bytes (read + write), plus the weights
-// (from L1/L2) and D/2 doubles of inv_freq per CTA.
+// (from L1/L2) and D/2 doubles of inv_freq per CTA (L2).
 
 #include <cmath>
 
@@ -22,7 +24,8 @@ namespace paralon {
 namespace PARALON_CUDA_NS {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kHeadsPerCta = 4;  // one warp each
+constexpr int kThreads = 32 * kHeadsPerCta;
 constexpr int kMaxHalf = 256;  // head_dim ≤ 512
 
 __device__ __forceinline__ float to_f32(float v) { return v; }
@@ -37,7 +40,10 @@ __global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const
   __shared__ float cos_s[kMaxHalf];
   __shared__ float sin_s[kMaxHalf];
   const int half = head_dim / 2;
-  const int64_t t = blockIdx.x;
+  const int heads = num_q_heads + num_kv_heads;
+  const int quads = (heads + kHeadsPerCta - 1) / kHeadsPerCta;
+  const int64_t t = blockIdx.x / quads;
+  const int h = (blockIdx.x % quads) * kHeadsPerCta + threadIdx.x / 32;
   const double pos = positions[t];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     double s, c;
@@ -47,8 +53,8 @@ __global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const
   }
   __syncthreads();  // the table is complete before any warp rotates
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  for (int h = warp; h < num_q_heads + num_kv_heads; h += warps) {
+  const int lane = threadIdx.x % 32;
+  if (h < heads) {  // the last quad of a token may be partial
     const bool is_q = h < num_q_heads;
     float* x = is_q ? q + (t * num_q_heads + h) * head_dim : k + (t * num_kv_heads + (h - num_q_heads)) * head_dim;
     const W* w = is_q ? q_weight : k_weight;
@@ -87,7 +93,8 @@ __global__ void qk_norm_rope_kernel(float* q, float* k, const W* q_weight, const
 
 template <typename W, int kPairs>
 void launch_pairs(const QkNormRopeArgs& a, const int32_t* positions, const double* inv_freq, LaunchContext& ctx) {
-  PARALON_LAUNCH((qk_norm_rope_kernel<W, kPairs>), dim3(static_cast<unsigned>(a.num_tokens)), dim3(kThreads), 0,
+  const int64_t quads = (a.num_q_heads + a.num_kv_heads + kHeadsPerCta - 1) / kHeadsPerCta;
+  PARALON_LAUNCH((qk_norm_rope_kernel<W, kPairs>), dim3(static_cast<unsigned>(a.num_tokens * quads)), dim3(kThreads), 0,
                  ctx.stream, a.q, a.k, static_cast<const W*>(a.q_weight), static_cast<const W*>(a.k_weight), positions,
                  inv_freq, static_cast<int>(a.num_q_heads), static_cast<int>(a.num_kv_heads),
                  static_cast<int>(a.head_dim), a.eps, a.attention_factor);
@@ -106,6 +113,10 @@ void launch_typed(const QkNormRopeArgs& a, const int32_t* positions, const doubl
 
 void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx) {
   if (a.num_tokens == 0) return;
+  if ((a.num_q_heads + a.num_kv_heads + kHeadsPerCta - 1) / kHeadsPerCta * a.num_tokens > INT32_MAX) {
+    throw OpError("qk_norm_rope: " + std::to_string(a.num_tokens) + " tokens of " +
+                  std::to_string(a.num_q_heads + a.num_kv_heads) + " heads exceed the grid");
+  }
   if (a.head_dim <= 0 || a.head_dim % 2 != 0 || a.head_dim > 2 * kMaxHalf) {
     throw OpError("qk_norm_rope: head_dim must be even and at most 512, got " + std::to_string(a.head_dim));
   }

@@ -8,10 +8,15 @@
 // with v_cut the k-th largest v, and e_cut = max(min_p, top-p cut), the top-p cut being the largest
 // e whose "mass of all e ≥ it" reaches top_p · (mass of the top-k survivors).
 //
-// Thread mapping: one CTA of 1024 threads per row; thread t visits tokens t, t + 1024, ... in every
+// First pass: row_stats_kernel, grid (⌈vocab / 8192⌉, rows) of 256 threads, gives each 8192-logit
+// stretch's (max, Σ exp(x − max), argmax); sample_kernel merges the stretches in a fixed order. A
+// greedy row that nothing modifies (no bias, mask or penalties) takes that argmax and never sweeps
+// its row on one SM.
+// Then: one CTA of 1024 threads per row; thread t visits tokens t, t + 1024, ... in every
 // pass (coalesced 4-byte loads; the row, 600 KB at vocab 151,936, stays in L2 between passes).
 // No sort: thresholds come from a radix descent on order-preserving 32-bit keys of the floats —
-// 4 passes of an 8-bit digit, a 256-bin histogram in shared memory (shared atomics), the bin holding
+// 4 passes of an 8-bit digit, a 256-bin histogram in shared memory (shared atomics, warp-aggregated:
+// lanes whose keys share a bin add one sum), the bin holding
 // the threshold found by one warp's scan, each pass restricted to the keys matching the digits found
 // so far. The k-th largest value counts tokens; the top-p cut sums e in 2^-44 fixed point (64-bit
 // integer atomics), so it is exact and deterministic — no float-atomic ordering effects.
@@ -23,14 +28,14 @@
 // scoring) costs one more pass: its rank counts the raw logits above it.
 // A masked token is skipped by every argmax and by the draw (not only given −∞), so a mask that
 // allows only tokens of −∞ logit still yields an allowed token.
-// Passes over the row: 1 (stats) + 5 (top-N, when asked) + 1 (mask, when given) + 1 (argmax/v_max)
+// Passes over the row: 1 (stats, multi-CTA) + 5 (top-N, when asked) + 1 (mask, when given) + 1 (argmax/v_max)
 // + 4 (top-k) + 5 (top-p) + 1 (draw): ≤ 18 × 4 · vocab bytes, L2-resident. Host traffic: the
-// params, bias lists and masks in; ids, logprobs and top-N out.
+// params, bias lists and masks in; ids, logprobs and top-N out, into pinned memory
+// (LaunchContext::host_results), waited on through an event recorded after the copy.
 
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "philox.h"
 
@@ -42,6 +47,9 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kBins = 256;
 constexpr int kMaxCandidates = 1024;
+constexpr int kAggregateRounds = 2;
+constexpr int kStatsThreads = 256;
+constexpr int kStatsChunk = 8192;  // logits per CTA of the first pass (32 per thread)  // bins per warp sweep added as one warp-wide sum
 constexpr float kGumbelMax = 17.5f;        // > -log(-log(1 - 2^-25)) ≈ 17.33, the largest noise
 constexpr double kMassScale = 17592186044416.0;  // 2^44: e ≤ 1 summed over < 2^20 tokens fits 64 bits
 
@@ -113,6 +121,50 @@ __device__ __forceinline__ void merge_argmax(float& v, int& i, float v2, int i2)
   }
 }
 
+// log_softmax statistics and argmax of one stretch of a row's raw logits (the first pass).
+struct RowStats {
+  float max, sum;  // max and Σ exp(x − max) over values > −inf (NaN ignored)
+  int argmax;      // lowest index of max; INT_MAX when no value is > −inf
+};
+
+__device__ __forceinline__ void merge_stats(RowStats& a, const RowStats& b) {
+  if (b.max > a.max || (b.max == a.max && b.argmax < a.argmax)) a.argmax = b.argmax;
+  merge_max_sum(a.max, a.sum, b.max, b.sum);
+}
+
+__device__ __forceinline__ RowStats shfl_xor_stats(const RowStats& a, int off) {
+  return RowStats{__shfl_xor_sync(0xffffffffu, a.max, off), __shfl_xor_sync(0xffffffffu, a.sum, off),
+                  __shfl_xor_sync(0xffffffffu, a.argmax, off)};
+}
+
+// The first pass, over many CTAs: grid (chunks, rows), CTA c of row r covering logits
+// [c · kStatsChunk, (c + 1) · kStatsChunk). One CTA per row would take a whole row's sweep on one SM.
+__global__ void __launch_bounds__(kStatsThreads) row_stats_kernel(const float* logits, int n, RowStats* stats) {
+  __shared__ RowStats red[kStatsThreads / 32];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, chunk = blockIdx.x, r = blockIdx.y;
+  const float* l = logits + static_cast<int64_t>(r) * n;
+  const int end = min(n, (chunk + 1) * kStatsChunk);
+  RowStats st{-INFINITY, 0.0f, INT_MAX};
+  for (int i = chunk * kStatsChunk + tid; i < end; i += kStatsThreads) {
+    const float v = l[i];
+    if (!(v > -INFINITY)) continue;  // −inf adds nothing; NaN is ignored
+    if (v > st.max) {                // indices rise: a tie keeps the first
+      st.sum = st.sum * expf(st.max - v) + 1.0f;
+      st.max = v;
+      st.argmax = i;
+    } else {
+      st.sum += expf(v - st.max);
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1) merge_stats(st, shfl_xor_stats(st, off));
+  if (lane == 0) red[warp] = st;
+  __syncthreads();  // per-warp statistics written
+  if (tid == 0) {
+    for (int w = 1; w < kStatsThreads / 32; ++w) merge_stats(st, red[w]);  // fixed order
+    stats[static_cast<int64_t>(r) * gridDim.x + chunk] = st;
+  }
+}
+
 __device__ void block_argmax(float& v, int& i, Shared& sh) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int off = 16; off > 0; off >>= 1) {
@@ -163,10 +215,29 @@ __device__ uint32_t radix_descend(int n, unsigned long long target, Member membe
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = tid; b < kBins; b += kThreads) sh.hist[b] = 0;
     __syncthreads();  // histogram cleared; the previous digit has been read by every thread
-    for (int i = tid; i < n; i += kThreads) {
-      uint32_t key;
-      unsigned long long w;
-      if (member(i, key, w) && (key & mask) == prefix && w != 0) atomicAdd(&sh.hist[(key >> shift) & 0xffu], w);
+    // Warp-aggregated: similar logits share a bin (on the first digit most of a row lands in a few
+    // bins), and 32 lanes adding 64-bit values to one shared word serialise. So per round the lanes
+    // of the lowest pending lane's bin add their sum once (kAggregateRounds rounds per warp sweep);
+    // lanes left over, in rarer bins, add on their own. Sums are integers: the order cannot matter.
+    for (int i0 = tid - lane; i0 < n; i0 += kThreads) {  // a warp-uniform trip count
+      const int i = i0 + lane;
+      uint32_t key = 0;
+      unsigned long long w = 0;
+      bool pending = i < n && member(i, key, w) && (key & mask) == prefix && w != 0;
+      const uint32_t bin = (key >> shift) & 0xffu;
+#pragma unroll
+      for (int round = 0; round < kAggregateRounds; ++round) {
+        const unsigned lanes = __ballot_sync(0xffffffffu, pending);
+        if (lanes == 0) break;  // uniform: every lane saw the same ballot
+        const int leader = __ffs(static_cast<int>(lanes)) - 1;
+        const uint32_t leader_bin = __shfl_sync(0xffffffffu, bin, leader);
+        const bool peer = pending && bin == leader_bin;
+        unsigned long long sum = peer ? w : 0;
+        for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+        if (lane == leader) atomicAdd(&sh.hist[leader_bin], sum);
+        pending = pending && !peer;
+      }
+      if (pending) atomicAdd(&sh.hist[bin], w);
     }
     __syncthreads();  // histogram complete
     if (warp == 0) {
@@ -312,7 +383,7 @@ __device__ __forceinline__ bool allowed(const int32_t* mask, int i) {
 }
 
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(float* logits, int n, SampleIn in, int num_top, SampleOut out) {
+    sample_kernel(float* logits, int n, const RowStats* stats, int chunks, SampleIn in, int num_top, SampleOut out) {
   __shared__ Shared sh;
   const int tid = threadIdx.x, r = blockIdx.x;
   float* l = logits + static_cast<int64_t>(r) * n;
@@ -321,18 +392,12 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t* mask =
       in.mask_row && in.mask_row[r] >= 0 ? in.masks + static_cast<int64_t>(in.mask_row[r]) * in.mask_words : nullptr;
 
-  // 1. log_softmax statistics of the raw logits.
-  float m = -INFINITY, s = 0.0f;
-  for (int i = tid; i < n; i += kThreads) {
-    const float v = l[i];
-    if (!(v > -INFINITY)) continue;  // −inf adds nothing; NaN is ignored
-    if (v > m) {
-      s = s * expf(m - v) + 1.0f;
-      m = v;
-    } else {
-      s += expf(v - m);
-    }
-  }
+  // 1. log_softmax statistics and argmax of the raw logits: the first pass's chunks merged.
+  RowStats st{-INFINITY, 0.0f, INT_MAX};
+  for (int c = tid; c < chunks; c += kThreads) merge_stats(st, stats[static_cast<int64_t>(r) * chunks + c]);
+  float raw_max = st.max, m = st.max, s = st.sum;
+  int raw_top = st.argmax;
+  block_argmax(raw_max, raw_top, sh);  // lowest index of the row's max (INT_MAX: no value > −inf)
   block_max_sum(m, s, sh);
   const double lse = static_cast<double>(m) + log(static_cast<double>(s));
   if (num_top > 0) {
@@ -381,11 +446,15 @@ __global__ void __launch_bounds__(kThreads)
 
   int token;
   if (!(sp.temperature > 0.0f)) {
-    float best = -INFINITY;
-    token = INT_MAX;
-    for (int i = tid; i < n; i += kThreads)
-      if (allowed(mask, i)) merge_argmax(best, token, l[i], i);
-    block_argmax(best, token, sh);
+    if (!mask && b0 == b1 && p0 == p1 && raw_top != INT_MAX) {
+      token = raw_top;  // nothing changed the row: the first pass's argmax
+    } else {
+      float best = -INFINITY;
+      token = INT_MAX;
+      for (int i = tid; i < n; i += kThreads)
+        if (allowed(mask, i)) merge_argmax(best, token, l[i], i);
+      block_argmax(best, token, sh);
+    }
   } else {
     // 3. Temperature (applied on the fly, so unpenalised raw logits stay readable) and filters.
     const float T = sp.temperature;
@@ -498,7 +567,10 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
   // Scratch: the host-bound results first (one contiguous copy back), then the saved logits.
   const size_t result_words = static_cast<size_t>(rows) * (4 + 2 * static_cast<size_t>(num_top));
   const size_t saved_words = std::max(total_penalties, 1), bias_saved_words = std::max(total_biases, 1);
-  char* scratch = static_cast<char*>(ctx.scratch((result_words + saved_words + bias_saved_words) * 4));
+  const int chunks = (n + kStatsChunk - 1) / kStatsChunk;
+  const size_t stats_words = static_cast<size_t>(rows) * chunks * (sizeof(RowStats) / 4);
+  char* scratch =
+      static_cast<char*>(ctx.scratch((result_words + saved_words + bias_saved_words + stats_words) * 4));
   SampleOut out;
   out.token = reinterpret_cast<int32_t*>(scratch);
   out.logprob = reinterpret_cast<float*>(out.token + rows);
@@ -508,15 +580,22 @@ void launch_sample(const SampleArgs& a, LaunchContext& ctx) {
   out.target_rank = reinterpret_cast<int32_t*>(out.target_logprob + rows);
   out.saved = reinterpret_cast<float*>(scratch + result_words * 4);
   out.bias_saved = out.saved + saved_words;
+  RowStats* stats = reinterpret_cast<RowStats*>(out.bias_saved + bias_saved_words);
 
-  PARALON_LAUNCH(sample_kernel, dim3(rows), dim3(kThreads), 0, ctx.stream, a.logits, n, in, num_top, out);
+  if (rows > 65535) throw OpError("sample: more than 65535 rows in one call");
+  PARALON_LAUNCH(row_stats_kernel, dim3(chunks, rows), dim3(kStatsThreads), 0, ctx.stream,
+                 static_cast<const float*>(a.logits), n, stats);
+  PARALON_CHECK_LAUNCH("sample");
+  PARALON_LAUNCH(sample_kernel, dim3(rows), dim3(kThreads), 0, ctx.stream, a.logits, n,
+                 static_cast<const RowStats*>(stats), chunks, in, num_top, out);
   PARALON_CHECK_LAUNCH("sample");
 
-  std::vector<int32_t> host(result_words);
-  PARALON_CUDA_CHECK("sample", cudaMemcpyAsync(host.data(), scratch, result_words * 4, cudaMemcpyDeviceToHost,
-                                               ctx.stream));
-  PARALON_CUDA_CHECK("sample", cudaStreamSynchronize(ctx.stream));
-  const int32_t* h = host.data();
+  // Results come back into pinned memory; the event after the copy marks them (and, the stream being
+  // in order, everything queued before) complete.
+  int32_t* h = static_cast<int32_t*>(ctx.host_results(result_words * 4));
+  PARALON_CUDA_CHECK("sample", cudaMemcpyAsync(h, scratch, result_words * 4, cudaMemcpyDeviceToHost, ctx.stream));
+  PARALON_CUDA_CHECK("sample", cudaEventRecord(ctx.results_ready(), ctx.stream));
+  PARALON_CUDA_CHECK("sample", cudaEventSynchronize(ctx.results_ready()));
   std::memcpy(a.token_host, h, sizeof(int32_t) * rows);
   std::memcpy(a.logprob_host, h + rows, sizeof(float) * rows);
   if (num_top > 0) {

@@ -14,6 +14,7 @@ struct KernelVariants {
   std::atomic<int> matmul_path{kAuto};      // MatmulPath
   std::atomic<int> matmul_tile_m{kAuto};    // mma path: BM = 64 or 128
   std::atomic<int> matmul_splits{kAuto};    // mma path: K splits (1 .. k-tiles)
+  std::atomic<int> gemv_k_slices{kAuto};    // GEMV: warps splitting K per row group (1 or 4)
   std::atomic<int> decode_splits{kAuto};    // decode attention: KV splits (1 .. 64-key tiles)
 };
 

@@ -88,7 +88,7 @@ export interface NativeAddon {
    * for bench/dev/variants.ts only. A field left out means automatic; a variant that cannot serve a
    * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32.
    */
-  setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; decodeSplits?: number }): void;
+  setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; gemvKSlices?: number; decodeSplits?: number }): void;
   build: { cuda: boolean };
   /** The fields of a sample params row, in order (native/ops.h PARALON_SAMPLING_FIELDS). */
   sampleParamFields: string[];

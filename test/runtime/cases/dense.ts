@@ -160,6 +160,13 @@ export function denseCases(): OpCase[] {
     cases.push(splitMatmulCase(w, 42, [75, 37, 37], 133));
     cases.push(matmulCase(w, 1, 3, 1001, 'separate'));
     cases.push(matmulCase(w, 129, 3, 96, 'alias'));
+    // GEMV row chunks: M = 9..16 runs as 2 chunks of ⌈M/2⌉ rows in one launch (the last one partial at
+    // odd M); a narrow N with K ≥ 4 lane sweeps splits K over the CTA's warps (few CTAs), also with
+    // partial tails of the 16-byte-vector loop.
+    cases.push(matmulCase(w, 9, 257, 1000, residuals[iw % 3]));
+    cases.push(matmulCase(w, 16, 257, 96, residuals[(iw + 1) % 3]));
+    cases.push(matmulCase(w, 1, 13, 1064, 'alias'));
+    cases.push(matmulCase(w, 11, 13, 1064, 'separate'));
     // q/k/v-like and gate/up-like splits, decode (streaming) and prefill (blocked) row counts.
     cases.push(splitMatmulCase(w, 1, [75, 37, 37], 1001));
     cases.push(splitMatmulCase(w, 3, [13, 200], 96));

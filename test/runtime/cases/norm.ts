@@ -144,6 +144,11 @@ export function normCases(): OpCase[] {
     }
   }
   cases.push(qkNormRopeCase('f16', 3, 16, 8, 128, 'both', 4096));
+  // Head totals that leave the last 4-head CTA of a token partial (6, 2, 3), a 17-pair head and pairs
+  // past 128 (four and eight pairs per lane).
+  cases.push(qkNormRopeCase('f32', 11, 5, 1, 34, 'both', 999));
+  cases.push(qkNormRopeCase('bf16', 2, 1, 1, 256, 'both', 12_345));
+  cases.push(qkNormRopeCase('f32', 3, 2, 1, 384, 'q-only', 500));
   // Qwen3's model card YaRN (factor 4 over 32K) up to the extended context's last position.
   const qwen3Yarn: YarnScaling = { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 32_768 };
   cases.push(qkNormRopeCase('bf16', 13, 6, 2, 128, 'both', 131_071, qwen3Yarn));

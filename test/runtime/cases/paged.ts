@@ -170,6 +170,13 @@ export function pagedCases(): OpCase[] {
   cases.push(attentionCase('long-decode', 'bf16', 8, 2, 128, [{ cached: 700, fresh: 1 }, { cached: 301, fresh: 1 }]));
   cases.push(attentionCase('long-chunk', 'f32', 6, 3, 64, [{ cached: 150, fresh: 70 }]));
   cases.push(attentionCase('long-decode', 'f16', 6, 3, 64, [{ cached: 400, fresh: 1 }]));
+  // Decode at every register budget of the 16-byte-load kernel (query heads per KV head padded to
+  // 1, 4, 8, 16; G = 3, 5, 11 leave padded heads) and both row widths per lane group (f32 D = 128 is
+  // one row per warp load, bf16 D = 64 four), at context lengths that end mid-step and mid-block.
+  cases.push(attentionCase('decode-groups', 'bf16', 16, 1, 64, [{ cached: 212, fresh: 1 }, { cached: 6, fresh: 1 }]));
+  cases.push(attentionCase('decode-groups', 'f16', 22, 2, 128, [{ cached: 97, fresh: 1 }, { cached: 333, fresh: 1 }]));
+  cases.push(attentionCase('decode-groups', 'f32', 10, 2, 128, [{ cached: 145, fresh: 1 }, { cached: 2, fresh: 1 }], 5));
+  cases.push(attentionCase('decode-groups', 'bf16', 9, 3, 64, [{ cached: 259, fresh: 1 }], 13));
   // The tensor-core prefill (bf16 cache): two query tiles (64 + 6) over 4 key tiles after a cached
   // prefix; several prefills and a decode at GQA 8 with 7-token blocks (key tiles split blocks);
   // 48 queries (16-row multiple) over exactly 2 key tiles of 80-token blocks (a block spans tiles).
