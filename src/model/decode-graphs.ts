@@ -1,6 +1,6 @@
-// Decode steps as CUDA graphs: the first decode step of a shape is recorded (Device.captureGraph),
-// later ones replay it with their own metadata — one launch per step instead of ~13 per layer, and
-// no per-op work on the host.
+// Decode steps as graphs (CUDA graphs, or the CPU backend's recorded op lists): the first decode step
+// of a shape is recorded (Device.captureGraph), later ones replay it with their own metadata — one
+// launch per step instead of ~13 per layer, and no per-op work in JavaScript.
 //
 // A graph is recorded for a batch-size bucket and a block-table width (both rounded up, so a few
 // graphs serve every step). A batch smaller than its bucket is padded with copies of its first

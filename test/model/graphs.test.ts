@@ -1,4 +1,4 @@
-// Decode steps replayed as CUDA graphs compute what eager decodes compute: batches padded to their
+// Decode steps replayed as graphs (CUDA graphs; recorded op lists on the CPU) compute what eager decodes compute: batches padded to their
 // bucket, block tables that outgrow a graph's width, sequences joining and leaving, and a new KV
 // pool (graphs are recorded per pool) — for dense Qwen3 and for Qwen3-MoE (routing and expert
 // matmuls captured with the rest of the step).
@@ -16,6 +16,7 @@ import { Rng } from '../reference/random.js';
 
 const cuda = Device.cudaStatus();
 const devices = [
+  { name: 'cpu', skip: false as string | false },
   { name: 'cuda-sim', skip: false as string | false },
   { name: 'cuda:0', skip: cuda.count > 0 ? (false as const) : `no CUDA device: ${cuda.reason}` },
 ];
