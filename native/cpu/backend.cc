@@ -117,7 +117,6 @@ class CpuBackend final : public Backend {
     if (capture_) throw OpError("graph replay: not allowed while a graph is being captured");
     cpu::CpuGraph& g = static_cast<cpu::CpuGraph&>(base);
     if (!g.inputs.empty()) std::memcpy(g.inputs.data(), values, g.inputs.size() * sizeof(int32_t));
-    cpu::ThreadPool::Hold spinning(ctx_.pool);
     for (const auto& op : g.ops) op();
   }
 

@@ -77,9 +77,7 @@ void ThreadPool::worker_loop(int thread) {
       for (int i = 0; gen == seen; ++i) {
         PARALON_CPU_RELAX();
         gen = generation_.load(std::memory_order_acquire);
-        if ((i & 63) == 63 && held_.load(std::memory_order_relaxed) == 0 &&
-            std::chrono::steady_clock::now() > spin_until)
-          break;
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > spin_until) break;
       }
       if (gen == seen) {
         std::unique_lock<std::mutex> lock(wake_mutex_);

@@ -2,9 +2,7 @@
 // thread) for every chunk in [0, n): chunks are claimed dynamically through one atomic counter, the
 // calling thread works too (it is thread 0; workers are 1..size()-1), and the call returns when
 // every chunk is done. Workers spin briefly after a job (ops of one forward pass follow each other
-// within microseconds) and then sleep on a condition variable, so an idle pool costs no CPU. A
-// Hold keeps them spinning however long the gaps, for work known to come back to back (a graph
-// replay): no sleep/wake-up per op.
+// within microseconds) and then sleep on a condition variable, so an idle pool costs no CPU.
 // No allocation per call: the job is a plain function pointer plus a context pointer.
 #pragma once
 
@@ -27,18 +25,6 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return num_threads_; }
-
-  // While one lives, idle workers spin between jobs instead of going to sleep.
-  class Hold {
-   public:
-    explicit Hold(ThreadPool& pool) : pool_(pool) { pool_.held_.fetch_add(1, std::memory_order_relaxed); }
-    ~Hold() { pool_.held_.fetch_sub(1, std::memory_order_relaxed); }
-    Hold(const Hold&) = delete;
-    Hold& operator=(const Hold&) = delete;
-
-   private:
-    ThreadPool& pool_;
-  };
 
   template <class Fn>
   void parallel_for(int64_t num_chunks, Fn&& fn) {
@@ -67,7 +53,6 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> next_chunk_{0};
   std::atomic<int> workers_busy_{0};
-  std::atomic<int> held_{0};
   Task task_ = nullptr;
   void* ctx_ = nullptr;
   int64_t num_chunks_ = 0;

@@ -224,8 +224,9 @@ for (const d of devicesUnderTest()) {
 }
 
 describe('graphs on cpu', () => {
-  // A replay runs its ops back to back with the pool's workers held spinning (no sleep between
-  // ops): many tiny parallel ops, each replay with new ids, must give exactly the eager results.
+  // A replay runs its ops back to back on the stream worker and the pool: many tiny parallel ops
+  // (the pool's workers spinning or waking between them), each replay with new ids, must give
+  // exactly the eager results.
   it('replay many small ops with new inputs each time, bit for bit as the eager ops', async () => {
     const dev = device('cpu');
     const rows = 5;
