@@ -1,5 +1,5 @@
 // `npm run bench -- cpu-step [--model-shape 0.6b] [--threads N] [--contexts 8,512] [--steps N]
-// [--generations N]`: where one batch-1 decode step's time goes on a device (the CPU by default),
+// [--generations N] [--modes eager,graph]`: where one batch-1 decode step's time goes on a device (the CPU by default),
 // measured with timers around the library's own calls, one process, A/B interleaved:
 //
 // - step: what the engine does per token — forward (queue the ops), greedy sample, await the token.
@@ -104,6 +104,7 @@ export async function benchCpuStep(argv: string[]): Promise<void> {
       steps: { type: 'string', default: '16' },
       generations: { type: 'string', default: '4' },
       'generation-tokens': { type: 'string', default: '16' },
+      modes: { type: 'string', default: 'eager,graph' },
     },
   });
   const shape = modelShapes[values['model-shape']!];
@@ -121,8 +122,11 @@ export async function benchCpuStep(argv: string[]): Promise<void> {
   const deviceName = values.device!;
   const device = deviceName === 'cpu' ? Device.open('cpu', { threads }) : Device.open(deviceName as 'cuda');
   const load = (graphs: boolean) => CausalLM.load(dir, device, { maxSeqs: 1, maxBatchTokens: 512, graphs });
-  const modes: [string, CausalLM][] = [['eager', await load(false)]];
-  if (device.supportsGraphs) modes.push(['graph', await load(true)]);
+  const wanted = values.modes!.split(',');
+  const modes: [string, CausalLM][] = [];
+  if (wanted.includes('eager')) modes.push(['eager', await load(false)]);
+  if (wanted.includes('graph') && device.supportsGraphs) modes.push(['graph', await load(true)]);
+  if (modes.length === 0) throw new Error('--modes: eager, graph (where the device records graphs) or both');
   const maxContext = Math.max(...contexts) + 2 * steps + 2;
   const blocksPerSeq = Math.ceil(maxContext / BLOCK);
   const rows: Row[] = [];
