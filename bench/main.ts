@@ -1,5 +1,6 @@
-// `npm run bench -- <kernels|crosscheck|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
+// `npm run bench -- <kernels|crosscheck|cpu-step|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
 // benchmarks. Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
+import { benchCpuStep } from './cpu-step.js';
 import { benchCrosscheck } from './crosscheck.js';
 import { runVariants } from './dev/variants.js';
 import { benchE2e } from './e2e.js';
@@ -14,6 +15,7 @@ const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   kernels: benchKernels,
   crosscheck: benchCrosscheck,
+  'cpu-step': benchCpuStep,
   e2e: benchE2e,
   'e2e-moe': benchE2eMoe,
   server: benchServer,

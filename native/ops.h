@@ -335,7 +335,7 @@ struct SampleArgs {
 
 inline int64_t mask_words(int64_t vocab) { return (vocab + 31) / 32; }
 
-// Graphs: a sequence of ops recorded once (CUDA stream capture) and replayed as one launch with new
+// Graphs: a sequence of ops recorded once (CUDA stream capture; on the CPU, the ops' arguments) and replayed as one launch with new
 // values of its int32 inputs (the step metadata: token ids, positions, slots, block tables, ...).
 // During a capture, a *_host pointer that lies inside one of the inputs is read again at every
 // replay; every other host array is a constant of the graph. Nothing runs while capturing.
@@ -423,7 +423,7 @@ class Backend {
     return !is_optional(op) && (dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16);
   }
 
-  // Graphs (see GraphInput). The defaults throw: only the CUDA backends record graphs.
+  // Graphs (see GraphInput). The defaults throw: the CUDA backends and the CPU (cpu/graph.h) record graphs.
   virtual bool supports_graphs() const { return false; }
   virtual void begin_capture(const std::vector<GraphInput>& inputs);
   // Ends the capture. Returns the graph, or null when `discard`; throws when an op failed while

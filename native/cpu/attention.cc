@@ -9,6 +9,10 @@
 //   m' = max(m, max scores), O = O·e^(m−m') + Σ e^(s−m')·v, l = l·e^(m−m') + Σ e^(s−m'),
 // all in f32; out = O / l at the end. Causality: row at position p only sees keys ≤ p.
 // Items are claimed dynamically; within a sequence the latest (longest) query tiles go first.
+// Prefetch: one head's K (and V) rows are D-element runs Hkv·D elements apart (the cache is
+// token-major), too sparse within a page for the hardware prefetchers to follow, so a cold cache (as
+// it is in a decode step, after the other layers' weights streamed through) would be read one miss
+// at a time; each step therefore prefetches the next step's rows before computing on its own.
 // Traffic per item: its keys' K and V rows once (2·kv·D·sizeof(cache)), q and out once.
 #include <algorithm>
 #include <cmath>
@@ -54,6 +58,12 @@ inline void scores(const float* q, const float* const* k_rows, int64_t n, int64_
   for (; j + 8 <= n; j += 8) dot8(q, k_rows + j, D, p + j);
 #endif
   for (; j < n; ++j) p[j] = dot_f32(q, k_rows[j], D);
+}
+
+// Asks for the cache lines of `bytes` at p (a K or V row of the next key step).
+inline void prefetch_row(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 3);
 }
 
 inline const float* kv_row(const float* cache, int64_t row, float*, int64_t) { return cache + row; }
@@ -104,11 +114,24 @@ void attend_item(const AttentionArgs& a, const ItemShape& shape, int64_t s, int6
   const int64_t end_key = first_pos + i1;  // exclusive: the tile's last query sees keys < end_key
   const float* k_rows[kKeysPerStep];
   const float* v_rows[kKeysPerStep];
-  for (int64_t j0 = 0, j1; j0 < end_key; j0 = j1) {
+  // The first cache row (in rows of D elements) of the step that starts at key j0, and its end.
+  const auto step_at = [&](int64_t j0, int64_t* j1) {
     const int64_t offset = j0 % bs;
-    j1 = std::min(end_key, j0 + std::min(kKeysPerStep, bs - offset));
+    *j1 = std::min(end_key, j0 + std::min(kKeysPerStep, bs - offset));
+    return (static_cast<int64_t>(block_table[j0 / bs]) * bs + offset) * Hkv + g;
+  };
+  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(C));
+  for (int64_t j0 = 0, j1; j0 < end_key; j0 = j1) {
+    const int64_t first_row = step_at(j0, &j1);
     const int64_t n = j1 - j0;
-    const int64_t first_row = (static_cast<int64_t>(block_table[j0 / bs]) * bs + offset) * Hkv + g;
+    if (j1 < end_key) {
+      int64_t next_end;
+      const int64_t next_row = step_at(j1, &next_end);
+      for (int64_t jj = 0; jj < next_end - j1; ++jj) {
+        prefetch_row(k_cache + (next_row + jj * Hkv) * D, row_bytes);
+        prefetch_row(v_cache + (next_row + jj * Hkv) * D, row_bytes);
+      }
+    }
     for (int64_t jj = 0; jj < n; ++jj) {
       const int64_t row = (first_row + jj * Hkv) * D;
       k_rows[jj] = kv_row(k_cache, row, k_buf + jj * D, D);

@@ -1,12 +1,15 @@
 // The CPU backend: host memory, memcpy copies, and the ops of ops.h run on the calling (stream
 // worker) thread plus a persistent thread pool. Every op is synchronous, so synchronize() has
-// nothing to wait for.
+// nothing to wait for. Graphs (cpu/graph.h): while capturing, each op is recorded instead of run.
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 
+#include <sys/mman.h>
+
+#include "cpu/graph.h"
 #include "cpu/kernels.h"
 #include "cpu/simd.h"
 #include "ops.h"
@@ -14,6 +17,8 @@
 namespace paralon {
 
 namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
 
 std::string cpu_model_name() {
   std::ifstream info("/proc/cpuinfo");
@@ -38,16 +43,25 @@ class CpuBackend final : public Backend {
 
   void* alloc(size_t bytes) override {
     // 64-byte aligned (a cache line, one AVX-512 vector); size rounded up as aligned_alloc requires.
-    const size_t rounded = ((bytes ? bytes : 1) + 63) & ~static_cast<size_t>(63);
-    void* p = std::aligned_alloc(64, rounded);
+    // Large buffers (KV pools, logits) are 2 MiB aligned and asked to be backed by transparent huge
+    // pages: one page fault per 2 MiB when first written instead of one per 4 KiB (kvWrite into
+    // fresh blocks), and one TLB entry for the blocks a decode attention reads a head's rows from.
+    const size_t align = bytes >= kHugePage ? kHugePage : 64;
+    const size_t rounded = ((bytes ? bytes : 1) + align - 1) & ~(align - 1);
+    void* p = std::aligned_alloc(align, rounded);
     if (!p) throw OpError("alloc: out of host memory (" + std::to_string(bytes) + " bytes)");
+#if defined(MADV_HUGEPAGE)
+    if (align == kHugePage) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing
+#endif
     return p;
   }
   void free(void* ptr) override { std::free(ptr); }
   void copy_from_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
   void copy_to_host(void* dst, const void* src, size_t bytes) override { copy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override {
-    if (bytes && dst != src) std::memmove(dst, src, bytes);
+    if (!bytes || dst == src) return;
+    if (capture_) return capture_->add([dst, src, bytes] { std::memmove(dst, src, bytes); });
+    std::memmove(dst, src, bytes);
   }
   void synchronize() override {}
   bool host_memory() const override { return true; }
@@ -60,21 +74,80 @@ class CpuBackend final : public Backend {
     return Backend::supports(op, dtype);
   }
 
-  void embedding(const EmbeddingArgs& a) override { cpu::embedding(ctx_, a); }
-  void matmul(const MatmulArgs& a) override { cpu::matmul(ctx_, a); }
-  void rmsnorm(const RmsNormArgs& a) override { cpu::rmsnorm(ctx_, a); }
-  void qk_norm_rope(const QkNormRopeArgs& a) override { cpu::qk_norm_rope(ctx_, a); }
-  void swiglu(const SwigluArgs& a) override { cpu::swiglu(ctx_, a); }
-  void kv_write(const KvWriteArgs& a) override { cpu::kv_write(ctx_, a); }
-  void attention(const AttentionArgs& a) override { cpu::attention(ctx_, a); }
-  void sample(const SampleArgs& a) override { cpu::sample(ctx_, a); }
-  void moe_route(const MoeRouteArgs& a) override { cpu::moe_route(ctx_, a); }
-  void moe_matmul(const MoeMatmulArgs& a) override { cpu::moe_matmul(ctx_, a); }
-  void moe_combine(const MoeCombineArgs& a) override { cpu::moe_combine(ctx_, a); }
+  void embedding(const EmbeddingArgs& a) override {
+    if (!capture_) return cpu::embedding(ctx_, a);
+    EmbeddingArgs r = a;
+    r.ids_host = capture_->rebase(a.ids_host, static_cast<size_t>(a.num_tokens));
+    record([r](cpu::Context& ctx) { cpu::embedding(ctx, r); });
+  }
+  void matmul(const MatmulArgs& a) override { run(a, cpu::matmul); }
+  void rmsnorm(const RmsNormArgs& a) override { run(a, cpu::rmsnorm); }
+  void qk_norm_rope(const QkNormRopeArgs& a) override {
+    if (!capture_) return cpu::qk_norm_rope(ctx_, a);
+    QkNormRopeArgs r = a;
+    r.positions_host = capture_->rebase(a.positions_host, static_cast<size_t>(a.num_tokens));
+    r.inv_freq_host = capture_->constant(a.inv_freq_host, static_cast<size_t>(a.head_dim / 2));
+    record([r](cpu::Context& ctx) { cpu::qk_norm_rope(ctx, r); });
+  }
+  void swiglu(const SwigluArgs& a) override { run(a, cpu::swiglu); }
+  void kv_write(const KvWriteArgs& a) override {
+    if (!capture_) return cpu::kv_write(ctx_, a);
+    KvWriteArgs r = a;
+    r.slots_host = capture_->rebase(a.slots_host, static_cast<size_t>(a.num_tokens));
+    record([r](cpu::Context& ctx) { cpu::kv_write(ctx, r); });
+  }
+  void attention(const AttentionArgs& a) override {
+    if (!capture_) return cpu::attention(ctx_, a);
+    AttentionArgs r = a;
+    const size_t S = static_cast<size_t>(a.num_seqs);
+    r.q_start_host = capture_->rebase(a.q_start_host, S + 1);
+    r.kv_len_host = capture_->rebase(a.kv_len_host, S);
+    r.block_tables_host = capture_->rebase(a.block_tables_host, S * static_cast<size_t>(a.max_blocks_per_seq));
+    record([r](cpu::Context& ctx) { cpu::attention(ctx, r); });
+  }
+  void sample(const SampleArgs& a) override {
+    if (capture_) throw OpError("sample: not allowed while a graph is being captured");
+    cpu::sample(ctx_, a);
+  }
+  void moe_route(const MoeRouteArgs& a) override { run(a, cpu::moe_route); }
+  void moe_matmul(const MoeMatmulArgs& a) override { run(a, cpu::moe_matmul); }
+  void moe_combine(const MoeCombineArgs& a) override { run(a, cpu::moe_combine); }
+
+  // ---- graphs ----
+  bool supports_graphs() const override { return true; }
+  void begin_capture(const std::vector<GraphInput>& inputs) override {
+    if (capture_) throw OpError("graph capture: a capture is already in progress");
+    capture_ = std::make_unique<cpu::GraphRecorder>(inputs);
+  }
+  std::unique_ptr<BackendGraph> end_capture(bool discard) override {
+    if (!capture_) throw OpError("graph capture: no capture in progress");
+    std::unique_ptr<cpu::GraphRecorder> cap = std::move(capture_);
+    if (discard) return nullptr;
+    return cap->finish();
+  }
+  void replay(BackendGraph& base, const int32_t* values) override {
+    if (capture_) throw OpError("graph replay: not allowed while a graph is being captured");
+    cpu::CpuGraph& g = static_cast<cpu::CpuGraph&>(base);
+    if (!g.inputs.empty()) std::memcpy(g.inputs.data(), values, g.inputs.size() * sizeof(int32_t));
+    for (const auto& op : g.ops) op();
+  }
 
  private:
+  // Ops without host arrays: run now, or recorded with their arguments as they are.
+  template <class Args>
+  void run(const Args& a, void (*op)(cpu::Context&, const Args&)) {
+    if (!capture_) return op(ctx_, a);
+    record([a, op](cpu::Context& ctx) { op(ctx, a); });
+  }
+  template <class F>
+  void record(F&& f) {
+    cpu::Context* ctx = &ctx_;
+    capture_->add([ctx, f = std::forward<F>(f)] { f(*ctx); });
+  }
+
   cpu::Context ctx_;
   std::string model_;
+  std::unique_ptr<cpu::GraphRecorder> capture_;  // worker thread only
 };
 
 }  // namespace

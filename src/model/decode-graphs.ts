@@ -1,11 +1,13 @@
-// Decode steps as CUDA graphs: the first decode step of a shape is recorded (Device.captureGraph),
-// later ones replay it with their own metadata — one launch per step instead of ~13 per layer, and
-// no per-op work on the host.
+// Decode steps as graphs (CUDA graphs, or the CPU backend's recorded op lists): the first decode step
+// of a shape is recorded (Device.captureGraph), later ones replay it with their own metadata — one
+// launch per step instead of ~13 per layer, and no per-op work in JavaScript.
 //
 // A graph is recorded for a batch-size bucket and a block-table width (both rounded up, so a few
 // graphs serve every step). A batch smaller than its bucket is padded with copies of its first
 // sequence: the copies compute exactly what that sequence computes and write the same K/V to the same
-// slot, so they change nothing, and their logits rows are ignored.
+// slot, so they change nothing, and their logits rows are ignored. On a host-memory device (the CPU)
+// padded rows cost real compute (the 9–64-row matmuls are not memory-bound there) while recording is
+// cheap, so each batch size gets its own graph instead.
 import type { AttentionBatch, Device, DeviceGraph } from '../runtime/index.js';
 import type { KvCachePool } from '../kv/pool.js';
 
@@ -33,6 +35,7 @@ export class DecodeGraphs {
   readonly #device: Device;
   readonly #maxSeqs: number;
   readonly #maxPositions: number;
+  readonly #exactBatches: boolean;
   readonly #graphs = new Map<string, Entry>(); // least recently used first
   #kv: KvCachePool | undefined;
 
@@ -41,6 +44,7 @@ export class DecodeGraphs {
     this.#device = device;
     this.#maxSeqs = maxSeqs;
     this.#maxPositions = maxPositions;
+    this.#exactBatches = device.hostMemory;
   }
 
   get size(): number {
@@ -53,7 +57,7 @@ export class DecodeGraphs {
       this.dispose(); // graphs write into the cache they were recorded with
       this.#kv = kv;
     }
-    const seqs = bucket(numSeqs, this.#maxSeqs);
+    const seqs = this.#exactBatches ? numSeqs : bucket(numSeqs, this.#maxSeqs);
     const needed = meta.attention.maxBlocksPerSeq;
     const width = Math.max(needed, Math.min(nextPowerOfTwo(needed), Math.ceil(this.#maxPositions / kv.blockSize)));
     const key = `${seqs}x${width}`;

@@ -5,7 +5,7 @@
 //
 // Per step: validate the batch and fill the metadata (token ids, positions, KV slots, block tables)
 // → embedding → the architecture's layers → gather the last token of each sequence → final rmsnorm →
-// LM head. Decode steps replay CUDA graphs where the device records them (decode-graphs.ts).
+// LM head. Decode steps replay graphs where the device records them (decode-graphs.ts).
 //
 // Activations are f32 and live in workspace tensors allocated once for the largest batch; each step
 // takes views of them (views allocate nothing on the device).
@@ -59,7 +59,7 @@ export interface CausalLMOptions {
   maxBatchTokens?: number;
   /** Most sequences in one forward step (sizes the logits workspace). Default 64. */
   maxSeqs?: number;
-  /** Replay decode steps as CUDA graphs (see decode-graphs.ts). Default: when the device records graphs. */
+  /** Replay decode steps as graphs (see decode-graphs.ts). Default: when the device records graphs. */
   graphs?: boolean;
 }
 

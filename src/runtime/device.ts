@@ -93,13 +93,14 @@ export class Device {
     return this.native.supports(op, dtype);
   }
 
-  /** Whether this device records graphs (CUDA devices and the simulator): see captureGraph. */
+  /** Whether this device records graphs (CUDA devices, the simulator and the CPU): see captureGraph. */
   get supportsGraphs(): boolean {
     return this.native.supportsGraphs();
   }
 
   /**
-   * Records the ops `record` queues as one graph (a CUDA graph) instead of running them. `inputs` are
+   * Records the ops `record` queues as one graph (a CUDA graph; on the CPU, the ops and their arguments,
+   * replayed on the device's worker without returning to JavaScript) instead of running them. `inputs` are
    * the step's int32 metadata arrays (token ids, positions, slots, block tables, ...): an op argument
    * that is one of them, or a subarray of one, is read again at every `replay(inputs)`, with every
    * argument check the op made at capture run again on the new values. Any other host array is a

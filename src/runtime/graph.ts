@@ -1,4 +1,4 @@
-// A recorded sequence of ops (a CUDA graph) replayed as one launch with new int32 inputs.
+// A recorded sequence of ops (a CUDA graph, or the CPU backend's op list) replayed as one launch with new int32 inputs.
 import type { NativeGraph } from './native.js';
 
 export class DeviceGraph {

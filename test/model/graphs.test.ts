@@ -1,6 +1,6 @@
-// Decode steps replayed as CUDA graphs compute what eager decodes compute: batches padded to their
-// bucket, block tables that outgrow a graph's width, sequences joining and leaving, and a new KV
-// pool (graphs are recorded per pool) — for dense Qwen3 and for Qwen3-MoE (routing and expert
+// Decode steps replayed as graphs (CUDA graphs; recorded op lists on the CPU) compute what eager
+// decodes compute: batches padded to their bucket (on the CPU, a graph per batch size instead), block
+// tables that outgrow a graph's width, sequences joining and leaving, and a new KV pool (graphs are recorded per pool) — for dense Qwen3 and for Qwen3-MoE (routing and expert
 // matmuls captured with the rest of the step).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { Rng } from '../reference/random.js';
 
 const cuda = Device.cudaStatus();
 const devices = [
+  { name: 'cpu', skip: false as string | false },
   { name: 'cuda-sim', skip: false as string | false },
   { name: 'cuda:0', skip: cuda.count > 0 ? (false as const) : `no CUDA device: ${cuda.reason}` },
 ];
@@ -76,6 +77,7 @@ for (const d of devices) for (const model of models) {
         // Attention splits contexts for a graph's widest block table: f32 reassociation only.
         assertClose(got, want, TOLERANCE.f32, `decode step ${k} (sequences ${seqs.join(', ')})`);
       }
+      // Batch sizes 5, 3 and 1 at two block-table widths: buckets 8, 4, 1 (exact sizes on the CPU).
       expect(graphed.graphCount).toBeGreaterThanOrEqual(4);
       expect(eager.graphCount).toBe(0);
       // A new pool: the graphs of the old one are dropped, new ones recorded.
