@@ -3,8 +3,10 @@
 //
 // - Tensors renamed to llama.cpp's names and kept in the checkpoint's layout (no Q/K row permutation:
 //   see qwen3-config.ts).
-// - Matrices in the requested dtype; 1-D norm weights always F32, as the converter keeps them. A tied
-//   LM head is not written: llama.cpp reuses token_embd when output.weight is absent.
+// - Matrices in the requested dtype (every matrix alike, as llama-quantize --pure), or by a llama.cpp
+//   file type's recipe (quant-recipe.ts: Q4_K_M mixes Q4_K and Q6_K); 1-D norm weights always F32, as
+//   the converter keeps them. A tied LM head is not written: llama.cpp reuses token_embd when
+//   output.weight is absent.
 import path from 'node:path';
 import { statSync } from 'node:fs';
 import { Device } from '../../runtime/index.js';
@@ -17,6 +19,7 @@ import { SafetensorsCheckpoint } from '../safetensors.js';
 import type { TensorEntry } from '../weights.js';
 import { qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
 import { ggufTensorName } from './tensor-names.js';
+import { GGUF_FILE_TYPES, tensorType, type GgufFileType } from './quant-recipe.js';
 import { tokenizerMetadataSource, tokenizerToGguf } from './tokenizer-metadata.js';
 import { gguf, type GgmlTypeName, type GgufValue } from './types.js';
 import { writeGguf, type GgufTensorToWrite } from './writer.js';
@@ -29,6 +32,8 @@ export interface GgufExportOptions {
    * matrix (quantized by src/quant, ggml's reference quantizers without an importance matrix).
    */
   dtype?: GgufWeightDType;
+  /** A llama.cpp file type instead of `dtype`: each tensor's type by llama-quantize's recipe. */
+  fileType?: GgufFileType;
   /** general.name (default: the directory's name). */
   name?: string;
   /** Called after each tensor is written: tensors done, their count, and the tensor's GGUF name. */
@@ -39,6 +44,10 @@ export interface GgufExport {
   file: string;
   tensors: number;
   bytes: number;
+  /** Tensors per element type. */
+  types: Partial<Record<GgmlTypeName, number>>;
+  /** Tensors whose rows did not fit the recipe's type, and what they got instead. */
+  fallbacks: string[];
 }
 
 /** llama_ftype of a file whose matrices are all of one type (the K types as llama.cpp's _S mixes). */
@@ -76,6 +85,7 @@ function expectedShapes(c: Qwen3Config): Map<string, number[]> {
 
 /** Writes `outFile` from the HF Qwen3 checkpoint in `dir` (config.json, tokenizer files, safetensors). */
 export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExportOptions = {}): GgufExport {
+  if (options.dtype !== undefined && options.fileType !== undefined) throw new Error('GGUF export: give dtype or fileType, not both');
   const dtype = options.dtype ?? 'f32';
   const { arch, config: parsed } = readModelConfig(dir);
   if (!arch.ggufNames?.includes(QWEN3_GGUF_ARCHITECTURE)) throw new Error(`GGUF export: ${dir} is ${arch.names[0]}; the exporter writes Qwen3 (dense)`);
@@ -84,7 +94,7 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
     ['general.architecture', gguf.string(QWEN3_GGUF_ARCHITECTURE)],
     ['general.type', gguf.string('model')],
     ['general.name', gguf.string(options.name ?? path.basename(path.resolve(dir)))],
-    ['general.file_type', gguf.u32(FILE_TYPE[dtype])],
+    ['general.file_type', gguf.u32(options.fileType ? GGUF_FILE_TYPES[options.fileType].fileType : FILE_TYPE[dtype])],
     ['general.quantization_version', gguf.u32(2)],
     ['general.alignment', gguf.u32(32)],
     ...qwen3ToGguf(config),
@@ -92,10 +102,19 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   ]);
   const device = Device.open('cpu', { threads: 1 });
   let count = 0;
+  const types: Partial<Record<GgmlTypeName, number>> = {};
+  const fallbacks: string[] = [];
   try {
     const checkpoint = SafetensorsCheckpoint.open(device, dir);
     try {
-      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, dtype));
+      const typeOf = (name: string, shape: number[]): GgmlTypeName => {
+        if (!options.fileType) return shape.length === 1 ? 'F32' : GGML_TYPE[dtype];
+        const choice = tensorType(options.fileType, name, shape, config.numLayers, config.tieWordEmbeddings);
+        if (choice.fallback) fallbacks.push(`${name}: ${choice.fallback}`);
+        return choice.type;
+      };
+      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, typeOf));
+      for (const t of tensors) types[t.type] = (types[t.type] ?? 0) + 1;
       const expected = expectedShapes(config);
       for (const [name, shape] of expected) {
         const t = tensors.find((x) => x.name === name);
@@ -127,17 +146,21 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   } finally {
     device.dispose();
   }
-  return { file: outFile, tensors: count, bytes: statSync(outFile).size };
+  return { file: outFile, tensors: count, bytes: statSync(outFile).size, types, fallbacks };
 }
 
-function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, dtype: GgufWeightDType): GgufTensorToWrite {
-  const target: GgmlTypeName = src.shape.length === 1 ? 'F32' : GGML_TYPE[dtype];
-  return {
-    name: ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`),
-    type: target,
-    shape: src.shape,
-    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, src.shape.length === 1 ? 'f32' : dtype),
-  };
+const DTYPE_OF_GGML = Object.fromEntries(Object.entries(GGML_TYPE).map(([d, g]) => [g, d])) as Record<GgmlTypeName, GgufWeightDType>;
+
+function tensorToWrite(
+  checkpoint: SafetensorsCheckpoint,
+  src: TensorEntry,
+  typeOf: (name: string, shape: number[]) => GgmlTypeName,
+): GgufTensorToWrite {
+  const name = ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`);
+  const type = typeOf(name, src.shape);
+  const to = DTYPE_OF_GGML[type];
+  if (!to) throw new Error(`GGUF export: ${name}: no conversion to ${type}`);
+  return { name, type, shape: src.shape, data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, to) };
 }
 
 function fail(message: string): never {

@@ -9,4 +9,5 @@ export { ggufTensorName, hfTensorName } from './tensor-names.js';
 export { tokenizerFromGguf, tokenizerToGguf, tokenizerMetadataSource, TokenType, type GgufTokenizer, type HfTokenizerJson, type HfTokenizerConfig } from './tokenizer-metadata.js';
 export { qwen3ConfigFromGguf, qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
 export { openGgufModel, GgufWeights, type GgufModel } from './load.js';
+export { GGUF_FILE_TYPES, tensorType, useMoreBits, type GgufFileType } from './quant-recipe.js';
 export { exportQwen3Gguf, type GgufExport, type GgufExportOptions, type GgufWeightDType } from './export.js';
