@@ -34,6 +34,8 @@ export interface GgufExportOptions {
   dtype?: GgufWeightDType;
   /** A llama.cpp file type instead of `dtype`: each tensor's type by llama-quantize's recipe. */
   fileType?: GgufFileType;
+  /** The block quantizer (default src/quant's, ggml's reference bytes; the bench passes llama.cpp's own). */
+  quantize?: (values: Float32Array, dtype: QuantDType) => Uint8Array;
   /** general.name (default: the directory's name). */
   name?: string;
   /** Called after each tensor is written: tensors done, their count, and the tensor's GGUF name. */
@@ -113,7 +115,8 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
         if (choice.fallback) fallbacks.push(`${name}: ${choice.fallback}`);
         return choice.type;
       };
-      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, typeOf));
+      const quantizer = options.quantize ?? quantize;
+      const tensors = checkpoint.names.map((name) => tensorToWrite(checkpoint, checkpoint.get(name)!, typeOf, quantizer));
       for (const t of tensors) types[t.type] = (types[t.type] ?? 0) + 1;
       const expected = expectedShapes(config);
       for (const [name, shape] of expected) {
@@ -155,12 +158,13 @@ function tensorToWrite(
   checkpoint: SafetensorsCheckpoint,
   src: TensorEntry,
   typeOf: (name: string, shape: number[]) => GgmlTypeName,
+  quantizer: (values: Float32Array, dtype: QuantDType) => Uint8Array,
 ): GgufTensorToWrite {
   const name = ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a dense Qwen3 checkpoint`);
   const type = typeOf(name, src.shape);
   const to = DTYPE_OF_GGML[type];
   if (!to) throw new Error(`GGUF export: ${name}: no conversion to ${type}`);
-  return { name, type, shape: src.shape, data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, to) };
+  return { name, type, shape: src.shape, data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, to, quantizer) };
 }
 
 function fail(message: string): never {
@@ -168,7 +172,7 @@ function fail(message: string): never {
 }
 
 /** Element conversion; same-type copies are bit-exact, narrowing rounds to nearest even, block types quantize. */
-function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): ArrayBufferView {
+function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType, quantizer: (values: Float32Array, dtype: QuantDType) => Uint8Array): ArrayBufferView {
   if (from === to) return bytes;
   const f32 =
     from === 'f32'
@@ -176,6 +180,6 @@ function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): Arr
       : from === 'bf16'
         ? fromBf16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2))
         : fromF16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2));
-  if (isQuantized(to)) return quantize(f32, to);
+  if (isQuantized(to)) return quantizer(f32, to);
   return to === 'f32' ? f32 : to === 'bf16' ? toBf16(f32) : toF16(f32);
 }
