@@ -94,8 +94,24 @@ export class ReferenceQwen3 {
 
   /** Logits [tokens.length][vocab] of a whole sequence starting at position 0 (or after a zero prefix). */
   logits(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
+    return this.lastLogits(tokens, tokens.length, run);
+  }
+
+  /** Logits of the last `count` positions only (the LM head is most of a long sequence's cost). */
+  lastLogits(tokens: readonly number[], count: number, run: ReferenceRun = {}): Float64Array[] {
     const head = this.#get(this.config.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return this.hidden(tokens, run).map((row) => matvec(head, row));
+    return this.hidden(tokens, run).slice(tokens.length - count).map((row) => matvec(head, row));
+  }
+
+  /** The same model with some weights replaced (HF names), e.g. by the dequantized values of a GGUF. */
+  withWeights(replace: ReadonlyMap<string, Float64Array>): ReferenceQwen3 {
+    const weights: Weights = new Map(this.#w);
+    for (const [name, w] of replace) {
+      const old = this.#get(name);
+      if (old.length !== w.length) throw new Error(`reference: ${name} has ${old.length} values, the replacement ${w.length}`);
+      weights.set(name, w);
+    }
+    return new ReferenceQwen3(this.config, weights);
   }
 
   /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0 (or after a zero prefix). */
