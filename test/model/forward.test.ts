@@ -49,11 +49,6 @@ const cpuCases: Case[] = [
     kvDtype: 'f16',
   },
   {
-    name: 'untied, f32, fp8 KV cache, GQA 3',
-    checkpoint: { hiddenSize: 42, numHeads: 6, numKvHeads: 2, headDim: 22, intermediateSize: 58, vocabSize: 79, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
-    kvDtype: 'fp8',
-  },
-  {
     name: 'untied, f16 weights, f32 KV cache, GQA 2',
     checkpoint: { hiddenSize: 36, numHeads: 2, numKvHeads: 1, headDim: 30, intermediateSize: 50, vocabSize: 67, numLayers: 2, dtype: 'f16', tieWordEmbeddings: false },
     kvDtype: 'f32',
@@ -83,6 +78,11 @@ const cpuCases: Case[] = [
     },
     kvDtype: 'f32',
   },
+  {
+    name: 'untied, f32, fp8 KV cache, GQA 3',
+    checkpoint: { hiddenSize: 42, numHeads: 6, numKvHeads: 2, headDim: 22, intermediateSize: 58, vocabSize: 79, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
+    kvDtype: 'fp8',
+  },
 ];
 
 // The CUDA attention kernels take head_dim 64 or 128; the rest stays awkward.
@@ -101,11 +101,6 @@ const cudaCases: Case[] = [
     name: 'tied, f16 weights, f16 KV cache, GQA 2',
     checkpoint: { hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f16' },
     kvDtype: 'f16',
-  },
-  {
-    name: 'untied, f32, fp8 KV cache, GQA 2',
-    checkpoint: { hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
-    kvDtype: 'fp8',
   },
   {
     name: 'tied, bf16 weights, bf16 KV cache, GQA 4',
@@ -127,6 +122,11 @@ const cudaCases: Case[] = [
       moe: { numExperts: 6, numExpertsPerTok: 2, moeIntermediateSize: 34, normTopkProb: true },
     },
     kvDtype: 'f32',
+  },
+  {
+    name: 'untied, f32, fp8 KV cache, GQA 2',
+    checkpoint: { hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
+    kvDtype: 'fp8',
   },
 ];
 
