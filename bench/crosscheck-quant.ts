@@ -14,8 +14,9 @@
 //    greedy continuations (identical, or where they part: the f64 margin between the two tokens, and
 //    which one f64 picks), and along Paralon's continuation the largest |p − p_f64| of each chosen token.
 //
-// Pass: bytes and bits identical; per prompt, greedy identical or parting at a near tie (f64 margin
-// < 1e-2), and top-20 probabilities within 1e-2 of llama.cpp's or closer than llama.cpp's to f64.
+// Pass: bytes and bits identical; per prompt, greedy identical, or parting at a near tie (f64 margin
+// < 1e-2) or where f64 picks Paralon's token; and top-20 probabilities within 1e-2 of llama.cpp's or
+// closer than llama.cpp's to f64.
 // Results: bench/results/crosscheck-quant.{json,md}.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -184,7 +185,9 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
         // Where the engines part, the f64 probabilities of the two tokens (a near tie excuses it).
         const part = diverge >= 0 ? { paralon: f64[diverge][ours.tokens[diverge]], llamaCpp: f64[diverge][theirs[diverge]] } : null;
         const margin = part ? Math.abs(part.paralon - part.llamaCpp) : null;
-        const greedyOk = diverge === -1 || (margin !== null && margin < NEAR_TIE);
+        // Parting is excused at a near tie, or where f64 picks Paralon's token (llama.cpp's int8
+        // activations are then the larger error).
+        const greedyOk = diverge === -1 || (margin !== null && margin < NEAR_TIE) || part!.paralon >= part!.llamaCpp;
         const probOk = dParalonLlama <= PROB_TOLERANCE || dParalonF64 <= dLlamaF64;
         const ok = greedyOk && probOk;
         if (!ok) failures++;
@@ -214,7 +217,7 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
     `End to end: the small random Qwen3 of bench/crosscheck.ts (hidden ${SMALL.hiddenSize}, ${SMALL.numLayers} layers, vocab ${SMALL.vocabSize}, untied) as ${types.join(', ')} GGUFs (llama-quantize's recipe, llama.cpp's quantizer), ` +
     `Paralon (cpu, ${threads} threads, f32 KV) vs llama.cpp (CPU, F32 KV, flash attention off), and f64 = a float64 forward of the GGUF's dequantized weights. ` +
     `Δp: max |p − p'| over Paralon's next-token top-${TOP_N}; chosen-token Δp: max over Paralon's ${GREEDY} greedy tokens of |p_Paralon − p_f64| of the chosen token. ` +
-    `Pass: greedy identical or parting at a near tie (f64 margin < ${NEAR_TIE}), and top-20 Δp ≤ ${PROB_TOLERANCE} or Paralon closer to f64 than llama.cpp. ` +
+    `Pass: greedy identical, or parting at a near tie (f64 margin < ${NEAR_TIE}) or where f64 picks Paralon's token; and top-20 Δp ≤ ${PROB_TOLERANCE} or Paralon closer to f64 than llama.cpp. ` +
     `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
   const files = saveResults('crosscheck-quant', runInfo('crosscheck-quant', 'cpu'), { types, failures, details }, rows, notes);
   console.log(notes);
