@@ -34,7 +34,7 @@ import { cachedCheckpoint, cachedQuantGguf } from './checkpoints.js';
 import { buildPrompts, collect, firstDifference, SMALL } from './crosscheck.js';
 import { ggmlShim } from './peers/ggml-quantizer.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
-import { runInfo, saveResults, type Row } from './results.js';
+import { markdownTable, runInfo, saveResults, type Row } from './results.js';
 
 const TOP_N = 20;
 const GREEDY = 32;
@@ -219,7 +219,10 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
     `Δp: max |p − p'| over Paralon's next-token top-${TOP_N}; chosen-token Δp: max over Paralon's ${GREEDY} greedy tokens of |p_Paralon − p_f64| of the chosen token. ` +
     `Pass: greedy identical, or parting at a near tie (f64 margin < ${NEAR_TIE}) or where f64 picks Paralon's token; and top-20 Δp ≤ ${PROB_TOLERANCE} or Paralon closer to f64 than llama.cpp. ` +
     `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
-  const files = saveResults('crosscheck-quant', runInfo('crosscheck-quant', 'cpu'), { types, failures, details }, rows, notes);
+  // Two tables: the blocks (the main rows) and the end-to-end prompts (their own columns).
+  const blockRowsOut = rows.filter((r) => r.check === 'blocks');
+  const e2eRows = rows.filter((r) => r.check !== 'blocks');
+  const files = saveResults('crosscheck-quant', runInfo('crosscheck-quant', 'cpu'), { types, failures, details, e2eRows }, blockRowsOut, notes, `\n## End to end\n\n${markdownTable(e2eRows)}`);
   console.log(notes);
   console.log(files.join('\n'));
   if (failures > 0) process.exitCode = 1;
