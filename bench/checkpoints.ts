@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomCheckpoint, type RandomCheckpointOptions } from '../src/model/random-checkpoint.js';
-import { exportQwen3Gguf, type GgufWeightDType } from '../src/model/gguf/index.js';
+import { exportQwen3Gguf, type GgufExportOptions, type GgufFileType, type GgufWeightDType } from '../src/model/gguf/index.js';
+import { ggmlShim } from './peers/ggml-quantizer.js';
 import type { ModelShape } from './shapes.js';
 
 export const cacheDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '.cache');
@@ -67,13 +68,32 @@ export function cachedCheckpoint(name: string, spec: CheckpointSpec): string {
 
 /** `<dir>/model-<dtype>.gguf`, exported from the checkpoint in `dir` if absent. */
 export function cachedGguf(dir: string, dtype: GgufWeightDType): string {
-  const file = path.join(dir, `model-${dtype}.gguf`);
+  return cachedExport(dir, `model-${dtype}.gguf`, { dtype });
+}
+
+/**
+ * `<dir>/model-<FILE_TYPE>.gguf` (Q8_0, Q4_K_M, Q6_K, ...): llama-quantize's recipe, every block made by
+ * llama.cpp's own quantizer (bench/peers/ggml-quantizer.ts), so both engines read llama.cpp's bytes.
+ */
+export function cachedQuantGguf(dir: string, fileType: GgufFileType): string {
+  const file = path.join(dir, `model-${fileType}.gguf`);
+  if (existsSync(file)) return file;
+  const shim = ggmlShim();
+  try {
+    return cachedExport(dir, `model-${fileType}.gguf`, { fileType, quantize: shim.quantize });
+  } finally {
+    shim.dispose();
+  }
+}
+
+function cachedExport(dir: string, name: string, options: GgufExportOptions): string {
+  const file = path.join(dir, name);
   if (existsSync(file)) return file;
   const t0 = performance.now();
   const source = statSync(path.join(dir, 'model.safetensors'), { throwIfNoEntry: false })?.size;
   console.error(`exporting ${file}${source ? ` (from ${(source / 1e9).toFixed(1)} GB of safetensors)` : ''}…`);
   const partial = `${file}.partial`;
-  exportQwen3Gguf(dir, partial, { dtype });
+  exportQwen3Gguf(dir, partial, options);
   renameSync(partial, file);
   console.error(`  exported in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return file;

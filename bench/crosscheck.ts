@@ -47,7 +47,7 @@ const GREEDY_TOKENS = 64;
 const REFEREE_MAX_TOKENS = 64;
 
 /** A small Qwen3 with Qwen3's vocabulary: head_dim ≠ hidden / heads, GQA 2:1, untied LM head. */
-const SMALL: CheckpointSpec = {
+export const SMALL: CheckpointSpec = {
   hiddenSize: 256,
   intermediateSize: 704,
   numLayers: 4,
@@ -69,7 +69,7 @@ const SMALL_SPECS: Record<string, CheckpointSpec> = {
   yarn: { ...SMALL, seed: 13, ropeScaling: { type: 'yarn', factor: 4, originalMaxPositionEmbeddings: 64 } },
 };
 
-interface Prompt {
+export interface Prompt {
   name: string;
   ids: number[];
 }
@@ -103,7 +103,7 @@ function longText(): string {
   return out.join('\n');
 }
 
-function buildPrompts(model: Model): Prompt[] {
+export function buildPrompts(model: Model): Prompt[] {
   const tok = model.tokenizer;
   const chat = (messages: ChatMessage[], enableThinking?: boolean) => model.encodeChat(messages, { enableThinking });
   return [
@@ -125,7 +125,7 @@ function buildPrompts(model: Model): Prompt[] {
   ];
 }
 
-async function collect(model: Model, ids: number[], maxTokens: number, topLogprobs: number): Promise<{ tokens: number[]; logprobs: TokenLogprob[] }> {
+export async function collect(model: Model, ids: number[], maxTokens: number, topLogprobs: number): Promise<{ tokens: number[]; logprobs: TokenLogprob[] }> {
   const tokens: number[] = [];
   const logprobs: TokenLogprob[] = [];
   // logprobs on: every token then comes as its own event, even where its text is not yet whole UTF-8.
@@ -179,7 +179,7 @@ function refereeErrors(referee: ReferenceQwen3, ids: number[], top: { id: number
   return { paralon, llamaCpp };
 }
 
-function firstDifference(a: readonly number[], b: readonly number[]): number {
+export function firstDifference(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;

@@ -1,5 +1,6 @@
 // `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N]
-// [--reps N] [--peer-dtypes bf16,f16] [--batch 1,4,16|none] [--batch-prompt-tokens N]`: end-to-end
+// [--reps N] [--peer-dtypes bf16,f16] [--batch 1,4,16|none] [--batch-prompt-tokens N]
+// [--quant Q8_0,Q4_K_M,Q6_K]`: end-to-end
 // prefill and decode speed at batch 1, then batched decode, Paralon side by side with llama.cpp
 // (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint
 // with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same bytes), and F16 (the
@@ -21,24 +22,39 @@
 // Each engine runs as its users would run it: Paralon through the library API (engine, scheduler,
 // sampling; bf16 KV cache, its default), llama.cpp through a node-llama-cpp context sequence with its
 // own defaults (F16 KV cache, flash attention "auto"). Both use the same number of threads.
+//
+// --quant: the same runs on quantized GGUF files instead, both engines reading one file per type
+// (bench/e2e-quant.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
 import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
-import type { GgufWeightDType } from '../src/model/gguf/index.js';
+import { GGUF_FILE_TYPES, type GgufFileType, type GgufWeightDType } from '../src/model/gguf/index.js';
+import { benchE2eQuant } from './e2e-quant.js';
+import type { ModelShape } from './shapes.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { markdownTable, runInfo, saveResults, checkQuiet, type Row } from './results.js';
 import { modelShapes } from './shapes.js';
 
-interface Sample {
+export interface Sample {
   prefillTokPerS: number;
   decodeTokPerS: number;
 }
 
+export interface E2eSettings {
+  shape: ModelShape;
+  threads: number;
+  promptTokens: number;
+  decodeTokens: number;
+  reps: number;
+  batches: number[];
+  batchPromptTokens: number;
+}
+
 /** A deterministic random prompt of ordinary (non-special) token ids. */
-function randomPrompt(length: number, seed: number): number[] {
+export function randomPrompt(length: number, seed: number): number[] {
   let x = (seed * 0x9e3779b9) >>> 0 || 1;
   const ids: number[] = [];
   for (let i = 0; i < length; i++) {
@@ -58,7 +74,7 @@ function rates(promptTokens: number, start: number, arrivals: number[]): Sample 
   return { prefillTokPerS: promptTokens / (first / 1000), decodeTokPerS: (arrivals.length - 1) / (rest / 1000) };
 }
 
-async function runParalon(model: Model, prompt: number[], decodeTokens: number): Promise<Sample> {
+export async function runParalon(model: Model, prompt: number[], decodeTokens: number): Promise<Sample> {
   const arrivals: number[] = [];
   const start = performance.now();
   // logprobs on: each token is its own event the moment it is sampled, even when its text is not yet
@@ -70,14 +86,14 @@ async function runParalon(model: Model, prompt: number[], decodeTokens: number):
   return rates(prompt.length, start, arrivals);
 }
 
-async function runLlamaCpp(peer: LlamaCppPeer, prompt: number[], decodeTokens: number): Promise<Sample> {
+export async function runLlamaCpp(peer: LlamaCppPeer, prompt: number[], decodeTokens: number): Promise<Sample> {
   const arrivals: number[] = [];
   const start = performance.now();
   await peer.greedy(prompt, 1 + decodeTokens, (_, at) => arrivals.push(at));
   return rates(prompt.length, start, arrivals);
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -92,7 +108,7 @@ function parseBatches(value: string): number[] {
 }
 
 /** B different prompts for repetition `rep` of a batched run. */
-function batchPrompts(batch: number, length: number, rep: number): number[][] {
+export function batchPrompts(batch: number, length: number, rep: number): number[][] {
   return Array.from({ length: batch }, (_, s) => randomPrompt(length, 10_000 + 100 * rep + s));
 }
 
@@ -108,6 +124,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
       'peer-dtypes': { type: 'string', default: 'bf16,f16' },
       batch: { type: 'string', default: '1,4,16' },
       'batch-prompt-tokens': { type: 'string', default: '128' },
+      quant: { type: 'string' },
     },
   });
   const shape = modelShapes[values['model-shape']!];
@@ -122,6 +139,13 @@ export async function benchE2e(argv: string[]): Promise<void> {
   const batches = parseBatches(values.batch!);
   const maxBatch = Math.max(1, ...batches);
 
+  if (values.quant) {
+    const types = values.quant.split(',') as GgufFileType[];
+    for (const t of types) if (!(t in GGUF_FILE_TYPES) || !GGUF_FILE_TYPES[t].base.startsWith('Q')) throw new Error(`--quant: quantized file types, not ${t}`);
+    await checkQuiet();
+    const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
+    return benchE2eQuant({ shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens }, types, dir);
+  }
   const peerDTypes = values['peer-dtypes']!.split(',') as GgufWeightDType[];
   for (const d of peerDTypes) if (d !== 'bf16' && d !== 'f16' && d !== 'f32') throw new Error(`--peer-dtypes: bf16, f16 or f32, not ${d}`);
   const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));

@@ -1,7 +1,8 @@
-// `npm run bench -- <kernels|crosscheck|cpu-step|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
+// `npm run bench -- <kernels|crosscheck|crosscheck-quant|cpu-step|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
 // benchmarks. Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCpuStep } from './cpu-step.js';
 import { benchCrosscheck } from './crosscheck.js';
+import { benchCrosscheckQuant } from './crosscheck-quant.js';
 import { runVariants } from './dev/variants.js';
 import { benchE2e } from './e2e.js';
 import { benchE2eMoe } from './e2e-moe.js';
@@ -15,6 +16,7 @@ const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
   kernels: benchKernels,
   crosscheck: benchCrosscheck,
+  'crosscheck-quant': benchCrosscheckQuant,
   'cpu-step': benchCpuStep,
   e2e: benchE2e,
   'e2e-moe': benchE2eMoe,

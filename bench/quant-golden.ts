@@ -11,20 +11,15 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { quantDTypes } from '../src/runtime/dtype.js';
 import { goldenInputs } from '../test/quant/golden-cases.js';
-import { ensureNodeLlamaCpp, peersDir } from './peers/llamacpp.js';
+import { libggmlBase } from './peers/ggml-quantizer.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, '..', 'test', 'quant', 'fixtures', 'ggml-golden.json');
 
-function defaultLib(): string {
-  ensureNodeLlamaCpp();
-  return path.join(peersDir, 'node_modules', '@node-llama-cpp', 'linux-x64', 'bins', 'linux-x64', 'libggml-base.so');
-}
-
 const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
 const { values: args } = parseArgs({ options: { lib: { type: 'string' } } });
-const lib = args.lib ?? defaultLib();
+const lib = args.lib ?? libggmlBase();
 const dir = mkdtempSync(path.join(tmpdir(), 'paralon-quant-golden-'));
 try {
   const shim = path.join(dir, 'shim');

@@ -27,7 +27,8 @@ namespace paralon {
 // Element types, and ggml's block-quantized weight formats (native/quant_blocks.h has their layouts,
 // bit for bit as in GGUF files). A quantized tensor has a logical shape in elements whose last
 // dimension is a multiple of the block, and its bytes are the blocks row by row.
-enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8_0 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7 };
+// FP8_E4M3: the KV cache only (native/fp8_e4m3.h), values stored divided by a per-tensor scale.
+enum class DType : int32_t { F32 = 0, BF16 = 1, F16 = 2, I32 = 3, Q8_0 = 4, Q4_K = 5, Q5_K = 6, Q6_K = 7, FP8_E4M3 = 8 };
 
 inline bool dtype_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
 // Elements per storage unit: 1, or the block of a quantized dtype.
@@ -35,6 +36,7 @@ inline int64_t dtype_block_elements(DType t) { return t == DType::Q8_0 ? 32 : dt
 // Bytes per storage unit (an element, or a block).
 inline size_t dtype_block_bytes(DType t) {
   switch (t) {
+    case DType::FP8_E4M3: return 1;
     case DType::BF16:
     case DType::F16: return 2;
     case DType::Q8_0: return 34;
@@ -60,6 +62,7 @@ inline const char* dtype_name(DType t) {
     case DType::Q4_K: return "q4_k";
     case DType::Q5_K: return "q5_k";
     case DType::Q6_K: return "q6_k";
+    case DType::FP8_E4M3: return "fp8";
   }
   return "?";
 }
@@ -226,8 +229,10 @@ struct MoeCombineArgs {
 struct KvCacheView {
   void* k;
   void* v;
-  DType dtype;  // F32 or BF16
+  DType dtype;  // F32, BF16, F16 or FP8_E4M3
   int64_t num_blocks, block_size, num_kv_heads, head_dim;
+  // FP8_E4M3 only: a stored element e means e · scale (kv_write stores x / scale); 1 for the others.
+  float k_scale = 1.0f, v_scale = 1.0f;
 };
 
 // cache.{k,v}[slots_host[t]] = k[t], v[t];  k, v: [T, Hkv, D] f32.

@@ -13,7 +13,7 @@ import { MODEL_OPTIONS, MODEL_OPTIONS_HELP, wantsDebug } from './cli/options.js'
 import { run, RUN_HELP } from './cli/run.js';
 import { printTable } from './cli/table.js';
 import { writeDemoModel } from './index.js';
-import { exportQwen3Gguf, type GgufWeightDType } from './model/gguf/index.js';
+import { exportQwen3Gguf, GGUF_FILE_TYPES, type GgufFileType } from './model/gguf/index.js';
 import { ConfigError, resolveDatabaseUrl, resolveDataDir, type RawValues } from './server/config.js';
 import { resolveServeConfig, serve } from './server/serve.js';
 import { withStore, type StoreLocation } from './server/store/open.js';
@@ -32,8 +32,8 @@ ${MODELS_HELP}  paralon keys create --name NAME [LIMITS]   create an API key (pr
   paralon usage [--since YYYY-MM-DD]         metered tokens per day, key and model
   paralon demo-model [DIR]                   write the demo model (default: <data-dir>/demo-model)
   paralon quantize DIR OUT.gguf --type TYPE
-                                             an HF Qwen3 or Qwen3-MoE directory as a GGUF: Q8_0 or Q6_K (every matrix),
-                                             or F32, F16, BF16 (ggml's reference quantizers, no imatrix)
+                                             an HF Qwen3 or Qwen3-MoE directory as a GGUF: Q4_K_M, Q5_K_M, Q6_K,
+                                             Q8_0 (llama-quantize's recipes, no imatrix), or F32, F16, BF16
 
 LIMITS (per key, across every replica; N or 'none' for unlimited):
   --rpm N               requests per minute
@@ -55,7 +55,8 @@ ${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (defaul
   --port N                     default 8000
   --rope-scaling JSON          replaces config.json's rope_scaling, e.g. Qwen3's 131,072-token context:
                                '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
-  --kv-cache-dtype TYPE        auto | f32 | bf16 | f16 (default auto: the checkpoint's float dtype, bf16 for quantized)
+  --kv-cache-dtype TYPE        auto | f32 | bf16 | f16 | fp8 (default auto: the checkpoint's float dtype, bf16 for
+                               quantized; fp8 is e4m3 with per-tensor scale 1, as vLLM's)
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)
@@ -143,23 +144,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** GGUF types `paralon quantize` writes: one type for every matrix, as llama.cpp's ftypes of those names. */
-const QUANTIZE_TYPES: Record<string, GgufWeightDType> = { Q8_0: 'q8_0', Q6_K: 'q6_k', F32: 'f32', F16: 'f16', BF16: 'bf16' };
-
 function quantizeCommand(args: string[]): number {
   const { values, positionals } = parse(args, { type: { type: 'string' } }, true);
   const type = (values.type ?? '').toUpperCase();
-  if (positionals.length !== 2 || !(type in QUANTIZE_TYPES))
-    throw new ConfigError(`usage: paralon quantize DIR OUT.gguf --type ${Object.keys(QUANTIZE_TYPES).join('|')}` +
-      (type === 'Q4_K_M' || type === 'Q5_K_M' ? ` (${type}, a mix of block types, is not implemented yet)` : ''));
+  if (positionals.length !== 2 || !(type in GGUF_FILE_TYPES))
+    throw new ConfigError(`usage: paralon quantize DIR OUT.gguf --type ${Object.keys(GGUF_FILE_TYPES).join('|')}`);
   const [dir, out] = positionals.map((p) => path.resolve(p));
   const started = Date.now();
   const result = exportQwen3Gguf(dir, out, {
-    dtype: QUANTIZE_TYPES[type],
-    onProgress: (done, total, name) => process.stderr.write(`\r[${done}/${total}] ${name}`.padEnd(60)),
+    fileType: type as GgufFileType,
+    onProgress: (done, total, name) => {
+      const s = (Date.now() - started) / 1000;
+      const eta = done < total ? `, ~${Math.round((s / done) * (total - done))} s left` : '';
+      process.stderr.write(`\r[${done}/${total}] ${name} (${s.toFixed(0)} s${eta})`.padEnd(78));
+    },
   });
   process.stderr.write('\n');
-  console.log(`Wrote ${out}: ${type}, ${result.tensors} tensors, ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  for (const f of result.fallbacks) process.stderr.write(`warning: ${f}\n`);
+  const mix = Object.entries(result.types).map(([t, n]) => `${n} ${t}`).join(', ');
+  console.log(`Wrote ${out}: ${type}, ${result.tensors} tensors (${mix}), ${(result.bytes / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return 0;
 }
 

@@ -3,10 +3,13 @@
 // rows), writing OUT_DIR/<fmt>.q (the blocks) and OUT_DIR/<fmt>.f32 (their dequantized values).
 // Built and run by bench/quant-golden.ts; a peer tool, never part of the runtime.
 //   cc -O1 -o shim ggml-quant-shim.c -ldl && ./shim LIBGGML_BASE IN OUT_DIR
+// Second form (bench/peers/ggml-quantizer.ts: llama.cpp's quantizer for the bench's GGUF files):
+//   ./shim LIBGGML_BASE --quantize FMT IN OUT   writes only FMT's blocks of IN to OUT
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef void (*quantize_fn)(const float*, void*, int64_t);
 typedef void (*dequantize_fn)(const void*, float*, int64_t);
@@ -26,8 +29,40 @@ static void write_file(const char* dir, const char* name, const char* ext, const
   fclose(f);
 }
 
+static int quantize_one(void* lib, const char* fmt, const char* in, const char* out) {
+  for (size_t i = 0; i < sizeof formats / sizeof formats[0]; ++i) {
+    if (strcmp(formats[i].name, fmt) != 0) continue;
+    quantize_fn qf = (quantize_fn)dlsym(lib, formats[i].quantize);
+    if (!qf) { fprintf(stderr, "missing %s\n", formats[i].quantize); return 1; }
+    FILE* f = fopen(in, "rb");
+    if (!f) { perror(in); return 1; }
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    int64_t n = size / 4;
+    if (size % 4 != 0 || n % formats[i].block_elems != 0) { fprintf(stderr, "%s: not whole %s blocks\n", in, fmt); return 1; }
+    float* x = malloc(size ? size : 1);
+    size_t bytes = (size_t)(n / formats[i].block_elems * formats[i].block_bytes);
+    uint8_t* q = malloc(bytes ? bytes : 1);
+    if (fread(x, 1, size, f) != (size_t)size) { perror(in); return 1; }
+    fclose(f);
+    qf(x, q, n);
+    FILE* o = fopen(out, "wb");
+    if (!o || fwrite(q, 1, bytes, o) != bytes) { perror(out); return 1; }
+    fclose(o);
+    return 0;
+  }
+  fprintf(stderr, "unknown format %s\n", fmt);
+  return 2;
+}
+
 int main(int argc, char** argv) {
-  if (argc != 4) { fprintf(stderr, "usage: %s LIBGGML_BASE IN OUT_DIR\n", argv[0]); return 2; }
+  if (argc == 6 && strcmp(argv[2], "--quantize") == 0) {
+    void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
+    return quantize_one(lib, argv[3], argv[4], argv[5]);
+  }
+  if (argc != 4) { fprintf(stderr, "usage: %s LIBGGML_BASE IN OUT_DIR | LIBGGML_BASE --quantize FMT IN OUT\n", argv[0]); return 2; }
   void* lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
   if (!lib) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
   FILE* f = fopen(argv[2], "rb");

@@ -31,7 +31,8 @@ DType parse_dtype(Napi::Env env, const Napi::Value& v, const char* op) {
     if (s == "q4_k") return DType::Q4_K;
     if (s == "q5_k") return DType::Q5_K;
     if (s == "q6_k") return DType::Q6_K;
-    throw_op_error(env, op, "unknown dtype '" + s + "' (expected f32, bf16, f16, i32, q8_0, q4_k, q5_k or q6_k)");
+    if (s == "fp8") return DType::FP8_E4M3;
+    throw_op_error(env, op, "unknown dtype '" + s + "' (expected f32, bf16, f16, i32, q8_0, q4_k, q5_k, q6_k or fp8)");
   }
   throw_op_error(env, op, "dtype must be a string");
 }

@@ -15,8 +15,10 @@ constexpr std::initializer_list<DType> kWeightTypes = {DType::F32, DType::BF16, 
 constexpr std::initializer_list<DType> kMatrixTypes = {DType::F32,  DType::BF16, DType::F16,  DType::Q8_0,
                                                        DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
-  c.dtype(kc, "kCache", {DType::F32, DType::BF16, DType::F16});
+// scales: undefined, or a Float64Array [kScale, vScale] of positive finite numbers (an fp8 cache's
+// per-tensor scales; the float caches take only [1, 1]).
+KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc, const Napi::Value& scales) {
+  c.dtype(kc, "kCache", {DType::F32, DType::BF16, DType::F16, DType::FP8_E4M3});
   c.rank(kc, "kCache", 4);
   c.same_shape(vc, "vCache", kc, "kCache");
   c.dtype(vc, "vCache", {kc->dtype()});
@@ -32,6 +34,15 @@ KvCacheView cache_view(const OpCheck& c, TensorWrap* kc, TensorWrap* vc) {
   v.head_dim = kc->shape()[3];
   if (v.num_blocks < 1 || v.block_size < 1 || v.num_kv_heads < 1 || v.head_dim < 1)
     c.fail("kCache " + kc->describe() + " must be [numBlocks, blockSize, numKvHeads, headDim], all ≥ 1");
+  if (!scales.IsUndefined()) {
+    const std::vector<double> s = c.f64(scales, "kvScales");
+    if (s.size() != 2) c.fail("kvScales must hold [kScale, vScale]");
+    for (double x : s)
+      if (!(std::isfinite(x) && x > 0 && x < 3.4e38)) c.fail("kvScales must be positive finite f32 numbers");
+    if (v.dtype != DType::FP8_E4M3 && (s[0] != 1 || s[1] != 1)) c.fail("kvScales other than [1, 1] need an fp8 cache");
+    v.k_scale = static_cast<float>(s[0]);
+    v.v_scale = static_cast<float>(s[1]);
+  }
   return v;
 }
 
@@ -304,10 +315,10 @@ void DeviceWrap::Swiglu(const Napi::CallbackInfo& info) {
   state_->stream->enqueue("swiglu", [b, a] { b->swiglu(a); });
 }
 
-// kvWrite(kCache, vCache, k, v, slots: Int32Array)
+// kvWrite(kCache, vCache, k, v, slots: Int32Array, kvScales?)
 void DeviceWrap::KvWrite(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "kvWrite", live("kvWrite"));
-  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"));
+  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"), info[5]);
   TensorWrap* k = c.tensor(info[2], "k");
   TensorWrap* v = c.tensor(info[3], "v");
   auto slots = c.i32(info[4], "slots");
@@ -327,10 +338,10 @@ void DeviceWrap::KvWrite(const Napi::CallbackInfo& info) {
   state_->stream->enqueue("kvWrite", [b, a, held] { b->kv_write(a); });
 }
 
-// attention(kCache, vCache, q, out, qStart, kvLen, blockTables, maxBlocksPerSeq, scale)
+// attention(kCache, vCache, q, out, qStart, kvLen, blockTables, maxBlocksPerSeq, scale, kvScales?)
 void DeviceWrap::Attention(const Napi::CallbackInfo& info) {
   OpCheck c(info.Env(), "attention", live("attention"));
-  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"));
+  KvCacheView cache = cache_view(c, c.tensor(info[0], "kCache"), c.tensor(info[1], "vCache"), info[9]);
   TensorWrap* q = c.tensor(info[2], "q");
   TensorWrap* out = c.tensor(info[3], "out");
   auto q_start = c.i32(info[4], "qStart");

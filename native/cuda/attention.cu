@@ -1,9 +1,12 @@
 #include "kernels.h"
+#include "fp8_e4m3.h"
 #include "variants.h"
 #include "vec16.cuh"
 
-// Causal paged attention (varlen batch, GQA, f32, bf16 or f16 cache): a decode kernel plus a merge,
-// and two prefill kernels (SIMT for the f32 and f16 caches, tensor cores for the bf16 cache):
+// Causal paged attention (varlen batch, GQA, f32, bf16, f16 or fp8 cache): a decode kernel plus a
+// merge, and two prefill kernels (SIMT for the f32, f16 and fp8 caches, tensor cores for the bf16 cache).
+// An fp8 cache's per-tensor scales are folded in rather than applied per element: k_scale into the
+// softmax scale of q, v_scale into the final 1/l (both are 1, exactly, for the float caches):
 //
 // 1. decode_split_kernel — sequences with one new token (flash-decoding).
 //    Grid (splits, Hkv, decode sequences), 128 threads. A CTA owns one KV head of one sequence and a
@@ -71,14 +74,22 @@ constexpr int kMaxGroup = 16;
 constexpr int kPrefillQ = 64;
 constexpr int kPrefillK = 32;
 
-// Four consecutive elements (16 bytes of f32, 8 of f16) widened to f32, for q and the SIMT prefill's
-// f32/f16 tiles; decode reads whole 16-byte chunks (vec16.cuh), the bf16 prefill uses cp.async.
+// Four consecutive elements (16 bytes of f32, 8 of f16, 4 of fp8) widened to f32, for q and the SIMT
+// prefill's f32/f16/fp8 tiles; decode reads whole 16-byte chunks (vec16.cuh), the bf16 prefill uses cp.async.
 struct Half4 {  // four f16 bit patterns
   uint2 bits;
 };
+struct Fp8x4 {  // four e4m3 bytes
+  uint32_t bits;
+};
 __device__ __forceinline__ float4 load_raw4(const float* p) { return *reinterpret_cast<const float4*>(p); }
 __device__ __forceinline__ Half4 load_raw4(const __half* p) { return Half4{*reinterpret_cast<const uint2*>(p)}; }
+__device__ __forceinline__ Fp8x4 load_raw4(const fp8_e4m3* p) { return Fp8x4{*reinterpret_cast<const uint32_t*>(p)}; }
 __device__ __forceinline__ float4 widen(float4 v) { return v; }
+__device__ __forceinline__ float4 widen(Fp8x4 raw) {  // unscaled: the scales are folded in (see the top)
+  return make_float4(e4m3_to_f32(raw.bits & 0xffu), e4m3_to_f32((raw.bits >> 8) & 0xffu),
+                     e4m3_to_f32((raw.bits >> 16) & 0xffu), e4m3_to_f32(raw.bits >> 24));
+}
 __device__ __forceinline__ float half_bits_to_f32(uint32_t bits) {
   return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 }
@@ -117,7 +128,8 @@ struct SeqMeta {
   const float* q;
   float* out;
   int num_q_heads, group;
-  float scale_log2;  // scale · log2(e): scores live in the exp2 domain
+  float scale_log2;  // scale · k_scale · log2(e): scores live in the exp2 domain
+  float v_scale;     // the cache's V scale (fp8), applied with 1/l
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -287,10 +299,10 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
     }
     const int h = kvh * G + g;
     if (splits == 1) {
-      meta.out[(token * meta.num_q_heads + h) * D + d] = lw > 0.0f ? o / lw : 0.0f;
+      meta.out[(token * meta.num_q_heads + h) * D + d] = lw > 0.0f ? o * meta.v_scale / lw : 0.0f;
     } else {
       const int64_t part = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits + split;
-      part_acc[part * D + d] = o;
+      part_acc[part * D + d] = o * meta.v_scale;
       if (d == 0) {
         part_ml[part * 2] = mw;
         part_ml[part * 2 + 1] = lw;
@@ -473,7 +485,7 @@ __global__ void __launch_bounds__(kThreads) prefill_kernel(Paged<C> kv, SeqMeta 
     sum += __shfl_xor_sync(0xffffffffu, sum, 4);
     const int row = r + 16 * i;
     if (row >= rows) continue;
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const float inv = sum > 0.0f ? meta.v_scale / sum : 0.0f;
     float* dst = meta.out + ((q0 + i0 + row) * meta.num_q_heads + h) * D;
 #pragma unroll
     for (int j = 0; j < kCols; ++j) {
@@ -782,7 +794,7 @@ void allow_shared_memory(Kernel kernel, size_t smem, LaunchContext& ctx) {
                      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
 }
 
-// f32 and f16 caches: the SIMT kernel (f16 rows are widened to f32 on their way to shared memory).
+// f32, f16 and fp8 caches: the SIMT kernel (rows are widened to f32 on their way to shared memory).
 template <int D, typename C>
 void launch_prefill(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* tiles,
                     LaunchContext& ctx) {
@@ -840,7 +852,8 @@ void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
   meta.out = a.out;
   meta.num_q_heads = static_cast<int>(a.num_q_heads);
   meta.group = G;
-  meta.scale_log2 = a.scale * kLog2e;
+  meta.scale_log2 = a.scale * a.cache.k_scale * kLog2e;
+  meta.v_scale = a.cache.v_scale;
 
   if (!plan.decode_seqs.empty()) {
     const int32_t* seqs = ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
@@ -862,6 +875,7 @@ void launch_head_dim(const AttentionArgs& a, LaunchContext& ctx) {
     case DType::F32: launch_typed<D, float>(a, ctx); break;
     case DType::BF16: launch_typed<D, __nv_bfloat16>(a, ctx); break;
     case DType::F16: launch_typed<D, __half>(a, ctx); break;
+    case DType::FP8_E4M3: launch_typed<D, fp8_e4m3>(a, ctx); break;
     default: throw OpError(std::string("attention: unsupported cache dtype ") + dtype_name(a.cache.dtype));
   }
 }

@@ -1,12 +1,14 @@
 // 16-byte loads of a cache or weight element type, widened to f32: the unit bandwidth-bound kernels
 // issue several of before using any (one 16-byte load per lane is a full 512-byte warp request).
-//   Vec16<C>::kElems   elements per 16 bytes (4 for f32, 8 for bf16 and f16)
+//   Vec16<C>::kElems   elements per load (4 for f32, 8 for bf16 and f16: 16 bytes; 8 for fp8: an
+//                      8-byte load, so an fp8 cache keeps the bf16 lane geometry and register budget)
 //   Vec16<C>::Raw      the raw register form (float4 or uint4), loaded by Vec16<C>::load
 //   Vec16<C>::widen    raw → kElems floats (bf16 is a 16-bit shift, f16 a hardware conversion)
 // An element type is supported by adding a specialisation here; the kernels are generic in it.
 #pragma once
 
 #include "common.cuh"
+#include "fp8_e4m3.h"
 
 namespace paralon {
 namespace PARALON_CUDA_NS {
@@ -57,6 +59,21 @@ struct Vec16<__half> {
       out[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
       out[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
     }
+  }
+};
+
+template <>
+struct Vec16<fp8_e4m3> {
+  static constexpr int kElems = 8;
+  using Raw = uint2;
+  static __device__ __forceinline__ Raw zero() { return make_uint2(0u, 0u); }
+  static __device__ __forceinline__ Raw load(const fp8_e4m3* p) { return *reinterpret_cast<const uint2*>(p); }
+  static __device__ __forceinline__ void widen(const Raw& r, float out[kElems]) {  // unscaled (see attention.cu)
+    const uint32_t w[2] = {r.x, r.y};
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int b = 0; b < 4; ++b) out[4 * i + b] = e4m3_to_f32((w[i] >> (8 * b)) & 0xffu);
   }
 };
 

@@ -1,11 +1,11 @@
 // The paged KV cache's memory: per layer one K and one V pool of [numBlocks, blockSize, numKvHeads,
-// headDim] (f32, bf16 or f16). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
+// headDim] (f32, bf16, f16 or fp8 e4m3 with per-tensor scales). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
 // a sequence owns (block tables, prefix sharing) is decided above this class; it only holds memory.
 import { dtypeBytes } from '../runtime/dtype.js';
 import type { Device, KvCache } from '../runtime/index.js';
 
 /** The element types a KV cache can hold (every backend's kvWrite and attention run them). */
-export const KV_CACHE_DTYPES = ['f32', 'bf16', 'f16'] as const;
+export const KV_CACHE_DTYPES = ['f32', 'bf16', 'f16', 'fp8'] as const;
 export type KvCacheDType = (typeof KV_CACHE_DTYPES)[number];
 
 /** What the cache stores per token and layer: one K and one V vector per KV head. */
@@ -20,6 +20,12 @@ export interface KvCachePoolOptions {
   blockSize?: number;
   /** Element type (default bf16: half the memory and bandwidth of f32, 8 mantissa bits). */
   dtype?: KvCacheDType;
+  /**
+   * fp8 only: the per-tensor scales of K and V (a stored e4m3 element e means e · scale), the same for
+   * every layer. Default 1 and 1, as vLLM without k_scale/v_scale in the checkpoint: e4m3 then holds
+   * magnitudes 2^-9 … 448 with 3 mantissa bits (relative error ≤ 2^-4 from 2^-6 up).
+   */
+  fp8Scales?: { k: number; v: number };
   /** Size the pool by blocks, by tokens (rounded up to whole blocks) or by bytes (rounded down); exactly one. */
   numBlocks?: number;
   maxTokens?: number;
@@ -41,6 +47,10 @@ export class KvCachePool {
     for (const [key, v] of Object.entries({ ...shape, blockSize }))
       if (!Number.isSafeInteger(v) || v < 1) throw new Error(`KvCachePool: ${key} must be a positive integer (got ${v})`);
     if (!KV_CACHE_DTYPES.includes(dtype)) throw new Error(`KvCachePool: dtype must be ${KV_CACHE_DTYPES.join(', ')} (got ${String(dtype)})`);
+    const scales = options.fp8Scales;
+    if (scales && dtype !== 'fp8') throw new Error(`KvCachePool: fp8Scales need dtype fp8 (got ${dtype})`);
+    for (const s of scales ? [scales.k, scales.v] : [])
+      if (!(Number.isFinite(s) && s > 0)) throw new Error(`KvCachePool: fp8Scales must be positive finite numbers (got ${s})`);
     const sizings = [options.numBlocks, options.maxTokens, options.maxBytes].filter((v) => v !== undefined);
     if (sizings.length !== 1) throw new Error('KvCachePool: give exactly one of numBlocks, maxTokens or maxBytes');
 
@@ -59,7 +69,8 @@ export class KvCachePool {
     const dims = [numBlocks, blockSize, shape.numKvHeads, shape.headDim];
     const layers: KvCache[] = [];
     try {
-      for (let i = 0; i < shape.numLayers; i++) layers.push({ k: device.empty(dims, dtype), v: device.empty(dims, dtype) });
+      const kvScales = scales ? Float64Array.of(scales.k, scales.v) : undefined;
+      for (let i = 0; i < shape.numLayers; i++) layers.push({ k: device.empty(dims, dtype), v: device.empty(dims, dtype), scales: kvScales });
     } catch (e) {
       for (const l of layers) {
         l.k.dispose();

@@ -141,7 +141,7 @@ export class Device {
 }
 
 function isRaw(data: unknown, dtype: DType): boolean {
-  if (isQuantized(dtype)) return data instanceof Uint8Array;
+  if (isQuantized(dtype) || dtype === 'fp8') return data instanceof Uint8Array;
   if (dtype === 'f32') return data instanceof Float32Array;
   if (dtype === 'i32') return data instanceof Int32Array;
   return data instanceof Uint16Array;

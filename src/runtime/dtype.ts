@@ -1,12 +1,12 @@
 // Element types and the host-side conversions to and from the 16-bit float formats.
 
-/** Types stored one element at a time. */
-export type ElementDType = 'f32' | 'bf16' | 'f16' | 'i32';
+/** Types stored one element at a time ('fp8': e4m3, the KV cache only; see native/fp8_e4m3.h). */
+export type ElementDType = 'f32' | 'bf16' | 'f16' | 'i32' | 'fp8';
 /** ggml's block-quantized weight formats, laid out bit for bit as in GGUF files (see src/quant/). */
 export type QuantDType = 'q8_0' | 'q4_k' | 'q5_k' | 'q6_k';
 export type DType = ElementDType | QuantDType;
 
-export const dtypeBytes: Record<ElementDType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4 };
+export const dtypeBytes: Record<ElementDType, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, fp8: 1 };
 
 /**
  * A dtype's storage unit: one element for the plain types, one block for the quantized ones (Q8_0: 32
@@ -18,6 +18,7 @@ export const dtypeBlock: Record<DType, { readonly elements: number; readonly byt
   bf16: { elements: 1, bytes: 2 },
   f16: { elements: 1, bytes: 2 },
   i32: { elements: 1, bytes: 4 },
+  fp8: { elements: 1, bytes: 1 },
   q8_0: { elements: 32, bytes: 34 },
   q4_k: { elements: 256, bytes: 144 },
   q5_k: { elements: 256, bytes: 176 },
@@ -42,7 +43,7 @@ export type HostArray<D extends DType> = D extends 'f32'
   ? Float32Array
   : D extends 'i32'
     ? Int32Array
-    : D extends QuantDType
+    : D extends QuantDType | 'fp8'
       ? Uint8Array
       : Uint16Array;
 
@@ -120,8 +121,49 @@ export function fromF16(bits: Uint16Array): Float32Array {
   return out;
 }
 
+/** One value → fp8 e4m3 bits: round to nearest even, saturating at ±448, NaN stays NaN (as native/fp8_e4m3.h). */
+export function fp8Bits(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  const sign = (x >>> 24) & 0x80;
+  const a = x & 0x7fffffff;
+  if (a > 0x7f800000) return sign | 0x7f;
+  if (a >= 0x43e00000) return sign | 0x7e;
+  f32[0] = Math.abs(f32[0]);
+  if (a < 0x3c800000) {
+    // subnormal: multiples of 2^-9; |x|·512 < 8 is exact, then round half to even
+    const s = f32[0] * 512;
+    const r = Math.round(s);
+    return sign | (r - s === 0.5 && r % 2 === 1 ? r - 1 : r);
+  }
+  const rounded = (a + 0x7ffff + ((a >>> 20) & 1)) >>> 0;
+  return sign | Math.min(0x7e, (rounded >>> 20) - (120 << 3));
+}
+
+/** fp8 e4m3 bits → its value (exact). */
+export function fp8Value(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const e = (b >>> 3) & 0xf;
+  const m = b & 7;
+  if (e === 0xf && m === 7) return NaN;
+  if (e === 0) return sign * m * 2 ** -9;
+  return sign * (1 + m / 8) * 2 ** (e - 7);
+}
+
+export function toFp8(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = fp8Bits(values[i]);
+  return out;
+}
+
+export function fromFp8(bits: Uint8Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = fp8Value(bits[i]);
+  return out;
+}
+
 /** Converts f32 values to the raw host representation of `dtype` (quantizing is src/quant's job). */
-export function encode(values: ArrayLike<number>, dtype: DType): Float32Array | Int32Array | Uint16Array {
+export function encode(values: ArrayLike<number>, dtype: DType): Float32Array | Int32Array | Uint16Array | Uint8Array {
   switch (dtype) {
     case 'f32':
       return values instanceof Float32Array ? values : Float32Array.from(values);
@@ -129,6 +171,8 @@ export function encode(values: ArrayLike<number>, dtype: DType): Float32Array | 
       return toBf16(values);
     case 'f16':
       return toF16(values);
+    case 'fp8':
+      return toFp8(values);
     case 'i32':
       return values instanceof Int32Array ? values : Int32Array.from(values);
     default:

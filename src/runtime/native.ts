@@ -46,9 +46,9 @@ export interface NativeDevice {
   qkNormRope(q: NativeTensor, k: NativeTensor, qWeight: NativeTensor | null, kWeight: NativeTensor | null,
     positions: Int32Array, eps: number, invFreq: Float64Array, attentionFactor: number): void;
   swiglu(gate: NativeTensor, up: NativeTensor, out: NativeTensor): void;
-  kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array): void;
+  kvWrite(kCache: NativeTensor, vCache: NativeTensor, k: NativeTensor, v: NativeTensor, slots: Int32Array, kvScales?: Float64Array): void;
   attention(kCache: NativeTensor, vCache: NativeTensor, q: NativeTensor, out: NativeTensor, qStart: Int32Array,
-    kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number): void;
+    kvLen: Int32Array, blockTables: Int32Array, maxBlocksPerSeq: number, scale: number, kvScales?: Float64Array): void;
   /** native/addon/sample_binding.cc documents the arguments. */
   sample(logits: NativeTensor, params: Float64Array, penaltyStart: Int32Array, penaltyTokens: Int32Array,
     penaltyCounts: Int32Array, biasStart: Int32Array, biasTokens: Int32Array, biasValues: Float64Array,

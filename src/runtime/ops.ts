@@ -4,10 +4,13 @@ import { addon } from './native.js';
 import type { RopeFrequencies } from './rope.js';
 import type { Tensor } from './tensor.js';
 
-/** One layer's paged KV cache: K and V pools of [numBlocks, blockSize, numKvHeads, headDim], f32 or bf16. */
+/** One layer's paged KV cache: K and V pools of [numBlocks, blockSize, numKvHeads, headDim], f32, bf16,
+ *  f16 or fp8 (e4m3). */
 export interface KvCache {
   k: Tensor;
   v: Tensor;
+  /** fp8 only: per-tensor scales [k, v]; a stored element e means e · scale (default [1, 1]). */
+  scales?: Float64Array;
 }
 
 /** A batch of sequences for attention (see native/ops.h AttentionArgs). */
@@ -158,7 +161,7 @@ export function swiglu(gate: Tensor, up: Tensor, out: Tensor): Tensor {
 
 /** Writes k, v [T, Hkv, D] into cache slots (slot = block · blockSize + offset). */
 export function kvWrite(cache: KvCache, k: Tensor, v: Tensor, slots: Int32Array): void {
-  k.device.native.kvWrite(cache.k.native, cache.v.native, k.native, v.native, slots);
+  k.device.native.kvWrite(cache.k.native, cache.v.native, k.native, v.native, slots, cache.scales);
 }
 
 /** Causal paged attention for a batch of sequences (prefill chunks and decodes alike). */
@@ -171,7 +174,7 @@ export function attention(
 ): Tensor {
   const scale = options.scale ?? 1 / Math.sqrt(q.shape[q.shape.length - 1]);
   out.device.native.attention(cache.k.native, cache.v.native, q.native, out.native, batch.qStart, batch.kvLen,
-    batch.blockTables, batch.maxBlocksPerSeq, scale);
+    batch.blockTables, batch.maxBlocksPerSeq, scale, cache.scales);
   return out;
 }
 

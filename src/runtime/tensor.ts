@@ -1,7 +1,7 @@
 // A typed, shaped region of device memory. Ops enqueue on the device's stream; read() resolves once
 // everything queued before it has run. dispose() frees deterministically (in stream order); a
 // tensor that is garbage-collected without dispose() is freed the same way by the addon.
-import { dtypeByteLength, fromBf16, fromF16, isQuantized, type DType, type HostArray } from './dtype.js';
+import { dtypeByteLength, fromBf16, fromF16, fromFp8, isQuantized, type DType, type HostArray } from './dtype.js';
 import type { NativeTensor } from './native.js';
 import type { Device } from './device.js';
 
@@ -32,11 +32,11 @@ export class Tensor<D extends DType = DType> {
     return this.native.disposed;
   }
 
-  /** Raw elements: Float32Array for f32, Int32Array for i32, Uint16Array of bits for bf16/f16, the
-   *  blocks' bytes (Uint8Array) for quantized dtypes. */
+  /** Raw elements: Float32Array for f32, Int32Array for i32, Uint16Array of bits for bf16/f16, Uint8Array
+   *  of bits for fp8, the blocks' bytes (Uint8Array) for quantized dtypes. */
   async read(): Promise<HostArray<D>> {
     const buf = await this.native.read();
-    if (isQuantized(this.dtype)) return new Uint8Array(buf) as HostArray<D>;
+    if (isQuantized(this.dtype) || this.dtype === 'fp8') return new Uint8Array(buf) as HostArray<D>;
     switch (this.dtype) {
       case 'f32':
         return new Float32Array(buf) as HostArray<D>;
@@ -53,6 +53,7 @@ export class Tensor<D extends DType = DType> {
     const raw = await this.read();
     if (this.dtype === 'bf16') return fromBf16(raw as Uint16Array);
     if (this.dtype === 'f16') return fromF16(raw as Uint16Array);
+    if (this.dtype === 'fp8') return fromFp8(raw as Uint8Array);
     return raw instanceof Float32Array ? raw : Float32Array.from(raw);
   }
 

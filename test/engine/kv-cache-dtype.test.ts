@@ -20,7 +20,7 @@ describe('kvCacheDType', () => {
     const options = { device: 'cpu' as const, threads: 1, kvCacheMemory: 1 << 20 };
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       const dir = tiny(dtype);
-      for (const [asked, expected] of [[undefined, dtype], ['auto', dtype], ['f16', 'f16'], ['f32', 'f32']] as const) {
+      for (const [asked, expected] of [[undefined, dtype], ['auto', dtype], ['f16', 'f16'], ['f32', 'f32'], ['fp8', 'fp8']] as const) {
         const m = await loadModel(dir, { ...options, kvCacheDType: asked });
         expect(m.kvCacheDType, `${dtype} checkpoint, kvCacheDType ${asked}`).toBe(expected);
         // The cache is used: a greedy completion runs through kvWrite and attention in that dtype.
@@ -30,13 +30,14 @@ describe('kvCacheDType', () => {
         m.dispose();
       }
     }
-    await expect(loadModel(tiny('f32'), { ...options, kvCacheDType: 'fp8' as 'f16' })).rejects.toThrow(/kvCacheDType must be auto, f32, bf16, f16 \(got fp8\)/);
+    await expect(loadModel(tiny('f32'), { ...options, kvCacheDType: 'fp4' as 'f16' })).rejects.toThrow(/kvCacheDType must be auto, f32, bf16, f16, fp8 \(got fp4\)/);
   });
 
   it('is a serve flag and environment variable, validated once', () => {
     expect(resolveServeConfig({}, {}).kvCacheDType).toBe('auto');
     expect(resolveServeConfig({ 'kv-cache-dtype': 'f16' }, {}).kvCacheDType).toBe('f16');
     expect(resolveServeConfig({}, { PARALON_KV_CACHE_DTYPE: 'f32' }).kvCacheDType).toBe('f32');
-    expect(() => resolveServeConfig({ 'kv-cache-dtype': 'fp16' }, {})).toThrow(/--kv-cache-dtype \(PARALON_KV_CACHE_DTYPE\) must be one of auto, f32, bf16, f16, got 'fp16'/);
+    expect(resolveServeConfig({ 'kv-cache-dtype': 'fp8' }, {}).kvCacheDType).toBe('fp8');
+    expect(() => resolveServeConfig({ 'kv-cache-dtype': 'fp16' }, {})).toThrow(/--kv-cache-dtype \(PARALON_KV_CACHE_DTYPE\) must be one of auto, f32, bf16, f16, fp8, got 'fp16'/);
   });
 });

@@ -6,7 +6,10 @@
 // Bounds: 1e-4 with f32 weights and an f32 KV cache, and with 16-bit weights on the CPU (it widens
 // them exactly); 16-bit weights on CUDA get 2e-2, because its tensor-core prefill rounds the f32
 // activations to bf16/f16 (native/cuda/matmul.cu); a bf16 KV cache gets 2e-2 (K and V rounded to
-// 8 mantissa bits); an f16 KV cache gets 5e-3 (11 mantissa bits).
+// 8 mantissa bits); an f16 KV cache gets 5e-3 (11 mantissa bits). For an fp8 (e4m3, scale 1) KV cache
+// the reference rounds K and V to fp8 as well (unrounded, 4 significant bits moved logits by 1.2e-1 here),
+// so the bound covers f32 arithmetic and elements whose f32 and f64 values round to neighbouring codes.
+import { fp8Bits, fp8Value } from '../../src/runtime/dtype.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -75,6 +78,11 @@ const cpuCases: Case[] = [
     },
     kvDtype: 'f32',
   },
+  {
+    name: 'untied, f32, fp8 KV cache, GQA 3',
+    checkpoint: { hiddenSize: 42, numHeads: 6, numKvHeads: 2, headDim: 22, intermediateSize: 58, vocabSize: 79, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
+    kvDtype: 'fp8',
+  },
 ];
 
 // The CUDA attention kernels take head_dim 64 or 128; the rest stays awkward.
@@ -115,6 +123,11 @@ const cudaCases: Case[] = [
     },
     kvDtype: 'f32',
   },
+  {
+    name: 'untied, f32, fp8 KV cache, GQA 2',
+    checkpoint: { hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
+    kvDtype: 'fp8',
+  },
 ];
 
 /** Why `name` cannot be opened here, or undefined when it can. */
@@ -134,10 +147,14 @@ const devices: { name: string; cases: Case[]; skip?: string }[] = [
   { name: 'cuda:0', cases: cudaCases, skip: cuda.count > 0 ? undefined : cuda.reason || 'no CUDA device' },
 ];
 
+/** The reference stores K and V as an fp8 cache does (scale 1); the other caches' rounding is in the bound. */
+const refRun = (c: Case) => (c.kvDtype === 'fp8' ? { storeKv: (x: number) => fp8Value(fp8Bits(x)) } : {});
+
 function tolerance(c: Case, device: string): number {
   if (c.kvDtype === 'bf16') return 2e-2;
   if (c.checkpoint.dtype !== 'f32' && device !== 'cpu') return 2e-2;
   if (c.kvDtype === 'f16') return 5e-3;
+  if (c.kvDtype === 'fp8') return 1e-2;
   return 1e-4;
 }
 
@@ -171,7 +188,7 @@ for (const dev of devices) {
           const blocks = new BlockTables(kv.numBlocks, rng);
           const tokens = rng.tokens(37, model.config.vocabSize);
           const decoded = rng.tokens(4, model.config.vocabSize);
-          const expected = ref.logits([...tokens, ...decoded]);
+          const expected = ref.logits([...tokens, ...decoded], refRun(c));
           const all = model.forward([{ tokens, numCached: 0, blockTable: blocks.grow(0, 37) }], kv, { allLogits: true });
           expect(all.shape).toEqual([37, model.config.vocabSize]);
           expectClose(await all.read(), expected.slice(0, 37), tol, 'prefill');
@@ -192,7 +209,7 @@ for (const dev of devices) {
           const blocks = new BlockTables(kv.numBlocks, rng);
           // Full token streams of four sequences; the steps below feed them piece by piece.
           const seqs = [rng.tokens(15, V), rng.tokens(22, V), rng.tokens(31, V), rng.tokens(7, V)];
-          const expected = seqs.map((s) => ref.logits(s));
+          const expected = seqs.map((s) => ref.logits(s, refRun(c)));
           const chunk = (s: number, from: number, to: number): SequenceChunk => ({
             tokens: seqs[s].slice(from, to),
             numCached: from,

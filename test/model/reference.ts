@@ -38,6 +38,8 @@ export interface ReferenceRun {
    * attends those keys (score 0, value 0). Lets a test reach positions beyond 32K cheaply.
    */
   zeroPrefix?: number;
+  /** Each K and V element as the KV cache stores it (e.g. rounded to fp8); default: kept exactly. */
+  storeKv?: (x: number) => number;
 }
 
 type Weights = Map<string, Float64Array>;
@@ -92,8 +94,24 @@ export class ReferenceQwen3 {
 
   /** Logits [tokens.length][vocab] of a whole sequence starting at position 0 (or after a zero prefix). */
   logits(tokens: readonly number[], run: ReferenceRun = {}): Float64Array[] {
+    return this.lastLogits(tokens, tokens.length, run);
+  }
+
+  /** Logits of the last `count` positions only (the LM head is most of a long sequence's cost). */
+  lastLogits(tokens: readonly number[], count: number, run: ReferenceRun = {}): Float64Array[] {
     const head = this.#get(this.config.tied ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    return this.hidden(tokens, run).map((row) => matvec(head, row));
+    return this.hidden(tokens, run).slice(tokens.length - count).map((row) => matvec(head, row));
+  }
+
+  /** The same model with some weights replaced (HF names), e.g. by the dequantized values of a GGUF. */
+  withWeights(replace: ReadonlyMap<string, Float64Array>): ReferenceQwen3 {
+    const weights: Weights = new Map(this.#w);
+    for (const [name, w] of replace) {
+      const old = this.#get(name);
+      if (old.length !== w.length) throw new Error(`reference: ${name} has ${old.length} values, the replacement ${w.length}`);
+      weights.set(name, w);
+    }
+    return new ReferenceQwen3(this.config, weights);
   }
 
   /** The final norm's output [tokens.length][hidden] of a whole sequence starting at position 0 (or after a zero prefix). */
@@ -117,9 +135,11 @@ export class ReferenceQwen3 {
         const k = matvec(this.#get(`${p}self_attn.k_proj.weight`), h);
         for (let hd = 0; hd < c.heads; hd++) normRopeHead(q, hd * D, D, this.#get(`${p}self_attn.q_norm.weight`), c.eps, c.rope, prefix + t);
         for (let hd = 0; hd < c.kvHeads; hd++) normRopeHead(k, hd * D, D, this.#get(`${p}self_attn.k_norm.weight`), c.eps, c.rope, prefix + t);
+        const v = matvec(this.#get(`${p}self_attn.v_proj.weight`), h);
+        if (run.storeKv) for (const a of [k, v]) a.forEach((e, i) => (a[i] = run.storeKv!(e)));
         qs.push(q);
         ks.push(k);
-        vs.push(matvec(this.#get(`${p}self_attn.v_proj.weight`), h));
+        vs.push(v);
       }
       for (let t = 0; t < n; t++) {
         const attn = new Float64Array(c.heads * D);

@@ -55,7 +55,10 @@ const CASES: ErrorCase[] = [
   // dtypes
   ['matmul: bf16 activations', (d) => ops.matmul(d.tensor(rng.normals(96), [1, 96], 'bf16'), f32(d, [4, 96]), d.empty([1, 4])), /^matmul: x must be f32 \(got bf16\[1, 96\]\)/],
   ['matmul: i32 weights', (d) => ops.matmul(f32(d, [1, 4]), d.tensor(Int32Array.of(1, 2, 3, 4), [1, 4], 'i32'), d.empty([1, 1])), /^matmul: w must be f32 or bf16 or f16/],
-  ['kvWrite: i32 cache', (d) => ops.kvWrite({ k: d.empty([4, 16, 2, 64], 'i32'), v: d.empty([4, 16, 2, 64], 'i32') }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: kCache must be f32 or bf16 or f16 \(got i32/],
+  ['kvWrite: i32 cache', (d) => ops.kvWrite({ k: d.empty([4, 16, 2, 64], 'i32'), v: d.empty([4, 16, 2, 64], 'i32') }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: kCache must be f32 or bf16 or f16 or fp8 \(got i32/],
+  ['kvWrite: scales on a bf16 cache', (d) => ops.kvWrite({ k: d.empty([4, 16, 2, 64], 'bf16'), v: d.empty([4, 16, 2, 64], 'bf16'), scales: Float64Array.of(2, 1) }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: kvScales other than \[1, 1\] need an fp8 cache/],
+  ['kvWrite: one fp8 scale', (d) => ops.kvWrite({ k: d.empty([4, 16, 2, 64], 'fp8'), v: d.empty([4, 16, 2, 64], 'fp8'), scales: Float64Array.of(2) }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: kvScales must hold \[kScale, vScale\]/],
+  ['kvWrite: zero fp8 scale', (d) => ops.kvWrite({ k: d.empty([4, 16, 2, 64], 'fp8'), v: d.empty([4, 16, 2, 64], 'fp8'), scales: Float64Array.of(1, 0) }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: kvScales must be positive finite f32 numbers/],
   ['kvWrite: K and V caches of different dtypes', (d) => ops.kvWrite({ k: cache(d, 'f32').k, v: cache(d, 'bf16').v }, f32(d, [1, 2, 64]), f32(d, [1, 2, 64]), Int32Array.of(0)), /^kvWrite: vCache must be f32/],
   ['sample: f16 logits', (d) => ops.sample(d.tensor(rng.normals(8), [1, 8], 'f16') as unknown as Tensor, [{ temperature: 1 }]), /^sample: logits must be f32/],
   // devices and lifetimes

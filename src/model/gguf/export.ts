@@ -3,9 +3,10 @@
 //
 // - Tensors renamed to llama.cpp's names and kept in the checkpoint's layout (no Q/K row permutation:
 //   see qwen3-config.ts).
-// - Matrices in the requested dtype; 1-D norm weights and the MoE router (ffn_gate_inp) always F32,
-//   as the converter keeps them. A tied LM head is not written: llama.cpp reuses token_embd when
-//   output.weight is absent.
+// - Matrices in the requested dtype (every matrix alike, as llama-quantize --pure), or by a llama.cpp
+//   file type's recipe (quant-recipe.ts: Q4_K_M mixes Q4_K and Q6_K); 1-D norm weights and the MoE
+//   router (ffn_gate_inp) always F32, as the converter keeps them. A tied LM head is not written:
+//   llama.cpp reuses token_embd when output.weight is absent.
 // - MoE experts: each layer's per-expert gate/up/down matrices stacked into one 3-D tensor per
 //   projection (ffn_gate_exps [E, I, H] …), converted one expert at a time.
 import path from 'node:path';
@@ -22,6 +23,7 @@ import type { TensorEntry } from '../weights.js';
 import { qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
 import { QWEN3MOE_GGUF_ARCHITECTURE, qwen3MoeToGguf } from './qwen3moe-config.js';
 import { expertTensor, ggufTensorName } from './tensor-names.js';
+import { GGUF_FILE_TYPES, tensorType, type GgufFileType } from './quant-recipe.js';
 import { tokenizerMetadataSource, tokenizerToGguf } from './tokenizer-metadata.js';
 import { gguf, type GgmlTypeName, type GgufValue } from './types.js';
 import { writeGguf, type GgufTensorToWrite } from './writer.js';
@@ -34,6 +36,10 @@ export interface GgufExportOptions {
    * matrix (quantized by src/quant, ggml's reference quantizers without an importance matrix).
    */
   dtype?: GgufWeightDType;
+  /** A llama.cpp file type instead of `dtype`: each tensor's type by llama-quantize's recipe. */
+  fileType?: GgufFileType;
+  /** The block quantizer (default src/quant's, ggml's reference bytes; the bench passes llama.cpp's own). */
+  quantize?: (values: Float32Array, dtype: QuantDType) => Uint8Array;
   /** general.name (default: the directory's name). */
   name?: string;
   /** Called after each tensor is written: tensors done, their count, and the tensor's GGUF name. */
@@ -44,6 +50,10 @@ export interface GgufExport {
   file: string;
   tensors: number;
   bytes: number;
+  /** Tensors per element type. */
+  types: Partial<Record<GgmlTypeName, number>>;
+  /** Tensors whose rows did not fit the recipe's type, and what they got instead. */
+  fallbacks: string[];
 }
 
 /** llama_ftype of a file whose matrices are all of one type (the K types as llama.cpp's _S mixes). */
@@ -89,6 +99,7 @@ function expectedShapes(c: Qwen3Config | Qwen3MoeConfig, moe: boolean): Map<stri
 
 /** Writes `outFile` from the HF Qwen3 or Qwen3-MoE checkpoint in `dir` (config.json, tokenizer files, safetensors). */
 export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExportOptions = {}): GgufExport {
+  if (options.dtype !== undefined && options.fileType !== undefined) throw new Error('GGUF export: give dtype or fileType, not both');
   const dtype = options.dtype ?? 'f32';
   const { arch, config: parsed } = readModelConfig(dir);
   const ggufArch = arch.ggufNames?.find((n) => n === QWEN3_GGUF_ARCHITECTURE || n === QWEN3MOE_GGUF_ARCHITECTURE);
@@ -99,7 +110,7 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
     ['general.architecture', gguf.string(ggufArch)],
     ['general.type', gguf.string('model')],
     ['general.name', gguf.string(options.name ?? path.basename(path.resolve(dir)))],
-    ['general.file_type', gguf.u32(FILE_TYPE[dtype])],
+    ['general.file_type', gguf.u32(options.fileType ? GGUF_FILE_TYPES[options.fileType].fileType : FILE_TYPE[dtype])],
     ['general.quantization_version', gguf.u32(2)],
     ['general.alignment', gguf.u32(32)],
     ...(moe ? qwen3MoeToGguf(config as Qwen3MoeConfig) : qwen3ToGguf(config)),
@@ -107,10 +118,21 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   ]);
   const device = Device.open('cpu', { threads: 1 });
   let count = 0;
+  const types: Partial<Record<GgmlTypeName, number>> = {};
+  const fallbacks: string[] = [];
   try {
     const checkpoint = SafetensorsCheckpoint.open(device, dir);
     try {
-      const tensors = tensorsToWrite(checkpoint, dtype);
+      const typeOf = (name: string, shape: number[]): GgmlTypeName => {
+        // The converter keeps 1-D tensors and the MoE router in F32 (llama.cpp's quantizer skips ffn_gate_inp too).
+        if (shape.length === 1 || name.endsWith('.ffn_gate_inp.weight')) return 'F32';
+        if (!options.fileType) return GGML_TYPE[dtype];
+        const choice = tensorType(options.fileType, name, shape, config.numLayers, config.tieWordEmbeddings);
+        if (choice.fallback) fallbacks.push(`${name}: ${choice.fallback}`);
+        return choice.type;
+      };
+      const tensors = tensorsToWrite(checkpoint, typeOf, options.quantize ?? quantize);
+      for (const t of tensors) types[t.type] = (types[t.type] ?? 0) + 1;
       const expected = expectedShapes(config, moe);
       for (const [name, shape] of expected) {
         const t = tensors.find((x) => x.name === name);
@@ -142,18 +164,21 @@ export function exportQwen3Gguf(dir: string, outFile: string, options: GgufExpor
   } finally {
     device.dispose();
   }
-  return { file: outFile, tensors: count, bytes: statSync(outFile).size };
+  return { file: outFile, tensors: count, bytes: statSync(outFile).size, types, fallbacks };
 }
 
+type TypeOf = (name: string, shape: number[]) => GgmlTypeName;
+type Quantizer = (values: Float32Array, dtype: QuantDType) => Uint8Array;
+
 /** The GGUF tensors of a checkpoint: one per tensor, except each layer's experts, stacked per projection. */
-function tensorsToWrite(checkpoint: SafetensorsCheckpoint, dtype: GgufWeightDType): GgufTensorToWrite[] {
+function tensorsToWrite(checkpoint: SafetensorsCheckpoint, typeOf: TypeOf, quantizer: Quantizer): GgufTensorToWrite[] {
   const out: GgufTensorToWrite[] = [];
   const stacks = new Map<string, TensorEntry[]>();
   for (const name of checkpoint.names) {
     const src = checkpoint.get(name)!;
     const expert = expertTensor(name);
     if (!expert) {
-      out.push(tensorToWrite(checkpoint, src, dtype));
+      out.push(tensorToWrite(checkpoint, src, typeOf, quantizer));
       continue;
     }
     const list = stacks.get(expert.stacked) ?? [];
@@ -168,26 +193,30 @@ function tensorsToWrite(checkpoint: SafetensorsCheckpoint, dtype: GgufWeightDTyp
       if (e.shape.join() !== first.shape.join() || e.dtype !== first.dtype)
         throw new Error(`GGUF export: ${e.name} is ${e.dtype}[${e.shape}], ${first.name} ${first.dtype}[${first.shape}]; experts must match`);
     const name = ggufTensorName(stacked)!;
+    const shape = [experts.length, ...first.shape];
+    const to = dtypeOfGgml(name, typeOf(name, shape));
     out.push({
       name,
-      type: GGML_TYPE[dtype],
-      shape: [experts.length, ...first.shape],
-      data: () => concat(experts.map((e) => convert(checkpoint.bytes(e), e.dtype as WeightDType, dtype))),
+      type: GGML_TYPE[to],
+      shape,
+      data: () => concat(experts.map((e) => convert(checkpoint.bytes(e), e.dtype as WeightDType, to, quantizer))),
     });
   }
   return out;
 }
 
-function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, dtype: GgufWeightDType): GgufTensorToWrite {
+const DTYPE_OF_GGML = Object.fromEntries(Object.entries(GGML_TYPE).map(([d, g]) => [g, d])) as Record<GgmlTypeName, GgufWeightDType>;
+
+function dtypeOfGgml(name: string, type: GgmlTypeName): GgufWeightDType {
+  const to = DTYPE_OF_GGML[type];
+  if (!to) throw new Error(`GGUF export: ${name}: no conversion to ${type}`);
+  return to;
+}
+
+function tensorToWrite(checkpoint: SafetensorsCheckpoint, src: TensorEntry, typeOf: TypeOf, quantizer: Quantizer): GgufTensorToWrite {
   const name = ggufTensorName(src.name) ?? fail(`GGUF export: tensor ${src.name} is not part of a Qwen3 or Qwen3-MoE checkpoint`);
-  // The converter keeps 1-D tensors and the MoE router in F32 (llama.cpp's quantizer skips ffn_gate_inp too).
-  const keepF32 = src.shape.length === 1 || name.endsWith('.ffn_gate_inp.weight');
-  return {
-    name,
-    type: keepF32 ? 'F32' : GGML_TYPE[dtype],
-    shape: src.shape,
-    data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, keepF32 ? 'f32' : dtype),
-  };
+  const to = dtypeOfGgml(name, typeOf(name, src.shape));
+  return { name, type: GGML_TYPE[to], shape: src.shape, data: () => convert(checkpoint.bytes(src), src.dtype as WeightDType, to, quantizer) };
 }
 
 function concat(parts: ArrayBufferView[]): Uint8Array {
@@ -205,7 +234,7 @@ function fail(message: string): never {
 }
 
 /** Element conversion; same-type copies are bit-exact, narrowing rounds to nearest even, block types quantize. */
-function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): ArrayBufferView {
+function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType, quantizer: (values: Float32Array, dtype: QuantDType) => Uint8Array): ArrayBufferView {
   if (from === to) return bytes;
   const f32 =
     from === 'f32'
@@ -213,6 +242,6 @@ function convert(bytes: Uint8Array, from: WeightDType, to: GgufWeightDType): Arr
       : from === 'bf16'
         ? fromBf16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2))
         : fromF16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2));
-  if (isQuantized(to)) return quantize(f32, to);
+  if (isQuantized(to)) return quantizer(f32, to);
   return to === 'f32' ? f32 : to === 'bf16' ? toBf16(f32) : toF16(f32);
 }

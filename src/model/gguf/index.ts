@@ -10,4 +10,5 @@ export { tokenizerFromGguf, tokenizerToGguf, tokenizerMetadataSource, TokenType,
 export { qwen3ConfigFromGguf, qwen3ToGguf, QWEN3_GGUF_ARCHITECTURE } from './qwen3-config.js';
 export { qwen3MoeConfigFromGguf, qwen3MoeToGguf, QWEN3MOE_GGUF_ARCHITECTURE } from './qwen3moe-config.js';
 export { openGgufModel, GgufWeights, type GgufModel } from './load.js';
+export { GGUF_FILE_TYPES, tensorType, useMoreBits, type GgufFileType } from './quant-recipe.js';
 export { exportQwen3Gguf, type GgufExport, type GgufExportOptions, type GgufWeightDType } from './export.js';

@@ -1,6 +1,7 @@
 // Table rows for the paged KV cache: kvWrite into scattered slots, and attention over shuffled
 // block tables for prefills, prefill chunks after cached tokens, decode batches and mixes of them.
 import { ops, type Device } from '../../../src/runtime/index.js';
+import { fp8Bits, fp8Value } from '../../../src/runtime/dtype.js';
 import { attentionRef, cacheNumel, kvWriteRef, type CacheShape } from '../../reference/attention.js';
 import { TOLERANCE } from '../../reference/compare.js';
 import { poisoned } from '../../reference/poison.js';
@@ -8,13 +9,39 @@ import { Rng } from '../../reference/random.js';
 import { storedAs } from '../../reference/rounding.js';
 import { caseName, isCuda, once, type OpCase } from './op_case.js';
 
-type CacheType = 'f32' | 'bf16' | 'f16';
+type CacheType = 'f32' | 'bf16' | 'f16' | 'fp8';
 const BLOCK_SIZE = 16;
+/** The fp8 cases' per-tensor scales (not powers of two, so that a missing or doubled scale shows). */
+const FP8_SCALES = { k: 0.37, v: 1.9 };
 
 /** Whole pools filled with random values (stale tokens and unused blocks included). */
 function randomPools(rng: Rng, cache: CacheShape) {
   return { k: rng.normals(cacheNumel(cache)), v: rng.normals(cacheNumel(cache)) };
 }
+
+/**
+ * fp8 inputs stress e4m3's range: about 1 in 16 values is scaled past ±448·scale (saturates) and 1 in
+ * 16 below 2^-6·scale (subnormal steps), around 2^-10·scale (rounds to 0 or the smallest step).
+ */
+function adversarialFp8(values: Float32Array, rng: Rng): Float32Array {
+  for (let i = 0; i < values.length; i++) {
+    const r = rng.uniform();
+    if (r < 1 / 16) values[i] *= 600;
+    else if (r < 2 / 16) values[i] *= 0.004;
+  }
+  return values;
+}
+
+/** fp8: a value x written with scale s is stored as e4m3(f32(x · f32(1/s))) and read as that · s. */
+const fp8Written = (x: number, s: number) => fp8Value(fp8Bits(Math.fround(x * Math.fround(1 / s))));
+
+/** The cache's values as the kernels read them: a pool uploaded raw (as fp8 bits, scale applied on read)
+ *  or new tokens written by kvWrite (divided by the scale first). */
+function cacheValues(values: ArrayLike<number>, dtype: CacheType, scale: number, written: boolean): Float64Array {
+  if (dtype !== 'fp8') return storedAs(values, dtype);
+  return Float64Array.from(values, (x) => (written ? fp8Written(x, scale) : fp8Value(fp8Bits(x))) * scale);
+}
+const cacheScales = (dtype: CacheType) => (dtype === 'fp8' ? Float64Array.of(FP8_SCALES.k, FP8_SCALES.v) : undefined);
 
 function kvWriteCase(dtype: CacheType, numKvHeads: number, headDim: number, numTokens: number): OpCase {
   const cache: CacheShape = { numBlocks: 7, blockSize: BLOCK_SIZE, numKvHeads, headDim };
@@ -26,7 +53,9 @@ function kvWriteCase(dtype: CacheType, numKvHeads: number, headDim: number, numT
     const slots = rng.permutation(cache.numBlocks * BLOCK_SIZE).subarray(0, numTokens);
     slots[0] = cache.numBlocks * BLOCK_SIZE - 1;
     if (numTokens > 1) slots[1] = 0;
-    return { pools: randomPools(rng, cache), k: rng.normals(numTokens * row), v: rng.normals(numTokens * row), slots };
+    const fresh = { k: rng.normals(numTokens * row), v: rng.normals(numTokens * row) };
+    if (dtype === 'fp8') for (const x of [fresh.k, fresh.v]) adversarialFp8(x, rng);
+    return { pools: randomPools(rng, cache), ...fresh, slots };
   });
   const shape = [cache.numBlocks, BLOCK_SIZE, numKvHeads, headDim];
   return {
@@ -36,11 +65,16 @@ function kvWriteCase(dtype: CacheType, numKvHeads: number, headDim: number, numT
       const kc = device.tensor(pools.k, shape, dtype);
       const vc = device.tensor(pools.v, shape, dtype);
       const tokenShape = [numTokens, numKvHeads, headDim];
-      ops.kvWrite({ k: kc, v: vc }, device.tensor(k, tokenShape), device.tensor(v, tokenShape), slots);
-      return { k: await kc.toFloat32(), v: await vc.toFloat32() };
+      ops.kvWrite({ k: kc, v: vc, scales: cacheScales(dtype) }, device.tensor(k, tokenShape), device.tensor(v, tokenShape), slots);
+      return { k: await kc.toFloat32(), v: await vc.toFloat32() };  // fp8: the stored elements, unscaled
     },
     expected: once(() => {
       const { pools, k, v, slots } = inputs();
+      if (dtype === 'fp8') {
+        const raw = (x: Float32Array) => Float64Array.from(x, (e) => fp8Value(fp8Bits(e)));
+        const written = (x: Float32Array, s: number) => Float64Array.from(x, (e) => fp8Written(e, s));
+        return kvWriteRef(cache, raw(pools.k), raw(pools.v), written(k, FP8_SCALES.k), written(v, FP8_SCALES.v), slots);
+      }
       return kvWriteRef(cache, storedAs(pools.k, dtype), storedAs(pools.v, dtype), storedAs(k, dtype), storedAs(v, dtype), slots);
     }),
     tolerance: () => TOLERANCE.exact,
@@ -96,10 +130,12 @@ function attentionCase(
       }
     });
     const tokenSize = numTokens * numKvHeads * headDim;
+    const fresh = { k: rng.normals(tokenSize), v: rng.normals(tokenSize) };
+    // V only: saturated keys would turn the softmax into an argmax that f32 score rounding can flip.
+    if (dtype === 'fp8') adversarialFp8(fresh.v, rng);
     return {
       pools: randomPools(rng, cache),
-      k: rng.normals(tokenSize),
-      v: rng.normals(tokenSize),
+      ...fresh,
       q: rng.normals(numTokens * numQHeads * headDim),
       blockTables,
       slots,
@@ -112,7 +148,7 @@ function attentionCase(
     heavyForSim: numTokens * seqs.reduce((a, s) => Math.max(a, s.cached + s.fresh), 0) * numQHeads * headDim > 40e6,
     async run(device: Device) {
       const { pools, k, v, q, blockTables, slots } = inputs();
-      const kvCache = { k: device.tensor(pools.k, poolShape, dtype), v: device.tensor(pools.v, poolShape, dtype) };
+      const kvCache = { k: device.tensor(pools.k, poolShape, dtype), v: device.tensor(pools.v, poolShape, dtype), scales: cacheScales(dtype) };
       const tokenShape = [numTokens, numKvHeads, headDim];
       ops.kvWrite(kvCache, device.tensor(k, tokenShape), device.tensor(v, tokenShape), slots);
       const out = poisoned(device, [numTokens, numQHeads, headDim]);
@@ -123,8 +159,8 @@ function attentionCase(
     },
     expected: once(() => {
       const { pools, k, v, q, blockTables, slots } = inputs();
-      const written = kvWriteRef(cache, storedAs(pools.k, dtype), storedAs(pools.v, dtype), storedAs(k, dtype),
-        storedAs(v, dtype), slots);
+      const written = kvWriteRef(cache, cacheValues(pools.k, dtype, FP8_SCALES.k, false), cacheValues(pools.v, dtype, FP8_SCALES.v, false),
+        cacheValues(k, dtype, FP8_SCALES.k, true), cacheValues(v, dtype, FP8_SCALES.v, true), slots);
       return {
         out: attentionRef({
           cache, kPool: written.k, vPool: written.v, q, numQHeads, qStart, kvLen, blockTables, maxBlocksPerSeq, scale,
@@ -137,7 +173,8 @@ function attentionCase(
     // combination of V rows, moves by a few u of those rows — the bound for rounded activations.
     // Seen (error / max|out|): 1.2e-3 .. 2.2e-3 up to 40 keys, where max|out| is about one V row;
     // 4.6e-3 for the chunk after 150 cached keys, whose outputs all average many rows. Decodes and
-    // the f32 and f16 caches stay in f32 (f16 values are widened exactly, as the reference stores them).
+    // the f32, f16 and fp8 caches stay in f32 (f16 and fp8 values are widened exactly, as the reference
+    // stores them; fp8's scales cost one f32 rounding per element or per output).
     tolerance: (device) =>
       isCuda(device) && dtype === 'bf16' && seqs.some((s) => s.fresh > 1) ? TOLERANCE.roundedActivations.bf16 : TOLERANCE.f32,
   };
@@ -145,7 +182,7 @@ function attentionCase(
 
 export function pagedCases(): OpCase[] {
   const cases: OpCase[] = [];
-  for (const dtype of ['f32', 'bf16', 'f16'] as CacheType[]) {
+  for (const dtype of ['f32', 'bf16', 'f16', 'fp8'] as CacheType[]) {
     cases.push(kvWriteCase(dtype, 2, 64, 19));
     cases.push(kvWriteCase(dtype, 3, 128, 1));
   }
@@ -166,6 +203,9 @@ export function pagedCases(): OpCase[] {
       });
   // The f16 cache (widened to f32 on load; SIMT prefill on CUDA): every batch shape at GQA 4.
   for (const D of [64, 128]) for (const [label, seqs] of batches) cases.push(attentionCase(label, 'f16', 8, 2, D, seqs));
+  // The fp8 cache (per-tensor scales folded in on CUDA, applied on load on the CPU): every batch shape.
+  for (const D of [64, 128]) for (const [label, seqs] of batches) cases.push(attentionCase(label, 'fp8', 6, 3, D, seqs));
+  cases.push(attentionCase('long-decode', 'fp8', 8, 2, 128, [{ cached: 500, fresh: 1 }, { cached: 130, fresh: 1 }]));
   // A long decode (several hundred keys: split-K / multi-block paths) and a long prefill chunk.
   cases.push(attentionCase('long-decode', 'bf16', 8, 2, 128, [{ cached: 700, fresh: 1 }, { cached: 301, fresh: 1 }]));
   cases.push(attentionCase('long-chunk', 'f32', 6, 3, 64, [{ cached: 150, fresh: 70 }]));

@@ -1,0 +1,144 @@
+// `npm run bench -- e2e --quant Q8_0,Q4_K_M,Q6_K [--model-shape 0.6b|8b] [--threads N] [--reps N]
+// [--batch 1,16] ...`: the e2e bench on quantized GGUF files. Per file type, the same GGUF (the
+// model-shaped random bf16 checkpoint exported by llama-quantize's recipe, every block made by
+// llama.cpp's own quantizer: bench/checkpoints.ts cachedQuantGguf) in Paralon and in llama.cpp, each as
+// its users run it (Paralon: library API, bf16 KV — its default for quantized weights; llama.cpp: its
+// defaults, F16 KV, flash attention auto): prefill of --prompt-tokens, decode at batch 1, and batched
+// decode (bench/e2e-batched.ts). Decode is set against the memory roofline measured in the same run:
+// host read bandwidth (best of 5 passes over 1 GiB, --threads threads) ÷ the bytes a decode step must
+// read (every matrix of the file, token_embd only when it is also the LM head). Next to the file size:
+// the process RSS after each engine's runs (the file is mapped; pages it touched count once).
+import { statSync } from 'node:fs';
+import { addon } from '../src/runtime/native.js';
+import { loadModel } from '../src/index.js';
+import { readGgufHeader, type GgufFileType } from '../src/model/gguf/index.js';
+import { cachedQuantGguf } from './checkpoints.js';
+import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
+import { batchPrompts, median, randomPrompt, runLlamaCpp, runParalon, type E2eSettings, type Sample } from './e2e.js';
+import { LlamaCppPeer } from './peers/llamacpp.js';
+import { markdownTable, runInfo, saveResults, type Row } from './results.js';
+
+/** Bytes one decode step reads from the file: all matrices but an untied token_embd (one row of it). */
+function decodeBytes(file: string): number {
+  const h = readGgufHeader(file);
+  const tied = !h.tensors.some((t) => t.name === 'output.weight');
+  return h.tensors.filter((t) => tied || t.name !== 'token_embd.weight').reduce((a, t) => a + t.byteLength, 0);
+}
+
+const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
+
+export async function benchE2eQuant(s: E2eSettings, types: GgufFileType[], dir: string): Promise<void> {
+  const { shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens } = s;
+  const maxBatch = Math.max(1, ...batches);
+  const contextSize = 2048;
+  const batchContext = Math.ceil((batchPromptTokens + decodeTokens + 1) / 256) * 256;
+  const kvBytesPerToken = 2 * shape.numLayers * shape.numKvHeads * shape.headDim * 2;
+  const batchKvBytes = Math.max(2 ** 30, kvBytesPerToken * maxBatch * (Math.ceil((batchPromptTokens + decodeTokens + 1) / 16) + 1) * 16);
+  const files = Object.fromEntries(types.map((t) => [t, cachedQuantGguf(dir, t)]));
+  const bandwidth = addon.measureReadBandwidth(1 << 30, threads, 5) * 1e9;
+  console.error(`host read bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (${threads} threads)`);
+
+  const rows: Row[] = [];
+  const batchRows: Row[] = [];
+  const samples: Record<string, unknown> = {};
+  for (const type of types) {
+    const file = files[type];
+    const bytes = decodeBytes(file);
+    const roofline = bandwidth / bytes;
+    const report = (engine: string, x: Sample) => console.error(`${type} ${engine}: prefill ${x.prefillTokPerS.toFixed(1)} tok/s, decode ${x.decodeTokPerS.toFixed(2)} tok/s`);
+    const reportBatch = (engine: string, b: number, x: BatchSample) => console.error(`${type} ${engine} B=${b}: decode ${x.decodeTokPerS.toFixed(2)} tok/s aggregate`);
+
+    const ours: Sample[] = [];
+    const oursBatched: Record<number, BatchSample[]> = {};
+    let oursRss = 0;
+    const model = await loadModel(file, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: maxBatch, maxNumBatchedTokens: Math.max(512, maxBatch), maxModelLen: contextSize, kvCacheMemory: batchKvBytes });
+    try {
+      await runParalon(model, randomPrompt(promptTokens, 1000), 2);
+      for (let r = 0; r < reps; r++) {
+        ours.push(await runParalon(model, randomPrompt(promptTokens, r), decodeTokens));
+        report('Paralon', ours[r]);
+      }
+      if (batches.length) await generateTogether(model, batchPrompts(maxBatch, 8, 1000), 2);
+      for (const b of batches) {
+        oursBatched[b] = [];
+        for (let r = 0; r < reps; r++) {
+          oursBatched[b].push(await runParalonBatch(model, batchPrompts(b, batchPromptTokens, r), decodeTokens));
+          reportBatch('Paralon', b, oursBatched[b][r]);
+        }
+      }
+      oursRss = rssGiB();
+    } finally {
+      model.dispose();
+    }
+
+    const theirs: Sample[] = [];
+    const theirsBatched: Record<number, BatchSample[]> = {};
+    let theirsRss = 0;
+    const peerOptions = { threads, batchSize: 512, kvCacheType: 'F16', flashAttention: 'auto' } as const;
+    const peer = await LlamaCppPeer.open(file, { ...peerOptions, contextSize });
+    const description = peer.description;
+    try {
+      await runLlamaCpp(peer, randomPrompt(promptTokens, 1000), 2);
+      for (let r = 0; r < reps; r++) {
+        theirs.push(await runLlamaCpp(peer, randomPrompt(promptTokens, r), decodeTokens));
+        report('llama.cpp', theirs[r]);
+      }
+      theirsRss = rssGiB();
+    } finally {
+      await peer.dispose();
+    }
+    for (const b of batches) {
+      const multi = await LlamaCppPeer.open(file, { ...peerOptions, contextSize: batchContext, sequences: b });
+      try {
+        await multi.greedyParallel(batchPrompts(b, 8, 1000), 3);
+        theirsBatched[b] = [];
+        for (let r = 0; r < reps; r++) {
+          theirsBatched[b].push(await runLlamaCppBatch(multi, batchPrompts(b, batchPromptTokens, r), decodeTokens));
+          reportBatch('llama.cpp', b, theirsBatched[b][r]);
+        }
+      } finally {
+        await multi.dispose();
+      }
+    }
+
+    const prefill = (xs: Sample[]) => median(xs.map((x) => x.prefillTokPerS));
+    const decode = (xs: Sample[]) => median(xs.map((x) => x.decodeTokPerS));
+    const fileGiB = statSync(file).size / 2 ** 30;
+    rows.push({
+      type,
+      'file GiB': fileGiB,
+      'Paralon prefill tok/s': prefill(ours),
+      'llama.cpp prefill tok/s': prefill(theirs),
+      'prefill ratio': prefill(ours) / prefill(theirs),
+      'Paralon decode tok/s': decode(ours),
+      'llama.cpp decode tok/s': decode(theirs),
+      'decode ratio': decode(ours) / decode(theirs),
+      'roofline tok/s': roofline,
+      'Paralon % roofline': (100 * decode(ours)) / roofline,
+      'llama.cpp % roofline': (100 * decode(theirs)) / roofline,
+      'Paralon RSS GiB': oursRss,
+      'RSS after llama.cpp GiB': theirsRss,
+    });
+    for (const b of batches) {
+      const o = median(oursBatched[b].map((x) => x.decodeTokPerS));
+      const t = median(theirsBatched[b].map((x) => x.decodeTokPerS));
+      batchRows.push({ type, batch: b, 'Paralon tok/s': o, 'llama.cpp tok/s': t, ratio: o / t });
+    }
+    samples[type] = { file, decodeBytes: bytes, peer: description, paralon: ours, llamaCpp: theirs, paralonBatched: oursBatched, llamaCppBatched: theirsBatched };
+  }
+
+  const notes =
+    `${shape.name}-shaped random checkpoint as ${types.join(', ')} GGUFs (llama-quantize's recipe; blocks by llama.cpp's own quantizer, so both engines read identical bytes), ` +
+    `${threads} threads each, ${promptTokens}-token prompt, ${decodeTokens} decoded tokens, median of ${reps} repetitions, the engines one after the other in one process. ` +
+    `Paralon: cpu, bf16 KV (its default for quantized weights). llama.cpp: node-llama-cpp 3.21.1 defaults (F16 KV, flash attention auto). ` +
+    `Roofline: host read bandwidth measured in this run (${(bandwidth / 1e9).toFixed(1)} GB/s) ÷ the bytes of one decode step (every matrix; token_embd when tied). ` +
+    `RSS: the process after the engine's runs (GGUF mapped; llama.cpp's column includes what Paralon left mapped or cached).`;
+  const appendix = batches.length
+    ? `\n## Batched decode\n\nB greedy generations on B different ${batchPromptTokens}-token prompts, aggregate decode tok/s (bench/e2e-batched.ts).\n\n${markdownTable(batchRows)}`
+    : '';
+  const out = saveResults(`e2e-quant-${shape.name.toLowerCase()}`, runInfo('e2e', 'cpu'), { shape, threads, promptTokens, decodeTokens, reps, bandwidth, samples, batchRows }, rows, notes, appendix);
+  console.log(notes);
+  console.log(markdownTable(rows));
+  if (batches.length) console.log(markdownTable(batchRows));
+  console.log(out.join('\n'));
+}
