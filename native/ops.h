@@ -400,9 +400,6 @@ class Backend {
   virtual void synchronize() = 0;
   // True when device pointers are plain host pointers (cpu): mapped files are then used in place.
   virtual bool host_memory() const = 0;
-  // Matmul precision in effect: "exact" (f32 activations), or "fast" (CPU: activations rounded to bf16
-  // for bf16 weights, AVX512-BF16 dot products).
-  virtual std::string precision() const { return "exact"; }
 
   virtual void embedding(const EmbeddingArgs&) = 0;
   virtual void matmul(const MatmulArgs&) = 0;
@@ -459,9 +456,10 @@ inline void Backend::replay(BackendGraph&, const int32_t*) {
 
 // Backend factories. Each throws OpError with a clear reason when unavailable
 // ("no CUDA device (cudaErrorInsufficientDriver)", "built without CUDA").
-// num_threads ≤ 0: one per core. fast_precision: bf16 dot products where the build and CPU have
-// AVX512-BF16 (precision() says whether it took effect).
+// num_threads ≤ 0: one per core. fast_precision: matmuls of bf16 weights with activations rounded to
+// bf16 and AVX512-BF16 dot products, where cpu_fast_precision_available() (else exact).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision);
+bool cpu_fast_precision_available();  // this build and CPU have AVX512-BF16
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
 std::unique_ptr<Backend> make_cuda_sim_backend();
 int cuda_device_count(std::string* reason);  // 0 with a reason when none

@@ -302,7 +302,8 @@ DeviceWrap::DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device
   self.Set("name", Napi::String::New(env, state_->backend->name()));
   self.Set("description", Napi::String::New(env, state_->backend->description()));
   self.Set("hostMemory", Napi::Boolean::New(env, state_->backend->host_memory()));
-  self.Set("precision", Napi::String::New(env, state_->backend->precision()));
+  const bool fast = name == "cpu" && precision == "fast" && cpu_fast_precision_available();
+  self.Set("precision", Napi::String::New(env, fast ? "fast" : "exact"));
 }
 
 DeviceState* DeviceWrap::live(const char* op) const {

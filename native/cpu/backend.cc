@@ -39,7 +39,6 @@ class CpuBackend final : public Backend {
     return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA +
            (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "");
   }
-  std::string precision() const override { return ctx_.bf16_dot ? "fast" : "exact"; }
 
   void* alloc(size_t bytes) override {
     // 64-byte aligned (a cache line, one AVX-512 vector); size rounded up as aligned_alloc requires.
@@ -83,6 +82,8 @@ class CpuBackend final : public Backend {
 };
 
 }  // namespace
+
+bool cpu_fast_precision_available() { return cpu::bf16_dot_supported(); }
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
   return std::make_unique<CpuBackend>(num_threads, fast_precision);
