@@ -5,8 +5,10 @@
 //
 // One kernel for every M: threads split W's rows (over all parts of a split output at once, as the
 // exact streaming kernel does); each step dots kNR W rows (8 for M = 1: eight concurrent streams)
-// with x rows in tiles of kMR, W rows staying in L1 across the tiles. x goes in blocks of kMB rows so
-// the block (≤ kMB · K · 2 bytes) stays in L2 while the chunk's W rows pass over it.
+// with x rows in tiles of kMR, W rows staying in L1 across the tiles and x (M · K · 2 bytes) in L2/L3.
+// Measured slower than the exact kernels from 16 rows on (one horizontal sum per output, no W reuse
+// in registers) — see bench/results/cpu-precision.md; a packed bf16-pair GEMM with broadcast x pairs
+// was tried and was slower still with scalar packing.
 #include <algorithm>
 #include <cstdint>
 
@@ -30,7 +32,6 @@ namespace {
 constexpr int kMR = 4;         // x rows per register tile (kMR × kNR accumulators, ≤ 32 zmm)
 constexpr int kNR = 4;         // W rows per step for M > 1
 constexpr int kNRSingle = 8;   // W rows per step for M = 1
-constexpr int64_t kMB = 64;    // x rows per block
 
 inline __m512bh load_bh(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
 inline __m512bh load_bh(const uint16_t* p, __mmask32 m) { return (__m512bh)_mm512_maskz_loadu_epi16(m, p); }
@@ -87,18 +88,15 @@ void rows(const MatmulArgs& a, const uint16_t* xb, int64_t n0, int64_t n1) {
   const uint16_t* w = static_cast<const uint16_t*>(a.w);
   const int64_t K = a.K;
   const int nr = a.M == 1 ? kNRSingle : kNR;
-  for (int64_t mb = 0; mb < a.M; mb += kMB) {
-    const int64_t m1 = std::min(a.M, mb + kMB);
-    int64_t n = n0;
-    for (; n + nr <= n1; n += nr) {
-      if (nr == kNRSingle) {
-        step<kNRSingle>(a, xb, w + n * K, n, mb, m1);
-      } else {
-        step<kNR>(a, xb, w + n * K, n, mb, m1);
-      }
+  int64_t n = n0;
+  for (; n + nr <= n1; n += nr) {
+    if (nr == kNRSingle) {
+      step<kNRSingle>(a, xb, w + n * K, n, 0, a.M);
+    } else {
+      step<kNR>(a, xb, w + n * K, n, 0, a.M);
     }
-    for (; n < n1; ++n) step<1>(a, xb, w + n * K, n, mb, m1);
   }
+  for (; n < n1; ++n) step<1>(a, xb, w + n * K, n, 0, a.M);
 }
 
 // ctx.bf16_x = x rounded to bf16 (nearest even), M · K elements.
