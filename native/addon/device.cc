@@ -264,16 +264,20 @@ Napi::Function DeviceWrap::Define(Napi::Env env) {
                       InstanceMethod<&DeviceWrap::AbortCapture>("abortCapture")});
 }
 
-// new Device(name, threads): "cpu", "cuda", "cuda:N", "cuda-sim".
+// new Device(name, threads, precision): "cpu", "cuda", "cuda:N", "cuda-sim"; precision "exact" or
+// "fast" (CPU only: bf16 dot products where the CPU has them; `precision` reports what took effect).
 DeviceWrap::DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceWrap>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw_op_error(env, "Device", "name must be a string");
   std::string name = info[0].As<Napi::String>();
   int threads = info.Length() >= 2 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  std::string precision = info.Length() >= 3 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "exact";
+  if (precision != "exact" && precision != "fast")
+    throw_op_error(env, "Device", "precision must be 'exact' or 'fast', got '" + precision + "'");
   auto state = std::make_shared<DeviceState>();
   try {
     if (name == "cpu") {
-      state->backend = make_cpu_backend(threads);
+      state->backend = make_cpu_backend(threads, precision == "fast");
     } else if (name == "cuda-sim") {
       state->backend = make_cuda_sim_backend();
     } else if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
@@ -299,6 +303,8 @@ DeviceWrap::DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device
   self.Set("name", Napi::String::New(env, state_->backend->name()));
   self.Set("description", Napi::String::New(env, state_->backend->description()));
   self.Set("hostMemory", Napi::Boolean::New(env, state_->backend->host_memory()));
+  const bool fast = name == "cpu" && precision == "fast" && cpu_fast_precision_available();
+  self.Set("precision", Napi::String::New(env, fast ? "fast" : "exact"));
 }
 
 DeviceState* DeviceWrap::live(const char* op) const {

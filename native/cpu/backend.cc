@@ -9,6 +9,7 @@
 
 #include <sys/mman.h>
 
+#include "cpu/gemm.h"
 #include "cpu/graph.h"
 #include "cpu/kernels.h"
 #include "cpu/simd.h"
@@ -34,11 +35,14 @@ std::string cpu_model_name() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int num_threads) : ctx_(num_threads), model_(cpu_model_name()) {}
+  CpuBackend(int num_threads, bool fast_precision) : ctx_(num_threads), model_(cpu_model_name()) {
+    ctx_.bf16_dot = fast_precision && cpu::bf16_dot_supported();
+  }
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
-    return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA;
+    return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA +
+           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "");
   }
 
   void* alloc(size_t bytes) override {
@@ -152,6 +156,10 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads) { return std::make_unique<CpuBackend>(num_threads); }
+bool cpu_fast_precision_available() { return cpu::bf16_dot_supported(); }
+
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
+  return std::make_unique<CpuBackend>(num_threads, fast_precision);
+}
 
 }  // namespace paralon

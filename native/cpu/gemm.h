@@ -29,5 +29,11 @@ constexpr int64_t kMaxStreamingRows = 8;
 // with W rows widened once per step and x in register tiles; above, the blocked GEMM.
 constexpr int64_t kMaxDotRows = 64;
 
+// Fast precision (matmul_bf16.cc): whether this build and CPU have AVX512-BF16, and the matmul of bf16
+// weights with x rounded to bf16 (vdpbf16ps). Returns false, doing nothing, where it does not apply
+// (other weight dtypes, a build without AVX512-BF16): the caller then runs the exact kernels.
+bool bf16_dot_supported();
+bool matmul_bf16_dot(Context& ctx, const MatmulArgs& a);
+
 }  // namespace cpu
 }  // namespace paralon

@@ -20,6 +20,10 @@ struct Context {
   // moe_matmul's reusable buffers: slots sorted by expert, and one expert's gathered x and y rows.
   std::vector<int64_t> moe_order;
   std::vector<float> moe_x, moe_y;
+  // Fast precision (--cpu-precision fast): bf16-weight matmuls take matmul_bf16_dot, x rounded to
+  // bf16 into bf16_x. Set only where bf16_dot_supported().
+  bool bf16_dot = false;
+  std::vector<uint16_t> bf16_x;
 };
 
 void embedding(Context& ctx, const EmbeddingArgs& a);        // elementwise.cc

@@ -58,7 +58,7 @@ export async function chat(args: string[], env: NodeJS.ProcessEnv = process.env)
   const local = await localModel({ spec: settings.model, dataDir: settings.dataDir, revision: settings.revision, hfToken: settings.hfToken }, process.stderr);
   const model = await loadLocalModel(
     local,
-    { device: settings.device, threads: settings.threads, maxModelLen: settings.maxModelLen, kvCacheMemory: settings.kvCacheMemory, maxNumSeqs: 1 },
+    { device: settings.device, threads: settings.threads, cpuPrecision: settings.cpuPrecision, maxModelLen: settings.maxModelLen, kvCacheMemory: settings.kvCacheMemory, maxNumSeqs: 1 },
     process.stderr,
     true,
   );

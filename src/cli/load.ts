@@ -73,5 +73,11 @@ export function loadLocalModel(local: LocalModel, options: LoadModelOptions, str
         if (loaded >= total) bar.finish();
       }
     : undefined;
-  return Model.load(local.path, { ...options, id: options.id ?? local.id, onProgress }).finally(() => (bar as ProgressBar | null)?.finish());
+  return Model.load(local.path, { ...options, id: options.id ?? local.id, onProgress })
+    .then((model) => {
+      if (options.cpuPrecision === 'fast' && model.device.name === 'cpu' && model.device.precision !== 'fast')
+        stream.write('note: --cpu-precision fast needs AVX512-BF16 (this build or CPU lacks it): using exact\n');
+      return model;
+    })
+    .finally(() => (bar as ProgressBar | null)?.finish());
 }

@@ -1,5 +1,5 @@
 // The flags every command that loads a model shares (serve, run, chat), validated once.
-import type { DeviceName } from '../runtime/index.js';
+import type { CpuPrecision, DeviceName } from '../runtime/index.js';
 import type { LogLevel } from '../server/app.js';
 import { bytesSetting, ConfigError, intSetting, resolveDataDir, stringSetting, type RawValues } from '../server/config.js';
 
@@ -12,6 +12,7 @@ export const MODEL_OPTIONS = {
   'hf-token': { type: 'string' },
   device: { type: 'string' },
   threads: { type: 'string' },
+  'cpu-precision': { type: 'string' },
   'max-model-len': { type: 'string' },
   'kv-cache-memory': { type: 'string' },
   'log-level': { type: 'string' },
@@ -23,6 +24,8 @@ export const MODEL_OPTIONS_HELP = `  --model ID|DIR|FILE          a Hugging Face
   --hf-token TOKEN             for gated and private repos (default: HF_TOKEN)
   --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
   --threads N                  CPU worker threads (default: one per core)
+  --cpu-precision P            exact | fast: fast rounds activations to bf16 for bf16 weights and uses
+                               AVX512-BF16 dot products (exact where the CPU lacks them; default exact)
   --max-model-len N            prompt + completion tokens per request (default: the model's)
   --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --log-level LEVEL            fatal | error | warn | info | debug | trace (debug also prints error stacks)
@@ -35,6 +38,7 @@ export interface ModelSettings {
   hfToken?: string;
   device: DeviceName | 'auto';
   threads?: number;
+  cpuPrecision?: CpuPrecision;
   maxModelLen?: number;
   kvCacheMemory?: number;
   logLevel?: LogLevel;
@@ -46,6 +50,9 @@ export function resolveModelSettings(values: RawValues, env: NodeJS.ProcessEnv =
   if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevel))
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
   const device = stringSetting(values, env, 'device') ?? 'auto';
+  const cpuPrecision = stringSetting(values, env, 'cpu-precision');
+  if (cpuPrecision !== undefined && cpuPrecision !== 'exact' && cpuPrecision !== 'fast')
+    throw new ConfigError(`--cpu-precision must be exact or fast, got '${cpuPrecision}'`);
   if (!/^(auto|cpu|cuda|cuda:\d+|cuda-sim)$/.test(device)) throw new ConfigError(`--device must be auto, cpu, cuda, cuda:N or cuda-sim, got '${device}'`);
   return {
     dataDir: resolveDataDir(values, env),
@@ -54,6 +61,7 @@ export function resolveModelSettings(values: RawValues, env: NodeJS.ProcessEnv =
     hfToken: stringSetting(values, env, 'hf-token'),
     device: device as DeviceName | 'auto',
     threads: intSetting(values, env, 'threads', 1, 1024),
+    cpuPrecision: cpuPrecision as CpuPrecision | undefined,
     maxModelLen: intSetting(values, env, 'max-model-len', 2),
     kvCacheMemory: bytesSetting(values, env, 'kv-cache-memory'),
     logLevel: logLevel as LogLevel | undefined,

@@ -1,7 +1,7 @@
 // The library's model handle: a checkpoint of a registered architecture on a device, its tokenizer and chat template, a
 // paged KV cache and the engine that batches every generation running on it.
 import path from 'node:path';
-import { Device, type DeviceName } from '../runtime/index.js';
+import { Device, type CpuPrecision, type DeviceName } from '../runtime/index.js';
 import { existsSync } from 'node:fs';
 import { CausalLM, ROW_LOGITS_CHUNK, type CausalLMLoadOptions, type ModelConfig, type ModelTask } from '../model/index.js';
 import { defaultModelId, findGgufFile, openGgufModel } from '../model/gguf/index.js';
@@ -29,6 +29,11 @@ export interface LoadModelOptions {
   device?: DeviceName | 'auto' | Device;
   /** CPU threads (default: one per core). */
   threads?: number;
+  /**
+   * CPU matmul precision (see DeviceOptions.precision): 'exact' (default) or 'fast' (bf16 activations and
+   * AVX512-BF16 dot products for bf16 weights; exact where the CPU lacks them: check model.device.precision).
+   */
+  cpuPrecision?: CpuPrecision;
   /** The model's id (default: the directory name, lower-cased; a GGUF's file name without split and quantization suffixes). */
   id?: string;
   /** Prompt + completion tokens of one request at most (default: the model's, capped by the KV cache). */
@@ -168,7 +173,7 @@ export class Model {
   static async load(dir: string, options: LoadModelOptions = {}): Promise<Model> {
     const resolved = path.resolve(dir);
     const ownsDevice = !(options.device instanceof Device);
-    const device = options.device instanceof Device ? options.device : Device.open(options.device ?? 'auto', { threads: options.threads });
+    const device = options.device instanceof Device ? options.device : Device.open(options.device ?? 'auto', { threads: options.threads, precision: options.cpuPrecision });
     try {
       const ggufFile = findGgufFile(resolved);
       const maxNumBatchedTokens = options.maxNumBatchedTokens ?? 512;

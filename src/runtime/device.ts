@@ -1,5 +1,5 @@
 // Devices: the CPU backend, CUDA GPUs and the CUDA simulator behind one interface.
-import { addon, type NativeDevice, type NativeMappedFile, type OpName } from './native.js';
+import { addon, type CpuPrecision, type NativeDevice, type NativeMappedFile, type OpName } from './native.js';
 import { encode, isQuantized, type DType, type HostArray } from './dtype.js';
 import { Tensor } from './tensor.js';
 import { DeviceGraph } from './graph.js';
@@ -9,6 +9,11 @@ export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'cuda-sim';
 export interface DeviceOptions {
   /** CPU backend only: worker threads (default: one per core). */
   threads?: number;
+  /**
+   * CPU backend only: 'exact' (default) or 'fast' — bf16-weight matmuls with activations rounded to bf16
+   * and AVX512-BF16 dot products; where the CPU lacks them it stays exact (see Device.precision).
+   */
+  precision?: CpuPrecision;
 }
 
 export interface CudaStatus {
@@ -27,6 +32,8 @@ export class Device {
   readonly description: string;
   /** True when device memory is host memory (cpu): mapped weights are used in place. */
   readonly hostMemory: boolean;
+  /** Matmul precision in effect ('fast' only on a CPU device asked for it whose CPU has AVX512-BF16). */
+  readonly precision: CpuPrecision;
   #disposed = false;
 
   private constructor(native: NativeDevice) {
@@ -34,6 +41,7 @@ export class Device {
     this.name = native.name;
     this.description = native.description;
     this.hostMemory = native.hostMemory;
+    this.precision = native.precision;
   }
 
   /** Opens `cpu`, `cuda:N` (or `cuda`), or `cuda-sim`; `auto` picks the first CUDA device, else the CPU. */
@@ -41,7 +49,9 @@ export class Device {
     if (name === 'auto') name = Device.cudaStatus().count > 0 ? 'cuda:0' : 'cpu';
     const threads = options.threads ?? 0;
     if (!Number.isInteger(threads) || threads < 0) throw new Error('Device: threads must be a non-negative integer');
-    return new Device(new addon.Device(name, threads));
+    const precision = options.precision ?? 'exact';
+    if (precision !== 'exact' && precision !== 'fast') throw new Error(`Device: precision must be 'exact' or 'fast', got '${String(precision)}'`);
+    return new Device(new addon.Device(name, threads, precision));
   }
 
   static cudaStatus(): CudaStatus {

@@ -2,7 +2,7 @@
 export { Device, MappedFile, type DeviceName, type DeviceOptions, type CudaStatus } from './device.js';
 export { Tensor } from './tensor.js';
 export { DeviceGraph } from './graph.js';
-export type { OpName } from './native.js';
+export type { CpuPrecision, OpName } from './native.js';
 export {
   type DType,
   type ElementDType,

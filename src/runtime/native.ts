@@ -29,10 +29,18 @@ export interface NativeSampleResult {
   targetRanks: Int32Array;
 }
 
+/**
+ * CPU matmul precision: 'exact' keeps activations in f32 (bf16/f16 weights widened, FMA); 'fast' rounds
+ * activations to bf16 for bf16 weights and uses AVX512-BF16 dot products (vdpbf16ps) where the CPU has them.
+ */
+export type CpuPrecision = 'exact' | 'fast';
+
 export interface NativeDevice {
   readonly name: string;
   readonly description: string;
   readonly hostMemory: boolean;
+  /** Matmul precision in effect: 'fast' only on a CPU device asked for it whose CPU has AVX512-BF16. */
+  readonly precision: CpuPrecision;
   alloc(dtype: NativeDType, shape: number[]): NativeTensor;
   synchronize(): Promise<void>;
   dispose(): void;
@@ -78,7 +86,7 @@ export interface NativeMappedFile {
 }
 
 export interface NativeAddon {
-  Device: new (name: string, threads: number) => NativeDevice;
+  Device: new (name: string, threads: number, precision: CpuPrecision) => NativeDevice;
   MappedFile: new (path: string) => NativeMappedFile;
   cudaDeviceCount(): { count: number; reason: string };
   /** Host memory read bandwidth in GB/s (best of `repeats` passes over `bytes`). */

@@ -1,6 +1,6 @@
 // `paralon serve`: resolve the configuration, start listening at once (/health says 503 while the
 // model downloads and loads), print the banner, and drain on SIGINT/SIGTERM.
-import type { DeviceName, Model } from '../index.js';
+import type { CpuPrecision, DeviceName, Model } from '../index.js';
 import { DEMO_MODEL_ID, loadLocalModel, localModel } from '../cli/load.js';
 import { resolveModelSettings } from '../cli/options.js';
 import { existsSync } from 'node:fs';
@@ -43,6 +43,7 @@ export interface ServeConfig {
   task?: ModelTask;
   device: DeviceName | 'auto';
   threads?: number;
+  cpuPrecision?: CpuPrecision;
   host: string;
   port: number;
   maxModelLen?: number;
@@ -64,7 +65,7 @@ export interface ServeConfig {
 /** Flags (parseArgs values) > PARALON_* environment > defaults; throws ConfigError on a bad value. */
 export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = process.env): ServeConfig {
   const common = resolveModelSettings(values, env);
-  const { model, revision, hfToken, dataDir, device, threads, maxModelLen, kvCacheMemory, logLevel } = common;
+  const { model, revision, hfToken, dataDir, device, threads, cpuPrecision, maxModelLen, kvCacheMemory, logLevel } = common;
   const task = stringSetting(values, env, 'task');
   if (task !== undefined && task !== 'generate' && task !== 'embed')
     throw new ConfigError(`--task must be generate or embed, got '${task}'`);
@@ -81,6 +82,7 @@ export function resolveServeConfig(values: RawValues, env: NodeJS.ProcessEnv = p
     task: task as ModelTask | undefined,
     device,
     threads,
+    cpuPrecision,
     host: stringSetting(values, env, 'host') ?? '127.0.0.1',
     port: intSetting(values, env, 'port', 0, 65535) ?? 8000,
     maxModelLen,
@@ -143,6 +145,7 @@ export async function serve(config: ServeConfig): Promise<void> {
           task: config.task,
           device: config.device,
           threads: config.threads,
+          cpuPrecision: config.cpuPrecision,
           maxModelLen: config.maxModelLen,
           ropeScaling: config.ropeScaling,
           kvCacheMemory: config.kvCacheMemory,

@@ -1,7 +1,8 @@
 // The CPU matmul kernels on each instruction-set path the addon can be built for — scalar, AVX2+FMA+F16C
 // and AVX-512 (run only where this CPU has it) — against a float64 reference (isa/matmul-paths.cc): the
 // addon itself is built for one path (-march=native), so a machine with AVX-512 also checks the AVX2
-// path that CI machines without it run (its 2-row tiles for 9–64 rows, the SwiGLU epilogue).
+// path that CI machines without it run (its 2-row tiles for 9–64 rows, the SwiGLU epilogue), and a
+// machine with AVX512-BF16 the fast-precision kernel (bf16 activations, vdpbf16ps).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,12 +19,18 @@ const paths: { name: string; flags: string[]; runs: boolean }[] = [
   { name: 'scalar', flags: [], runs: true },
   { name: 'avx2', flags: ['-mavx2', '-mfma', '-mf16c'], runs: has('avx2') && has('fma') && has('f16c') },
   { name: 'avx512', flags: ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c'], runs: has('avx512f') && has('avx512bw') },
+  // The same plus the fast-precision kernel (matmul_bf16.cc: bf16 x, vdpbf16ps) on its row counts.
+  {
+    name: 'avx512bf16',
+    flags: ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2', '-mfma', '-mf16c', '-mavx512bf16'],
+    runs: has('avx512f') && has('avx512bw') && has('avx512_bf16'),
+  },
 ];
 
 const dir = mkdtempSync(path.join(tmpdir(), 'paralon-isa-matmul-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const sources = ['matmul.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
+const sources = ['matmul.cc', 'matmul_bf16.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
 
 for (const isa of paths) {
   describe(`cpu matmul kernels [${isa.name}]`, () => {
@@ -33,7 +40,8 @@ for (const isa of paths) {
     }, 300_000);
     it.skipIf(!isa.runs)(`matches the float64 reference on every row-count path${isa.runs ? '' : ' (skipped: this CPU lacks the instructions)'}`, () => {
       const out = execFileSync(exe, { encoding: 'utf8' });
-      expect(out).toContain(`ISA ${isa.name}, 0 failures`);
+      expect(out).toContain(`ISA ${isa.name === 'avx512bf16' ? 'avx512' : isa.name}, 0 failures`);
+      if (isa.name === 'avx512bf16') expect(out).toContain('fast precision: checked');
     }, 120_000);
   });
 }

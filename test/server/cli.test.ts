@@ -103,6 +103,12 @@ describe('serve settings', () => {
     expect(() => resolveServeConfig({ 'rope-scaling': '{yarn' }, {})).toThrow(/--rope-scaling must be JSON/);
     expect(() => resolveServeConfig({ 'rope-scaling': '[4]' }, {})).toThrow(/--rope-scaling must be a JSON object or null/);
   });
+  it('reads --cpu-precision exact|fast (PARALON_CPU_PRECISION), default undefined (exact)', () => {
+    expect(resolveServeConfig({ 'cpu-precision': 'fast' }, {}).cpuPrecision).toBe('fast');
+    expect(resolveServeConfig({}, { PARALON_CPU_PRECISION: 'exact' }).cpuPrecision).toBe('exact');
+    expect(resolveServeConfig({}, {}).cpuPrecision).toBeUndefined();
+    expect(() => resolveServeConfig({ 'cpu-precision': 'bf16' }, {})).toThrow(/--cpu-precision must be exact or fast/);
+  });
 });
 
 describe('paralon serve', () => {

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/simd.h"
 
@@ -48,6 +49,79 @@ double max_error(const std::vector<float>& got, const std::vector<double>& want)
     err = std::isfinite(e) ? std::fmax(err, e) : INFINITY;
   }
   return ref > 0 ? err / ref : err;
+}
+
+// Fast precision (matmul_bf16.cc, where built with AVX512-BF16 and the CPU has it): bf16 weights,
+// x rounded to bf16. Two checks per case: against a float64 reference on the bf16-rounded x (only the
+// f32 accumulation differs: 1e-5 normalised, as the exact path), and against the exact reference on
+// the f32 x with the bound the rounding allows, |y − y_exact| ≤ 2^-8 · Σ|x·w| per element (each x
+// moves by at most 2^-9 relative; 2^-8 leaves room for accumulation). Splits, residual and SwiGLU.
+int fast_cases(std::mt19937& rng) {
+  Context ctx(2);
+  ctx.bf16_dot = true;
+  std::normal_distribution<float> xdist(0.0f, 1.0f);
+  int failures = 0;
+  for (int64_t M : {1, 3, 9, 17, 70, 300}) {
+    for (int mode = 0; mode < 3; ++mode) {  // 0: residual, 1: two-part split output, 2: SwiGLU
+      const int64_t N = mode == 2 ? 2 * 75 : 133, K = M % 2 ? 1001 : 96 + 37;
+      std::vector<float> x(M * K), residual(M * N);
+      for (float& v : x) v = xdist(rng);
+      for (float& v : residual) v = xdist(rng);
+      const Weights w = make_weights(rng, DType::BF16, N * K);
+      const int64_t out_cols = mode == 2 ? N / 2 : N;
+      std::vector<float> y(M * out_cols, NAN);
+      MatmulArgs a{x.data(), w.b16.data(), DType::BF16, mode == 0 ? residual.data() : nullptr, y.data(), M, N, K};
+      std::vector<float> part1;
+      const int64_t split = 61;  // part 0: W rows [0, 61) into y columns, part 1: the rest into part1
+      if (mode == 1) {
+        part1.assign(M * (N - split), NAN);
+        y.assign(M * split, NAN);
+        a.num_parts = 2;
+        a.parts[0] = y.data();
+        a.parts[1] = part1.data();
+        a.part_start[1] = split;
+        a.part_start[2] = N;
+        a.part_w[0] = w.b16.data();
+        a.part_w[1] = w.b16.data() + split * K;
+        a.part_w_dtype[0] = a.part_w_dtype[1] = DType::BF16;
+      }
+      if (mode == 2) a.epilogue = MatmulEpilogue::Swiglu;
+      matmul(ctx, a);
+      std::vector<float> got(M * out_cols);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < out_cols; ++n)
+          got[m * out_cols + n] = mode != 1 ? y[m * out_cols + n] : n < split ? y[m * split + n] : part1[m * (N - split) + n - split];
+      std::vector<double> want_rounded(M * out_cols);
+      double worst_bound = 0;  // max over elements of |got − exact| / allowed
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < out_cols; ++n) {
+          double g = 0, u = 0, gr = 0, ur = 0, ga = 0, ua = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const double xv = x[m * K + k], xr = to_f32(to_bf16(x[m * K + k]));
+            const double wg = w.used[n * K + k], wu = mode == 2 ? w.used[(out_cols + n) * K + k] : 0;
+            g += xv * wg, gr += xr * wg, ga += std::fabs(xv * wg);
+            u += xv * wu, ur += xr * wu, ua += std::fabs(xv * wu);
+          }
+          const double base = mode == 0 ? residual[m * N + n] : 0;
+          const auto act = [&](double gg, double uu) { return mode == 2 ? gg / (1 + std::exp(-gg)) * uu : gg + base; };
+          want_rounded[m * out_cols + n] = act(gr, ur);
+          const double exact = act(g, u);
+          // Bound through the epilogue: |Δ(silu(g)·u)| ≤ 1.1·|u|·|Δg| + |silu(g)|·|Δu| (|silu'| ≤ 1.1).
+          const double dg = std::ldexp(ga, -8), du = std::ldexp(ua, -8);
+          const double allowed = (mode == 2 ? 1.1 * (std::fabs(u) + du) * dg + (std::fabs(act(g, 1.0)) + 1.1 * dg) * du : dg) + 1e-6;
+          const double e = std::fabs(got[m * out_cols + n] - exact) / allowed;
+          worst_bound = std::isfinite(e) ? std::fmax(worst_bound, e) : INFINITY;
+        }
+      }
+      const double e = max_error(got, want_rounded);
+      const bool ok = e <= 1e-5 && worst_bound <= 1;
+      failures += !ok;
+      std::printf("%s fast bf16 M=%lld N=%lld K=%lld %s: max error %.3e vs bf16-rounded x, %.2f of the rounding bound\n", ok ? "ok" : "FAIL",
+                  static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
+                  mode == 0 ? "residual" : mode == 1 ? "split" : "epilogue=swiglu", e, worst_bound);
+    }
+  }
+  return failures;
 }
 
 }  // namespace
@@ -91,6 +165,12 @@ int main() {
                     swiglu ? " epilogue=swiglu" : " residual", e);
       }
     }
+  }
+  if (bf16_dot_supported()) {
+    failures += fast_cases(rng);
+    std::printf("fast precision: checked\n");
+  } else {
+    std::printf("fast precision: not built or no AVX512-BF16 on this CPU\n");
   }
   std::printf("ISA %s, %d failures\n", PARALON_CPU_ISA, failures);
   return failures == 0 ? 0 : 1;
