@@ -89,72 +89,81 @@ void pack_scales_mins_k4(const float* scales, const float* mins, uint8_t* out, f
   *dmin = max_min / 63.0f;
 }
 
-// ggml's make_qkx2_quants for n ≤ 32 values: levels 0..nmax into L, returns scale, *neg_min = −min.
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float rmin,
-                       float rdelta, int nstep, float* neg_min) {
-  uint8_t laux[32];
-  float min = x[0], max = x[0];
-  float sum_w = weights[0];
-  float sum_x = sum_w * x[0];
-  for (int i = 1; i < n; ++i) {
-    const float xi = x[i];
-    if (xi < min) min = xi;
-    if (xi > max) max = xi;
-    const float w = weights[i];
-    sum_w = sum_w + w;
-    sum_x = sum_x + w * xi;
+// The 8 sub-blocks of a Q4_K/Q5_K block are independent, so they run side by side in the 8 lanes of a
+// vector (lane j = sub-block j, GCC vector extensions): each lane does exactly the scalar steps of
+// ggml's make_qkx2_quants in their order, so the bytes do not change. (Vectorizing within a sub-block
+// would reorder its f32 sums.)
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+
+inline vi8 nearest_int(vf8 value) {
+  const vf8 t = value + 12582912.0f;
+  vi8 bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  return (bits & 0x007FFFFF) - 0x00400000;
+}
+inline vi8 clamp_levels(vi8 l, int nmax) {
+  l = l < 0 ? vi8{} : l;
+  return l > nmax ? vi8{} + nmax : l;
+}
+inline vf8 to_float(vi8 v) { return __builtin_convertvector(v, vf8); }
+
+// ggml's make_qkx2_quants for the 8 sub-blocks of 32 values in lanes: xt[i] holds value i of each
+// sub-block, w[i] its weight. Levels 0..nmax into L[i]; returns the scales, *neg_min = −min per lane.
+vf8 make_qkx2_quants_x8(int nmax, const vf8* xt, const vf8* w, vi8* L, float rmin, float rdelta, int nstep,
+                        vf8* neg_min) {
+  vi8 laux[32];
+  vf8 min = xt[0], max = xt[0];
+  vf8 sum_w = w[0];
+  vf8 sum_x = sum_w * xt[0];
+  for (int i = 1; i < 32; ++i) {
+    min = xt[i] < min ? xt[i] : min;
+    max = xt[i] > max ? xt[i] : max;
+    sum_w = sum_w + w[i];
+    sum_x = sum_x + w[i] * xt[i];
   }
-  if (min > 0) min = 0;
-  if (max == min) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    *neg_min = -min;
-    return 0.0f;
+  min = min > 0 ? vf8{} : min;
+  const vi8 flat = max == min;  // ggml returns early for these lanes: levels 0, scale 0, min as is
+  vf8 iscale = static_cast<float>(nmax) / (max - min);
+  vf8 scale = 1.0f / iscale;
+  vf8 best_error = vf8{};
+  for (int i = 0; i < 32; ++i) {
+    L[i] = clamp_levels(nearest_int(iscale * (xt[i] - min)), nmax);
+    const vf8 diff = (scale * to_float(L[i]) + min) - xt[i];
+    best_error = best_error + w[i] * (diff * diff);
   }
-  float iscale = static_cast<float>(nmax) / (max - min);
-  float scale = 1.0f / iscale;
-  float best_error = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const int l = nearest_int(iscale * (x[i] - min));
-    L[i] = static_cast<uint8_t>(clamp_int(l, 0, nmax));
-    const float diff = (scale * static_cast<float>(L[i]) + min) - x[i];
-    best_error = best_error + weights[i] * (diff * diff);
-  }
-  // As in ggml, each step uses the current best min (it moves when a step wins).
+  // As in ggml, each step uses the current best min of its lane (it moves when a step wins).
   for (int is = 0; is <= nstep; ++is) {
     iscale = ((rmin + rdelta * static_cast<float>(is)) + static_cast<float>(nmax)) / (max - min);
-    float sum_l = 0.0f, sum_l2 = 0.0f, sum_xl = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const float xi = x[i];
-      const int l = clamp_int(nearest_int(iscale * (xi - min)), 0, nmax);
-      laux[i] = static_cast<uint8_t>(l);
-      const float wl = weights[i] * static_cast<float>(l);
+    vf8 sum_l{}, sum_l2{}, sum_xl{};
+    for (int i = 0; i < 32; ++i) {
+      laux[i] = clamp_levels(nearest_int(iscale * (xt[i] - min)), nmax);
+      const vf8 l = to_float(laux[i]);
+      const vf8 wl = w[i] * l;
       sum_l = sum_l + wl;
-      sum_l2 = sum_l2 + wl * static_cast<float>(l);
-      sum_xl = sum_xl + wl * xi;
+      sum_l2 = sum_l2 + wl * l;
+      sum_xl = sum_xl + wl * xt[i];
     }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
-    if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-      if (this_min > 0) {
-        this_min = 0;
-        this_scale = sum_xl / sum_l2;
-      }
-      float cur_error = 0.0f;
-      for (int i = 0; i < n; ++i) {
-        const float diff = (this_scale * static_cast<float>(laux[i]) + this_min) - x[i];
-        cur_error = cur_error + weights[i] * (diff * diff);
-      }
-      if (cur_error < best_error) {
-        std::memcpy(L, laux, static_cast<size_t>(n));
-        best_error = cur_error;
-        scale = this_scale;
-        min = this_min;
-      }
+    const vf8 D = sum_w * sum_l2 - sum_l * sum_l;
+    vf8 this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+    vf8 this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    const vi8 clipped = this_min > 0;
+    this_min = clipped ? vf8{} : this_min;
+    this_scale = clipped ? sum_xl / sum_l2 : this_scale;
+    vf8 cur_error{};
+    for (int i = 0; i < 32; ++i) {
+      const vf8 diff = (this_scale * to_float(laux[i]) + this_min) - xt[i];
+      cur_error = cur_error + w[i] * (diff * diff);
     }
+    const vi8 better = (D > 0) & (cur_error < best_error) & ~flat;
+    for (int i = 0; i < 32; ++i) L[i] = better ? laux[i] : L[i];
+    best_error = better ? cur_error : best_error;
+    scale = better ? this_scale : scale;
+    min = better ? this_min : min;
   }
-  *neg_min = -min;
-  return scale;
+  for (int i = 0; i < 32; ++i) L[i] = flat ? vi8{} : L[i];
+  *neg_min = -min;  // a flat lane keeps the data's min: it never takes a step
+  return flat ? vf8{} : scale;
 }
 
 // The Q4_K/Q5_K weights of one 32-value sub-block: rms of the values + |x|.
@@ -167,10 +176,23 @@ void sub_block_weights(const float* x, float* weights) {
 
 // The shared part of Q4_K and Q5_K: levels 0..nmax of all 256 values into L, d/dmin/scales written.
 void quantize_k4_levels(const float* x, uint8_t* out, int nmax, float rmin, int nstep, uint8_t* L) {
-  float weights[32], scales[8], mins[8];
+  vf8 xt[32], wt[32];
+  vi8 Lt[32];
   for (int j = 0; j < 8; ++j) {
+    float weights[32];
     sub_block_weights(x + 32 * j, weights);
-    scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, rmin, 0.1f, nstep, &mins[j]);
+    for (int i = 0; i < 32; ++i) {
+      xt[i][j] = x[32 * j + i];
+      wt[i][j] = weights[i];
+    }
+  }
+  vf8 neg_min;
+  const vf8 scale = make_qkx2_quants_x8(nmax, xt, wt, Lt, rmin, 0.1f, nstep, &neg_min);
+  float scales[8], mins[8];
+  for (int j = 0; j < 8; ++j) {
+    scales[j] = scale[j];
+    mins[j] = neg_min[j];
+    for (int i = 0; i < 32; ++i) L[32 * j + i] = static_cast<uint8_t>(Lt[i][j]);
   }
   float d, dmin;
   pack_scales_mins_k4(scales, mins, out + 4, &d, &dmin);
