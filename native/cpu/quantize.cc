@@ -1,6 +1,7 @@
-// A line-by-line port of src/quant/{q8_0,q4_k,q5_k,q6_k,k-scales,f32-math}.ts. The TypeScript rounds
-// every intermediate to f32 (Math.fround) in ggml's evaluation order; here the same steps are plain f32
-// operations in the same order. CMakeLists.txt compiles this file with -ffp-contract=off: a fused
+// A port of src/quant/{q8_0,q4_k,q5_k,q6_k,k-scales,f32-math}.ts. The TypeScript rounds every
+// intermediate to f32 (Math.fround) in ggml's evaluation order; here the same steps are plain f32
+// operations in the same order, the K types' sub-blocks side by side in vector lanes (one lane does
+// exactly one sub-block's scalar steps; branches become per-lane selects). CMakeLists.txt compiles this file with -ffp-contract=off: a fused
 // multiply-add would skip a rounding and change bytes. JavaScript semantics that C++ lacks are spelled
 // out: NaN is falsy (js_falsy), Math.max propagates NaN, `v & 0xff` wraps doubles modulo 2^32.
 #include "cpu/quantize.h"
@@ -245,58 +246,77 @@ void quantize_block_q5_k(const float* x, uint8_t* out) {
 
 constexpr float kGroupMaxEps = 1e-15f;
 
-// Q6_K's sums for one trial inverse scale; stores the levels (+nmax) in L when L is not null.
-void qx_fit(int n, int nmax, const float* x, float iscale, int8_t* L, float* sumlx_out, float* suml2_out) {
-  float sumlx = 0.0f, suml2 = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float xi = x[i];
-    const int l = clamp_int(nearest_int(iscale * xi), -nmax, nmax - 1);
-    if (L) L[i] = static_cast<int8_t>(l + nmax);
-    const float w = xi * xi;
-    sumlx = sumlx + (w * xi) * static_cast<float>(l);
-    suml2 = suml2 + (w * static_cast<float>(l)) * static_cast<float>(l);
+// Q6_K's 16 sub-blocks of 16 values run side by side in 16 lanes, as Q4_K's in quantize_k4_levels.
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+inline vi16 nearest_int(vf16 value) {
+  const vf16 t = value + 12582912.0f;
+  vi16 bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  return (bits & 0x007FFFFF) - 0x00400000;
+}
+
+// Q6_K's sums for one trial inverse scale per lane; the levels (−nmax..nmax−1) into l.
+void qx_fit(int nmax, const vf16* xt, vf16 iscale, vi16* l, vf16* sumlx_out, vf16* suml2_out) {
+  vf16 sumlx{}, suml2{};
+  for (int i = 0; i < 16; ++i) {
+    vi16 q = nearest_int(iscale * xt[i]);
+    q = q < -nmax ? vi16{} - nmax : q;
+    q = q > nmax - 1 ? vi16{} + (nmax - 1) : q;
+    l[i] = q;
+    const vf16 lf = __builtin_convertvector(q, vf16);
+    const vf16 w = xt[i] * xt[i];
+    sumlx = sumlx + (w * xt[i]) * lf;
+    suml2 = suml2 + (w * lf) * lf;
   }
   *sumlx_out = sumlx;
   *suml2_out = suml2;
 }
 
-// ggml's make_qx_quants with rmse_type 1 and no weights.
-float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0.0f, amax = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
+// ggml's make_qx_quants with rmse_type 1 and no weights, for the 16 sub-blocks in lanes: xt[i] holds
+// value i of each; levels + nmax into L[i]; returns the scales.
+vf16 make_qx_quants_x16(int nmax, const vf16* xt, vi16* L) {
+  vf16 max{}, amax{};
+  for (int i = 0; i < 16; ++i) {
+    const vf16 ax = xt[i] < 0 ? -xt[i] : xt[i];  // fabs, but NaN's sign kept: only its compare matters
+    const vi16 bigger = ax > amax;
+    amax = bigger ? ax : amax;
+    max = bigger ? xt[i] : max;
   }
-  if (amax < kGroupMaxEps) {
-    std::memset(L, 0, static_cast<size_t>(n));
-    return 0.0f;
-  }
-  float sumlx, suml2;
-  qx_fit(n, nmax, x, -static_cast<float>(nmax) / max, L, &sumlx, &suml2);
-  float scale = js_falsy(suml2) ? 0.0f : sumlx / suml2;
-  float best = scale * sumlx;
+  const vi16 tiny = amax < kGroupMaxEps;  // ggml returns early for these lanes: levels 0, scale 0
+  vi16 l[16];
+  vf16 sumlx, suml2;
+  qx_fit(nmax, xt, -static_cast<float>(nmax) / max, L, &sumlx, &suml2);
+  const vi16 falsy = (suml2 == 0) | (suml2 != suml2);
+  vf16 scale = falsy ? vf16{} : sumlx / suml2;
+  vf16 best = scale * sumlx;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
-    const float iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
-    qx_fit(n, nmax, x, iscale, nullptr, &sumlx, &suml2);
-    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      qx_fit(n, nmax, x, iscale, L, &sumlx, &suml2);
-      scale = sumlx / suml2;
-      best = scale * sumlx;
-    }
+    const vf16 iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    qx_fit(nmax, xt, iscale, l, &sumlx, &suml2);
+    const vi16 better = (suml2 > 0) & (sumlx * sumlx > best * suml2);
+    for (int i = 0; i < 16; ++i) L[i] = better ? l[i] : L[i];
+    scale = better ? sumlx / suml2 : scale;
+    best = better ? scale * sumlx : best;
   }
-  return scale;
+  for (int i = 0; i < 16; ++i) L[i] = tiny ? vi16{} : L[i] + nmax;
+  return tiny ? vf16{} : scale;
 }
 
 void quantize_block_q6_k(const float* x, uint8_t* out) {
   int8_t L[kQK_K];
+  vf16 xt[16];
+  vi16 Lt[16];
+  for (int s = 0; s < 16; ++s) {
+    for (int i = 0; i < 16; ++i) xt[i][s] = x[16 * s + i];
+  }
+  const vf16 lane_scales = make_qx_quants_x16(32, xt, Lt);
   float scales[16];
   float max_scale = 0.0f, max_abs_scale = 0.0f;
   for (int ib = 0; ib < 16; ++ib) {
-    const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
+    const float scale = lane_scales[ib];
+    for (int i = 0; i < 16; ++i) L[16 * ib + i] = static_cast<int8_t>(Lt[i][ib]);
     scales[ib] = scale;
     if (std::fabs(scale) > max_abs_scale) {
       max_abs_scale = std::fabs(scale);
