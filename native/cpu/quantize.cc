@@ -31,8 +31,9 @@ inline int nearest_int(float value) {
 
 // JavaScript's `v & 0xff` for a double that is an integer, ±Infinity or NaN (ToInt32, then the low byte).
 inline uint8_t js_low_byte(double v) {
+  if (v > -2147483648.0 && v < 2147483648.0) return static_cast<uint8_t>(static_cast<int64_t>(v) & 0xFF);
   if (!std::isfinite(v)) return 0;
-  return static_cast<uint8_t>(static_cast<int>(std::fmod(v, 256.0)) & 0xFF);
+  return static_cast<uint8_t>(static_cast<int>(std::fmod(v, 256.0)) & 0xFF);  // 256 divides 2^32
 }
 
 // GGML_FP32_TO_FP16 then back: the value a half field holds.
