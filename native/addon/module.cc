@@ -1,5 +1,5 @@
 // Addon entry: the Device, Tensor and MappedFile classes, CUDA discovery, build facts and the
-// sampling-parameter layout (sampleParamFields).
+// sampling-parameter layout (sampleParamFields), the block quantizer (quantizeRows).
 #include <napi.h>
 
 #include "addon_data.h"
@@ -40,6 +40,7 @@ Napi::Value DeviceWrap::SelfTest(const Napi::CallbackInfo& info) {
 
 Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info);  // bandwidth.cc
 Napi::Value SampleParamFields(Napi::Env env);                      // sample_binding.cc
+Napi::Value QuantizeRows(const Napi::CallbackInfo& info);          // quantize_binding.cc
 
 static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   std::string reason;
@@ -93,6 +94,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureReadBandwidth", Napi::Function::New(env, MeasureReadBandwidth));
   exports.Set("setKernelVariants", Napi::Function::New(env, SetKernelVariants));
   exports.Set("sampleParamFields", SampleParamFields(env));
+  exports.Set("quantizeRows", Napi::Function::New(env, QuantizeRows));
   Napi::Object build = Napi::Object::New(env);
   build.Set("cuda", Napi::Boolean::New(env, PARALON_WITH_CUDA));
   exports.Set("build", build);

@@ -1,9 +1,11 @@
 // Reference quantizers and dequantizers for ggml's Q8_0, Q4_K, Q5_K and Q6_K block formats. The
 // quantizers are ggml's quantize_row_*_ref (no importance matrix) and produce its bytes bit for bit;
 // the dequantizers give each block's exact values in f64, or ggml's own f32 results (dequantize_row_*)
-// with `{ arithmetic: 'ggml-f32' }`. Used by the tests as the float64 reference of the quantized kernels
-// and by `paralon quantize`.
+// with `{ arithmetic: 'ggml-f32' }`. Used by the tests as the float64 reference of the quantized kernels.
+// `quantize` runs the native port of these quantizers (native/cpu/quantize.cc, byte-identical, tested
+// against quantizeReference); `paralon quantize` uses it.
 import { dtypeBlock, type QuantDType } from '../runtime/dtype.js';
+import { quantizeNative } from '../runtime/native-quantize.js';
 import { exact, fr, type Rounding } from './f32-math.js';
 import { dequantizeBlockQ8_0, quantizeBlockQ8_0 } from './q8_0.js';
 import { dequantizeBlockQ4_K, quantizeBlockQ4_K } from './q4_k.js';
@@ -22,8 +24,13 @@ const codecs: Record<QuantDType, BlockCodec> = {
   q6_k: { quantize: quantizeBlockQ6_K, dequantize: dequantizeBlockQ6_K },
 };
 
-/** Quantizes `values` (a whole number of blocks, rows concatenated) to `dtype`'s blocks. */
+/** Quantizes `values` (a whole number of blocks, rows concatenated) to `dtype`'s blocks, natively. */
 export function quantize(values: Float32Array, dtype: QuantDType): Uint8Array {
+  return quantizeNative(values, dtype);
+}
+
+/** `quantize` in TypeScript, one block at a time: the reference the native quantizer is tested against. */
+export function quantizeReference(values: Float32Array, dtype: QuantDType): Uint8Array {
   const { elements, bytes } = dtypeBlock[dtype];
   if (values.length % elements !== 0)
     throw new Error(`quantize ${dtype}: ${values.length} values are not whole blocks of ${elements}`);

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DType } from './dtype.js';
+import type { DType, QuantDType } from './dtype.js';
 
 /** The addon takes every runtime dtype by name (native/ops.h DType). */
 export type NativeDType = DType;
@@ -97,6 +97,11 @@ export interface NativeAddon {
    * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32.
    */
   setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; gemvKSlices?: number; decodeSplits?: number }): void;
+  /**
+   * ggml's reference block quantizers (native/addon/quantize_binding.cc): `values` (whole blocks) →
+   * `out` (exactly their bytes; allocated when left out), on all cores. Through runtime/native-quantize.ts.
+   */
+  quantizeRows(dtype: QuantDType, values: Float32Array, out?: Uint8Array): Uint8Array;
   build: { cuda: boolean };
   /** The fields of a sample params row, in order (native/ops.h PARALON_SAMPLING_FIELDS). */
   sampleParamFields: string[];

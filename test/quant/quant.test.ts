@@ -1,8 +1,9 @@
-// The reference quantizers and dequantizers (src/quant) against llama.cpp's own, bit for bit (golden
-// vectors from bench/quant-golden.ts), plus round-trip error bounds on random data.
+// The quantizers (src/quant: the TypeScript reference and `quantize`, the native port) and dequantizers
+// against llama.cpp's own, bit for bit (golden vectors from bench/quant-golden.ts), plus round-trip error
+// bounds on random data.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { dequantize, quantize } from '../../src/quant/index.js';
+import { dequantize, quantize, quantizeReference } from '../../src/quant/index.js';
 import { dtypeBlock, quantDTypes, type QuantDType } from '../../src/runtime/dtype.js';
 import { Rng } from '../reference/random.js';
 import { goldenInputs } from './golden-cases.js';
@@ -36,10 +37,14 @@ describe.each(quantDTypes)('%s', (dtype) => {
   const ggmlBlocks = bytes(golden.formats[dtype].blocks);
   const ggmlValues = floats(golden.formats[dtype].dequantized);
 
-  it.each(golden.rows.map((name, i) => [name, i] as const))('quantizes "%s" to ggml’s bytes', (_name, i) => {
-    const ours = quantize(values.subarray(i * ROW, (i + 1) * ROW), dtype);
-    expect(Buffer.from(ours).toString('hex')).toBe(Buffer.from(ggmlBlocks.subarray(i * rowBytes, (i + 1) * rowBytes)).toString('hex'));
-  });
+  const quantizers = { native: quantize, reference: quantizeReference };
+  it.each(golden.rows.flatMap((name, i) => (['native', 'reference'] as const).map((q) => [q, name, i] as const)))(
+    '%s quantizes "%s" to ggml’s bytes',
+    (q, _name, i) => {
+      const ours = quantizers[q](values.subarray(i * ROW, (i + 1) * ROW), dtype);
+      expect(Buffer.from(ours).toString('hex')).toBe(Buffer.from(ggmlBlocks.subarray(i * rowBytes, (i + 1) * rowBytes)).toString('hex'));
+    },
+  );
 
   it('dequantizes ggml’s blocks to ggml’s f32 values bit for bit, and f64 within f32 rounding', () => {
     const f32 = dequantize(ggmlBlocks, dtype, { arithmetic: 'ggml-f32' });
@@ -64,6 +69,7 @@ describe.each(quantDTypes)('%s', (dtype) => {
 
   it('refuses partial blocks by name', () => {
     expect(() => quantize(new Float32Array(elements + 1), dtype)).toThrow(`quantize ${dtype}`);
+    expect(() => quantizeReference(new Float32Array(elements + 1), dtype)).toThrow(`quantize ${dtype}`);
     expect(() => dequantize(new Uint8Array(blockBytes - 1), dtype)).toThrow(`dequantize ${dtype}`);
   });
 });
