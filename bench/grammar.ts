@@ -1,5 +1,6 @@
-// `npm run bench -- grammar [--batch 1,16] [--decode-tokens N] [--threads N]`: the cost of grammar-
-// constrained decoding on the CPU with the demo model (Qwen3's 151,936-wide vocabulary).
+// `npm run bench -- grammar [--batch 1,16] [--decode-tokens N] [--threads N] [--model DIR]`: the cost of
+// grammar-constrained decoding on the CPU with the demo model (Qwen3's 151,936-wide vocabulary), or with
+// the Qwen3 checkpoint in DIR (e.g. bench/.cache/e2e-qwen3-0.6b-bf16, which `bench -- e2e` writes).
 //   compile: per format, the first compile (cold, on a warm worker) and a repeat (the pool's cache);
 //            plus the worker's start (tokenizer info + one-time vocabulary preprocessing).
 //   decode:  ms per decode step with B requests, unconstrained vs every request under a JSON-schema
@@ -53,12 +54,13 @@ const FORMATS: [string, GrammarFormat][] = [
 export async function benchGrammar(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { batch: { type: 'string', default: '1,16' }, 'decode-tokens': { type: 'string', default: '24' }, threads: { type: 'string' } },
+    options: { batch: { type: 'string', default: '1,16' }, 'decode-tokens': { type: 'string', default: '24' }, threads: { type: 'string' }, model: { type: 'string' } },
   });
   const batches = values.batch.split(',').map(Number);
   const decodeTokens = Number(values['decode-tokens']);
-  const dir = path.join(os.tmpdir(), `paralon-bench-grammar-${process.pid}`);
-  writeDemoModel(dir);
+  const demo = values.model === undefined;
+  const dir = values.model ?? path.join(os.tmpdir(), `paralon-bench-grammar-${process.pid}`);
+  if (demo) writeDemoModel(dir);
   const model = await loadModel(dir, {
     device: 'cpu',
     threads: values.threads ? Number(values.threads) : undefined,
@@ -91,12 +93,13 @@ export async function benchGrammar(argv: string[]): Promise<void> {
       rows.push({ measure: `decode step, batch ${b}: overhead %`, ms: (100 * (constrained - free)) / free });
     }
     const info = runInfo('grammar', `cpu (${model.device.name})`);
-    const files = saveResults('grammar-cpu', info, { decodeTokens }, rows, 'Demo model (Qwen3 shapes: hidden 256, 4 layers, vocabulary 151,936), greedy. Constrained rows: each request under a JSON-schema grammar, decoding inside an unbounded string (every step a full mask fill and upload).');
+    const what = demo ? 'Demo model (Qwen3 shapes: hidden 256, 4 layers, vocabulary 151,936)' : `The checkpoint in ${path.basename(dir)} (${model.config.numLayers} layers, hidden ${model.config.hiddenSize})`;
+    const files = saveResults(demo ? 'grammar-cpu' : `grammar-cpu-${path.basename(dir)}`, info, { decodeTokens }, rows, `${what}, greedy. Constrained rows: each request under a JSON-schema grammar, decoding inside an unbounded string (every step a full mask fill and upload).`);
     for (const row of rows) console.log(`${String(row.measure).padEnd(72)} ${Number(row.ms).toFixed(2)}`);
     console.log(files.join('\n'));
   } finally {
     model.dispose();
-    rmSync(dir, { recursive: true, force: true });
+    if (demo) rmSync(dir, { recursive: true, force: true });
   }
 }
 
