@@ -140,7 +140,7 @@ class SqliteKeyStore implements KeyStore {
 
   async list() {
     const rows = this.#db
-      .prepare('SELECT id, name, hint, created_at, revoked_at, rpm, tpm, max_concurrent FROM api_keys ORDER BY created_at, id')
+      .prepare('SELECT id, name, hint, created_at, revoked_at, rpm, tpm, max_concurrent FROM api_keys ORDER BY created_at, rowid')
       .all() as KeyRow[];
     return rows.map(keyInfoOf);
   }
