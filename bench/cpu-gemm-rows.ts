@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Device, ops, toBf16, type Tensor } from '../src/runtime/index.js';
+import { randomValues } from './random-values.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -19,20 +20,8 @@ const ROWS = quick ? [1, 16, 64, 512] : [1, 4, 9, 16, 33, 64, 65, 512];
 const COLS = [1024, 2048, 3072, 151936];
 const INTERMEDIATE = 3072;
 
-function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
 const bf16 = (device: Device, shape: number[], seed: number): Tensor =>
-  device.tensor(toBf16(random(shape[0] * shape[1], seed)), shape, 'bf16');
+  device.tensor(toBf16(randomValues(shape[0] * shape[1], seed)), shape, 'bf16');
 
 /**
  * Runs `launch` back to back for ≥ 0.3 s (after one warm-up), median of 3 such batches: wall seconds per
@@ -77,7 +66,7 @@ for (const N of COLS) {
   const w = bf16(device, [N, K], 3);
   for (const M of ROWS) {
     if (N === 151936 && M === 512) continue; // the lm_head runs on ≤ batch-size rows (prefill: the last token's)
-    const x = device.tensor(random(M * K, 5), [M, K]);
+    const x = device.tensor(randomValues(M * K, 5), [M, K]);
     const y = device.empty([M, N]);
     add('matmul bf16', M, N, await measure(() => ops.matmul(x, w, y)));
   }
@@ -86,7 +75,7 @@ for (const N of COLS) {
 // gate/up with the SwiGLU epilogue (where the build has it) vs split matmul + swiglu.
 const gateUp = bf16(device, [2 * INTERMEDIATE, K], 9);
 for (const M of quick ? [1, 16] : [1, 4, 16, 64, 512]) {
-  const x = device.tensor(random(M * K, 11), [M, K]);
+  const x = device.tensor(randomValues(M * K, 11), [M, K]);
   const gate = device.empty([M, INTERMEDIATE]);
   const up = device.empty([M, INTERMEDIATE]);
   const variants: [string, () => void][] = [['matmul [gate, up] + swiglu', () => {

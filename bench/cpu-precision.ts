@@ -13,6 +13,7 @@ import { CausalLM } from '../src/model/step.js';
 import { randomCheckpoint } from '../src/model/random-checkpoint.js';
 import { shapeSpec } from './checkpoints.js';
 import { modelShapes } from './shapes.js';
+import { randomValues } from './random-values.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -24,18 +25,6 @@ type Precision = (typeof PRECISIONS)[number];
 const devices: Record<Precision, Device> = { exact: Device.open('cpu', { precision: 'exact' }), fast: Device.open('cpu', { precision: 'fast' }) };
 const loadStart = os.loadavg();
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
-function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
 
 /** Seconds per launch: back to back for ≥ 0.2 s after a warm-up. */
 async function time(device: Device, launch: () => void): Promise<number> {
@@ -61,13 +50,13 @@ const shapes: [string, number, number][] = [
 ];
 for (const [name, N, K] of quick ? shapes.slice(1, 3) : shapes) {
   const w: Record<Precision, Tensor> = {
-    exact: devices.exact.tensor(toBf16(random(N * K, 3)), [N, K], 'bf16'),
-    fast: devices.fast.tensor(toBf16(random(N * K, 3)), [N, K], 'bf16'),
+    exact: devices.exact.tensor(toBf16(randomValues(N * K, 3)), [N, K], 'bf16'),
+    fast: devices.fast.tensor(toBf16(randomValues(N * K, 3)), [N, K], 'bf16'),
   };
   for (const M of quick ? [1, 16, 512] : [1, 4, 16, 64, 512]) {
     if (name === 'lm_head' && M > 64) continue;
     const t: Record<Precision, number[]> = { exact: [], fast: [] };
-    const x = { exact: devices.exact.tensor(random(M * K, 5), [M, K]), fast: devices.fast.tensor(random(M * K, 5), [M, K]) };
+    const x = { exact: devices.exact.tensor(randomValues(M * K, 5), [M, K]), fast: devices.fast.tensor(randomValues(M * K, 5), [M, K]) };
     const y = { exact: devices.exact.empty([M, N]), fast: devices.fast.empty([M, N]) };
     for (let r = 0; r < reps; r++) for (const p of PRECISIONS) t[p].push(await time(devices[p], () => ops.matmul(x[p], w[p], y[p])));
     const gflops = (p: Precision) => Math.round((2 * M * N * K) / median(t[p]) / 1e8) / 10;

@@ -10,6 +10,7 @@ import { addon } from '../src/runtime/native.js';
 import { modelShapes, projections, type ModelShape } from './shapes.js';
 import { runInfo, saveResults, markdownTable, checkQuiet, type Row } from './results.js';
 import { timeLaunches } from './timing.js';
+import { randomValues } from './random-values.js';
 
 interface Options {
   device: string;
@@ -17,18 +18,6 @@ interface Options {
   quick: boolean;
   /** Only the quantized matmuls (and the ceiling). */
   quantizedOnly: boolean;
-}
-
-function randomValues(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
 }
 
 function randomTensor(device: Device, shape: number[], dtype: 'f32' | 'bf16', seed: number): Tensor {
