@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tempDir } from './fixture.js';
 import { postgresUnavailable, startPostgres, type PostgresCluster } from './postgres-cluster.js';
 import { openStore, type StoreLocation } from '../../src/server/store/open.js';
@@ -140,6 +140,18 @@ describe.each(backends)('$name store', (backend) => {
     expect(await store.keys.verify(key)).toBeNull();
     expect((await store.keys.list()).find((k) => k.id === info.id)?.revokedAt).toBeInstanceOf(Date);
     await expect(store.keys.create('  ')).rejects.toThrow(/non-empty name/);
+  });
+
+  it_('lists keys in creation order, also when many are created in the same millisecond', async () => {
+    const names = Array.from({ length: 24 }, (_, i) => `order-${i}`);
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Date.now()); // one creation time for all
+    try {
+      for (const name of names) await store.keys.create(name);
+    } finally {
+      now.mockRestore();
+    }
+    const listed = (await other.keys.list()).map((k) => k.name).filter((n) => n.startsWith('order-'));
+    expect(listed).toEqual(names);
   });
 
   it_('writes a row at admission (running, 0 completion tokens) and completes it', async () => {

@@ -61,6 +61,10 @@ export const POSTGRES_MIGRATIONS = [
      id            TEXT PRIMARY KEY,
      heartbeat_at  BIGINT NOT NULL
    );`,
+  // Keys list in creation order; two keys created in the same millisecond were ordered by their random
+  // ids. Existing rows are numbered in the table's physical order, which is their insertion order
+  // unless they were updated (revoked, limits changed) since.
+  `ALTER TABLE api_keys ADD COLUMN created_seq BIGSERIAL;`,
 ];
 
 /** Any number: the advisory lock that serialises migrations of replicas starting together. */
@@ -143,7 +147,7 @@ class PostgresKeyStore implements KeyStore {
 
   async list() {
     const { rows } = await this.pool.query(
-      'SELECT id, name, hint, created_at, revoked_at, rpm, tpm, max_concurrent FROM api_keys ORDER BY created_at, id',
+      'SELECT id, name, hint, created_at, revoked_at, rpm, tpm, max_concurrent FROM api_keys ORDER BY created_at, created_seq',
     );
     return rows.map(keyInfoOf);
   }
