@@ -56,7 +56,7 @@ ${MODEL_OPTIONS_HELP}  --served-model-name NAME     model id for clients (defaul
   --rope-scaling JSON          replaces config.json's rope_scaling, e.g. Qwen3's 131,072-token context:
                                '{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":32768}'
   --kv-cache-dtype TYPE        auto | f32 | bf16 | f16 | fp8 (default auto: the checkpoint's float dtype, bf16 for
-                               quantized; fp8 is e4m3 with per-tensor scale 1, as vLLM's)
+                               quantized; fp8 is e4m3 with the checkpoint's k_scale/v_scale, else 1, as vLLM's)
   --max-num-seqs N             sequences per batch
   --max-num-batched-tokens N   tokens per engine step
   --max-waiting N              requests queued for the engine before new ones get 429 (default 256)

@@ -48,8 +48,8 @@ export interface LoadModelOptions {
   kvCacheMemory?: number;
   /**
    * Element type of the KV cache (vLLM's --kv-cache-dtype): 'auto' (default) is the checkpoint's float
-   * dtype (f32, f16 or bf16); 'fp8' is e4m3 with per-tensor scales of 1 (vLLM's default when the
-   * checkpoint has no k_scale/v_scale): a quarter of f32's memory, 3 mantissa bits.
+   * dtype (f32, f16 or bf16); 'fp8' is e4m3 with per-tensor scales: the checkpoint's k_scale/v_scale
+   * per layer when it has them, else 1 (vLLM's default): a quarter of f32's memory, 3 mantissa bits.
    */
   kvCacheDType?: KvCacheDType | 'auto';
   /** Sequences decoded together at most (default 64). */

@@ -1,8 +1,9 @@
 // The paged KV cache's memory: per layer one K and one V pool of [numBlocks, blockSize, numKvHeads,
-// headDim] (f32, bf16, f16 or fp8 e4m3 with per-tensor scales). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
+// headDim] (f32, bf16, f16 or fp8 e4m3 with per-tensor scales per layer). Slot s of a layer is block s / blockSize, offset s % blockSize. Which blocks
 // a sequence owns (block tables, prefix sharing) is decided above this class; it only holds memory.
 import { dtypeBytes } from '../runtime/dtype.js';
 import type { Device, KvCache } from '../runtime/index.js';
+import type { KvScales } from '../model/kv-scales.js';
 
 /** The element types a KV cache can hold (every backend's kvWrite and attention run them). */
 export const KV_CACHE_DTYPES = ['f32', 'bf16', 'f16', 'fp8'] as const;
@@ -21,11 +22,12 @@ export interface KvCachePoolOptions {
   /** Element type (default bf16: half the memory and bandwidth of f32, 8 mantissa bits). */
   dtype?: KvCacheDType;
   /**
-   * fp8 only: the per-tensor scales of K and V (a stored e4m3 element e means e · scale), the same for
-   * every layer. Default 1 and 1, as vLLM without k_scale/v_scale in the checkpoint: e4m3 then holds
-   * magnitudes 2^-9 … 448 with 3 mantissa bits (relative error ≤ 2^-4 from 2^-6 up).
+   * fp8 only: the per-tensor scales of K and V (a stored e4m3 element e means e · scale), one pair for
+   * every layer or one pair per layer (a checkpoint's k_scale/v_scale: src/model/kv-scales.ts).
+   * Default 1 and 1, as vLLM without scales in the checkpoint: e4m3 then holds magnitudes 2^-9 … 448
+   * with 3 mantissa bits (relative error ≤ 2^-4 from 2^-6 up).
    */
-  fp8Scales?: { k: number; v: number };
+  fp8Scales?: KvScales | readonly KvScales[];
   /** Size the pool by blocks, by tokens (rounded up to whole blocks) or by bytes (rounded down); exactly one. */
   numBlocks?: number;
   maxTokens?: number;
@@ -47,9 +49,12 @@ export class KvCachePool {
     for (const [key, v] of Object.entries({ ...shape, blockSize }))
       if (!Number.isSafeInteger(v) || v < 1) throw new Error(`KvCachePool: ${key} must be a positive integer (got ${v})`);
     if (!KV_CACHE_DTYPES.includes(dtype)) throw new Error(`KvCachePool: dtype must be ${KV_CACHE_DTYPES.join(', ')} (got ${String(dtype)})`);
-    const scales = options.fp8Scales;
-    if (scales && dtype !== 'fp8') throw new Error(`KvCachePool: fp8Scales need dtype fp8 (got ${dtype})`);
-    for (const s of scales ? [scales.k, scales.v] : [])
+    const given = options.fp8Scales;
+    if (given && dtype !== 'fp8') throw new Error(`KvCachePool: fp8Scales need dtype fp8 (got ${dtype})`);
+    const scales = given && 'k' in given ? Array<KvScales>(shape.numLayers).fill(given) : given;
+    if (scales && scales.length !== shape.numLayers)
+      throw new Error(`KvCachePool: fp8Scales has ${scales.length} layers, the model ${shape.numLayers}`);
+    for (const s of scales?.flatMap((l) => [l.k, l.v]) ?? [])
       if (!(Number.isFinite(s) && s > 0)) throw new Error(`KvCachePool: fp8Scales must be positive finite numbers (got ${s})`);
     const sizings = [options.numBlocks, options.maxTokens, options.maxBytes].filter((v) => v !== undefined);
     if (sizings.length !== 1) throw new Error('KvCachePool: give exactly one of numBlocks, maxTokens or maxBytes');
@@ -69,8 +74,10 @@ export class KvCachePool {
     const dims = [numBlocks, blockSize, shape.numKvHeads, shape.headDim];
     const layers: KvCache[] = [];
     try {
-      const kvScales = scales ? Float64Array.of(scales.k, scales.v) : undefined;
-      for (let i = 0; i < shape.numLayers; i++) layers.push({ k: device.empty(dims, dtype), v: device.empty(dims, dtype), scales: kvScales });
+      for (let i = 0; i < shape.numLayers; i++) {
+        const kvScales = scales ? Float64Array.of(scales[i].k, scales[i].v) : undefined;
+        layers.push({ k: device.empty(dims, dtype), v: device.empty(dims, dtype), scales: kvScales });
+      }
     } catch (e) {
       for (const l of layers) {
         l.k.dispose();

@@ -5,6 +5,7 @@ import type { Device, Tensor } from '../runtime/index.js';
 import type { KvCachePool } from '../kv/pool.js';
 import type { StepMeta } from './decode-graphs.js';
 import type { WeightDType } from './config.js';
+import type { KvScales } from './kv-scales.js';
 import type { GgufMetadata } from './gguf/metadata.js';
 
 /** The part of a decoder-only model's configuration that the model-neutral machinery reads. */
@@ -70,6 +71,8 @@ export interface DecoderWeights<L> {
   lmHead: Tensor;
   /** Bytes of weight data placed. */
   bytes: number;
+  /** fp8 KV cache scales per layer, when the checkpoint stores them (kv-scales.ts). */
+  kvScales?: KvScales[];
 }
 
 /**

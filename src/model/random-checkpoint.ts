@@ -11,6 +11,7 @@ import path from 'node:path';
 import { toBf16, toF16 } from '../runtime/dtype.js';
 import type { RopeScaling } from '../runtime/index.js';
 import type { WeightDType } from './config.js';
+import type { KvScales } from './kv-scales.js';
 import { parseQwen3Config, type Qwen3Config } from './qwen3.js';
 import { isSparseLayer, parseQwen3MoeConfig, type Qwen3MoeConfig } from './qwen3-moe.js';
 import { writeCheckpointTensors, type SafetensorsDType, type TensorToWrite } from './safetensors-writer.js';
@@ -40,6 +41,8 @@ export interface RandomCheckpointOptions {
   moe?: RandomMoeOptions;
   /** Extra generation_config.json fields (sampling defaults), in Hugging Face names. */
   generationConfig?: Record<string, unknown>;
+  /** fp8 KV cache scales per layer, written as F32 scalars self_attn.k_scale / v_scale (src/model/kv-scales.ts). */
+  kvScales?: KvScales[];
 }
 
 /** The mixture-of-experts settings of a random Qwen3-MoE checkpoint (Qwen3MoeConfig's own fields). */
@@ -108,7 +111,15 @@ export function randomCheckpoint(options: RandomCheckpointOptions): RandomCheckp
     transformers_version: '4.51.0',
   });
   const sparse = moe ? (i: number) => isSparseLayer({ ...config, ...moe } as Qwen3MoeConfig, i) : () => false;
-  const files = writeCheckpointTensors(options.dir, randomTensors(config, seed, moe, sparse), options.numShards ?? 1);
+  const tensors = randomTensors(config, seed, moe, sparse);
+  if (options.kvScales) {
+    if (options.kvScales.length !== config.numLayers) throw new Error(`randomCheckpoint: kvScales needs ${config.numLayers} layers`);
+    options.kvScales.forEach((s, i) => {
+      for (const [which, value] of [['k', s.k], ['v', s.v]] as const)
+        tensors.push({ name: `model.layers.${i}.self_attn.${which}_scale`, dtype: 'F32', shape: [], data: Float32Array.of(value) });
+    });
+  }
+  const files = writeCheckpointTensors(options.dir, tensors, options.numShards ?? 1);
   return { dir: options.dir, config, files, ...(moe ? { moe } : {}) };
 }
 

@@ -173,9 +173,10 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     return { numLayers: this.config.numLayers, numKvHeads: this.config.numKvHeads, headDim: this.config.headDim };
   }
 
-  /** A KV cache pool shaped for this model, on its device. */
+  /** A KV cache pool shaped for this model, on its device; an fp8 pool gets the checkpoint's scales unless given others. */
   createKvCache(options: KvCachePoolOptions): KvCachePool {
-    return new KvCachePool(this.device, this.kvShape, options);
+    const fp8Scales = options.dtype === 'fp8' ? (options.fp8Scales ?? this.weights.kvScales) : options.fp8Scales;
+    return new KvCachePool(this.device, this.kvShape, { ...options, fp8Scales });
   }
 
   /**

@@ -8,6 +8,7 @@ import { ops, type Device, type Tensor } from '../runtime/index.js';
 import type { AnyArchitecture, DecoderWeights, ModelConfig, WeightSpec } from './architecture.js';
 import type { WeightDType } from './config.js';
 import type { QuantDType } from '../runtime/dtype.js';
+import { readKvScales } from './kv-scales.js';
 
 /** One tensor of a checkpoint: where its bytes are and what they are. */
 export interface TensorEntry {
@@ -101,6 +102,7 @@ export async function loadDecoderWeights<L>(
   options: { lmHead?: boolean } = {},
 ): Promise<DecoderWeights<L>> {
   const resolved = resolveWeights(checkpoint, arch, config, options);
+  const kvScales = await readKvScales(checkpoint, config.numLayers);
   const all: Resolved[] = [resolved.embedding, ...resolved.layers.flatMap((l) => Object.values(l)), resolved.finalNorm];
   if (resolved.lmHead) all.push(resolved.lmHead);
   const bytesOf = (r: Resolved) => r.entries.reduce((a, e) => a + e.byteLength, 0);
@@ -139,6 +141,7 @@ export async function loadDecoderWeights<L>(
     finalNorm: get(resolved.finalNorm) as Tensor,
     lmHead: resolved.lmHead ? (get(resolved.lmHead) as Tensor) : embedding,
     bytes: total,
+    kvScales,
   };
 }
 

@@ -124,8 +124,12 @@ const cudaCases: Case[] = [
     kvDtype: 'f32',
   },
   {
-    name: 'untied, f32, fp8 KV cache, GQA 2',
-    checkpoint: { hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false },
+    // Scales that are not powers of two move every element onto another rounding grid than scale 1's.
+    name: "untied, f32, fp8 KV cache with the checkpoint's per-layer k_scale/v_scale, GQA 2",
+    checkpoint: {
+      hiddenSize: 60, numHeads: 2, numKvHeads: 1, headDim: 64, intermediateSize: 92, vocabSize: 83, numLayers: 2, dtype: 'f32', tieWordEmbeddings: false,
+      kvScales: [{ k: 0.05, v: 3 }, { k: 1.7, v: 0.013 }],
+    },
     kvDtype: 'fp8',
   },
 ];
@@ -147,8 +151,14 @@ const devices: { name: string; cases: Case[]; skip?: string }[] = [
   { name: 'cuda:0', cases: cudaCases, skip: cuda.count > 0 ? undefined : cuda.reason || 'no CUDA device' },
 ];
 
-/** The reference stores K and V as an fp8 cache does (scale 1); the other caches' rounding is in the bound. */
-const refRun = (c: Case) => (c.kvDtype === 'fp8' ? { storeKv: (x: number) => fp8Value(fp8Bits(x)) } : {});
+/** The reference stores K and V as an fp8 cache does (x / scale rounded, times scale; scale 1 unless the
+ *  checkpoint has scales); the other caches' rounding is in the bound. */
+function refRun(c: Case) {
+  if (c.kvDtype !== 'fp8') return {};
+  const scales = c.checkpoint.kvScales;
+  const scale = (which: 'k' | 'v', layer: number) => (scales ? scales[layer][which] : 1);
+  return { storeKv: (x: number, which: 'k' | 'v', layer: number) => fp8Value(fp8Bits(Math.fround(x * Math.fround(1 / scale(which, layer))))) * scale(which, layer) };
+}
 
 function tolerance(c: Case, device: string): number {
   if (c.kvDtype === 'bf16') return 2e-2;
@@ -184,7 +194,7 @@ for (const dev of devices) {
 
         it(`a prefill of 37 tokens (every row's logits) then 4 decodes, across blocks of 8 (bound ${tol})`, async () => {
           const rng = new Lcg(7 + ci);
-          const kv = new KvCachePool(device, model.kvShape, { blockSize: 8, numBlocks: 23, dtype: c.kvDtype });
+          const kv = model.createKvCache({ blockSize: 8, numBlocks: 23, dtype: c.kvDtype });
           const blocks = new BlockTables(kv.numBlocks, rng);
           const tokens = rng.tokens(37, model.config.vocabSize);
           const decoded = rng.tokens(4, model.config.vocabSize);
@@ -205,7 +215,7 @@ for (const dev of devices) {
         it(`sequences of different lengths in one batch, then decodes mixed with a chunk after cached tokens (bound ${tol})`, async () => {
           const rng = new Lcg(99 + ci);
           const V = model.config.vocabSize;
-          const kv = new KvCachePool(device, model.kvShape, { blockSize: 8, numBlocks: 31, dtype: c.kvDtype });
+          const kv = model.createKvCache({ blockSize: 8, numBlocks: 31, dtype: c.kvDtype });
           const blocks = new BlockTables(kv.numBlocks, rng);
           // Full token streams of four sequences; the steps below feed them piece by piece.
           const seqs = [rng.tokens(15, V), rng.tokens(22, V), rng.tokens(31, V), rng.tokens(7, V)];

@@ -38,8 +38,8 @@ export interface ReferenceRun {
    * attends those keys (score 0, value 0). Lets a test reach positions beyond 32K cheaply.
    */
   zeroPrefix?: number;
-  /** Each K and V element as the KV cache stores it (e.g. rounded to fp8); default: kept exactly. */
-  storeKv?: (x: number) => number;
+  /** Each K and V element of a layer as the KV cache stores it (e.g. rounded to fp8); default: kept exactly. */
+  storeKv?: (x: number, which: 'k' | 'v', layer: number) => number;
 }
 
 type Weights = Map<string, Float64Array>;
@@ -136,7 +136,10 @@ export class ReferenceQwen3 {
         for (let hd = 0; hd < c.heads; hd++) normRopeHead(q, hd * D, D, this.#get(`${p}self_attn.q_norm.weight`), c.eps, c.rope, prefix + t);
         for (let hd = 0; hd < c.kvHeads; hd++) normRopeHead(k, hd * D, D, this.#get(`${p}self_attn.k_norm.weight`), c.eps, c.rope, prefix + t);
         const v = matvec(this.#get(`${p}self_attn.v_proj.weight`), h);
-        if (run.storeKv) for (const a of [k, v]) a.forEach((e, i) => (a[i] = run.storeKv!(e)));
+        if (run.storeKv) {
+          k.forEach((e, i) => (k[i] = run.storeKv!(e, 'k', l)));
+          v.forEach((e, i) => (v[i] = run.storeKv!(e, 'v', l)));
+        }
         qs.push(q);
         ks.push(k);
         vs.push(v);
