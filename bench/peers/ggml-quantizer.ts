@@ -4,7 +4,7 @@
 // quantizers (src/quant) produce the same bytes (test/quant's golden vectors; bench/crosscheck-quant.ts
 // checks it again on fresh blocks) but run in TypeScript at about 0.05-0.2 M values/s for the K types.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +37,22 @@ export function ggmlShim(lib = libggmlBase()): GgmlShim {
     quantize(values, dtype) {
       const input = path.join(dir, 'in.f32');
       const output = path.join(dir, 'out.q');
-      writeFileSync(input, values);
+      writeChunked(input, values);
       execFileSync(binary, [lib, '--quantize', dtype, input, output], { stdio: 'inherit' });
       const q = readFileSync(output);
       return new Uint8Array(q.buffer, q.byteOffset, q.byteLength);
     },
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** Writes `values` in pieces: one write call takes at most 2 GiB (an 8B model's 151,936 × 4096 f32 embedding is 2.5 GB). */
+function writeChunked(file: string, values: Float32Array): void {
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const fd = openSync(file, 'w');
+  try {
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, Math.min(1 << 30, bytes.length - at));
+  } finally {
+    closeSync(fd);
+  }
 }
