@@ -251,10 +251,11 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   // Quantized blocks: matmul weights (quant_matmul.cu), embedding tables (embedding.cu) and MoE
   // experts (moe.cu). MoE ops (optional) on float or quantized experts.
+  // The matmul's Swiglu epilogue (optional) on every matrix dtype: GEMV, quantized GEMV, mma.sync and
+  // SIMT GEMMs all run it in their store (matmul.cu).
   bool supports(Op op, DType dtype) const override {
-    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul;
-    // The matmul's Swiglu epilogue is not in the CUDA kernels yet: the model keeps matmul + swiglu.
-    if (op == Op::MatmulSwiglu) return false;
+    if (dtype_quantized(dtype))
+      return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul || op == Op::MatmulSwiglu;
     if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }

@@ -47,7 +47,8 @@ void check_cuda(cudaError_t err, const char* op, const char* file, int line);
 
 void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx);      // embedding.cu
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx);            // matmul.cu
-void launch_matmul_quantized(const MatmulArgs& a, LaunchContext& ctx);  // quant_matmul.cu (M ≤ 16)
+// M ≤ 16; w_up non-null: the Swiglu epilogue (a.w the gate rows, a.N the output columns).
+void launch_matmul_quantized(const MatmulArgs& a, const void* w_up, LaunchContext& ctx);  // quant_matmul.cu
 void launch_rmsnorm(const RmsNormArgs& a, LaunchContext& ctx);          // norm.cu
 void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx);  // rope.cu
 void launch_swiglu(const SwigluArgs& a, LaunchContext& ctx);            // swiglu.cu
