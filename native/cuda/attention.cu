@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
   __shared__ float red_m[kWarps][GP], red_l[kWarps][GP];
 
   const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z, splits = gridDim.x;
-  const int s = seqs[item];
+  const int s = seqs != nullptr ? seqs[item] : item;  // null: every sequence decodes (see launch_typed)
   const int64_t token = meta.q_start[s];
   const int kv_len = meta.kv_len[s];
   const int begin = split * split_len, end = min(begin + split_len, kv_len);
@@ -316,7 +316,7 @@ template <int D>
 __global__ void __launch_bounds__(D) merge_kernel(SeqMeta meta, const int32_t* seqs, int splits,
                                                   const float* part_acc, const float* part_ml) {
   const int h = blockIdx.x, item = blockIdx.y, d = threadIdx.x;
-  const int64_t token = meta.q_start[seqs[item]];
+  const int64_t token = meta.q_start[seqs != nullptr ? seqs[item] : item];
   const int64_t base = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits;
   float m = -INFINITY;
   for (int i = 0; i < splits; ++i) m = fmaxf(m, part_ml[(base + i) * 2]);
@@ -856,7 +856,10 @@ void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
   meta.v_scale = a.cache.v_scale;
 
   if (!plan.decode_seqs.empty()) {
-    const int32_t* seqs = ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
+    // A step where every sequence decodes (all of a decode step) needs no list: the kernels take
+    // sequence = item, and the step uploads nothing beyond its own metadata.
+    const bool all_decode = static_cast<int64_t>(plan.decode_seqs.size()) == a.num_seqs;
+    const int32_t* seqs = all_decode ? nullptr : ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
     if (G <= 1) launch_decode<D, 1, C>(kv, meta, plan, seqs, Hkv, ctx);
     else if (G <= 2) launch_decode<D, 2, C>(kv, meta, plan, seqs, Hkv, ctx);
     else if (G <= 4) launch_decode<D, 4, C>(kv, meta, plan, seqs, Hkv, ctx);

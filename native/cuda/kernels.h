@@ -26,6 +26,10 @@ class LaunchContext {
   // (refreshed at each replay) and anything else becomes a constant of the graph.
   virtual const int32_t* stage_i32(const int32_t* host, size_t n) = 0;
   virtual const void* stage_bytes(const void* host, size_t bytes) = 0;
+  // A device copy of a small array that stays the same for the model's life (RoPE's inv_freq):
+  // uploaded at its first use and kept, the same bytes giving the same pointer until the backend
+  // goes, so steps after the first upload nothing for it. While capturing, a constant of the graph.
+  virtual const void* constant_bytes(const void* host, size_t bytes) = 0;
   // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
   // until the next call to scratch() — ops must not hold it across ops.
   virtual void* scratch(size_t bytes) = 0;

@@ -67,6 +67,8 @@ export interface NativeDevice {
   supportsGraphs(): boolean;
   supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;
+  stageStep(inputs: Int32Array[]): void;
+  metadataUploads(): number;
   endCapture(): NativeGraph;
   abortCapture(): void;
 }
