@@ -109,6 +109,7 @@ class CudaBackend final : public Backend, public LaunchContext {
     release_retired();
     release(stage_);
     cudaFree(scratch_);
+    cudaFree(counters_);
     cudaFreeHost(results_host_);
     if (results_event_) cudaEventDestroy(results_event_);
     for (const Constant& c : constants_) cudaFree(c.device);
@@ -211,6 +212,25 @@ class CudaBackend final : public Backend, public LaunchContext {
     constants_.push_back(Constant{device, std::vector<char>(static_cast<const char*>(host), static_cast<const char*>(host) + bytes)});
     PARALON_CUDA_CHECK("stage", cudaMemcpyAsync(device, stage_bytes(host, bytes), bytes, cudaMemcpyDeviceToDevice, stream));
     return device;
+  }
+
+  int32_t* zeroed_counters(size_t n) override {
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(int32_t);
+    if (capture_) {  // the graph's own, zeroed once when the capture ends (kernels leave them at zero)
+      void* device = own(bytes, "counters");
+      capture_->constants.push_back(Constant{device, std::vector<char>(bytes, 0)});
+      return static_cast<int32_t*>(device);
+    }
+    if (bytes > counters_bytes_) {
+      if (counters_) retired_scratch_.push_back(counters_);  // queued kernels may still use it
+      counters_ = nullptr;
+      counters_bytes_ = 0;
+      const size_t want = std::max<size_t>(bytes, 4096);
+      PARALON_CUDA_CHECK("counters", cudaMalloc(&counters_, want));
+      PARALON_CUDA_CHECK("counters", cudaMemsetAsync(counters_, 0, want, stream));
+      counters_bytes_ = want;
+    }
+    return static_cast<int32_t*>(counters_);
   }
 
   void stage_step(const std::vector<GraphInput>& inputs) override {
@@ -494,6 +514,8 @@ class CudaBackend final : public Backend, public LaunchContext {
   std::atomic<uint64_t> uploads_{0};  // metadata_uploads()
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  void* counters_ = nullptr;  // zeroed_counters()
+  size_t counters_bytes_ = 0;
   std::vector<void*> retired_scratch_;
   void* results_host_ = nullptr;  // pinned, host_results()
   size_t results_bytes_ = 0;

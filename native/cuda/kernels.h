@@ -30,6 +30,9 @@ class LaunchContext {
   // uploaded at its first use and kept, the same bytes giving the same pointer until the backend
   // goes, so steps after the first upload nothing for it. While capturing, a constant of the graph.
   virtual const void* constant_bytes(const void* host, size_t bytes) = 0;
+  // n device int32 counters that are zero at every kernel boundary: a kernel that counts on one
+  // (a ticket) must leave it at zero when it exits. Valid until the next call; zeroed at creation.
+  virtual int32_t* zeroed_counters(size_t n) = 0;
   // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
   // until the next call to scratch() — ops must not hold it across ops.
   virtual void* scratch(size_t bytes) = 0;
