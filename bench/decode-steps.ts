@@ -3,7 +3,9 @@
 // the batch-1 figure against the memory roofline (every weight byte read once per step, at the copy
 // bandwidth measured in the same run), and the measured step time next to the ideal one of the
 // bytes-per-stage model (decode-model.ts). Each step is what the engine does: forward, then greedy
-// sampling that brings the token ids back to the host. Used by gpu:check.
+// sampling that brings the token ids back to the host. Also the host-to-device metadata copies per
+// step (Device.metadataUploads: the forward's packed upload, or a graph replay's, plus sampling's
+// parameters). Used by gpu:check.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -42,6 +44,7 @@ export async function benchDecodeSteps(
     const blocksPerSeq = Math.ceil(context / blockSize);
     for (const B of opt.batches) {
       const perMode: Record<string, number> = {};
+      const uploads: Record<string, number> = {};
       const lastLogits: Record<string, Float32Array> = {};
       for (const [mode, model] of Object.entries(models)) {
         const kv = model.createKvCache({ blockSize, numBlocks: B * blocksPerSeq, dtype: 'bf16' });
@@ -58,9 +61,11 @@ export async function benchDecodeSteps(
           return logits;
         };
         await step(0); // warm-up (records the graph)
+        const copies0 = device.metadataUploads;
         const t0 = performance.now();
         for (let t = 1; t < opt.steps; t++) await step(t);
         perMode[mode] = (B * (opt.steps - 1)) / ((performance.now() - t0) / 1000);
+        uploads[mode] = (device.metadataUploads - copies0) / (opt.steps - 1);
         lastLogits[mode] = await (await step(opt.steps)).read();
         kv.dispose();
         console.error(`  batch ${B}, ${mode}: ${perMode[mode].toFixed(1)} tok/s`);
@@ -86,6 +91,7 @@ export async function benchDecodeSteps(
         'graph tok/s': perMode.graph, 'eager tok/s': perMode.eager, 'graph / eager': perMode.graph / perMode.eager,
         'steps/s (graph)': perMode.graph / B, '% roofline (steps/s)': (100 * perMode.graph) / B / roofline,
         'graph vs eager logits': maxErr / maxRef,
+        'H2D copies/step graph': uploads.graph, 'H2D copies/step eager': uploads.eager,
         'MB per step (bytes model)': model.totalBytes / 1e6, 'ideal step ms': idealMs, 'measured step ms (graph)': measuredMs,
         '% of ideal': (100 * idealMs) / measuredMs,
       });

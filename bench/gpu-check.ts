@@ -3,9 +3,11 @@
 // (test/runtime/cases) against its float64 reference and against the CPU backend with a relative-error
 // report per op, then the kernel benchmarks at Qwen3-0.6B and Qwen3-8B shapes against the measured
 // copy bandwidth, whole decode steps (CUDA graph vs op by op, against the memory roofline and the ideal
-// step time of the bytes-per-stage model), every forced kernel variant (bench/dev/variants.ts), the
-// simulator's sanitizer self-tests, and PyTorch's matmul/SDPA on the same shapes where python3 + torch
-// are present.
+// step time of the bytes-per-stage model, and the host-to-device metadata copies per step), every
+// forced kernel variant (bench/dev/variants.ts: matmul paths plain and with the SwiGLU epilogue, decode
+// attention's split counts with the merge fused or separate), the simulator's sanitizer self-tests
+// (the fused merge's ticket protocol among them), and PyTorch's matmul/SDPA on the same shapes where
+// python3 + torch are present.
 // `--device cuda-sim` runs the same script here, without a GPU, to check the script itself.
 import { spawnSync } from 'node:child_process';
 import { Device, ops, type SamplingRow } from '../src/runtime/index.js';
@@ -14,6 +16,7 @@ import { denseCases } from '../test/runtime/cases/dense.js';
 import { normCases } from '../test/runtime/cases/norm.js';
 import { pagedCases } from '../test/runtime/cases/paged.js';
 import { quantizedCases } from '../test/runtime/cases/quantized.js';
+import { decodeMergeModel } from './decode-model.js';
 import { benchDecodeSteps } from './decode-steps.js';
 import { benchVariants, reportVariants } from './dev/variants.js';
 import { benchKernels } from './kernels.js';
@@ -195,9 +198,20 @@ async function main(): Promise<void> {
     console.log(markdownTable(decodeRows));
     console.log('\n== decode step: bytes per stage and ideal time at the measured bandwidth (bench/decode-model.ts)');
     console.log(markdownTable(stageRows));
-    saveResults(`decode-steps-${opt.device.replace(':', '')}`, runInfo('decode steps', opt.device), { stages: stageRows }, decodeRows,
+    // What the latency model expects of the fused flash-decoding merge (H100 assumptions), next to the
+    // variant harness's measured 'fused merge' / 'merge kernel' rows below.
+    const mergeRows: Row[] = [];
+    for (const shape of [modelShapes['0.6b'], modelShapes['8b']])
+      for (const batch of [1, 8, 32])
+        for (const context of [512, 4096, 32768]) {
+          const m = decodeMergeModel(shape, batch, context, 132);
+          mergeRows.push({ model: shape.name, batch, context, splits: m.splits, 'fused tail µs': m.fusedUs, 'merge kernel µs (with its boundary)': m.unfusedUs, 'model picks': m.fusedUs < m.unfusedUs ? 'fused' : 'merge kernel' });
+        }
+    console.log('\n== decode merge: fused vs separate, latency model (bench/decode-model.ts, decodeMergeModel; not measured)');
+    console.log(markdownTable(mergeRows));
+    saveResults(`decode-steps-${opt.device.replace(':', '')}`, runInfo('decode steps', opt.device), { stages: stageRows, mergeModel: mergeRows }, decodeRows,
       simulated ? 'Simulator run: checks the bench, measures nothing.' : 'Greedy decode after a prompt per sequence; tok/s over all sequences; roofline = measured copy bandwidth ÷ bf16 weight bytes per step; ideal step = bytes-per-stage model (weights, KV read, f32 activations) ÷ the same bandwidth.',
-      `\n\n## Bytes per stage (bench/decode-model.ts)\n\n${markdownTable(stageRows)}`);
+      `\n\n## Bytes per stage (bench/decode-model.ts)\n\n${markdownTable(stageRows)}\n\n## Decode merge, latency model (H100 assumptions, not measured)\n\n${markdownTable(mergeRows)}`);
 
     console.log('\n== kernel variants (bench/dev/variants.ts): each forced, checked against float64, timed');
     const variants = await benchVariants(['--device', opt.device]);

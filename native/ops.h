@@ -428,6 +428,15 @@ class Backend {
     return !is_optional(op) && (dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16);
   }
 
+  // Eager steps: the int32 host metadata a step's ops will read (token ids, positions, slots, q starts,
+  // kv lengths, block tables), given before the step's ops so that a device backend uploads it in one
+  // copy; an op that then passes the same bytes finds them on the device. Ignored while capturing
+  // (graph inputs are uploaded per replay) and by backends that read host memory (the default).
+  virtual void stage_step(const std::vector<GraphInput>& inputs) { (void)inputs; }
+  // Host-to-device copies made for op metadata (stage_step, per-op staging, constants) since the
+  // backend was created: what tests and gpu:check count per step. 0 on host-memory backends.
+  virtual uint64_t metadata_uploads() const { return 0; }
+
   // Graphs (see GraphInput). The defaults throw: the CUDA backends and the CPU (cpu/graph.h) record graphs.
   virtual bool supports_graphs() const { return false; }
   virtual void begin_capture(const std::vector<GraphInput>& inputs);

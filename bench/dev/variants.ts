@@ -1,8 +1,10 @@
 // `npm run bench -- variants [--device cuda:0|cuda-sim] [--model-shape 0.6b|8b]`: every variant of
 // the CUDA matmul and decode-attention kernels forced in turn (native/cuda/variants.h) — GEMV (its
 // warps on separate rows, or splitting K over one row group), the
-// tensor-core GEMM at both tile heights and several split-K counts, the SIMT f32 GEMM, decode attention
-// at several KV split counts — each checked against the float64 reference at every launch shape and
+// tensor-core GEMM at both tile heights and several split-K counts, the SIMT f32 GEMM (each also with
+// the SwiGLU epilogue on the MLP's gate/up shape), decode attention at several KV split counts with
+// the splits merged in the same launch (last-CTA ticket) or by a second one — each checked against
+// the float64 reference at every launch shape and
 // timed, llm.c's dev/cuda style: so crossovers such as "GEMV up to M = 16" are settled by measurement.
 // On cuda-sim the shapes are small and awkward and nothing is timed (the check is the point there); on
 // a GPU the shapes are the model's and each row gives µs, GB/s and TFLOP/s.
@@ -10,7 +12,7 @@ import { Device, ops, type Tensor } from '../../src/runtime/index.js';
 import { addon } from '../../src/runtime/native.js';
 import { attentionRef, type CacheShape } from '../../test/reference/attention.js';
 import { compare, TOLERANCE } from '../../test/reference/compare.js';
-import { matmulRef } from '../../test/reference/dense.js';
+import { matmulRef, swigluRef } from '../../test/reference/dense.js';
 import { Rng } from '../../test/reference/random.js';
 import { storedAs, type WeightType } from '../../test/reference/rounding.js';
 import { markdownTable, runInfo, saveResults, type Row } from '../results.js';
@@ -24,6 +26,8 @@ interface Variant {
   matmulSplits?: number;
   gemvKSlices?: number;
   decodeSplits?: number;
+  /** Decode attention with splits: 1 merges in the decode launch, 0 in merge_kernel. */
+  decodeFusedMerge?: number;
 }
 
 const GEMV = 0;
@@ -48,6 +52,7 @@ function matmulVariants(w: WeightType): Variant[] {
 function force(v: Variant): void {
   addon.setKernelVariants({
     matmulPath: v.matmulPath, matmulTileM: v.matmulTileM, matmulSplits: v.matmulSplits, gemvKSlices: v.gemvKSlices, decodeSplits: v.decodeSplits,
+    decodeFusedMerge: v.decodeFusedMerge,
   });
 }
 
@@ -105,6 +110,50 @@ async function matmulRows(device: Device, shapes: [string, number, number][], ms
   return rows;
 }
 
+/**
+ * The SwiGLU epilogue (y = silu(x·gateᵀ) · x·upᵀ, one [2I, K] stacked matrix) through every matmul
+ * variant: the same kernels with the gate/up pairing in their store. Bytes: W (2I rows) + x + y (I).
+ */
+async function swigluRows(device: Device, I: number, K: number, ms: number[], w: WeightType): Promise<Row[]> {
+  const rows: Row[] = [];
+  const rng = new Rng(`variants swiglu ${I} ${K} ${w}`);
+  const wv = rng.normals(2 * I * K, 1 / Math.sqrt(K));
+  const wt = device.tensor(wv, [2 * I, K], w);
+  const wRef = storedAs(wv, w);
+  for (const M of ms) {
+    const x = rng.normals(M * K);
+    const xt = device.tensor(x, [M, K]);
+    const y = device.empty([M, I], 'f32');
+    const ref = swigluRef(matmulRef(x, wRef.subarray(0, I * K), M, I, K), matmulRef(x, wRef.subarray(I * K), M, I, K));
+    for (const v of matmulVariants(w)) {
+      const tol = v.matmulPath === MMA ? TOLERANCE.roundedActivations[w as 'bf16' | 'f16'] : TOLERANCE.f32;
+      const row: Row = { op: `matmul+swiglu ${w}`, shape: `M=${M} I=${I} K=${K}`, variant: v.label };
+      try {
+        force(v);
+        const seconds = await timed(device, () => ops.matmul(xt, wt, y, { epilogue: 'swiglu' }));
+        const err = compare(await y.read(), ref).maxRel;
+        const bytes = 2 * I * K * (w === 'f32' ? 4 : 2) + M * K * 4 + M * I * 4;
+        Object.assign(row, {
+          'max rel err': err, status: err <= tol ? 'pass' : `FAIL (tolerance ${tol})`,
+          us: seconds === undefined ? '' : seconds * 1e6,
+          'GB/s': seconds === undefined ? '' : bytes / seconds / 1e9,
+          'TFLOP/s': seconds === undefined ? '' : (4 * M * I * K) / seconds / 1e12,
+        });
+      } catch (e) {
+        const message = (e as Error).message.split('\n')[0];
+        Object.assign(row, { 'max rel err': '', status: /forced/.test(message) ? `n/a: ${message}` : `ERROR: ${message}`, us: '', 'GB/s': '', 'TFLOP/s': '' });
+      } finally {
+        force({ label: 'auto' });
+      }
+      rows.push(row);
+      console.error(`  ${row.op} ${row.shape} ${row.variant}: ${row.status}`);
+    }
+    [xt, y].forEach((t) => t.dispose());
+  }
+  wt.dispose();
+  return rows;
+}
+
 async function decodeRows(device: Device, s: Pick<ModelShape, 'numHeads' | 'numKvHeads' | 'headDim'>, contexts: number[]): Promise<Row[]> {
   const rows: Row[] = [];
   const blockSize = 16;
@@ -123,7 +172,16 @@ async function decodeRows(device: Device, s: Pick<ModelShape, 'numHeads' | 'numK
     const scale = 1 / Math.sqrt(s.headDim);
     const ref = attentionRef({ cache, kPool: storedAs(pools.k, 'bf16'), vPool: storedAs(pools.v, 'bf16'), q, numQHeads: s.numHeads, ...batch, scale });
     const tiles = Math.ceil(ctx / 64);
-    const variants: Variant[] = [{ label: 'splits=auto' }, ...[1, 2, 4, 8, 16, 32].filter((n) => n <= tiles).map((n) => ({ label: `splits=${n}`, decodeSplits: n }))];
+    const counts = [1, 2, 4, 8, 16, 32].filter((n) => n <= tiles);
+    const variants: Variant[] = [
+      { label: 'splits=auto' },
+      ...counts.map((n) => ({ label: `splits=${n}`, decodeSplits: n })),
+      // With splits, the merge in the decode launch (last-CTA ticket) or in merge_kernel.
+      ...counts.filter((n) => n > 1).flatMap((n) => [
+        { label: `splits=${n} fused merge`, decodeSplits: n, decodeFusedMerge: 1 },
+        { label: `splits=${n} merge kernel`, decodeSplits: n, decodeFusedMerge: 0 },
+      ]),
+    ];
     for (const v of variants) {
       const row: Row = { op: 'attention decode bf16', shape: `ctx=${ctx} heads=${s.numHeads}/${s.numKvHeads} d=${s.headDim}`, variant: v.label };
       try {
@@ -167,10 +225,12 @@ export async function benchVariants(argv: string[]): Promise<{ rows: Row[]; fail
       // Awkward sizes: N not a tile multiple, K odd (unaligned rows: scalar GEMV, repacked W) and even.
       // K = 1032: 4 lane sweeps of bf16 vectors (K slices apply) with a partial last sweep.
       for (const w of ['bf16', 'f32'] as WeightType[]) rows.push(...(await matmulRows(device, [['proj', 135, 520], ['odd', 70, 257], ['narrow', 13, 1032]], [1, 9, 33], w)));
+      for (const w of ['bf16', 'f32'] as WeightType[]) rows.push(...(await swigluRows(device, 67, 520, [1, 9, 33], w)));
       rows.push(...(await decodeRows(device, { numHeads: 4, numKvHeads: 2, headDim: 64 }, [200])));
       rows.push(...(await decodeRows(device, { numHeads: 10, numKvHeads: 2, headDim: 128 }, [261])));
     } else {
       rows.push(...(await matmulRows(device, projections(shape), [1, 4, 8, 12, 16, 24, 32, 64], 'bf16')));
+      rows.push(...(await swigluRows(device, shape.intermediate, shape.hidden, [1, 8, 16, 32, 64], 'bf16')));
       rows.push(...(await decodeRows(device, shape, [512, 4096, 32768])));
       // GQA 4 (Qwen3-8B's 32/8 heads): the decode kernel's next register budget.
       if (shape !== modelShapes['8b']) rows.push(...(await decodeRows(device, modelShapes['8b'], [4096, 32768])));

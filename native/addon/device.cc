@@ -260,6 +260,8 @@ Napi::Function DeviceWrap::Define(Napi::Env env) {
                       InstanceMethod<&DeviceWrap::SupportsGraphs>("supportsGraphs"),
                       InstanceMethod<&DeviceWrap::Supports>("supports"),
                       InstanceMethod<&DeviceWrap::BeginCapture>("beginCapture"),
+                      InstanceMethod<&DeviceWrap::StageStep>("stageStep"),
+                      InstanceMethod<&DeviceWrap::MetadataUploads>("metadataUploads"),
                       InstanceMethod<&DeviceWrap::EndCapture>("endCapture"),
                       InstanceMethod<&DeviceWrap::AbortCapture>("abortCapture")});
 }

@@ -109,6 +109,8 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   Napi::Value SupportsGraphs(const Napi::CallbackInfo& info);
   Napi::Value Supports(const Napi::CallbackInfo& info);
   void BeginCapture(const Napi::CallbackInfo& info);
+  void StageStep(const Napi::CallbackInfo& info);
+  Napi::Value MetadataUploads(const Napi::CallbackInfo& info);
   Napi::Value EndCapture(const Napi::CallbackInfo& info);
   void AbortCapture(const Napi::CallbackInfo& info);
 

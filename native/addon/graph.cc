@@ -97,6 +97,45 @@ void DeviceWrap::BeginCapture(const Napi::CallbackInfo& info) {
   dev->capture = std::move(recorder);
 }
 
+// stageStep(inputs: Int32Array[]): an eager step's int32 metadata, uploaded by a device backend in one
+// copy before the step's ops (Backend::stage_step); the arrays are copied now, so the caller may
+// reuse them. Nothing happens while a capture records (graph inputs are uploaded per replay).
+void DeviceWrap::StageStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DeviceState* dev = live("stageStep");
+  OpCheck c(env, "stageStep", dev);
+  if (!info[0].IsArray()) c.fail("inputs must be an array of Int32Array");
+  if (dev->capture || dev->backend->host_memory()) return;
+  Napi::Array list = info[0].As<Napi::Array>();
+  auto values = std::make_shared<std::vector<int32_t>>();
+  std::vector<size_t> lengths;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      c.fail("inputs[" + std::to_string(i) + "] must be an Int32Array");
+    Napi::Int32Array a = v.As<Napi::Int32Array>();
+    values->insert(values->end(), a.Data(), a.Data() + a.ElementLength());
+    lengths.push_back(a.ElementLength());
+  }
+  Backend* b = dev->backend.get();
+  dev->stream->enqueue("stageStep", [b, values, lengths] {
+    std::vector<GraphInput> inputs;
+    size_t at = 0;
+    for (size_t n : lengths) {
+      inputs.push_back({values->data() + at, n});
+      at += n;
+    }
+    b->stage_step(inputs);
+  });
+}
+
+// metadataUploads(): host-to-device copies of op metadata so far (Backend::metadata_uploads); read it
+// after synchronize() for a count that includes everything queued.
+Napi::Value DeviceWrap::MetadataUploads(const Napi::CallbackInfo& info) {
+  DeviceState* dev = live("metadataUploads");
+  return Napi::Number::New(info.Env(), static_cast<double>(dev->backend->metadata_uploads()));
+}
+
 // endCapture() → Graph. The graph has not run yet: replay() runs it.
 Napi::Value DeviceWrap::EndCapture(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -51,7 +51,7 @@ static Napi::Value CudaDeviceCount(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setKernelVariants({ matmulPath, matmulTileM, matmulSplits, gemvKSlices, decodeSplits }): forced kernel variants
+// setKernelVariants({ matmulPath, matmulTileM, matmulSplits, gemvKSlices, decodeSplits, decodeFusedMerge }): forced kernel variants
 // for the variant harness (cuda/variants.h); a field that is missing or -1 means automatic.
 static Napi::Value SetKernelVariants(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -72,6 +72,7 @@ static Napi::Value SetKernelVariants(const Napi::CallbackInfo& info) {
   field("matmulSplits", v.matmul_splits);
   field("gemvKSlices", v.gemv_k_slices);
   field("decodeSplits", v.decode_splits);
+  field("decodeFusedMerge", v.decode_fused_merge);
   return env.Undefined();
 }
 

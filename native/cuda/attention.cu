@@ -21,8 +21,18 @@
 //    updates (m, l) per head; the lane that loaded a K chunk multiplies the V chunk at the same
 //    columns by p, so P never leaves registers. At the end the key groups are summed by shuffles
 //    and the 4 warps' (m, l, acc) merged through shared memory, one thread per (head, element).
-//    With one split the CTA writes the normalised output; otherwise (acc, m, l) go to scratch and
-//    merge_kernel (one CTA per (query head, sequence), one thread per d) combines the splits.
+//    With one split the CTA writes the normalised output; otherwise (acc, m, l) go to scratch and the
+//    splits are combined either in the same launch (fused, the default where it pays): each CTA
+//    fences its partials and takes a ticket (atomicAdd on a per-(sequence, KV head) counter); the
+//    CTA that draws the last ticket merges that KV head's G query heads and resets the counter for
+//    the next launch — or by merge_kernel (one CTA per (query head, sequence), one thread per d).
+//    Fusing saves a kernel boundary per layer (a launch in eager mode, the drain and refill of the
+//    GPU between two graph nodes: ~2 µs) at the cost of a tail in which one CTA per (sequence, KV
+//    head) merges G·D outputs with 128 threads, 4 columns each (16-byte loads of the partials), where
+//    merge_kernel gives each output its own thread. While G·D ≤ 512 each thread of the tail has one
+//    4-column group, so the tail takes merge_kernel's L2 round trips without its boundary; beyond,
+//    the tail's rounds outweigh the boundary and launch_decode keeps merge_kernel (fused_merge,
+//    bench/decode-model.ts decodeMergeModel).
 //    Splits are chosen from the longest context and the SM count: about 2 waves of CTAs, at least
 //    one tile per split. Traffic: 2 · kv_len · D · sizeof(cache) per (sequence, KV head), once.
 //
@@ -144,9 +154,43 @@ constexpr int decode_loads() {
   return GP <= 4 ? 8 : (GP <= 8 ? 4 : (D == 64 ? 1 : 2));
 }
 
+// out[h, d .. d + W) (W = 1 or 4 columns) of one decode sequence from its `splits` partials (acc, m,
+// l) at part index base + i: out = Σ acc_i·2^(m_i−M) / Σ l_i·2^(m_i−M). L2 loads (__ldcg): other
+// CTAs wrote the partials, and L1 is not coherent with their SMs.
+template <int D, int W>
+__device__ __forceinline__ void merge_splits(const SeqMeta& meta, int64_t token, int h, int d, int splits, int64_t base,
+                                             const float* part_acc, const float* part_ml) {
+  static_assert(W == 1 || W == 4, "one column or a 16-byte group");
+  float m = -INFINITY;
+#pragma unroll 4
+  for (int i = 0; i < splits; ++i) m = fmaxf(m, __ldcg(part_ml + (base + i) * 2));
+  const float ref = m == -INFINITY ? 0.0f : m;
+  float l = 0.0f, o[W] = {};
+#pragma unroll 4
+  for (int i = 0; i < splits; ++i) {
+    const float w = exp2f(__ldcg(part_ml + (base + i) * 2) - ref);
+    l += __ldcg(part_ml + (base + i) * 2 + 1) * w;
+    const float* acc = part_acc + (base + i) * D + d;
+    if constexpr (W == 4) {
+      const float4 a = __ldcg(reinterpret_cast<const float4*>(acc));
+      o[0] += a.x * w;
+      o[1] += a.y * w;
+      o[2] += a.z * w;
+      o[3] += a.w * w;
+    } else {
+      o[0] += __ldcg(acc) * w;
+    }
+  }
+  float* out = meta.out + (token * meta.num_q_heads + h) * D + d;
+#pragma unroll
+  for (int j = 0; j < W; ++j) out[j] = l > 0.0f ? o[j] / l : 0.0f;
+}
+
+// tickets: null, or one zeroed counter per (decode sequence, KV head) for the fused merge (splits > 1).
 template <int D, int GP, typename C>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, SeqMeta meta, const int32_t* seqs,
-                                                                int split_len, float* part_acc, float* part_ml) {
+                                                                int split_len, float* part_acc, float* part_ml,
+                                                                int* tickets) {
   static_assert(D == 64 || D == 128, "head_dim");
   using V16 = Vec16<C>;
   constexpr int E = V16::kElems;           // elements per 16-byte load
@@ -161,7 +205,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
   __shared__ float red_m[kWarps][GP], red_l[kWarps][GP];
 
   const int split = blockIdx.x, kvh = blockIdx.y, item = blockIdx.z, splits = gridDim.x;
-  const int s = seqs[item];
+  const int s = seqs != nullptr ? seqs[item] : item;  // null: every sequence decodes (see launch_typed)
   const int64_t token = meta.q_start[s];
   const int kv_len = meta.kv_len[s];
   const int begin = split * split_len, end = min(begin + split_len, kv_len);
@@ -309,6 +353,28 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(Paged<C> kv, Seq
       }
     }
   }
+  if (splits == 1 || tickets == nullptr) return;
+
+  // Fused merge. Release: each thread's partial stores are made visible device-wide (fence) before
+  // the barrier, and thread 0 takes the ticket after it; the CTA that draws splits − 1 is the last of
+  // its (sequence, KV head), every other CTA's partials are visible to it, and nobody else touches
+  // the counter again in this launch, so it resets it for the next one.
+  __shared__ int is_last;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) {
+    int* ticket = tickets + static_cast<int64_t>(item) * gridDim.y + kvh;
+    is_last = atomicAdd(ticket, 1) == splits - 1;
+    if (is_last) atomicExch(ticket, 0);
+  }
+  __syncthreads();  // is_last is visible to the CTA
+  if (!is_last) return;
+  __threadfence();  // acquire: the partials are read after the ticket
+  for (int i = tid; i < G * D / 4; i += kThreads) {  // 4 columns a thread, one group each while G·D ≤ 512
+    const int g = i / (D / 4), d = 4 * (i % (D / 4)), h = kvh * G + g;
+    merge_splits<D, 4>(meta, token, h, d, splits, (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits,
+                       part_acc, part_ml);
+  }
 }
 
 // Combines the splits of one (query head, decode sequence): out = Σ acc_i·2^(m_i−M) / Σ l_i·2^(m_i−M).
@@ -316,18 +382,9 @@ template <int D>
 __global__ void __launch_bounds__(D) merge_kernel(SeqMeta meta, const int32_t* seqs, int splits,
                                                   const float* part_acc, const float* part_ml) {
   const int h = blockIdx.x, item = blockIdx.y, d = threadIdx.x;
-  const int64_t token = meta.q_start[seqs[item]];
-  const int64_t base = (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits;
-  float m = -INFINITY;
-  for (int i = 0; i < splits; ++i) m = fmaxf(m, part_ml[(base + i) * 2]);
-  const float ref = m == -INFINITY ? 0.0f : m;
-  float l = 0.0f, o = 0.0f;
-  for (int i = 0; i < splits; ++i) {
-    const float w = exp2f(part_ml[(base + i) * 2] - ref);
-    l += part_ml[(base + i) * 2 + 1] * w;
-    o += part_acc[(base + i) * D + d] * w;
-  }
-  meta.out[(token * meta.num_q_heads + h) * D + d] = l > 0.0f ? o / l : 0.0f;
+  const int64_t token = meta.q_start[seqs != nullptr ? seqs[item] : item];
+  merge_splits<D, 1>(meta, token, h, d, splits, (static_cast<int64_t>(item) * meta.num_q_heads + h) * splits,
+                     part_acc, part_ml);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -747,6 +804,16 @@ Plan make_plan(const AttentionArgs& a) {
   return plan;
 }
 
+// Whether the splits are merged inside the decode launch (by the last CTA of each (sequence, KV
+// head)) rather than by merge_kernel: while the group's G·D outputs are at most one 4-column group
+// per thread of that CTA, its tail costs merge_kernel's L2 round trips and saves the kernel boundary;
+// with more, each extra round costs about a boundary (bench/decode-model.ts, decodeMergeModel). The
+// variant harness may force either.
+bool fused_merge(int group, int head_dim) {
+  if (const int forced = kernel_variants().decode_fused_merge.load(); forced != KernelVariants::kAuto) return forced != 0;
+  return group * head_dim <= 4 * kThreads;
+}
+
 template <int D, int GP, typename C>
 void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, const int32_t* seqs,
                    int num_kv_heads, LaunchContext& ctx) {
@@ -767,16 +834,18 @@ void launch_decode(const Paged<C>& kv, const SeqMeta& meta, const Plan& plan, co
 
   float* part_acc = nullptr;
   float* part_ml = nullptr;
+  int* tickets = nullptr;
   if (splits > 1) {
     const size_t parts = static_cast<size_t>(n) * meta.num_q_heads * splits;
     float* scratch = static_cast<float*>(ctx.scratch(parts * (D + 2) * sizeof(float)));
     part_acc = scratch;
     part_ml = scratch + parts * D;
+    if (fused_merge(meta.group, D)) tickets = ctx.zeroed_counters(static_cast<size_t>(base_ctas));
   }
   PARALON_LAUNCH((decode_split_kernel<D, GP, C>), dim3(splits, num_kv_heads, n), dim3(kThreads), 0, ctx.stream, kv,
-                 meta, seqs, split_len, part_acc, part_ml);
+                 meta, seqs, split_len, part_acc, part_ml, tickets);
   PARALON_CHECK_LAUNCH("attention");
-  if (splits > 1) {
+  if (splits > 1 && tickets == nullptr) {
     PARALON_LAUNCH((merge_kernel<D>), dim3(meta.num_q_heads, n), dim3(D), 0, ctx.stream, meta, seqs, splits,
                    static_cast<const float*>(part_acc), static_cast<const float*>(part_ml));
     PARALON_CHECK_LAUNCH("attention");
@@ -856,7 +925,10 @@ void launch_typed(const AttentionArgs& a, LaunchContext& ctx) {
   meta.v_scale = a.cache.v_scale;
 
   if (!plan.decode_seqs.empty()) {
-    const int32_t* seqs = ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
+    // A step where every sequence decodes (all of a decode step) needs no list: the kernels take
+    // sequence = item, and the step uploads nothing beyond its own metadata.
+    const bool all_decode = static_cast<int64_t>(plan.decode_seqs.size()) == a.num_seqs;
+    const int32_t* seqs = all_decode ? nullptr : ctx.stage_i32(plan.decode_seqs.data(), plan.decode_seqs.size());
     if (G <= 1) launch_decode<D, 1, C>(kv, meta, plan, seqs, Hkv, ctx);
     else if (G <= 2) launch_decode<D, 2, C>(kv, meta, plan, seqs, Hkv, ctx);
     else if (G <= 4) launch_decode<D, 4, C>(kv, meta, plan, seqs, Hkv, ctx);

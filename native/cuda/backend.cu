@@ -12,7 +12,11 @@
 // a larger one is created and the old one is released at the next synchronisation. Between two
 // synchronisations (one decode step in eager mode) an array whose bytes were already staged is not
 // copied again: every layer's attention, RoPE and KV-write stage the same block tables, q starts,
-// kv lengths, positions, slots and inv_freq, so a step uploads each once instead of once per layer.
+// kv lengths, positions and slots, so a step uploads each once instead of once per layer; and
+// stage_step() uploads a step's int32 metadata, given up front by the runner, packed in one copy
+// whose regions the ops' own staging then finds — one host-to-device copy for the whole step's
+// forward metadata. RoPE's inv_freq is a constant_bytes(): uploaded at its first use and kept.
+// metadata_uploads() counts these copies (tests assert the count per step).
 // Scratch: one growable device buffer; a buffer outgrown while queued work may still use it is also
 // released at the next synchronisation.
 // Uploads (copy_from_host) go through two pinned bounce buffers so the host memcpy of one chunk
@@ -26,6 +30,7 @@
 // event), uploads them in stream order and launches the graph: no host synchronisation.
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -47,6 +52,7 @@ constexpr size_t kStageAlign = 16;
 constexpr size_t kInitialStageBytes = 1 << 20;
 constexpr size_t kUploadChunk = 8 << 20;
 constexpr size_t kMaxStagedEntries = 64;  // distinct arrays looked up per step (a step has ~10)
+constexpr size_t kMaxConstants = 64;      // distinct constant_bytes() arrays kept (a model has 1)
 
 size_t align_up(size_t n) { return (n + kStageAlign - 1) / kStageAlign * kStageAlign; }
 
@@ -103,8 +109,10 @@ class CudaBackend final : public Backend, public LaunchContext {
     release_retired();
     release(stage_);
     cudaFree(scratch_);
+    cudaFree(counters_);
     cudaFreeHost(results_host_);
     if (results_event_) cudaEventDestroy(results_event_);
+    for (const Constant& c : constants_) cudaFree(c.device);
     for (Bounce& b : bounce_) {
       if (b.done) cudaEventDestroy(b.done);
       cudaFreeHost(b.host);
@@ -185,29 +193,65 @@ class CudaBackend final : public Backend, public LaunchContext {
     for (const Staged& e : staged_) {  // the ring is append-only until the next sync: reuse equal bytes
       if (e.bytes == bytes && std::memcmp(stage_.host + e.offset, host, bytes) == 0) return stage_.device + e.offset;
     }
-    size_t at = (stage_.used + kStageAlign - 1) / kStageAlign * kStageAlign;
-    if (at + bytes > stage_.capacity) {
-      retired_stages_.push_back(stage_);
-      stage_ = StageRing{};
-      staged_.clear();
-      const size_t want = std::max({kInitialStageBytes, 2 * retired_stages_.back().capacity, bytes + kStageAlign});
-      void* host_ring = nullptr;
-      void* device_ring = nullptr;
-      PARALON_CUDA_CHECK("stage", cudaMallocHost(&host_ring, want));
-      stage_.host = static_cast<char*>(host_ring);
-      PARALON_CUDA_CHECK("stage", cudaMalloc(&device_ring, want));
-      stage_.device = static_cast<char*>(device_ring);
-      stage_.capacity = want;
-      at = 0;
-    }
+    const size_t at = reserve(bytes);
     std::memcpy(stage_.host + at, host, bytes);
-    PARALON_CUDA_CHECK("stage", cudaMemcpyAsync(stage_.device + at, stage_.host + at, bytes,
-                                                cudaMemcpyHostToDevice, stream));
-    stage_.used = at + bytes;
+    upload(at, bytes);
     if (staged_.size() < kMaxStagedEntries) staged_.push_back(Staged{at, bytes});
     return stage_.device + at;
   }
 
+  const void* constant_bytes(const void* host, size_t bytes) override {
+    if (bytes == 0) return nullptr;
+    if (capture_) return capture_stage(host, bytes);
+    for (const Constant& c : constants_) {
+      if (c.bytes.size() == bytes && std::memcmp(c.bytes.data(), host, bytes) == 0) return c.device;
+    }
+    if (constants_.size() >= kMaxConstants) return stage_bytes(host, bytes);  // many distinct: per step
+    void* device = nullptr;
+    PARALON_CUDA_CHECK("stage", cudaMalloc(&device, bytes));
+    constants_.push_back(Constant{device, std::vector<char>(static_cast<const char*>(host), static_cast<const char*>(host) + bytes)});
+    PARALON_CUDA_CHECK("stage", cudaMemcpyAsync(device, stage_bytes(host, bytes), bytes, cudaMemcpyDeviceToDevice, stream));
+    return device;
+  }
+
+  int32_t* zeroed_counters(size_t n) override {
+    const size_t bytes = std::max<size_t>(n, 1) * sizeof(int32_t);
+    if (capture_) {  // the graph's own, zeroed once when the capture ends (kernels leave them at zero)
+      void* device = own(bytes, "counters");
+      capture_->constants.push_back(Constant{device, std::vector<char>(bytes, 0)});
+      return static_cast<int32_t*>(device);
+    }
+    if (bytes > counters_bytes_) {
+      if (counters_) retired_scratch_.push_back(counters_);  // queued kernels may still use it
+      counters_ = nullptr;
+      counters_bytes_ = 0;
+      const size_t want = std::max<size_t>(bytes, 4096);
+      PARALON_CUDA_CHECK("counters", cudaMalloc(&counters_, want));
+      PARALON_CUDA_CHECK("counters", cudaMemsetAsync(counters_, 0, want, stream));
+      counters_bytes_ = want;
+    }
+    return static_cast<int32_t*>(counters_);
+  }
+
+  void stage_step(const std::vector<GraphInput>& inputs) override {
+    select("stage step");
+    if (capture_) return;
+    size_t total = 0;
+    for (const GraphInput& in : inputs) total += align_up(in.length * sizeof(int32_t));
+    if (total == 0) return;
+    const size_t base = reserve(total);
+    size_t at = base;
+    for (const GraphInput& in : inputs) {
+      const size_t bytes = in.length * sizeof(int32_t);
+      if (bytes == 0) continue;
+      std::memcpy(stage_.host + at, in.host, bytes);
+      if (staged_.size() < kMaxStagedEntries) staged_.push_back(Staged{at, bytes});
+      at += align_up(bytes);
+    }
+    upload(base, at - base);
+  }
+
+  uint64_t metadata_uploads() const override { return uploads_.load(); }
   void* scratch(size_t bytes) override {
     if (capture_) {  // the graph's own: eager ops may outgrow and free the backend's
       if (bytes > capture_->scratch_bytes) {
@@ -251,10 +295,11 @@ class CudaBackend final : public Backend, public LaunchContext {
 
   // Quantized blocks: matmul weights (quant_matmul.cu), embedding tables (embedding.cu) and MoE
   // experts (moe.cu). MoE ops (optional) on float or quantized experts.
+  // The matmul's Swiglu epilogue (optional) on every matrix dtype: GEMV, quantized GEMV, mma.sync and
+  // SIMT GEMMs all run it in their store (matmul.cu).
   bool supports(Op op, DType dtype) const override {
-    if (dtype_quantized(dtype)) return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul;
-    // The matmul's Swiglu epilogue is not in the CUDA kernels yet: the model keeps matmul + swiglu.
-    if (op == Op::MatmulSwiglu) return false;
+    if (dtype_quantized(dtype))
+      return op == Op::Matmul || op == Op::Embedding || op == Op::MoeMatmul || op == Op::MatmulSwiglu;
     if (is_optional(op)) return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16;
     return Backend::supports(op, dtype);
   }
@@ -320,6 +365,7 @@ class CudaBackend final : public Backend, public LaunchContext {
     }
     PARALON_CUDA_CHECK("graph replay", cudaMemcpyAsync(g.device_inputs, g.host_inputs, g.input_bytes,
                                                        cudaMemcpyHostToDevice, stream));
+    uploads_.fetch_add(1);
     PARALON_CUDA_CHECK("graph replay", cudaEventRecord(g.uploaded, stream));
     PARALON_CUDA_CHECK("graph replay", cudaGraphLaunch(g.exec, stream));
   }
@@ -392,6 +438,35 @@ class CudaBackend final : public Backend, public LaunchContext {
     return device;
   }
 
+  // Offset of `bytes` free bytes in the ring (16-byte aligned); a full ring is retired (freed at the
+  // next synchronisation, its copies may still be in flight) for one at least twice as large.
+  size_t reserve(size_t bytes) {
+    const size_t at = align_up(stage_.used);
+    if (at + bytes <= stage_.capacity) {
+      stage_.used = at + bytes;
+      return at;
+    }
+    retired_stages_.push_back(stage_);
+    stage_ = StageRing{};
+    staged_.clear();
+    const size_t want = std::max({kInitialStageBytes, 2 * retired_stages_.back().capacity, bytes + kStageAlign});
+    void* host_ring = nullptr;
+    void* device_ring = nullptr;
+    PARALON_CUDA_CHECK("stage", cudaMallocHost(&host_ring, want));
+    stage_.host = static_cast<char*>(host_ring);
+    PARALON_CUDA_CHECK("stage", cudaMalloc(&device_ring, want));
+    stage_.device = static_cast<char*>(device_ring);
+    stage_.capacity = want;
+    stage_.used = bytes;
+    return 0;
+  }
+
+  // One host-to-device copy of ring bytes [at, at + bytes), in stream order.
+  void upload(size_t at, size_t bytes) {
+    PARALON_CUDA_CHECK("stage", cudaMemcpyAsync(stage_.device + at, stage_.host + at, bytes, cudaMemcpyHostToDevice, stream));
+    uploads_.fetch_add(1);
+  }
+
   static void release(StageRing& r) {
     if (r.host) cudaFreeHost(r.host);
     if (r.device) cudaFree(r.device);
@@ -435,8 +510,12 @@ class CudaBackend final : public Backend, public LaunchContext {
   StageRing stage_;
   std::vector<Staged> staged_;
   std::vector<StageRing> retired_stages_;
+  std::vector<Constant> constants_;  // constant_bytes(): the backend's for its life
+  std::atomic<uint64_t> uploads_{0};  // metadata_uploads()
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  void* counters_ = nullptr;  // zeroed_counters()
+  size_t counters_bytes_ = 0;
   std::vector<void*> retired_scratch_;
   void* results_host_ = nullptr;  // pinned, host_results()
   size_t results_bytes_ = 0;

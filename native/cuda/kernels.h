@@ -26,6 +26,13 @@ class LaunchContext {
   // (refreshed at each replay) and anything else becomes a constant of the graph.
   virtual const int32_t* stage_i32(const int32_t* host, size_t n) = 0;
   virtual const void* stage_bytes(const void* host, size_t bytes) = 0;
+  // A device copy of a small array that stays the same for the model's life (RoPE's inv_freq):
+  // uploaded at its first use and kept, the same bytes giving the same pointer until the backend
+  // goes, so steps after the first upload nothing for it. While capturing, a constant of the graph.
+  virtual const void* constant_bytes(const void* host, size_t bytes) = 0;
+  // n device int32 counters that are zero at every kernel boundary: a kernel that counts on one
+  // (a ticket) must leave it at zero when it exits. Valid until the next call; zeroed at creation.
+  virtual int32_t* zeroed_counters(size_t n) = 0;
   // Device scratch memory for the current op (e.g. split-K partials, converted activations); valid
   // until the next call to scratch() — ops must not hold it across ops.
   virtual void* scratch(size_t bytes) = 0;
@@ -47,7 +54,8 @@ void check_cuda(cudaError_t err, const char* op, const char* file, int line);
 
 void launch_embedding(const EmbeddingArgs& a, LaunchContext& ctx);      // embedding.cu
 void launch_matmul(const MatmulArgs& a, LaunchContext& ctx);            // matmul.cu
-void launch_matmul_quantized(const MatmulArgs& a, LaunchContext& ctx);  // quant_matmul.cu (M ≤ 16)
+// M ≤ 16; w_up non-null: the Swiglu epilogue (a.w the gate rows, a.N the output columns).
+void launch_matmul_quantized(const MatmulArgs& a, const void* w_up, LaunchContext& ctx);  // quant_matmul.cu
 void launch_rmsnorm(const RmsNormArgs& a, LaunchContext& ctx);          // norm.cu
 void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx);  // rope.cu
 void launch_swiglu(const SwigluArgs& a, LaunchContext& ctx);            // swiglu.cu

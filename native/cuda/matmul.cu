@@ -1,3 +1,4 @@
+#include "activation.cuh"
 #include "kernels.h"
 #include "variants.h"
 
@@ -170,25 +171,34 @@ __device__ __forceinline__ void gemv_fma_vec(float (&acc)[MT][R], const uint4 (&
 // leave SMs idle (K/V projections: N = 1024 → 128 CTAs on 132 SMs).
 // Launch bounds (128, 3): caps registers at 170 so ≥ 3 CTAs fit per SM. Without a minimum ptxas
 // picks a low count for some MT and spills; with 1 it hoists every x load and needs up to 208.
+// Swiglu epilogue (w_up non-null): w holds the gate rows, w_up the up rows, N counts output columns
+// y[M, N] = silu(x·gateᵀ) · (x·upᵀ). A warp's R rows are then gate rows n0 .. n0 + R/2 and the up
+// rows of the same columns, so each x value loaded still serves R rows and lane m·R + r finds the
+// gate total (m, r) and the up total (m, r + R/2) in its own registers after the butterfly.
 template <typename WT, int MT, bool kVector, int KS>
 __global__ void __launch_bounds__(kGemvWarps * 32, 3)
-    gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const float* residual, float* y,
-                int m_chunks, int M, int N, int K) {
+    gemv_kernel(const float* __restrict__ x, const WT* __restrict__ w, const WT* __restrict__ w_up,
+                const float* residual, float* y, int m_chunks, int M, int N, int K) {
   static_assert(KS == 1 || KS == kGemvWarps, "K slices: 1 or the CTA's warps");
   constexpr int R = kGemvRows<MT>;
+  const bool swiglu = w_up != nullptr;
+  const int cols = swiglu ? R / 2 : R;  // output columns per warp
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int slice = warp % KS;
   const int chunk = blockIdx.x % m_chunks;
   const int group = blockIdx.x / m_chunks;
   const int m0 = chunk * MT;
-  const int n0 = (group * (kGemvWarps / KS) + warp / KS) * R;
+  const int n0 = (group * (kGemvWarps / KS) + warp / KS) * cols;
   if (KS == 1 && n0 >= N) return;  // whole warp past the end; no block-wide barrier at KS = 1
                                     // (at KS > 1 the CTA's one row group starts below N)
 
   const WT* wrow[R];
 #pragma unroll
-  for (int r = 0; r < R; ++r) wrow[r] = w + static_cast<int64_t>(min(n0 + r, N - 1)) * K;
+  for (int r = 0; r < R; ++r) {
+    const bool up = swiglu && r >= R / 2;
+    wrow[r] = (up ? w_up : w) + static_cast<int64_t>(min(n0 + (up ? r - R / 2 : r), N - 1)) * K;
+  }
   const float* xrow[MT];
 #pragma unroll
   for (int m = 0; m < MT; ++m) xrow[m] = x + static_cast<int64_t>(min(m0 + m, M - 1)) * K;
@@ -266,6 +276,16 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 3)
         acc[m][r] = t;
       }
   }
+  if (swiglu) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int r = 0; r < R / 2; ++r) {
+        const int n = n0 + r;
+        if (lane == m * R + r && n < N && m0 + m < M) y[static_cast<int64_t>(m0 + m) * N + n] = silu_mul(acc[m][r], acc[m][r + R / 2]);
+      }
+    return;
+  }
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
@@ -318,11 +338,18 @@ __device__ __forceinline__ int mma_smem_offset(int row, int chunk) {
   return row * (kMmaBK * 2) + ((chunk ^ ((row >> 1) & 3)) << 4);
 }
 
+// Swiglu epilogue: row t of a kMmaBN-row B tile is the gate (t % 32 < 16) or up row (t % 32 ≥ 16) of
+// output column n0 + (t / 32)·16 + t % 16, so warp_n's n8 fragments j and j + 2 hold the gate and the
+// up of the same 16 columns, and one thread's accumulators pair them. A tile covers kMmaBN / 2 columns.
+__device__ __forceinline__ int swiglu_tile_col(int t) { return (t >> 5) * 16 + (t & 15); }
+__device__ __forceinline__ bool swiglu_tile_up(int t) { return (t & 16) != 0; }
+
 // Copies rows [row0, row0 + ROWS) × k-tile kt of a [rows, Kp] T16 matrix into one shared stage;
-// chunks outside the matrix are zero-filled.
+// chunks outside the matrix are zero-filled. With g_up (Swiglu, B only) tile row t is gate or up
+// row row0 + swiglu_tile_col(t) instead.
 template <int ROWS, typename T16>
-__device__ __forceinline__ void mma_load_tile(char* smem, const T16* __restrict__ g, int row0, int rows, int kt,
-                                              int Kp) {
+__device__ __forceinline__ void mma_load_tile(char* smem, const T16* __restrict__ g, const T16* __restrict__ g_up,
+                                              int row0, int rows, int kt, int Kp) {
   constexpr int kChunks = ROWS * (kMmaBK / 8);
   static_assert(kChunks % kMmaThreads == 0, "tile chunks must split evenly over the CTA");
 #pragma unroll
@@ -330,11 +357,13 @@ __device__ __forceinline__ void mma_load_tile(char* smem, const T16* __restrict_
     const int c = threadIdx.x + i * kMmaThreads;
     const int row = c >> 2;
     const int chunk = c & 3;
-    const int grow = row0 + row;
+    const bool swiglu = g_up != nullptr;
+    const int grow = row0 + (swiglu ? swiglu_tile_col(row) : row);
+    const T16* base = swiglu && swiglu_tile_up(row) ? g_up : g;
     const int gk = kt * kMmaBK + chunk * 8;
     const bool in = grow < rows && gk < Kp;
     // Out-of-range chunks still get a valid address; with pred false nothing is read from it.
-    const T16* src = in ? g + static_cast<int64_t>(grow) * Kp + gk : g;
+    const T16* src = in ? base + static_cast<int64_t>(grow) * Kp + gk : g;
     cp_async_16(smem + mma_smem_offset(row, chunk), src, in);
   }
 }
@@ -357,8 +386,8 @@ __device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t 
 template <typename T16>
 struct DenseB {
   using Ptr = const T16*;
-  __device__ __forceinline__ static void load(char* smem, Ptr b, int n0, int N, int kt, int Kp) {
-    mma_load_tile<kMmaBN>(smem, b, n0, N, kt, Kp);
+  __device__ __forceinline__ static void load(char* smem, Ptr b, Ptr b_up, int n0, int N, int kt, int Kp) {
+    mma_load_tile<kMmaBN>(smem, b, b_up, n0, N, kt, Kp);
   }
 };
 
@@ -368,10 +397,12 @@ struct DenseB {
 template <class F, bool kAligned16>
 struct QuantB {
   using Ptr = const typename F::Block*;
-  __device__ __forceinline__ static void load(char* smem, Ptr b, int n0, int N, int kt, int K) {
+  __device__ __forceinline__ static void load(char* smem, Ptr b, Ptr b_up, int n0, int N, int kt, int K) {
     static_assert(kMmaBN * (kMmaBK / kQuantGroup) == kMmaThreads, "one 16-value group per thread");
     const int row = threadIdx.x >> 1, half = threadIdx.x & 1;
-    const int n = n0 + row;
+    const bool swiglu = b_up != nullptr;
+    const int n = n0 + (swiglu ? swiglu_tile_col(row) : row);
+    if (swiglu && swiglu_tile_up(row)) b = b_up;
     const int k = kt * kMmaBK + half * kQuantGroup;
     uint32_t words[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (n < N && k < K) {
@@ -393,10 +424,15 @@ struct QuantB {
 // grid = (ceil(M / BM), ceil(N / kMmaBN), splits): M tiles fastest so CTAs sharing a W tile run
 // together. Split z multiplies k-tiles [z · tiles_per_split, (z + 1) · tiles_per_split); with
 // splits > 1 it writes its raw f32 partial to partial[z, M, N] and splitk_reduce_kernel finishes.
+// Swiglu epilogue (b_up non-null): b holds the gate rows, b_up the up rows, N counts output columns
+// (kMmaBN / 2 per tile, see swiglu_tile_col); the store is silu(gate) · up, or with splits > 1 the raw
+// gate and up partials side by side, partial[z, M, 2N] (gate at n, up at N + n), for
+// splitk_reduce_swiglu_kernel.
 template <typename T16, int BM, class BTile>
 __global__ void __launch_bounds__(kMmaThreads)
-    mma_gemm_kernel(const T16* __restrict__ a, typename BTile::Ptr __restrict__ b, const float* residual, float* y,
-                    float* __restrict__ partial, int M, int N, int Kp, int tiles_per_split) {
+    mma_gemm_kernel(const T16* __restrict__ a, typename BTile::Ptr __restrict__ b, typename BTile::Ptr __restrict__ b_up,
+                    const float* residual, float* y, float* __restrict__ partial, int M, int N, int Kp,
+                    int tiles_per_split) {
   constexpr int WM = BM / kMmaWarpsM;     // warp tile rows (m)
   constexpr int WN = kMmaBN / kMmaWarpsN;  // warp tile cols (n) = 32
   constexpr int MI = WM / 16;             // m16 fragments per warp
@@ -410,7 +446,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int warp_m = warp / kMmaWarpsN;
   const int warp_n = warp % kMmaWarpsN;
   const int m0 = blockIdx.x * BM;
-  const int n0 = blockIdx.y * kMmaBN;
+  const bool swiglu = b_up != nullptr;
+  const int n0 = blockIdx.y * (swiglu ? kMmaBN / 2 : kMmaBN);
   const int kt_begin = blockIdx.z * tiles_per_split;
   const int k_tiles = max(0, min((Kp + kMmaBK - 1) / kMmaBK - kt_begin, tiles_per_split));  // this split's
 
@@ -427,8 +464,8 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
   for (int s = 0; s < kMmaStages - 1; ++s) {
     if (s < k_tiles) {
-      mma_load_tile<BM>(smem + s * kStageBytes, a, m0, M, kt_begin + s, Kp);
-      BTile::load(smem + s * kStageBytes + kStageA, b, n0, N, kt_begin + s, Kp);
+      mma_load_tile<BM, T16>(smem + s * kStageBytes, a, nullptr, m0, M, kt_begin + s, Kp);
+      BTile::load(smem + s * kStageBytes + kStageA, b, b_up, n0, N, kt_begin + s, Kp);
     }
     cp_async_commit();
   }
@@ -441,8 +478,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     const int next = kt + kMmaStages - 1;
     if (next < k_tiles) {
       char* st = smem + (next % kMmaStages) * kStageBytes;
-      mma_load_tile<BM>(st, a, m0, M, kt_begin + next, Kp);
-      BTile::load(st + kStageA, b, n0, N, kt_begin + next, Kp);
+      mma_load_tile<BM, T16>(st, a, nullptr, m0, M, kt_begin + next, Kp);
+      BTile::load(st + kStageA, b, b_up, n0, N, kt_begin + next, Kp);
     }
     cp_async_commit();
 
@@ -478,6 +515,27 @@ __global__ void __launch_bounds__(kMmaThreads)
   cp_async_wait<0>();  // no copy may still target shared memory when the CTA exits
 
   // Accumulator layout of m16n8: c0, c1 at (row lane/4, cols 2·(lane%4) + {0, 1}); c2, c3 at row + 8.
+  if (swiglu) {  // fragments j < NI/2 are gate, j + NI/2 the up of the same columns
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int j = 0; j < NI / 2; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          const int m = m0 + warp_m * WM + i * 16 + (lane >> 2) + (q >> 1) * 8;
+          const int n = n0 + warp_n * (WN / 2) + j * 8 + (lane & 3) * 2 + (q & 1);
+          if (m < M && n < N) {
+            if (partial != nullptr) {
+              float* p = partial + (static_cast<int64_t>(blockIdx.z) * M + m) * 2 * N + n;
+              p[0] = acc[i][j][q];
+              p[N] = acc[i][j + NI / 2][q];
+            } else {
+              y[static_cast<int64_t>(m) * N + n] = silu_mul(acc[i][j][q], acc[i][j + NI / 2][q]);
+            }
+          }
+        }
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < MI; ++i)
 #pragma unroll
@@ -508,6 +566,24 @@ __global__ void __launch_bounds__(kConvertThreads)
   }
 }
 
+// y[M, N] = silu(Σ_z gate partial) · Σ_z up partial, from partial[z, M, 2N] (gate at n, up at N + n),
+// summed in split order. Grid-stride over M · N outputs.
+__global__ void __launch_bounds__(kConvertThreads)
+    splitk_reduce_swiglu_kernel(const float* __restrict__ partial, int splits, float* y, int64_t M, int64_t N) {
+  const int64_t MN = M * N;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < MN;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t m = i / N, n = i - m * N;
+    float g = 0.f, u = 0.f;
+    for (int z = 0; z < splits; ++z) {
+      const float* p = partial + (z * M + m) * 2 * N + n;
+      g += p[0];
+      u += p[N];
+    }
+    y[i] = silu_mul(g, u);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. SIMT GEMM for f32 weights
 // ---------------------------------------------------------------------------------------------
@@ -518,34 +594,40 @@ constexpr int kSimtThreads = 256;
 constexpr int kSimtLoads = kSimtTile * kSimtBK / kSimtThreads;  // elements per thread per operand tile
 
 // Thread t loads elements e = t + 256·i of a 64 × 16 tile: row e / 16, k e % 16 (16 lanes read one
-// row's 64 contiguous bytes). Out-of-range elements read as 0.
-__device__ __forceinline__ void simt_fetch(float (&r)[kSimtLoads], const float* __restrict__ g, int row0, int rows,
-                                           int k0, int K) {
+// row's 64 contiguous bytes). Out-of-range elements read as 0. With g_up (Swiglu, W only) tile row t
+// is the gate (t % 4 < 2) or up row of column row0 + (t / 4)·2 + t % 2: a thread's 4 tile columns
+// tx·4 .. are the gate and up of output columns row0 + tx·2 + {0, 1}, a tile covers 32 columns.
+__device__ __forceinline__ void simt_fetch(float (&r)[kSimtLoads], const float* __restrict__ g,
+                                           const float* __restrict__ g_up, int row0, int rows, int k0, int K) {
 #pragma unroll
   for (int i = 0; i < kSimtLoads; ++i) {
     const int e = threadIdx.x + i * kSimtThreads;
-    const int row = row0 + e / kSimtBK;
+    const int t = e / kSimtBK;
+    const bool swiglu = g_up != nullptr;
+    const int row = row0 + (swiglu ? (t >> 2) * 2 + (t & 1) : t);
+    const float* base = swiglu && (t & 2) ? g_up : g;
     const int k = k0 + e % kSimtBK;
-    r[i] = row < rows && k < K ? g[static_cast<int64_t>(row) * K + k] : 0.f;
+    r[i] = row < rows && k < K ? base[static_cast<int64_t>(row) * K + k] : 0.f;
   }
 }
 
 // grid = (ceil(M / 64), ceil(N / 64)).
 __global__ void __launch_bounds__(kSimtThreads)
-    simt_gemm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* residual, float* y,
-                         int M, int N, int K) {
+    simt_gemm_f32_kernel(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ w_up,
+                         const float* residual, float* y, int M, int N, int K) {
   // [k][row]: a k step reads 4 consecutive rows as one float4. +4 keeps rows 16-byte aligned.
   __shared__ __align__(16) float xs[kSimtBK][kSimtTile + 4];
   __shared__ __align__(16) float ws[kSimtBK][kSimtTile + 4];
   const int tx = threadIdx.x % 16;  // 4 output columns tx·4 ..
   const int ty = threadIdx.x / 16;  // 4 output rows ty·4 ..
   const int m0 = blockIdx.x * kSimtTile;
-  const int n0 = blockIdx.y * kSimtTile;
+  const bool swiglu = w_up != nullptr;  // w: gate rows, N: output columns (see simt_fetch)
+  const int n0 = blockIdx.y * (swiglu ? kSimtTile / 2 : kSimtTile);
 
   float acc[4][4] = {};
   float xr[kSimtLoads], wr[kSimtLoads];
-  simt_fetch(xr, x, m0, M, 0, K);
-  simt_fetch(wr, w, n0, N, 0, K);
+  simt_fetch(xr, x, nullptr, m0, M, 0, K);
+  simt_fetch(wr, w, w_up, n0, N, 0, K);
   for (int k0 = 0; k0 < K; k0 += kSimtBK) {
 #pragma unroll
     for (int i = 0; i < kSimtLoads; ++i) {
@@ -555,8 +637,8 @@ __global__ void __launch_bounds__(kSimtThreads)
     }
     __syncthreads();  // tile stored before anyone reads it
     if (k0 + kSimtBK < K) {  // next tile's global loads overlap this tile's FMAs
-      simt_fetch(xr, x, m0, M, k0 + kSimtBK, K);
-      simt_fetch(wr, w, n0, N, k0 + kSimtBK, K);
+      simt_fetch(xr, x, nullptr, m0, M, k0 + kSimtBK, K);
+      simt_fetch(wr, w, w_up, n0, N, k0 + kSimtBK, K);
     }
 #pragma unroll
     for (int k = 0; k < kSimtBK; ++k) {
@@ -572,6 +654,17 @@ __global__ void __launch_bounds__(kSimtThreads)
     __syncthreads();  // everyone done reading before the next tile overwrites shared memory
   }
 
+  if (swiglu) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const int m = m0 + ty * 4 + i;
+        const int n = n0 + tx * 2 + j;
+        if (m < M && n < N) y[static_cast<int64_t>(m) * N + n] = silu_mul(acc[i][j], acc[i][j + 2]);
+      }
+    return;
+  }
 #pragma unroll
   for (int i = 0; i < 4; ++i)
 #pragma unroll
@@ -598,9 +691,10 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 // (M = 9..16 is 2 chunks of 5..8 rows, not a chunk of 8 and a second launch re-reading W).
 // K slices: 4 when one slice per row group would give fewer than 2 CTAs per SM and K has a full
 // lane sweep for each slice; the variant harness may force either.
+// w_up non-null: the Swiglu epilogue (w the gate rows, a.N output columns; a warp covers R / 2 columns).
 template <typename WT, int MT, bool kVector>
-void launch_gemv_rows(const MatmulArgs& a, const WT* w, int m_chunks, LaunchContext& ctx) {
-  const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows<MT>);
+void launch_gemv_rows(const MatmulArgs& a, const WT* w, const WT* w_up, int m_chunks, LaunchContext& ctx) {
+  const int64_t groups = ceil_div(a.N, kGemvWarps * kGemvRows<MT> / (w_up != nullptr ? 2 : 1));
   const int64_t lane_sweeps = kVector ? a.K / WeightVec<WT>::kElems / 32 : a.K / 32;
   bool sliced = groups * m_chunks < 2 * static_cast<int64_t>(ctx.sm_count) && lane_sweeps >= kGemvWarps;
   if (const int forced = kernel_variants().gemv_k_slices.load(); forced != KernelVariants::kAuto) {
@@ -614,26 +708,26 @@ void launch_gemv_rows(const MatmulArgs& a, const WT* w, int m_chunks, LaunchCont
   const int M = static_cast<int>(a.M), N = static_cast<int>(a.N), K = static_cast<int>(a.K);
   if (sliced) {
     PARALON_LAUNCH((gemv_kernel<WT, MT, kVector, kGemvWarps>), dim3(static_cast<unsigned>(ctas)), dim3(kGemvWarps * 32),
-                   0, ctx.stream, a.x, w, a.residual, a.y, m_chunks, M, N, K);
+                   0, ctx.stream, a.x, w, w_up, a.residual, a.y, m_chunks, M, N, K);
   } else {
     PARALON_LAUNCH((gemv_kernel<WT, MT, kVector, 1>), dim3(static_cast<unsigned>(ctas)), dim3(kGemvWarps * 32), 0,
-                   ctx.stream, a.x, w, a.residual, a.y, m_chunks, M, N, K);
+                   ctx.stream, a.x, w, w_up, a.residual, a.y, m_chunks, M, N, K);
   }
   PARALON_CHECK_LAUNCH(kOp);
 }
 
 template <typename WT, bool kVector>
-void launch_gemv_path(const MatmulArgs& a, const WT* w, LaunchContext& ctx) {
+void launch_gemv_path(const MatmulArgs& a, const WT* w, const WT* w_up, LaunchContext& ctx) {
   const int chunks = static_cast<int>(ceil_div(a.M, kGemvMaxM));
   switch (ceil_div(a.M, chunks)) {  // rows per chunk, 1 .. kGemvMaxM
-    case 1: return launch_gemv_rows<WT, 1, kVector>(a, w, chunks, ctx);
-    case 2: return launch_gemv_rows<WT, 2, kVector>(a, w, chunks, ctx);
-    case 3: return launch_gemv_rows<WT, 3, kVector>(a, w, chunks, ctx);
-    case 4: return launch_gemv_rows<WT, 4, kVector>(a, w, chunks, ctx);
-    case 5: return launch_gemv_rows<WT, 5, kVector>(a, w, chunks, ctx);
-    case 6: return launch_gemv_rows<WT, 6, kVector>(a, w, chunks, ctx);
-    case 7: return launch_gemv_rows<WT, 7, kVector>(a, w, chunks, ctx);
-    default: return launch_gemv_rows<WT, 8, kVector>(a, w, chunks, ctx);
+    case 1: return launch_gemv_rows<WT, 1, kVector>(a, w, w_up, chunks, ctx);
+    case 2: return launch_gemv_rows<WT, 2, kVector>(a, w, w_up, chunks, ctx);
+    case 3: return launch_gemv_rows<WT, 3, kVector>(a, w, w_up, chunks, ctx);
+    case 4: return launch_gemv_rows<WT, 4, kVector>(a, w, w_up, chunks, ctx);
+    case 5: return launch_gemv_rows<WT, 5, kVector>(a, w, w_up, chunks, ctx);
+    case 6: return launch_gemv_rows<WT, 6, kVector>(a, w, w_up, chunks, ctx);
+    case 7: return launch_gemv_rows<WT, 7, kVector>(a, w, w_up, chunks, ctx);
+    default: return launch_gemv_rows<WT, 8, kVector>(a, w, w_up, chunks, ctx);
   }
 }
 
@@ -650,15 +744,17 @@ void warn_scalar_path_once(const MatmulArgs& a) {
 }
 
 template <typename WT>
-void launch_gemv(const MatmulArgs& a, LaunchContext& ctx) {
+void launch_gemv(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
   const WT* w = static_cast<const WT*>(a.w);
+  const WT* up = static_cast<const WT*>(w_up);
   // 16-byte loads need every W row and every x row 16-byte aligned.
-  const bool vector = a.K % WeightVec<WT>::kElems == 0 && aligned16(a.w) && aligned16(a.x);
+  const bool vector = a.K % WeightVec<WT>::kElems == 0 && aligned16(a.w) && aligned16(a.x) &&
+                      (w_up == nullptr || aligned16(w_up));
   if (vector) {
-    launch_gemv_path<WT, true>(a, w, ctx);
+    launch_gemv_path<WT, true>(a, w, up, ctx);
   } else {
     warn_scalar_path_once(a);
-    launch_gemv_path<WT, false>(a, w, ctx);
+    launch_gemv_path<WT, false>(a, w, up, ctx);
   }
 }
 
@@ -686,12 +782,16 @@ int choose_splits(int64_t tiles, int64_t k_tiles, int sm_count) {
 }
 
 // repack_w: W (dense T16 rows that are not 16-byte aligned) is first copied to [N, Kp] in scratch.
+// w_up non-null: the Swiglu epilogue (w the gate rows, a.N output columns, kMmaBN / 2 per tile).
 template <typename T16, int BM, class BTile>
-void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w, LaunchContext& ctx) {
+void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, typename BTile::Ptr w_up, bool repack_w,
+                      LaunchContext& ctx) {
+  const bool swiglu = w_up != nullptr;
+  const int64_t w_rows = swiglu ? 2 * a.N : a.N;  // rows of W read, and columns of the raw product
   const int64_t Kp = round_up(a.K, 8);
   const int64_t k_tiles = ceil_div(Kp, kMmaBK);
   const int64_t m_tiles = ceil_div(a.M, BM);
-  const int64_t n_tiles = ceil_div(a.N, kMmaBN);
+  const int64_t n_tiles = ceil_div(a.N, swiglu ? kMmaBN / 2 : kMmaBN);
   int splits = choose_splits(m_tiles * n_tiles, k_tiles, ctx.sm_count);
   if (const int forced = kernel_variants().matmul_splits.load(); forced != KernelVariants::kAuto) {
     if (forced < 1 || forced > k_tiles) {
@@ -705,8 +805,8 @@ void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w,
 
   // One scratch region: x as T16 [M, Kp] | W repacked to [N, Kp] (unaligned W only) | f32 partials.
   const size_t x_bytes = static_cast<size_t>(round_up(a.M * Kp * 2, 256));
-  const size_t w_bytes = repack_w ? static_cast<size_t>(round_up(a.N * Kp * 2, 256)) : 0;
-  const size_t p_bytes = splits > 1 ? static_cast<size_t>(splits) * a.M * a.N * 4 : 0;
+  const size_t w_bytes = repack_w ? static_cast<size_t>(round_up(w_rows * Kp * 2, 256)) : 0;
+  const size_t p_bytes = splits > 1 ? static_cast<size_t>(splits) * a.M * w_rows * 4 : 0;
   char* scratch = static_cast<char*>(ctx.scratch(x_bytes + w_bytes + p_bytes));
   T16* x16 = reinterpret_cast<T16*>(scratch);
   float* partial = splits > 1 ? reinterpret_cast<float*>(scratch + x_bytes + w_bytes) : nullptr;
@@ -716,19 +816,28 @@ void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w,
       T16* repacked = reinterpret_cast<T16*>(scratch + x_bytes);
       launch_convert<T16, T16>(w, repacked, a.N, a.K, Kp, ctx);
       w = repacked;
+      if (swiglu) {  // the up rows after the gate rows
+        launch_convert<T16, T16>(w_up, repacked + a.N * Kp, a.N, a.K, Kp, ctx);
+        w_up = repacked + a.N * Kp;
+      }
     }
   }
 
   const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles), static_cast<unsigned>(splits));
   PARALON_LAUNCH((mma_gemm_kernel<T16, BM, BTile>), grid, dim3(kMmaThreads), mma_smem_bytes(BM), ctx.stream, x16, w,
-                 a.residual, a.y, partial, static_cast<int>(a.M), static_cast<int>(a.N), static_cast<int>(Kp),
+                 w_up, a.residual, a.y, partial, static_cast<int>(a.M), static_cast<int>(a.N), static_cast<int>(Kp),
                  tiles_per_split);
   PARALON_CHECK_LAUNCH(kOp);
   if (splits > 1) {
     const int64_t mn = a.M * a.N;
     const int64_t blocks = std::min<int64_t>(ceil_div(mn, kConvertThreads), int64_t(ctx.sm_count) * 16);
-    PARALON_LAUNCH(splitk_reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kConvertThreads), 0, ctx.stream,
-                   partial, splits, a.residual, a.y, mn);
+    if (swiglu) {
+      PARALON_LAUNCH(splitk_reduce_swiglu_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kConvertThreads), 0,
+                     ctx.stream, partial, splits, a.y, a.M, a.N);
+    } else {
+      PARALON_LAUNCH(splitk_reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kConvertThreads), 0, ctx.stream,
+                     partial, splits, a.residual, a.y, mn);
+    }
     PARALON_CHECK_LAUNCH(kOp);
   }
 }
@@ -736,69 +845,75 @@ void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, bool repack_w,
 // W rows must be 16-byte aligned for cp.async; otherwise W is repacked (never the case for real
 // checkpoints, whose K is a multiple of 8). BM = 64 when M ≤ 64 halves the wasted rows of the tile.
 template <typename T16>
-void launch_mma(const MatmulArgs& a, LaunchContext& ctx) {
+void launch_mma(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
   const T16* w = static_cast<const T16*>(a.w);
-  const bool repack = !(a.K % 8 == 0 && aligned16(a.w));
+  const T16* up = static_cast<const T16*>(w_up);
+  const bool repack = !(a.K % 8 == 0 && aligned16(a.w) && (w_up == nullptr || aligned16(w_up)));
   const int tile_m = kernel_variants().matmul_tile_m.load();
   if (tile_m != KernelVariants::kAuto && tile_m != 64 && tile_m != 128) {
     throw OpError(std::string(kOp) + ": forced tile height " + std::to_string(tile_m) + " (64 or 128)");
   }
   if (tile_m == 64 || (tile_m == KernelVariants::kAuto && a.M <= 64)) {
-    launch_mma_tiles<T16, 64, DenseB<T16>>(a, w, repack, ctx);
+    launch_mma_tiles<T16, 64, DenseB<T16>>(a, w, up, repack, ctx);
   } else {
-    launch_mma_tiles<T16, 128, DenseB<T16>>(a, w, repack, ctx);
+    launch_mma_tiles<T16, 128, DenseB<T16>>(a, w, up, repack, ctx);
   }
 }
 
 // Quantized W: x rounded to f16, W tiles decoded to f16 in shared memory (QuantB); K is a multiple of
 // the block, so of kMmaBK, and nothing is repacked.
 template <class F, bool kAligned16>
-void launch_mma_quant_tiles(const MatmulArgs& a, LaunchContext& ctx) {
-  const auto* w = static_cast<const typename F::Block*>(a.w);
+void launch_mma_quant_tiles(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
+  using Block = typename F::Block;
+  const auto* w = static_cast<const Block*>(a.w);
+  const auto* up = static_cast<const Block*>(w_up);
   if (a.M <= 64) {
-    launch_mma_tiles<__half, 64, QuantB<F, kAligned16>>(a, w, false, ctx);
+    launch_mma_tiles<__half, 64, QuantB<F, kAligned16>>(a, w, up, false, ctx);
   } else {
-    launch_mma_tiles<__half, 128, QuantB<F, kAligned16>>(a, w, false, ctx);
+    launch_mma_tiles<__half, 128, QuantB<F, kAligned16>>(a, w, up, false, ctx);
   }
 }
 
 template <class F>
-void launch_mma_quant(const MatmulArgs& a, LaunchContext& ctx) {
+void launch_mma_quant(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
   if constexpr (F::kAligned16) {
-    if (aligned16(a.w)) return launch_mma_quant_tiles<F, true>(a, ctx);
+    if (aligned16(a.w) && (w_up == nullptr || aligned16(w_up))) return launch_mma_quant_tiles<F, true>(a, w_up, ctx);
   }
-  launch_mma_quant_tiles<F, false>(a, ctx);
+  launch_mma_quant_tiles<F, false>(a, w_up, ctx);
 }
 
-void launch_simt_f32(const MatmulArgs& a, LaunchContext& ctx) {
-  const dim3 grid(static_cast<unsigned>(ceil_div(a.M, kSimtTile)), static_cast<unsigned>(ceil_div(a.N, kSimtTile)));
+// Output columns per tile of the tiled kernels' grid.y (the Swiglu epilogue halves the SIMT tile's).
+int64_t tiled_cols(const void* w_up) { return w_up != nullptr ? kSimtTile / 2 : kSimtTile; }
+
+void launch_simt_f32(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
+  const dim3 grid(static_cast<unsigned>(ceil_div(a.M, kSimtTile)), static_cast<unsigned>(ceil_div(a.N, tiled_cols(w_up))));
   PARALON_LAUNCH(simt_gemm_f32_kernel, grid, dim3(kSimtThreads), 0, ctx.stream, a.x,
-                 static_cast<const float*>(a.w), a.residual, a.y, static_cast<int>(a.M), static_cast<int>(a.N),
+                 static_cast<const float*>(a.w), static_cast<const float*>(w_up), a.residual, a.y, static_cast<int>(a.M), static_cast<int>(a.N),
                  static_cast<int>(a.K));
   PARALON_CHECK_LAUNCH(kOp);
 }
 
 // The variant harness's choice (variants.h), refused by name where that kernel cannot serve the call.
-void launch_forced(const MatmulArgs& a, int path, bool gemv_fits, LaunchContext& ctx) {
+void launch_forced(const MatmulArgs& a, const void* w_up, int path, bool gemv_fits, LaunchContext& ctx) {
   const bool half = a.w_dtype == DType::BF16 || a.w_dtype == DType::F16;
   auto refuse = [&](const char* why) {
     throw OpError(std::string(kOp) + ": forced variant " + std::to_string(path) + " cannot run: " + why);
   };
-  if (ceil_div(a.N, kSimtTile) > 65535 && path != KernelVariants::kGemv) refuse("N exceeds the tiled kernels' grid");
+  if (ceil_div(a.N, tiled_cols(w_up)) > 65535 && path != KernelVariants::kGemv) refuse("N exceeds the tiled kernels' grid");
   switch (path) {
     case KernelVariants::kGemv:
       if (!gemv_fits) refuse("K too large for the GEMV kernel's 32-bit offsets");
-      if (a.w_dtype == DType::BF16) return launch_gemv<__nv_bfloat16>(a, ctx);
-      if (a.w_dtype == DType::F16) return launch_gemv<__half>(a, ctx);
-      if (a.w_dtype == DType::F32) return launch_gemv<float>(a, ctx);
+      if (a.w_dtype == DType::BF16) return launch_gemv<__nv_bfloat16>(a, w_up, ctx);
+      if (a.w_dtype == DType::F16) return launch_gemv<__half>(a, w_up, ctx);
+      if (a.w_dtype == DType::F32) return launch_gemv<float>(a, w_up, ctx);
       break;
     case KernelVariants::kMma:
       if (!half) refuse("tensor cores take bf16 / f16 weights");
-      if (a.w_dtype == DType::BF16) return launch_mma<__nv_bfloat16>(a, ctx);
-      return launch_mma<__half>(a, ctx);
+      if (a.w_dtype == DType::BF16) return launch_mma<__nv_bfloat16>(a, w_up, ctx);
+      return launch_mma<__half>(a, w_up, ctx);
     case KernelVariants::kSimt:
       if (a.w_dtype != DType::F32) refuse("the SIMT kernel takes f32 weights");
-      return launch_simt_f32(a, ctx);
+      return launch_simt_f32(a, w_up, ctx);
     default:
       refuse("unknown path (0 gemv, 1 mma, 2 simt)");
   }
@@ -818,46 +933,65 @@ void launch_forced(const MatmulArgs& a, int path, bool gemv_fits, LaunchContext&
 // - Quantized W: M ≤ 16 the quantized GEMV (quant_matmul.cu); larger M the tensor-core GEMM with W tiles
 //   decoded to f16 in shared memory (QuantB) and x rounded to f16.
 // Grid limits: the tiled kernels put N tiles (≥ 64 wide) on grid.y (≤ 65535), so N ≤ 4 194 240.
-void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
+// Swiglu epilogue: every path above runs it in its store (dispatch below with w_up set), so the
+// [M, 2I] gate/up product never reaches memory: for decode that saves two launches (the swiglu op,
+// and the second half's GEMV) and M·2I·4 bytes written + read back + M·I·4 written again.
+namespace {
+
+// a.w: W (or the gate rows), a.N: output columns; w_up: the up rows for the Swiglu epilogue, or null.
+void dispatch(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
   constexpr int64_t kGemvMaxPathM = 16;
   constexpr int64_t kIntMax = 0x7fffffff;
-  if (a.M <= 0 || a.N <= 0) return;
-  // A split output runs as one launch per part (that part's W rows into its output), all queued by
-  // this one op: the launch count is unchanged, x is re-read from L2 per part.
-  if (a.num_parts > 0) {
-    for (int j = 0; j < a.num_parts; ++j) launch_matmul(matmul_part(a, j), ctx);
-    return;
-  }
-  if (dtype_quantized(a.w_dtype) && a.M <= kGemvMaxPathM) return launch_matmul_quantized(a, ctx);
+  if (dtype_quantized(a.w_dtype) && a.M <= kGemvMaxPathM) return launch_matmul_quantized(a, w_up, ctx);
   if (a.M > kIntMax || a.N > kIntMax || a.K > kIntMax || a.K < 0) {
     throw OpError(std::string(kOp) + ": dimensions exceed 2^31 - 1");
   }
   // The GEMV kernel addresses x within a chunk of ≤ 8 rows with 32-bit offsets.
   const bool gemv_fits = a.K <= kIntMax / kGemvMaxM;
   const int forced = kernel_variants().matmul_path.load();
-  if (forced != KernelVariants::kAuto) return launch_forced(a, forced, gemv_fits, ctx);
+  if (forced != KernelVariants::kAuto) return launch_forced(a, w_up, forced, gemv_fits, ctx);
   const bool small_m = a.M <= kGemvMaxPathM && gemv_fits;
-  if (!small_m && ceil_div(a.N, kSimtTile) > 65535) {
+  if (!small_m && ceil_div(a.N, tiled_cols(w_up)) > 65535) {
     throw OpError(std::string(kOp) + ": N = " + std::to_string(a.N) + " exceeds the tiled kernels' grid");
   }
   switch (a.w_dtype) {
     case DType::BF16:
-      if (small_m) return launch_gemv<__nv_bfloat16>(a, ctx);
-      return launch_mma<__nv_bfloat16>(a, ctx);
+      if (small_m) return launch_gemv<__nv_bfloat16>(a, w_up, ctx);
+      return launch_mma<__nv_bfloat16>(a, w_up, ctx);
     case DType::F16:
-      if (small_m) return launch_gemv<__half>(a, ctx);
-      return launch_mma<__half>(a, ctx);
+      if (small_m) return launch_gemv<__half>(a, w_up, ctx);
+      return launch_mma<__half>(a, w_up, ctx);
     case DType::F32:
-      if (small_m) return launch_gemv<float>(a, ctx);
-      return launch_simt_f32(a, ctx);
-    case DType::Q8_0: return launch_mma_quant<CudaQ8_0>(a, ctx);
-    case DType::Q4_K: return launch_mma_quant<CudaQ4_K>(a, ctx);
-    case DType::Q5_K: return launch_mma_quant<CudaQ5_K>(a, ctx);
-    case DType::Q6_K: return launch_mma_quant<CudaQ6_K>(a, ctx);
+      if (small_m) return launch_gemv<float>(a, w_up, ctx);
+      return launch_simt_f32(a, w_up, ctx);
+    case DType::Q8_0: return launch_mma_quant<CudaQ8_0>(a, w_up, ctx);
+    case DType::Q4_K: return launch_mma_quant<CudaQ4_K>(a, w_up, ctx);
+    case DType::Q5_K: return launch_mma_quant<CudaQ5_K>(a, w_up, ctx);
+    case DType::Q6_K: return launch_mma_quant<CudaQ6_K>(a, w_up, ctx);
     default:
       break;
   }
   throw OpError(std::string(kOp) + ": unsupported weight dtype " + dtype_name(a.w_dtype));
+}
+
+}  // namespace
+
+void launch_matmul(const MatmulArgs& a, LaunchContext& ctx) {
+  if (a.M <= 0 || a.N <= 0) return;
+  if (a.epilogue == MatmulEpilogue::Swiglu) {
+    if (a.N % 2 != 0 || a.residual != nullptr || (a.num_parts != 0 && a.num_parts != 2)) {
+      throw OpError(std::string(kOp) + ": the swiglu epilogue needs an even N, no residual and one or two W");
+    }
+    const MatmulArgs gate = swiglu_half(a, 0, a.y);  // N = I output columns
+    return dispatch(gate, swiglu_half(a, 1, nullptr).w, ctx);
+  }
+  // A split output runs as one launch per part (that part's W rows into its output), all queued by
+  // this one op: the launch count is unchanged, x is re-read from L2 per part.
+  if (a.num_parts > 0) {
+    for (int j = 0; j < a.num_parts; ++j) launch_matmul(matmul_part(a, j), ctx);
+    return;
+  }
+  dispatch(a, nullptr, ctx);
 }
 
 }  // namespace PARALON_CUDA_NS

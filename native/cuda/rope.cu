@@ -121,7 +121,7 @@ void launch_qk_norm_rope(const QkNormRopeArgs& a, LaunchContext& ctx) {
     throw OpError("qk_norm_rope: head_dim must be even and at most 512, got " + std::to_string(a.head_dim));
   }
   const size_t half = static_cast<size_t>(a.head_dim / 2);
-  const double* inv_freq_d = static_cast<const double*>(ctx.stage_bytes(a.inv_freq_host, sizeof(double) * half));
+  const double* inv_freq_d = static_cast<const double*>(ctx.constant_bytes(a.inv_freq_host, sizeof(double) * half));
   const int32_t* positions = ctx.stage_i32(a.positions_host, static_cast<size_t>(a.num_tokens));
   switch (a.weight_dtype) {
     case DType::F32: launch_typed<float>(a, positions, inv_freq_d, ctx); break;

@@ -958,6 +958,51 @@ SelfTestResult test_racecheck() {
   return check.result();
 }
 
+// The last-CTA ticket protocol of the fused flash-decoding merge (attention.cu): every block writes its
+// partial, fences, takes a ticket; the block drawing the last one sums the partials and resets the
+// ticket. `synced` = 0 plants the bug of reading the last-block flag (written by thread 0) without the
+// barrier after it.
+__global__ void ticket_merge_kernel(int* partial, int* ticket, int* total, int synced) {
+  __shared__ int is_last;
+  if (threadIdx.x == 0) partial[blockIdx.x] = static_cast<int>(blockIdx.x) + 1;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    is_last = atomicAdd(ticket, 1) == static_cast<int>(gridDim.x) - 1;
+    if (is_last) atomicExch(ticket, 0);
+  }
+  if (synced) __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  if (threadIdx.x == 0) {
+    int sum = 0;
+    for (unsigned b = 0; b < gridDim.x; ++b) sum += __ldcg(partial + b);
+    *total = sum;
+  }
+}
+
+SelfTestResult test_ticket_protocol() {
+  Checker check("sanitizers: the fused decode merge's last-CTA ticket protocol passes racecheck, initcheck and "
+                "random schedules, and reading the last-CTA flag without its barrier is caught (a missing "
+                "__threadfence is not modelled: blocks run one after another)");
+  std::vector<int> zero(1, 0);
+  Buffer<int> partial(7), ticket(zero), total(1);
+  {
+    Sanitizers on(true, true, true, 12345);
+    for (int launch = 0; launch < 2; ++launch) {  // the second launch relies on the first's reset
+      PARALON_LAUNCH(ticket_merge_kernel, 7, 64, 0, nullptr, partial.get(), ticket.get(), total.get(), 1);
+      check.launched(launch_status());
+      check.expect_eq(total.read()[0], 28, "the last block sums the 7 partials");
+      check.expect_eq(ticket.read()[0], 0, "the last block resets the ticket");
+    }
+  }
+  Sanitizers race(true, false, false);
+  expect_fault(check, "last-CTA flag read without a barrier",
+               [&] { PARALON_LAUNCH(ticket_merge_kernel, 7, 64, 0, nullptr, partial.get(), ticket.get(), total.get(), 0); },
+               cudaErrorLaunchFailure, "racecheck: ");
+  return check.result();
+}
+
 __global__ void read_kernel(const float* in, float* out) { out[threadIdx.x] = in[threadIdx.x] + 1.0f; }
 
 SelfTestResult test_memcheck() {
@@ -1079,6 +1124,7 @@ std::vector<SelfTestResult> run_selftests() {
   results.push_back(test_poison());
   results.push_back(test_faults());
   results.push_back(test_racecheck());
+  results.push_back(test_ticket_protocol());
   results.push_back(test_memcheck());
   results.push_back(test_initcheck());
   results.push_back(test_random_schedules());

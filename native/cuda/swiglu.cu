@@ -1,3 +1,4 @@
+#include "activation.cuh"
 #include "kernels.h"
 
 // swiglu: out = silu(gate) · up = gate / (1 + exp(-gate)) · up, elementwise over rows × dim.
@@ -16,8 +17,6 @@ namespace PARALON_CUDA_NS {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 template <bool kVec4>
 __global__ void swiglu_kernel(const float* gate, const float* up, float* out, int64_t n) {

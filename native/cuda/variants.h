@@ -16,6 +16,7 @@ struct KernelVariants {
   std::atomic<int> matmul_splits{kAuto};    // mma path: K splits (1 .. k-tiles)
   std::atomic<int> gemv_k_slices{kAuto};    // GEMV: warps splitting K per row group (1 or 4)
   std::atomic<int> decode_splits{kAuto};    // decode attention: KV splits (1 .. 64-key tiles)
+  std::atomic<int> decode_fused_merge{kAuto};  // decode attention with splits: 1 merge in-kernel, 0 merge_kernel
 };
 
 // One instance in the addon (an inline function's static has a single definition across files).

@@ -68,7 +68,7 @@ export class DecodeGraphs {
     } else {
       const padded = allocate(seqs, width);
       pad(padded, meta, numSeqs, seqs);
-      const inputs = inputsOf(padded);
+      const inputs = stepInputs(padded);
       entry = { meta: padded, inputs, graph: this.#device.captureGraph(inputs, () => record(padded, seqs)) };
       if (this.#graphs.size >= MAX_GRAPHS) this.#evictOldest();
     }
@@ -114,7 +114,8 @@ function allocate(seqs: number, width: number): StepMeta {
   };
 }
 
-function inputsOf(m: StepMeta): Int32Array[] {
+/** The step's int32 metadata arrays: a graph's inputs, and what an eager step stages in one upload (Device.stageStep). */
+export function stepInputs(m: StepMeta): Int32Array[] {
   return [m.tokens, m.positions, m.slots, m.lastRows, m.attention.qStart, m.attention.kvLen, m.attention.blockTables];
 }
 

@@ -13,7 +13,7 @@ import { ops, type Device, type Tensor } from '../runtime/index.js';
 import { KvCachePool, type KvCachePoolOptions, type KvCacheShape } from '../kv/pool.js';
 import { allocateAll, type AnyArchitecture, type DecoderWeights, type ModelConfig } from './architecture.js';
 import { readGenerationDefaults, type ConfigOverrides, type GenerationDefaults } from './config.js';
-import { DecodeGraphs, type StepMeta } from './decode-graphs.js';
+import { DecodeGraphs, stepInputs, type StepMeta } from './decode-graphs.js';
 import { readModelConfig } from './registry.js';
 import { SafetensorsCheckpoint } from './safetensors.js';
 import { disposeWeights, loadDecoderWeights, type Checkpoint, type LoadProgress } from './weights.js';
@@ -251,6 +251,8 @@ export class CausalLM<C extends ModelConfig = ModelConfig> {
     const hidden = ws.hidden.view([T, H]);
     const normed = ws.normed.view([T, H]);
 
+    // One upload of the step's metadata on a CUDA device (ignored while a graph records, and on the CPU).
+    this.device.stageStep(stepInputs(meta));
     ops.embedding(meta.tokens, w.embedding, hidden);
     this.architecture.forwardLayers({ config: c, weights: w, kv, meta, numTokens: T, numSeqs: S, hidden, normed, scratch: ws.scratch });
 

@@ -128,6 +128,21 @@ export class Device {
     return new DeviceGraph(this.native.endCapture(), inputs.map((a) => a.length));
   }
 
+  /**
+   * Hands an eager (non-graph) step's int32 metadata — token ids, positions, slots, q starts, kv
+   * lengths, block tables — to the device before the step's ops: a CUDA device uploads it in one
+   * copy, and the ops that pass the same values find them there instead of uploading their own. The
+   * arrays are copied; nothing happens on host-memory devices or while a graph records.
+   */
+  stageStep(inputs: readonly Int32Array[]): void {
+    this.native.stageStep([...inputs]);
+  }
+
+  /** Host-to-device copies of op metadata so far (0 on the CPU); after synchronize() it includes all queued ops. */
+  get metadataUploads(): number {
+    return this.native.metadataUploads();
+  }
+
   /** Resolves when everything queued so far has run; rejects with the first op error since the last sync. */
   synchronize(): Promise<void> {
     return this.native.synchronize();

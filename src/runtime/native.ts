@@ -67,6 +67,8 @@ export interface NativeDevice {
   supportsGraphs(): boolean;
   supports(op: string, dtype?: NativeDType): boolean;
   beginCapture(inputs: Int32Array[]): void;
+  stageStep(inputs: Int32Array[]): void;
+  metadataUploads(): number;
   endCapture(): NativeGraph;
   abortCapture(): void;
 }
@@ -96,7 +98,7 @@ export interface NativeAddon {
    * for bench/dev/variants.ts only. A field left out means automatic; a variant that cannot serve a
    * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32.
    */
-  setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; gemvKSlices?: number; decodeSplits?: number }): void;
+  setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; gemvKSlices?: number; decodeSplits?: number; decodeFusedMerge?: number }): void;
   /**
    * ggml's reference block quantizers (native/addon/quantize_binding.cc): `values` (whole blocks) →
    * `out` (exactly their bytes; allocated when left out), on all cores. Through runtime/native-quantize.ts.

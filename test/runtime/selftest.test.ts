@@ -22,6 +22,7 @@ const SIMULATOR_ONLY_TESTS = [
   'simulator: unwritten',
   'simulator: barrier divergence',
   'sanitizers: racecheck',
+  "sanitizers: the fused decode merge's last-CTA ticket protocol",
   'sanitizers: memcheck',
   'sanitizers: initcheck',
   'sanitizers: seeded random schedules',

@@ -52,12 +52,14 @@ for (const dut of devicesUnderTest().filter((d) => d.name !== 'cpu')) {
       const q = rng.normals(4 * 64);
       const batch = { qStart: Int32Array.from([0, 1]), kvLen: Int32Array.from([ctx]), blockTables: rng.permutation(10), maxBlocksPerSeq: 10 };
       const ref = attentionRef({ cache, kPool: storedAs(pools.k, 'bf16'), vPool: storedAs(pools.v, 'bf16'), q, numQHeads: 4, ...batch, scale: 0.125 });
-      for (const decodeSplits of [1, 2, 3]) {
-        addon.setKernelVariants({ decodeSplits });
-        const out = dev.empty([1, 4, 64], 'f32');
-        ops.attention(kv, dev.tensor(q, [1, 4, 64]), out, batch, { scale: 0.125 });
-        assertClose(await out.read(), ref, TOLERANCE.f32, `out with ${decodeSplits} split(s)`);
-      }
+      // Splits merged in the decode launch (last-CTA ticket; automatic at G·D = 128) or by merge_kernel.
+      for (const decodeSplits of [1, 2, 3])
+        for (const decodeFusedMerge of [undefined, 1, 0]) {
+          addon.setKernelVariants({ decodeSplits, decodeFusedMerge });
+          const out = dev.empty([1, 4, 64], 'f32');
+          ops.attention(kv, dev.tensor(q, [1, 4, 64]), out, batch, { scale: 0.125 });
+          assertClose(await out.read(), ref, TOLERANCE.f32, `out with ${decodeSplits} split(s), fused merge ${decodeFusedMerge ?? 'auto'}`);
+        }
     });
 
     it('decode attention at odd split counts, G = 5, odd contexts, poisoned output', async () => {
@@ -75,13 +77,15 @@ for (const dut of devicesUnderTest().filter((d) => d.name !== 'cpu')) {
       const q = rng.normals(3 * Hq * D);
       const batch = { qStart: Int32Array.from([0, 1, 2, 3]), kvLen, blockTables: rng.permutation(numBlocks), maxBlocksPerSeq };
       const ref = attentionRef({ cache, kPool: storedAs(pools.k, 'bf16'), vPool: storedAs(pools.v, 'bf16'), q, numQHeads: Hq, ...batch, scale: 0.09 });
-      for (const decodeSplits of [1, 3, 5, 7]) {
-        addon.setKernelVariants({ decodeSplits });
-        const out = poisoned(dev, [3, Hq, D]);
-        ops.attention(kv, dev.tensor(q, [3, Hq, D]), out.tensor, batch, { scale: 0.09 });
-        await out.checkGuards('out');
-        assertClose(await out.tensor.read(), ref, TOLERANCE.f32, `out with ${decodeSplits} split(s)`);
-      }
+      // G·D = 640: merge_kernel automatically, the fused merge (two column groups per thread) when forced.
+      for (const decodeSplits of [1, 3, 5, 7])
+        for (const decodeFusedMerge of [undefined, 1]) {
+          addon.setKernelVariants({ decodeSplits, decodeFusedMerge });
+          const out = poisoned(dev, [3, Hq, D]);
+          ops.attention(kv, dev.tensor(q, [3, Hq, D]), out.tensor, batch, { scale: 0.09 });
+          await out.checkGuards('out');
+          assertClose(await out.tensor.read(), ref, TOLERANCE.f32, `out with ${decodeSplits} split(s), fused merge ${decodeFusedMerge ?? 'auto'}`);
+        }
     });
 
     it('refuses a variant that cannot serve the call, by name', async () => {
