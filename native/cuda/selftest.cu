@@ -1058,6 +1058,8 @@ SelfTestResult test_random_schedules() {
 }
 #endif
 
+#include "selftest_hopper.cuh"
+
 }  // namespace
 
 std::vector<SelfTestResult> run_selftests() {
@@ -1075,6 +1077,11 @@ std::vector<SelfTestResult> run_selftests() {
   results.push_back(test_cp_async());
   results.push_back(test_math());
   results.push_back(test_graphs());
+  if (hopper_tests_apply()) {
+    results.push_back(test_wgmma<__nv_bfloat16>());
+    results.push_back(test_wgmma<__half>());
+    results.push_back(test_tma());
+  }
 #if PARALON_CUDA_SIM_BUILD
   results.push_back(test_poison());
   results.push_back(test_faults());
