@@ -5,18 +5,45 @@
 //     thread t of the warpgroup, register i: row 16·(t/32) + (t%32)/4 + 8·((i%4)/2), column
 //     8·(i/4) + 2·(t%4) + i%2;
 //   - K-major canonical layouts: no swizzle = 8 × 16-byte core matrices placed by LBO (along K) and
-//     SBO (along M/N); 128B swizzle = 128-byte rows, 16-byte chunk c of row r stored at c ^ (r % 8);
+//     SBO (along M/N); swizzled = 8-row groups (SBO apart) of rows of the swizzle width T (128, 64 or
+//     32 bytes), the 16-byte chunks of row r permuted by XOR with r % 8, (r % 8) / 2 or (r % 8) / 4
+//     (the pattern repeats every 1024, 512 or 256 bytes, so the tile starts at such a boundary);
 //   - TMA: box rows packed in shared memory (the swizzle as above), out-of-bounds elements zero;
 //     mbarrier phases alternate parity 0, 1, ….
 // On a GPU they run only on compute capability 9 with an sm_90a build.
 
-constexpr int kProbeNone = 0, kProbeSwizzle = 1, kProbeOverwrite = 2, kProbeNoFence = 3;
+constexpr int kProbeNone = 0, kProbeSw128 = 1, kProbeOverwrite = 2, kProbeNoFence = 3, kProbeSw64 = 4, kProbeSw32 = 5;
 
 // Byte offset of A/B element (r, k) in the test's shared layouts, written from the ISA's description.
+// The 128B and 64B cases put the k16 slice at bytes 32..63 of each row (the descriptor's start + 32,
+// as a kernel stepping through a wider k-tile does); 32B rows hold exactly the 16 k values.
 __host__ __device__ inline uint32_t probe_offset(int mode, int r, int k) {
-  if (mode == kProbeNone) return (r / 8) * 256 + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2;  // LBO 128, SBO 256
-  const int byte = 32 + 2 * k;  // the k16 slice at bytes 32..63 of the 128-byte row (descriptor start + 32)
-  return r * 128 + (((byte / 16) ^ (r % 8)) * 16) + byte % 16;
+  const int g = r / 8, q = r % 8;
+  switch (mode) {
+    case kProbeSw128: {
+      const int byte = 32 + 2 * k;
+      return g * 1024 + q * 128 + (((byte / 16) ^ q) * 16) + byte % 16;
+    }
+    case kProbeSw64: {
+      const int byte = 32 + 2 * k;
+      return g * 512 + q * 64 + (((byte / 16) ^ (q / 2)) * 16) + byte % 16;
+    }
+    case kProbeSw32: {
+      const int byte = 2 * k;
+      return g * 256 + q * 32 + (((byte / 16) ^ (q / 4)) * 16) + byte % 16;
+    }
+    default: return g * 256 + (k / 8) * 128 + q * 16 + (k % 8) * 2;  // no swizzle: LBO 128, SBO 256
+  }
+}
+
+// The descriptor of a tile stored by probe_offset(mode, ...) at shared address `tile`.
+__device__ inline uint64_t probe_descriptor(int mode, uint32_t tile) {
+  switch (mode) {
+    case kProbeSw128: return wgmma_descriptor(tile + 32, 16, 1024, Swizzle::k128B);
+    case kProbeSw64: return wgmma_descriptor(tile + 32, 16, 512, Swizzle::k64B);
+    case kProbeSw32: return wgmma_descriptor(tile, 16, 256, Swizzle::k32B);
+    default: return wgmma_descriptor(tile, 128, 256, Swizzle::kNone);
+  }
 }
 
 // One warpgroup: A [64 × 16], B [128 × 16] (B[n][k]) stored by probe_offset, D preset from c, one wgmma.
@@ -27,21 +54,14 @@ __global__ void wgmma_probe_kernel(int mode, const uint16_t* a, const uint16_t* 
   unsigned char* sa = base;
   unsigned char* sb = base + 8192;
   const int t = threadIdx.x;
-  const int layout = mode == kProbeSwizzle ? kProbeSwizzle : kProbeNone;
+  const int layout = mode == kProbeOverwrite || mode == kProbeNoFence ? kProbeNone : mode;
   for (int e = t; e < 64 * 16; e += 128) *reinterpret_cast<uint16_t*>(sa + probe_offset(layout, e / 16, e % 16)) = a[e];
   for (int e = t; e < 128 * 16; e += 128) *reinterpret_cast<uint16_t*>(sb + probe_offset(layout, e / 16, e % 16)) = b[e];
   fence_proxy_async();
   __syncthreads();
   float d[64];
   for (int i = 0; i < 64; ++i) d[i] = c[t * 64 + i];
-  uint64_t da, db;
-  if (layout == kProbeSwizzle) {
-    da = wgmma_descriptor(shared_address(sa) + 32, 16, 1024, Swizzle::k128B);
-    db = wgmma_descriptor(shared_address(sb) + 32, 16, 1024, Swizzle::k128B);
-  } else {
-    da = wgmma_descriptor(shared_address(sa), 128, 256, Swizzle::kNone);
-    db = wgmma_descriptor(shared_address(sb), 128, 256, Swizzle::kNone);
-  }
+  const uint64_t da = probe_descriptor(layout, shared_address(sa)), db = probe_descriptor(layout, shared_address(sb));
   if (mode != kProbeNoFence) wgmma_fence();
   wgmma_m64n128k16<T16>(d, da, db, 1);
   wgmma_commit();
@@ -53,8 +73,8 @@ __global__ void wgmma_probe_kernel(int mode, const uint16_t* a, const uint16_t* 
 template <typename T16>
 SelfTestResult test_wgmma() {
   constexpr bool kBf16 = std::is_same<T16, __nv_bfloat16>::value;
-  Checker check(kBf16 ? "wgmma m64n128k16 bf16: descriptors (no swizzle, 128B swizzle + k offset), D fragment"
-                      : "wgmma m64n128k16 f16: descriptors (no swizzle, 128B swizzle + k offset), D fragment");
+  Checker check(kBf16 ? "wgmma m64n128k16 bf16: descriptors (no swizzle; 128B, 64B, 32B swizzles; k offset), D fragment"
+                      : "wgmma m64n128k16 f16: descriptors (no swizzle; 128B, 64B, 32B swizzles; k offset), D fragment");
   // Small integers: every product and sum is exact in f32, so the comparison is exact.
   auto to16 = [](float f) -> uint16_t {
     if (kBf16) {
@@ -77,7 +97,8 @@ SelfTestResult test_wgmma() {
   for (int i = 0; i < 128 * 64; ++i) c[i] = static_cast<float>(i % 64) * 0.5f - static_cast<float>(i / 64);
   Buffer<uint16_t> da(a), db(b);
   Buffer<float> dc(c);
-  for (int mode : {kProbeNone, kProbeSwizzle}) {
+  for (int mode : {kProbeNone, kProbeSw128, kProbeSw64, kProbeSw32}) {
+    const char* const layout_name = mode == kProbeNone ? "no swizzle" : mode == kProbeSw128 ? "128B swizzle" : mode == kProbeSw64 ? "64B swizzle" : "32B swizzle";
     Buffer<float> out(128 * 64);
     PARALON_CUDA_CHECK("selftest", cudaFuncSetAttribute(wgmma_probe_kernel<T16>,
                                                         cudaFuncAttributeMaxDynamicSharedMemorySize, 32 * 1024));
@@ -90,7 +111,7 @@ SelfTestResult test_wgmma() {
         const int col = 8 * (i / 4) + 2 * (t % 4) + i % 2;
         float want = c[t * 64 + i];
         for (int k = 0; k < 16; ++k) want += af[row * 16 + k] * bf[col * 16 + k];
-        check.expect(got[t * 64 + i] == want, std::string(mode == kProbeNone ? "no swizzle" : "128B swizzle") +
+        check.expect(got[t * 64 + i] == want, std::string(layout_name) +
                                                   ": thread " + std::to_string(t) + " d[" + std::to_string(i) +
                                                   "] = " + std::to_string(got[t * 64 + i]) + ", expected D[" +
                                                   std::to_string(row) + "][" + std::to_string(col) + "] = " +
@@ -121,15 +142,17 @@ SelfTestResult test_wgmma() {
 constexpr int kTmaRows = 40, kTmaCols = 72, kTmaPitch = 80;  // elements; rows of 160 bytes
 
 // Phase 0: a 64 × 16 box with the 128B swizzle at (40, 30) (columns past 71 and rows past 39 are
-// outside). Phase 1 (parity 1 of the same barrier): an 8 × 8 box, no swizzle, at (-3, -2).
+// outside). Phase 1 (parity 1 of the same barrier): an 8 × 8 box, no swizzle, at (-3, -2). Phase 2
+// (parity 0 again): a 32 × 8 box with the 64B swizzle at (50, 35).
 // skip_wait = true (simulator-only test): reads the box after a __syncthreads but without any thread
 // waiting on the barrier (the data may not have landed on hardware).
 __global__ void tma_probe_kernel(const __grid_constant__ TensorMap swizzled, const __grid_constant__ TensorMap plain,
-                                 uint16_t* out, int skip_wait) {
+                                 const __grid_constant__ TensorMap swizzled64, uint16_t* out, int skip_wait) {
   PARALON_DYNAMIC_SHARED(unsigned char, raw);
   __shared__ uint64_t bar;
   unsigned char* box0 = raw + (1024 - shared_address(raw) % 1024) % 1024;
   unsigned char* box1 = box0 + 2048;
+  unsigned char* box2 = box0 + 3072;  // 1024-byte aligned like box0
   const int t = threadIdx.x;
   if (t == 0) {
     mbarrier_init(&bar, 1);
@@ -153,24 +176,32 @@ __global__ void tma_probe_kernel(const __grid_constant__ TensorMap swizzled, con
   }
   mbarrier_wait(&bar, 1);
   for (int e = t; e < 64; e += blockDim.x) out[1024 + e] = reinterpret_cast<const uint16_t*>(box1)[e];
+  __syncthreads();
+  if (t == 0) {
+    mbarrier_arrive_expect_tx(&bar, 32 * 8 * 2);
+    tma_load_2d(box2, &swizzled64, &bar, 50, 35);
+  }
+  mbarrier_wait(&bar, 0);
+  for (int e = t; e < 256; e += blockDim.x) out[1088 + e] = reinterpret_cast<const uint16_t*>(box2)[e];
 }
 
 SelfTestResult test_tma() {
-  Checker check("TMA 2-D tensor copies: 128B swizzle, no swizzle, out-of-bounds zero fill, mbarrier parity");
+  Checker check("TMA 2-D tensor copies: 128B and 64B swizzles, no swizzle, out-of-bounds zero fill, mbarrier parity");
   std::vector<uint16_t> src(kTmaRows * kTmaPitch);
   for (int r = 0; r < kTmaRows; ++r)
     for (int k = 0; k < kTmaPitch; ++k) src[r * kTmaPitch + k] = static_cast<uint16_t>(k < kTmaCols ? r * 100 + k + 1 : 0xBEEF);
-  Buffer<uint16_t> d_src(src), out(1024 + 64);
-  TensorMap swizzled, plain;
+  Buffer<uint16_t> d_src(src), out(1024 + 64 + 256);
+  TensorMap swizzled, plain, swizzled64;
   std::string err = make_tensor_map_2d(&swizzled, d_src.get(), kTmaCols, kTmaRows, kTmaPitch * 2, 64, 16, Swizzle::k128B);
   if (err.empty()) err = make_tensor_map_2d(&plain, d_src.get(), kTmaCols, kTmaRows, kTmaPitch * 2, 8, 8, Swizzle::kNone);
+  if (err.empty()) err = make_tensor_map_2d(&swizzled64, d_src.get(), kTmaCols, kTmaRows, kTmaPitch * 2, 32, 8, Swizzle::k64B);
   check.expect(err.empty(), "tensor maps: " + err);
   if (!err.empty()) return check.result();
   auto value = [&](int r, int k) -> uint16_t {
     return r >= 0 && r < kTmaRows && k >= 0 && k < kTmaCols ? src[r * kTmaPitch + k] : 0;
   };
-  PARALON_CUDA_CHECK("selftest", cudaFuncSetAttribute(tma_probe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 4096));
-  PARALON_LAUNCH(tma_probe_kernel, 1, 96, 4096, nullptr, swizzled, plain, out.get(), 0);
+  PARALON_CUDA_CHECK("selftest", cudaFuncSetAttribute(tma_probe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 5120));
+  PARALON_LAUNCH(tma_probe_kernel, 1, 96, 5120, nullptr, swizzled, plain, swizzled64, out.get(), 0);
   check.launched(launch_status());
   const std::vector<uint16_t> got = out.read();
   for (int r = 0; r < 16; ++r) {
@@ -184,11 +215,18 @@ SelfTestResult test_tma() {
     for (int k = 0; k < 8; ++k)
       check.expect_eq(got[1024 + r * 8 + k], value(r - 2, k - 3),
                       "plain box element (" + std::to_string(r) + ", " + std::to_string(k) + ")");
+  for (int r = 0; r < 8; ++r) {
+    for (int k = 0; k < 32; ++k) {
+      const int byte = r * 64 + (((2 * k / 16) ^ (r / 2)) * 16) + (2 * k) % 16;
+      check.expect_eq(got[1088 + byte / 2], value(35 + r, 50 + k),
+                      "64B-swizzled box element (" + std::to_string(r) + ", " + std::to_string(k) + ")");
+    }
+  }
 #if PARALON_CUDA_SIM_BUILD
   {
     Sanitizers on(true, false, false);
     expect_fault(check, "reading a TMA box before its mbarrier phase completed",
-                 [&] { PARALON_LAUNCH(tma_probe_kernel, 1, 96, 4096, nullptr, swizzled, plain, out.get(), 1); },
+                 [&] { PARALON_LAUNCH(tma_probe_kernel, 1, 96, 5120, nullptr, swizzled, plain, swizzled64, out.get(), 1); },
                  cudaErrorLaunchFailure, "before this thread observed the mbarrier phase");
   }
 #endif
