@@ -34,9 +34,7 @@
 #if PARALON_CUDA_SIM_BUILD == 0
 #include <cuda.h>  // CUtensorMap and the cuTensorMapEncodeTiled types only: libcuda is not linked
 #include <cudaTypedefs.h>
-#endif
 
-#if PARALON_CUDA_SIM_BUILD == 0
 // ================================================ nvcc ================================================
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define PARALON_SM90A_ASM(...) __trap()

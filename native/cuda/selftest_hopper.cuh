@@ -12,7 +12,8 @@
 //     mbarrier phases alternate parity 0, 1, ….
 // On a GPU they run only on compute capability 9 with an sm_90a build.
 
-constexpr int kProbeNone = 0, kProbeSw128 = 1, kProbeOverwrite = 2, kProbeNoFence = 3, kProbeSw64 = 4, kProbeSw32 = 5;
+constexpr int kProbeNone = 0, kProbeSw128 = 1, kProbeOverwrite = 2, kProbeNoFence = 3, kProbeSw64 = 4, kProbeSw32 = 5,
+              kProbeDiverge = 6;
 
 // Byte offset of A/B element (r, k) in the test's shared layouts, written from the ISA's description.
 // The 128B and 64B cases put the k16 slice at bytes 32..63 of each row (the descriptor's start + 32,
@@ -54,14 +55,16 @@ __global__ void wgmma_probe_kernel(int mode, const uint16_t* a, const uint16_t* 
   unsigned char* sa = base;
   unsigned char* sb = base + 8192;
   const int t = threadIdx.x;
-  const int layout = mode == kProbeOverwrite || mode == kProbeNoFence ? kProbeNone : mode;
+  const int layout = mode == kProbeOverwrite || mode == kProbeNoFence || mode == kProbeDiverge ? kProbeNone : mode;
   for (int e = t; e < 64 * 16; e += 128) *reinterpret_cast<uint16_t*>(sa + probe_offset(layout, e / 16, e % 16)) = a[e];
   for (int e = t; e < 128 * 16; e += 128) *reinterpret_cast<uint16_t*>(sb + probe_offset(layout, e / 16, e % 16)) = b[e];
   fence_proxy_async();
   __syncthreads();
   float d[64];
   for (int i = 0; i < 64; ++i) d[i] = c[t * 64 + i];
-  const uint64_t da = probe_descriptor(layout, shared_address(sa)), db = probe_descriptor(layout, shared_address(sb));
+  uint64_t da = probe_descriptor(layout, shared_address(sa));
+  const uint64_t db = probe_descriptor(layout, shared_address(sb));
+  if (mode == kProbeDiverge && t >= 64) da += 2;  // a bug: half the warpgroup names another A (start + 32 B)
   if (mode != kProbeNoFence) wgmma_fence();
   wgmma_m64n128k16<T16>(d, da, db, 1);
   wgmma_commit();
@@ -134,6 +137,12 @@ SelfTestResult test_wgmma() {
                                   db.get(), dc.get(), out.get());
                  },
                  cudaErrorLaunchFailure, "no wgmma.fence");
+    expect_fault(check, "threads of a warpgroup issuing different wgmmas",
+                 [&] {
+                   PARALON_LAUNCH((wgmma_probe_kernel<T16>), 1, 128, 32 * 1024, nullptr, kProbeDiverge, da.get(),
+                                  db.get(), dc.get(), out.get());
+                 },
+                 cudaErrorLaunchFailure, "wgmma is .aligned");
   }
 #endif
   return check.result();

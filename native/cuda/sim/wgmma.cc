@@ -16,8 +16,9 @@
 //     store — while the MMA may still read it is a fault, whatever the timing on hardware),
 //   - the accumulator registers were not touched between issue and wait.
 // Beyond hardware it also faults on: a wgmma with no wgmma.fence since the thread's last wait (or
-// kernel start), a block size that is not whole warpgroups, and a thread that ends with wgmma groups
-// in flight. Under the sanitizers the operand reads are reported at issue and again at the wait
+// kernel start), a block size that is not whole warpgroups, threads of a warpgroup issuing different
+// wgmmas (.aligned: descriptors, shape, scale-d, type) or different numbers of them, and a thread that
+// ends with wgmma groups in flight. Under the sanitizers the operand reads are reported at issue and again at the wait
 // (initcheck; racecheck: unsynchronised writes before, TMA data whose mbarrier phase this thread has
 // not observed, and — at the wait — writes after it without a barrier).
 #include <cstring>
@@ -48,10 +49,22 @@ struct PendingMma {
 struct ThreadMma {
   bool fenced = false;
   uint32_t committed = 0;
+  uint32_t issued = 0;  // wgmmas issued in this block
   std::vector<PendingMma> ops;
 };
 
+// What the first thread of a warpgroup to reach its i-th wgmma issued; the others must match (.aligned).
+struct Issue {
+  uint64_t desc_a, desc_b;
+  int n, scale_d;
+  MmaType type;
+  bool operator==(const Issue& o) const {
+    return desc_a == o.desc_a && desc_b == o.desc_b && n == o.n && (scale_d != 0) == (o.scale_d != 0) && type == o.type;
+  }
+};
+
 std::vector<ThreadMma> threads;
+std::vector<std::vector<Issue>> warpgroup_issues;
 
 struct Descriptor {
   uint32_t start, lbo, sbo, base_offset;
@@ -141,11 +154,18 @@ void hopper_barriers_begin_block(int num_threads);  // tma.cc
 
 void hopper_begin_block(int num_threads) {
   threads.assign(static_cast<size_t>(num_threads), ThreadMma{});
+  warpgroup_issues.assign(static_cast<size_t>((num_threads + 127) / 128), {});
   hopper_barriers_begin_block(num_threads);
 }
 
 std::string hopper_end_block() {
   for (size_t i = 0; i < threads.size(); ++i) {
+    const size_t first = i / 128 * 128;
+    if (threads[i].issued != threads[first].issued) {
+      return "wgmma is .aligned: thread " + thread_text(static_cast<int>(i)) + " issued " +
+             std::to_string(threads[i].issued) + " wgmma(s), thread " + thread_text(static_cast<int>(first)) +
+             " of its warpgroup " + std::to_string(threads[first].issued);
+    }
     if (!threads[i].ops.empty()) {
       return "thread " + thread_text(static_cast<int>(i)) + " ended with " + std::to_string(threads[i].ops.size()) +
              " wgmma operation(s) not retired by wgmma.wait_group";
@@ -187,6 +207,18 @@ void model_wgmma_issue(float* d, int n, uint64_t desc_a, uint64_t desc_b, int sc
   }
   const int thread = current_thread_index();
   const int t = thread % 128, lane = t % 32;
+  // .sync.aligned: every thread of the warpgroup executes the same wgmma sequence.
+  std::vector<Issue>& seen = warpgroup_issues.at(static_cast<size_t>(thread / 128));
+  const Issue issue{desc_a, desc_b, n, scale_d, type};
+  if (m.issued == seen.size()) {
+    seen.push_back(issue);
+  } else if (!(seen[m.issued] == issue)) {
+    device_fault(cudaErrorLaunchFailure,
+                 ("wgmma is .aligned: wgmma #" + std::to_string(m.issued) + " of this thread differs (descriptors, " +
+                  "shape, scale-d or type) from the same wgmma of another thread of its warpgroup")
+                     .c_str());
+  }
+  ++m.issued;
   const bool report = access_checks_active.load(std::memory_order_relaxed);
   PendingMma op{m.committed, d, n, scale_d, type, {}, {}, {}};
   const int r0 = 16 * (t / 32) + lane / 4;
