@@ -44,6 +44,7 @@ struct BarrierState {
   uint64_t polls_without_progress = 0;
   uint32_t sequence = 0;           // TMA copies issued in this block
   std::vector<uint32_t> observed;  // per thread: copies up to this sequence number are visible to it
+  int block_threads = 0;           // (observed is sized at the block's first mbarrier_init)
 };
 BarrierState bars;
 
@@ -92,7 +93,8 @@ void hopper_barriers_begin_block(int num_threads) {
   bars.barriers.clear();
   bars.polls_without_progress = 0;
   bars.sequence = 0;
-  bars.observed.assign(static_cast<size_t>(num_threads), 0);
+  bars.observed.clear();
+  bars.block_threads = num_threads;
 }
 
 bool tma_data_visible(uint32_t sequence, int thread) {
@@ -100,6 +102,7 @@ bool tma_data_visible(uint32_t sequence, int thread) {
 }
 
 void tma_barrier_completed() {
+  if (bars.sequence == 0) return;  // no TMA copy in this block
   uint32_t seen = 0;
   for (uint32_t s : bars.observed) seen = std::max(seen, s);
   for (uint32_t& s : bars.observed) s = seen;
@@ -110,6 +113,7 @@ void model_mbarrier_init(uint64_t* bar, uint32_t count) {
     device_fault(cudaErrorIllegalAddress, "mbarrier_init: barrier not 8-byte aligned in shared memory");
   }
   if (count == 0 || count > (1u << 20) - 1) device_fault(cudaErrorLaunchFailure, "mbarrier_init: count outside 1..2^20-1");
+  if (bars.observed.empty()) bars.observed.assign(static_cast<size_t>(bars.block_threads), 0);
   Barrier& b = bars.barriers[bar];
   b = Barrier{};
   b.count = b.pending = count;

@@ -63,8 +63,10 @@ struct Issue {
   }
 };
 
+// Per block, sized at the block's first wgmma instruction (most kernels have none: nothing to reset).
 std::vector<ThreadMma> threads;
 std::vector<std::vector<Issue>> warpgroup_issues;
+int block_threads = 0;
 
 struct Descriptor {
   uint32_t start, lbo, sbo, base_offset;
@@ -146,15 +148,22 @@ void retire(PendingMma& op, int t) {
   }
 }
 
-ThreadMma& me() { return threads.at(static_cast<size_t>(current_thread_index())); }
+ThreadMma& me() {
+  if (threads.empty()) {
+    threads.assign(static_cast<size_t>(block_threads), ThreadMma{});
+    warpgroup_issues.assign(static_cast<size_t>((block_threads + 127) / 128), {});
+  }
+  return threads.at(static_cast<size_t>(current_thread_index()));
+}
 
 }  // namespace
 
 void hopper_barriers_begin_block(int num_threads);  // tma.cc
 
 void hopper_begin_block(int num_threads) {
-  threads.assign(static_cast<size_t>(num_threads), ThreadMma{});
-  warpgroup_issues.assign(static_cast<size_t>((num_threads + 127) / 128), {});
+  block_threads = num_threads;
+  threads.clear();
+  warpgroup_issues.clear();
   hopper_barriers_begin_block(num_threads);
 }
 
