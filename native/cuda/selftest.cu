@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "matmul_wgmma.h"
 #if PARALON_CUDA_SIM_BUILD
 #include "sim/sanitizers.h"
 #endif
@@ -1081,6 +1082,7 @@ std::vector<SelfTestResult> run_selftests() {
     results.push_back(test_wgmma<__nv_bfloat16>());
     results.push_back(test_wgmma<__half>());
     results.push_back(test_tma());
+    results.push_back(test_wgmma_first_contact());
   }
 #if PARALON_CUDA_SIM_BUILD
   results.push_back(test_poison());

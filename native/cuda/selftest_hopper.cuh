@@ -242,6 +242,37 @@ SelfTestResult test_tma() {
   return check.result();
 }
 
+// The runtime's once-per-process check of the wgmma GEMM (matmul_wgmma.h), run here directly: it needs
+// only a stream and the device's shared-memory opt-in, so a minimal launch context serves.
+class CheckContext final : public LaunchContext {
+ public:
+  CheckContext() {
+#if PARALON_CUDA_SIM_BUILD
+    max_smem_optin = 99 * 1024;  // the simulated device's sharedMemPerBlockOptin
+#else
+    int dev = 0, optin = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess) {
+      max_smem_optin = static_cast<size_t>(optin);
+    }
+#endif
+  }
+  const int32_t* stage_i32(const int32_t*, size_t) override { throw OpError("selftest: no metadata staging"); }
+  const void* stage_bytes(const void*, size_t) override { throw OpError("selftest: no metadata staging"); }
+  void* scratch(size_t) override { throw OpError("selftest: no scratch"); }
+  void* host_results(size_t) override { throw OpError("selftest: no results buffer"); }
+  cudaEvent_t results_ready() override { throw OpError("selftest: no results event"); }
+  bool capturing() const override { return false; }
+};
+
+SelfTestResult test_wgmma_first_contact() {
+  Checker check("wgmma GEMM first-contact check (200 x 264 x 136 + residual vs float64), as the runtime runs it");
+  CheckContext ctx;
+  const std::string why = wgmma_first_contact_check(ctx);
+  check.expect(why.empty(), why);
+  return check.result();
+}
+
 // Whether this device runs the Hopper tests: always on the simulator; on a GPU compute capability 9
 // with an sm_90a build.
 bool hopper_tests_apply() {

@@ -20,7 +20,7 @@ const SHARED_TESTS = [
 ];
 // The Hopper wrappers (hopper.cuh): always on cuda-sim; on a GPU only compute capability 9 with an
 // sm_90a build reports them.
-const HOPPER_TESTS = ['wgmma m64n128k16 bf16', 'wgmma m64n128k16 f16', 'TMA 2-D tensor copies'];
+const HOPPER_TESTS = ['wgmma m64n128k16 bf16', 'wgmma m64n128k16 f16', 'TMA 2-D tensor copies', 'wgmma GEMM first-contact check'];
 const SIMULATOR_ONLY_TESTS = [
   'simulator: unwritten',
   'simulator: barrier divergence',
