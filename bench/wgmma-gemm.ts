@@ -3,7 +3,7 @@
 // everywhere and with float64 on sampled rows, TFLOP/s of each (and of PyTorch's cuBLAS matmul at the
 // same shape when the torch baseline ran). On a GPU without sm_90a support the wgmma path is refused
 // and the rows say so. On cuda-sim: small awkward shapes, checks only, nothing timed.
-// Standalone: `npx tsx bench/wgmma-gemm.ts [--device cuda:0|cuda-sim]`.
+// Standalone: `npm run bench -- wgmma [--device cuda:0|cuda-sim]`.
 import { Device, ops } from '../src/runtime/index.js';
 import { addon } from '../src/runtime/native.js';
 import { compare, TOLERANCE } from '../test/reference/compare.js';
@@ -96,8 +96,9 @@ export async function benchWgmma(deviceName: string, torchRows: Row[] = []): Pro
   return { rows, failures };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const at = process.argv.indexOf('--device');
-  const { failures } = await benchWgmma(at >= 0 ? process.argv[at + 1] : 'cuda:0');
-  process.exitCode = failures === 0 ? 0 : 1;
+/** The bench command; exit status 1 when a case failed its check. */
+export async function runWgmma(argv: string[]): Promise<void> {
+  const at = argv.indexOf('--device');
+  const { failures } = await benchWgmma(at >= 0 ? argv[at + 1] : 'cuda:0');
+  if (failures > 0) process.exitCode = 1;
 }
