@@ -5,9 +5,10 @@
 // copy bandwidth, whole decode steps (CUDA graph vs op by op, against the memory roofline and the ideal
 // step time of the bytes-per-stage model, and the host-to-device metadata copies per step), every
 // forced kernel variant (bench/dev/variants.ts: matmul paths plain and with the SwiGLU epilogue, decode
-// attention's split counts with the merge fused or separate), the simulator's sanitizer self-tests
-// (the fused merge's ticket protocol among them), and PyTorch's matmul/SDPA on the same shapes where
-// python3 + torch are present.
+// attention's split counts with the merge fused or separate), the Hopper wgmma GEMM against the
+// mma.sync path and PyTorch at prefill shapes (bench/wgmma-gemm.ts; its wgmma/TMA self-tests are among
+// the self-tests), the simulator's sanitizer self-tests (the fused merge's ticket protocol among them),
+// and PyTorch's matmul/SDPA on the same shapes where python3 + torch are present.
 // `--device cuda-sim` runs the same script here, without a GPU, to check the script itself.
 import { spawnSync } from 'node:child_process';
 import { Device, ops, type SamplingRow } from '../src/runtime/index.js';
@@ -23,6 +24,7 @@ import { benchKernels } from './kernels.js';
 import { markdownTable, runInfo, saveResults, type Row } from './results.js';
 import { modelShapes, type ModelShape } from './shapes.js';
 import { torchBaseline } from './torch-baseline.js';
+import { benchWgmma } from './wgmma-gemm.js';
 
 /** What the simulator can run in seconds: the decode-step bench's code path, not a measurement. */
 const tinyShape: ModelShape = { name: 'tiny', hidden: 72, intermediate: 100, numHeads: 4, numKvHeads: 2, headDim: 64, vocab: 97, numLayers: 2 };
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
 
   let decodeFailures = 0;
   let variantFailures = 0;
+  let wgmmaFailures = 0;
   if (!opt.opsOnly) {
     console.log('\n== decode steps: CUDA graph vs op by op');
     const simulated = opt.device === 'cuda-sim';
@@ -222,16 +225,20 @@ async function main(): Promise<void> {
       console.log(`\n== kernel benchmarks, Qwen3-${shape} shapes`);
       await benchKernels(['--device', opt.device, '--model-shape', shape, ...(opt.quick ? ['--quick'] : [])]);
     }
+    let torchRows: Row[] = [];
     if (opt.device !== 'cuda-sim') {
       console.log('\n== PyTorch on the same shapes');
       const torch = torchBaseline(spawnSync);
       console.log(torch.ok ? markdownTable(torch.rows) : `  skipped: ${torch.reason}`);
       if (torch.ok) saveResults('torch-baseline', runInfo('torch baseline', torch.device), {}, torch.rows);
+      if (torch.ok) torchRows = torch.rows;
     }
+    console.log('\n== Hopper GEMM (wgmma + TMA) vs mma.sync (and PyTorch) at prefill shapes');
+    wgmmaFailures = (await benchWgmma(opt.device, torchRows)).failures;
   }
 
-  const failed = selfFailed.length + failures + decodeFailures + variantFailures;
-  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s), ${decodeFailures} decode check(s), ${variantFailures} kernel variant(s)`}`);
+  const failed = selfFailed.length + failures + decodeFailures + variantFailures + wgmmaFailures;
+  console.log(`\n${failed === 0 ? 'gpu:check passed' : `gpu:check FAILED: ${selfFailed.length} self-test(s), ${failures} op case(s), ${decodeFailures} decode check(s), ${variantFailures} kernel variant(s), ${wgmmaFailures} wgmma GEMM case(s)`}`);
   process.exit(failed === 0 ? 0 : 1);
 }
 

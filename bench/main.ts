@@ -1,4 +1,4 @@
-// `npm run bench -- <kernels|crosscheck|crosscheck-quant|cpu-step|e2e|e2e-moe|server|soak|grammar|variants|report> [options]`: Paralon's
+// `npm run bench -- <kernels|crosscheck|crosscheck-quant|cpu-step|e2e|e2e-moe|server|soak|grammar|variants|wgmma|report> [options]`: Paralon's
 // benchmarks. Results go to bench/results/; `report` draws them as SVG charts in bench/results/charts/.
 import { benchCpuStep } from './cpu-step.js';
 import { benchCrosscheck } from './crosscheck.js';
@@ -11,6 +11,7 @@ import { benchKernels } from './kernels.js';
 import { benchReport } from './report.js';
 import { benchServer } from './server.js';
 import { benchSoak } from './soak.js';
+import { runWgmma } from './wgmma-gemm.js';
 
 const [command, ...rest] = process.argv.slice(2);
 const commands: Record<string, (argv: string[]) => Promise<void>> = {
@@ -24,6 +25,7 @@ const commands: Record<string, (argv: string[]) => Promise<void>> = {
   soak: benchSoak,
   grammar: benchGrammar,
   variants: runVariants,
+  wgmma: runWgmma,
   report: benchReport,
 };
 

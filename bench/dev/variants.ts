@@ -33,6 +33,7 @@ interface Variant {
 const GEMV = 0;
 const MMA = 1;
 const SIMT = 2;
+const WGMMA = 3;
 
 function matmulVariants(w: WeightType): Variant[] {
   const gemv: Variant[] = [
@@ -46,6 +47,7 @@ function matmulVariants(w: WeightType): Variant[] {
     out.push({ label: `mma BM=${tileM} splits=auto`, matmulPath: MMA, matmulTileM: tileM });
     for (const splits of [1, 2, 4, 8]) out.push({ label: `mma BM=${tileM} splits=${splits}`, matmulPath: MMA, matmulTileM: tileM, matmulSplits: splits });
   }
+  out.push({ label: 'wgmma (Hopper)', matmulPath: WGMMA });
   return out;
 }
 
@@ -80,7 +82,7 @@ async function matmulRows(device: Device, shapes: [string, number, number][], ms
       const ref = matmulRef(x, wRef, M, N, K);
       for (const v of matmulVariants(w)) {
         // Tensor cores round x to the weight's type; GEMV and SIMT keep it in f32.
-        const tol = v.matmulPath === MMA ? TOLERANCE.roundedActivations[w as 'bf16' | 'f16'] : TOLERANCE.f32;
+        const tol = v.matmulPath === MMA || v.matmulPath === WGMMA ? TOLERANCE.roundedActivations[w as 'bf16' | 'f16'] : TOLERANCE.f32;
         const row: Row = { op: `matmul ${name} ${w}`, shape: `M=${M} N=${N} K=${K}`, variant: v.label };
         try {
           force(v);

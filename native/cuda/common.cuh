@@ -21,12 +21,15 @@
 //   the tensor-core / async-copy wrappers   mma_bf16_16816, mma_f16_16816, ldmatrix_x{2,4}[_trans],
 //                                           cp_async_16, cp_async_commit, cp_async_wait<N>
 //
-// Hopper-only instructions (wgmma, TMA, clusters) have no simulator counterpart. Every op has an
-// sm_80-class path; a Hopper path (kernels and launch code) lives inside `#if PARALON_CUDA_HOPPER`
-// (equivalently `#if !defined(PARALON_CUDA_SIM)`), its device bodies additionally under
-// `#if defined(__CUDA_ARCH_FEAT_SM90_ALL)`, and it is dispatched only when LaunchContext::cc_major
-// == 9. The simulator defines PARALON_CUDA_HOPPER 0 and offers no wgmma/TMA wrapper, so Hopper code
-// outside that guard fails to compile for it — never a silent skip.
+//   the Hopper wrappers (hopper.cuh)        wgmma_m64n128k16, wgmma_fence/commit/wait, tma_load_2d,
+//                                           fence_proxy_async, mbarrier_*, make_tensor_map_2d,
+//                                           shared_address
+//
+// Hopper instructions (wgmma, TMA, mbarrier) have a simulator model (sim/wgmma.cc, sim/tma.cc), so a
+// Hopper kernel compiles and runs in both builds; under nvcc its PTX is emitted for sm_90a only
+// (other archs get a trap: PARALON_SM90A_ASM), and the launcher dispatches it only when
+// LaunchContext::cc_major == 9 and the build contains sm_90a (PARALON_HAS_SM90A). Clusters and
+// multicast are not modelled.
 //
 // Only what this header provides compiles for the simulator: no CUB, cooperative_groups, raw inline
 // PTX or cuda_runtime.h features beyond sim/runtime_api.h.
@@ -54,7 +57,6 @@
 
 #define PARALON_CUDA_NS cuda
 #define PARALON_CUDA_SIM_BUILD 0
-#define PARALON_CUDA_HOPPER 1
 
 #define PARALON_LAUNCH(kernel, grid, block, smem_bytes, stream, ...) \
   kernel<<<(grid), (block), (smem_bytes), (stream)>>>(__VA_ARGS__)
@@ -162,7 +164,6 @@ __device__ __forceinline__ void cp_async_wait() {
 // names, same semantics) in paralon::sim; runtime_api.h declares the runtime-API subset.
 #define PARALON_CUDA_NS cuda_sim
 #define PARALON_CUDA_SIM_BUILD 1
-#define PARALON_CUDA_HOPPER 0
 
 #include "sim/device.h"
 #include "sim/runtime_api.h"
@@ -183,3 +184,5 @@ using namespace ::paralon::sim::cuda_names;
 #else
 #error "common.cuh: compile with nvcc, or with PARALON_CUDA_SIM=1 for the simulator"
 #endif
+
+#include "hopper.cuh"

@@ -1,5 +1,6 @@
 #include "activation.cuh"
 #include "kernels.h"
+#include "matmul_wgmma.h"
 #include "variants.h"
 
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual[M, N]); x, y, residual f32, W bf16 / f16 / f32 in the
@@ -842,13 +843,32 @@ void launch_mma_tiles(const MatmulArgs& a, typename BTile::Ptr w, typename BTile
   }
 }
 
+// Hopper (matmul_wgmma.cu): x converted (and unaligned W repacked) as for the mma.sync path, then the
+// wgmma + TMA kernel on the 16-bit operands.
+template <typename T16>
+void launch_wgmma_tiles(const MatmulArgs& a, const T16* w, bool repack_w, LaunchContext& ctx) {
+  const int64_t Kp = round_up(a.K, 8);
+  const size_t x_bytes = static_cast<size_t>(round_up(a.M * Kp * 2, 256));
+  const size_t w_bytes = repack_w ? static_cast<size_t>(round_up(a.N * Kp * 2, 256)) : 0;
+  char* scratch = static_cast<char*>(ctx.scratch(x_bytes + w_bytes));
+  T16* x16 = reinterpret_cast<T16*>(scratch);
+  launch_convert<float, T16>(a.x, x16, a.M, a.K, Kp, ctx);
+  if (repack_w) {
+    T16* repacked = reinterpret_cast<T16*>(scratch + x_bytes);
+    launch_convert<T16, T16>(w, repacked, a.N, a.K, Kp, ctx);
+    w = repacked;
+  }
+  launch_wgmma_gemm(WgmmaGemmArgs{x16, w, std::is_same_v<T16, __nv_bfloat16>, a.residual, a.y, a.M, a.N, Kp}, ctx);
+}
+
 // W rows must be 16-byte aligned for cp.async; otherwise W is repacked (never the case for real
 // checkpoints, whose K is a multiple of 8). BM = 64 when M ≤ 64 halves the wasted rows of the tile.
 template <typename T16>
-void launch_mma(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
+void launch_mma(const MatmulArgs& a, const void* w_up, LaunchContext& ctx, bool wgmma = false) {
   const T16* w = static_cast<const T16*>(a.w);
   const T16* up = static_cast<const T16*>(w_up);
   const bool repack = !(a.K % 8 == 0 && aligned16(a.w) && (w_up == nullptr || aligned16(w_up)));
+  if (wgmma) return launch_wgmma_tiles<T16>(a, w, repack, ctx);  // callers never pass w_up with wgmma
   const int tile_m = kernel_variants().matmul_tile_m.load();
   if (tile_m != KernelVariants::kAuto && tile_m != 64 && tile_m != 128) {
     throw OpError(std::string(kOp) + ": forced tile height " + std::to_string(tile_m) + " (64 or 128)");
@@ -914,8 +934,14 @@ void launch_forced(const MatmulArgs& a, const void* w_up, int path, bool gemv_fi
     case KernelVariants::kSimt:
       if (a.w_dtype != DType::F32) refuse("the SIMT kernel takes f32 weights");
       return launch_simt_f32(a, w_up, ctx);
+    case KernelVariants::kWgmma:
+      if (!half) refuse("tensor cores take bf16 / f16 weights");
+      if (w_up != nullptr) refuse("the wgmma GEMM has no SwiGLU epilogue");
+      if (!wgmma_gemm_available(ctx)) refuse("wgmma needs compute capability 9.x and a build with sm_90a");
+      if (a.w_dtype == DType::BF16) return launch_mma<__nv_bfloat16>(a, nullptr, ctx, true);
+      return launch_mma<__half>(a, nullptr, ctx, true);
     default:
-      refuse("unknown path (0 gemv, 1 mma, 2 simt)");
+      refuse("unknown path (0 gemv, 1 mma, 2 simt, 3 wgmma)");
   }
   refuse("unsupported weight dtype");
 }
@@ -928,7 +954,10 @@ void launch_forced(const MatmulArgs& a, const void* w_up, int path, bool gemv_fi
 //   stays memory-bound; for M in 9..16 the second chunk re-reads W from L2, not HBM. The tensor-core
 //   path would add the x conversion and, at N / 128 tiles, a split-K round trip. (16 is a
 //   first estimate from these counts; the crossover is to be measured on hardware.)
-// - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type.
+// - Larger M, bf16 / f16 W: tensor cores (mma.sync m16n8k16) on x rounded to the weight's type; on
+//   compute capability 9.x with ≥ 1 128 × 128 tile per SM, the wgmma + TMA kernel instead
+//   (matmul_wgmma.cu; verified once per process on the device first, see wgmma_gemm_selected), except
+//   with the SwiGLU epilogue, which only the mma.sync kernel has.
 // - Larger M, f32 W: the SIMT tiled kernel (no f32 tensor-core path: tf32 would round x and W).
 // - Quantized W: M ≤ 16 the quantized GEMV (quant_matmul.cu); larger M the tensor-core GEMM with W tiles
 //   decoded to f16 in shared memory (QuantB) and x rounded to f16.
@@ -957,10 +986,10 @@ void dispatch(const MatmulArgs& a, const void* w_up, LaunchContext& ctx) {
   switch (a.w_dtype) {
     case DType::BF16:
       if (small_m) return launch_gemv<__nv_bfloat16>(a, w_up, ctx);
-      return launch_mma<__nv_bfloat16>(a, w_up, ctx);
+      return launch_mma<__nv_bfloat16>(a, w_up, ctx, w_up == nullptr && wgmma_gemm_selected(a.M, a.N, ctx));
     case DType::F16:
       if (small_m) return launch_gemv<__half>(a, w_up, ctx);
-      return launch_mma<__half>(a, w_up, ctx);
+      return launch_mma<__half>(a, w_up, ctx, w_up == nullptr && wgmma_gemm_selected(a.M, a.N, ctx));
     case DType::F32:
       if (small_m) return launch_gemv<float>(a, w_up, ctx);
       return launch_simt_f32(a, w_up, ctx);

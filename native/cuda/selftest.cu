@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "matmul_wgmma.h"
 #if PARALON_CUDA_SIM_BUILD
 #include "sim/sanitizers.h"
 #endif
@@ -1103,6 +1104,8 @@ SelfTestResult test_random_schedules() {
 }
 #endif
 
+#include "selftest_hopper.cuh"
+
 }  // namespace
 
 std::vector<SelfTestResult> run_selftests() {
@@ -1120,6 +1123,12 @@ std::vector<SelfTestResult> run_selftests() {
   results.push_back(test_cp_async());
   results.push_back(test_math());
   results.push_back(test_graphs());
+  if (hopper_tests_apply()) {
+    results.push_back(test_wgmma<__nv_bfloat16>());
+    results.push_back(test_wgmma<__half>());
+    results.push_back(test_tma());
+    results.push_back(test_wgmma_first_contact());
+  }
 #if PARALON_CUDA_SIM_BUILD
   results.push_back(test_poison());
   results.push_back(test_faults());

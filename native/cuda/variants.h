@@ -10,7 +10,7 @@ namespace paralon {
 
 struct KernelVariants {
   static constexpr int kAuto = -1;
-  enum MatmulPath { kGemv = 0, kMma = 1, kSimt = 2 };
+  enum MatmulPath { kGemv = 0, kMma = 1, kSimt = 2, kWgmma = 3 };  // kWgmma: matmul_wgmma.cu
   std::atomic<int> matmul_path{kAuto};      // MatmulPath
   std::atomic<int> matmul_tile_m{kAuto};    // mma path: BM = 64 or 128
   std::atomic<int> matmul_splits{kAuto};    // mma path: K splits (1 .. k-tiles)

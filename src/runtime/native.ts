@@ -96,7 +96,7 @@ export interface NativeAddon {
   /**
    * Forces kernel variants of the CUDA backends and the simulator, process-wide (native/cuda/variants.h):
    * for bench/dev/variants.ts only. A field left out means automatic; a variant that cannot serve a
-   * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32.
+   * call makes that op throw. matmulPath: 0 GEMV, 1 tensor cores (mma.sync), 2 SIMT f32, 3 wgmma + TMA (Hopper; always on cuda-sim).
    */
   setKernelVariants(v: { matmulPath?: number; matmulTileM?: number; matmulSplits?: number; gemvKSlices?: number; decodeSplits?: number; decodeFusedMerge?: number }): void;
   /**

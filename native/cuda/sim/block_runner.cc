@@ -264,6 +264,7 @@ void run_block(int num_threads) {
     existing[w] = L.warps[w].live;
   }
   racecheck_begin_block(L.num_warps, existing);
+  hopper_begin_block(num_threads);
   for (int i = 0; i < num_threads; ++i) {
     SimThread& t = L.threads[i];
     t.ctx.thread_idx = make_uint3(i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y));
@@ -311,6 +312,10 @@ void run_blocks(const LaunchRequest& r) {
         if (L.fault.code == cudaSuccess) {
           std::string overrun = shared_memory_check_canaries(r.dynamic_shared_bytes);
           if (!overrun.empty()) set_fault(cudaErrorIllegalAddress, overrun + " in " + where(nullptr));
+        }
+        if (L.fault.code == cudaSuccess) {
+          std::string in_flight = hopper_end_block();
+          if (!in_flight.empty()) set_fault(cudaErrorLaunchFailure, in_flight + " in " + where(nullptr));
         }
         if (L.fault.code != cudaSuccess) return;
       }

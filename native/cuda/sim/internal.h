@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sim/device.h"
+#include "sim/hopper.h"
 #include "sim/runtime_api.h"
 #include "sim/sanitizers.h"
 
@@ -62,6 +63,14 @@ bool shared_access(const void* p, size_t bytes, bool write, int thread);
 // cp.async: issue checks the destination for hazards; landing records the write.
 void cp_async_issued(const void* dst, int thread);
 void cp_async_landed(const void* dst, int thread);
+// TMA: copy number `sequence`, issued by `thread`, writes these bytes now (hazards checked against
+// earlier accesses); a thread may read them once tma_data_visible(sequence, it) (sim/tma.cc).
+void async_proxy_write(const void* dst, size_t bytes, int thread, uint32_t sequence);
+
+// ---- tma.cc: which TMA copies a thread has observed complete (an mbarrier wait that succeeded, or a
+// __syncthreads after another thread's: tma_barrier_completed)
+bool tma_data_visible(uint32_t sequence, int thread);
+void tma_barrier_completed();
 // An atomic on shared memory: initialised and recorded as a write, never a hazard with other atomics.
 void shared_atomic(const void* p, size_t bytes, int thread);
 

@@ -26,7 +26,9 @@ namespace {
 // kAtomic: the last write was an atomic, which no plain access races with (a CAS loop's first plain
 // read is the usual case), as compute-sanitizer's racecheck does.
 // kAsyncCopy: the last write was cp.async data landing.
-enum : uint8_t { kWritten = 1, kRead = 2, kReadersSpanWarps = 4, kAtomic = 8, kAsyncCopy = 16 };
+// kTma: the last write was a TMA copy; write_sync then holds its sequence number, and a thread may read
+// the byte only once it has observed the mbarrier phase that copy completed (sim/tma.cc).
+enum : uint8_t { kWritten = 1, kRead = 2, kReadersSpanWarps = 4, kAtomic = 8, kAsyncCopy = 16, kTma = 32 };
 
 struct ByteShadow {
   uint32_t block;  // serial of the block these fields belong to; older: never touched in this block
@@ -122,7 +124,10 @@ void racecheck_begin_block(int num_warps, const uint32_t* existing_lanes) {
   for (int w = 0; w < num_warps; ++w) race.warps[w].existing = existing_lanes[w];
 }
 
-void racecheck_barrier() { ++race.epoch; }
+void racecheck_barrier() {
+  ++race.epoch;
+  tma_barrier_completed();
+}
 
 void racecheck_warp_synced(int warp, uint32_t group) {
   WarpSync& w = race.warps[warp];
@@ -152,6 +157,12 @@ bool shared_access(const void* p, size_t bytes, bool write, int thread) {
                                ", never written in this block";
       device_fault(cudaErrorLaunchFailure, what.c_str());
     }
+    if ((race.racecheck || race.initcheck) && (e.flags & kTma) && !tma_data_visible(e.write_sync, thread)) {
+      const std::string what = "racecheck: read of " + location_text(at, i) + ", a TMA destination (issued by thread " +
+                                thread_text(e.writer) + "), before this thread observed the mbarrier phase that "
+                                "completes the copy";
+      device_fault(cudaErrorLaunchFailure, what.c_str());
+    }
     if (race.racecheck && (e.flags & kWritten) && !(e.flags & kAtomic) && !ordered(e.writer, e.write_epoch, e.write_sync, thread)) {
       hazard("read-after-write", at, i, writer_text(e), "then this read");
     }
@@ -179,6 +190,19 @@ void cp_async_landed(const void* dst, int thread) {
     if (race.racecheck) check_write(e, at, i, thread, "then cp.async data landed over it (at the issuer's wait)");
     record_write(e, thread);
     e.flags |= kAsyncCopy;
+  }
+}
+
+void async_proxy_write(const void* dst, size_t bytes, int thread, uint32_t sequence) {
+  SharedLocation at;
+  if (!locate_shared(dst, bytes, &at)) return;
+  if (!at.in_bounds) out_of_bounds(at, bytes, true);
+  for (size_t i = 0; i < bytes; ++i) {
+    ByteShadow& e = entry(at.index + i);
+    if (race.racecheck) check_write(e, at, i, thread, "then a TMA copy issued over it");
+    record_write(e, thread);
+    e.flags |= kAtomic | kAsyncCopy | kTma;
+    e.write_sync = sequence;
   }
 }
 

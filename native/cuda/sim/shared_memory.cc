@@ -93,5 +93,27 @@ bool locate_shared(const void* p, size_t bytes, SharedLocation* where) {
 
 size_t shared_shadow_bytes() { return tls_bytes + sizeof dynamic_arena; }
 
+uint32_t shared_window_address(const void* p) {
+  SharedLocation at;
+  if (!locate_shared(p, 1, &at)) device_fault(cudaErrorIllegalAddress, "shared_address: pointer is not in shared memory");
+  if (at.dynamic) return kDynamicWindowBase + static_cast<uint32_t>(at.offset);
+  if (at.offset >= kDynamicWindowBase) {
+    device_fault(cudaErrorIllegalAddress, "shared_address: the static __shared__ block exceeds the simulated window");
+  }
+  return static_cast<uint32_t>(at.offset);
+}
+
+unsigned char* shared_window_pointer(uint32_t address, size_t bytes) {
+  if (address >= kDynamicWindowBase) {
+    const size_t offset = address - kDynamicWindowBase;
+    if (offset + bytes <= dynamic_bytes_in_use) return dynamic_arena + offset;
+  } else if (tls_begin != nullptr && address + bytes <= tls_bytes) {
+    return tls_begin + address;
+  }
+  const std::string what = "memcheck: shared window address " + std::to_string(address) + " (+" +
+                           std::to_string(bytes) + " bytes) is outside the block's shared memory";
+  device_fault(cudaErrorIllegalAddress, what.c_str());
+}
+
 }  // namespace sim
 }  // namespace paralon
