@@ -40,7 +40,7 @@ class CpuBackend final : public Backend {
     // PARALON_CPU_AMX=0 keeps a fast-precision backend off the AMX tiles (tests of the other fast
     // kernel, A/B measurements); read when the backend is made.
     const char* amx_env = std::getenv("PARALON_CPU_AMX");
-    ctx_.amx = ctx_.bf16_dot && cpu::amx_supported() && !(amx_env && std::strcmp(amx_env, "0") == 0);
+    ctx_.amx = fast_precision && cpu::amx_supported() && !(amx_env && std::strcmp(amx_env, "0") == 0);
   }
 
   std::string name() const override { return "cpu"; }
@@ -160,7 +160,7 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-bool cpu_fast_precision_available() { return cpu::bf16_dot_supported(); }
+bool cpu_fast_precision_available() { return cpu::bf16_dot_supported() || cpu::amx_supported(); }
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
   return std::make_unique<CpuBackend>(num_threads, fast_precision);

@@ -23,7 +23,8 @@ struct Context {
   // Fast precision (--cpu-precision fast): bf16-weight matmuls take matmul_bf16_dot, x rounded to
   // bf16 into bf16_x. Set only where bf16_dot_supported().
   bool bf16_dot = false;
-  // ... and from kMinAmxRows rows on, AMX tiles (matmul_amx). Set only where amx_supported().
+  // Fast precision on AMX-BF16 CPUs: from kMinAmxRows rows on, AMX tiles (matmul_amx; fewer rows take
+  // matmul_bf16_dot where bf16_dot is set, else the exact kernels). Set only where amx_supported().
   bool amx = false;
   std::vector<uint16_t> bf16_x;
 };
