@@ -40,6 +40,7 @@ class CpuBackend final : public Backend {
     // PARALON_CPU_AMX=0 keeps a fast-precision backend off the AMX tiles (tests of the other fast
     // kernel, A/B measurements); read when the backend is made.
     const char* amx_env = std::getenv("PARALON_CPU_AMX");
+    ctx_.bf16_attention = fast_precision && cpu::attention_bf16_supported();
     ctx_.amx = fast_precision && cpu::amx_supported() && !(amx_env && std::strcmp(amx_env, "0") == 0);
   }
 

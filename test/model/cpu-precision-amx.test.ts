@@ -14,6 +14,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Device, fromBf16, ops, toBf16, type Tensor } from '../../src/runtime/index.js';
 import { Rng } from '../reference/random.js';
+import { assertClose } from '../reference/compare.js';
+import { pagedCases } from '../runtime/cases/paged.js';
 
 const cpuFlags = (() => {
   try {
@@ -161,4 +163,27 @@ describe.skipIf(skipAmx)(`fast precision, AMX-BF16 tiles${skipAmx ? ` (skipped: 
 
 describe.skipIf(skipDot)(`fast precision, AVX512-BF16 dot products (PARALON_CPU_AMX=0)${skipDot ? ` (skipped: ${skipDot})` : ''}`, () => {
   for (const c of cases) it(label(c), () => check(dot, c));
+});
+
+// Prefill attention over a bf16 cache under fast precision (native/cpu/attention_bf16.cc): every bf16
+// attention case of the op table (prefills, chunks after cached tokens, decodes, mixed batches; GQA
+// ratios 1, 2, 4; D = 64 and 128; shuffled blocks, poisoned outputs) against the float64 reference,
+// with the tolerance of rounded activations where a sequence has more than one new token (the case's
+// own tolerance for a fast CPU device, as for CUDA's bf16 tensor-core prefill), f32's elsewhere.
+const hostHasBf16 = /\bavx512_bf16\b/.test(cpuFlags);
+describe.skipIf(amx.precision !== 'fast')(`fast precision attention, bf16 cache${amx.precision !== 'fast' ? ' (skipped: no fast precision here)' : ''}`, () => {
+  const attention = pagedCases().filter((c) => c.name.startsWith('attention(') && c.name.includes('cache=bf16'));
+  it('has cases', () => expect(attention.length).toBeGreaterThan(10));
+  for (const c of attention)
+    it(c.name, async () => {
+      const out = (await c.run(amx)).out;
+      assertClose(out, c.expected().out, c.tolerance(amx), 'out vs reference');
+      if (hostHasBf16 && c.name.includes('batch=prefill') && c.name.includes('D=128')) {
+        // the bf16 kernel ran: not the exact kernel's bits
+        const exact = Device.open('cpu', { precision: 'exact', threads: 2 });
+        const ref = (await c.run(exact)).out;
+        exact.dispose();
+        expect(out.some((v, i) => v !== ref[i])).toBe(true);
+      }
+    });
 });
