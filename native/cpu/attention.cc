@@ -198,7 +198,7 @@ void attend(Context& ctx, const AttentionArgs& a) {
   }
   const int64_t rows = shape.tokens_per_tile * shape.rows_per_token;
   // Fast precision: prefill items on a bf16 cache take the bf16 dot-product kernel (attention_bf16.cc).
-  const bool bf16_items = std::is_same_v<C, bf16> && ctx.bf16_attention && D % 32 == 0;
+  const bool bf16_items = std::is_same_v<C, bf16> && ctx.bf16_attention && D % 32 == 0 && D <= kMaxBf16AttentionHeadDim;
   ctx.scratch.reserve(std::max(2 * arena_bytes<float>(rows * D) + 2 * arena_bytes<float>(rows) + 2 * arena_bytes<float>(kKeysPerStep * D),
                                bf16_items ? attend_item_bf16_scratch(rows, D) : size_t(0)),
                       "attention");

@@ -56,14 +56,86 @@ inline void transpose16(__m512 r[16]) {
 
 inline __m512bh bcast_pair(const uint32_t* p) { return (__m512bh)_mm512_set1_epi32(static_cast<int>(*p)); }
 
+// One key step for two query rows (vis0, vis1: keys of the step each row sees; vis1 = 0 for a lone
+// last row; a row that sees none keeps its state): scores against the transposed K, online-softmax update, O += p · V. Two rows and C = D/16
+// independent O chunks per row keep enough vdpbf16ps chains in flight (their latency, not their
+// throughput, bounds a single row). q: the rows' bf16 pairs (stride P), O: their f32 rows (stride 16 C).
+template <int C>
+inline void rows_step(const uint32_t* q, int64_t P, const __m512* kt, const __m512* vi, int64_t vis0, int64_t vis1,
+                      float* O, float* m, float* l) {
+  const int64_t vis[2] = {vis0, vis1};
+  const int rows = vis1 > 0 ? 2 : 1;
+  if (vis0 <= 0 && vis1 <= 0) return;
+  __m512 acc[2][4];
+  for (int i = 0; i < 2; ++i)
+    for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < P; p += 4)  // P = D/2 is a multiple of 16
+    for (int u = 0; u < 4; ++u) {
+      const __m512bh k = (__m512bh)kt[p + u];
+      acc[0][u] = _mm512_dpbf16_ps(acc[0][u], bcast_pair(q + p + u), k);
+      if (rows == 2) acc[1][u] = _mm512_dpbf16_ps(acc[1][u], bcast_pair(q + P + p + u), k);
+    }
+  alignas(32) uint32_t pp[2][8];  // bf16(p) by key pairs
+  __m512 o[2][C];
+  int64_t vis_pairs = 0;
+  for (int i = 0; i < rows; ++i) {
+    if (vis[i] <= 0) {  // no key of this step visible: p = 0, O unchanged
+      std::fill(pp[i], pp[i] + 8, 0u);
+      for (int c = 0; c < C; ++c) o[i][c] = _mm512_loadu_ps(O + i * 16 * C + c * 16);
+      continue;
+    }
+    const __mmask16 live = static_cast<__mmask16>(vis[i] >= 16 ? 0xFFFF : (1u << vis[i]) - 1);
+    const __m512 sc = _mm512_mask_blend_ps(live, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
+                                           _mm512_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]), _mm512_add_ps(acc[i][2], acc[i][3])));
+    const float m_new = std::max(m[i], _mm512_reduce_max_ps(sc));
+    const float alpha = std::exp(m[i] - m_new);  // 0 on the first step (m = -inf)
+    const __m512 pr = _mm512_maskz_mov_ps(live, vexp(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
+    l[i] = l[i] * alpha + _mm512_reduce_add_ps(pr);
+    m[i] = m_new;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(pp[i]), (__m256i)_mm512_cvtneps_pbh(pr));
+    const __m512 av = _mm512_set1_ps(alpha);
+    for (int c = 0; c < C; ++c) o[i][c] = _mm512_mul_ps(_mm512_loadu_ps(O + i * 16 * C + c * 16), av);
+    vis_pairs = std::max<int64_t>(vis_pairs, (std::min<int64_t>(vis[i], 16) + 1) / 2);
+  }
+  for (int64_t jp = 0; jp < vis_pairs; ++jp) {  // pairs past a row's visible keys hold p = 0
+    const __m512bh p0 = bcast_pair(pp[0] + jp), p1 = bcast_pair(pp[1] + jp);
+    for (int c = 0; c < C; ++c) {
+      const __m512bh v = (__m512bh)vi[jp * C + c];
+      o[0][c] = _mm512_dpbf16_ps(o[0][c], p0, v);
+      if (rows == 2) o[1][c] = _mm512_dpbf16_ps(o[1][c], p1, v);
+    }
+  }
+  for (int i = 0; i < rows; ++i)
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(O + i * 16 * C + c * 16, o[i][c]);
+}
+
+template <int C>
+void attend_item(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, int64_t i0, int64_t i1, ArenaCursor arena);
+
 }  // namespace
 
 void attend_item_bf16(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, int64_t i0, int64_t i1, ArenaCursor arena) {
+  switch (a.cache.head_dim / 16) {
+    case 2: return attend_item<2>(a, G, s, g, i0, i1, arena);
+    case 4: return attend_item<4>(a, G, s, g, i0, i1, arena);
+    case 6: return attend_item<6>(a, G, s, g, i0, i1, arena);
+    case 8: return attend_item<8>(a, G, s, g, i0, i1, arena);
+    case 10: return attend_item<10>(a, G, s, g, i0, i1, arena);
+    case 12: return attend_item<12>(a, G, s, g, i0, i1, arena);
+    case 14: return attend_item<14>(a, G, s, g, i0, i1, arena);
+    default: return attend_item<16>(a, G, s, g, i0, i1, arena);  // head_dim ≤ 256 (kMaxBf16AttentionHeadDim)
+  }
+}
+
+namespace {
+
+template <int C>
+void attend_item(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, int64_t i0, int64_t i1, ArenaCursor arena) {
   const KvCacheView& cache = a.cache;
   const int64_t D = cache.head_dim, Hkv = cache.num_kv_heads, Hq = a.num_q_heads, bs = cache.block_size;
   const int64_t q0 = a.q_start_host[s], q_len = a.q_start_host[s + 1] - q0;
   const int64_t first_pos = static_cast<int64_t>(a.kv_len_host[s]) - q_len;
-  const int64_t R = (i1 - i0) * G, P = D / 2, C = D / 16;  // rows, d-pairs, 16-float chunks of D
+  const int64_t R = (i1 - i0) * G, P = D / 2;  // rows, d-pairs (C = D/16: 16-float chunks of D)
 
   uint32_t* Q = arena.carve<uint32_t>(R * P);     // bf16(q · scale) as d-pairs
   float* O = arena.carve<float>(R * D);
@@ -115,32 +187,10 @@ void attend_item_bf16(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, i
         vi[jp * C + c] = _mm512_castsi512_ps(_mm512_or_si512(lo, hi));
       }
     }
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t visible = std::min(j1, first_pos + i0 + r / G + 1) - j0;
-      if (visible <= 0) continue;
-      const uint32_t* q = Q + r * P;
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      for (int64_t p = 0; p < P; p += 4)  // P = D/2 is a multiple of 16
-        for (int u = 0; u < 4; ++u) acc[u] = _mm512_dpbf16_ps(acc[u], bcast_pair(q + p + u), (__m512bh)kt[p + u]);
-      const __mmask16 live = static_cast<__mmask16>(visible >= 16 ? 0xFFFF : (1u << visible) - 1);
-      const __m512 sc = _mm512_mask_blend_ps(live, _mm512_set1_ps(-std::numeric_limits<float>::infinity()),
-                                             _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-      const float m_new = std::max(m[r], _mm512_reduce_max_ps(sc));
-      const float alpha = std::exp(m[r] - m_new);  // 0 on the first step (m = -inf)
-      const __m512 pr = _mm512_maskz_mov_ps(live, vexp(_mm512_sub_ps(sc, _mm512_set1_ps(m_new))));
-      l[r] = l[r] * alpha + _mm512_reduce_add_ps(pr);
-      m[r] = m_new;
-      alignas(32) uint32_t pp[8];  // bf16(p) by key pairs
-      _mm256_store_si256(reinterpret_cast<__m256i*>(pp), (__m256i)_mm512_cvtneps_pbh(pr));
-      const int64_t vis_pairs = (visible + 1) / 2;
-      float* o = O + r * D;
-      const __m512 av = _mm512_set1_ps(alpha);
-      for (int64_t c = 0; c < C; ++c) {
-        __m512 oc = _mm512_mul_ps(_mm512_loadu_ps(o + c * 16), av);
-        for (int64_t jp = 0; jp < vis_pairs; ++jp) oc = _mm512_dpbf16_ps(oc, bcast_pair(pp + jp), (__m512bh)vi[jp * C + c]);
-        _mm512_storeu_ps(o + c * 16, oc);
-      }
-    }
+    const auto visible = [&](int64_t r) { return std::min(j1, first_pos + i0 + r / G + 1) - j0; };
+    int64_t r = 0;
+    for (; r + 2 <= R; r += 2) rows_step<C>(Q + r * P, P, kt, vi, visible(r), visible(r + 1), O + r * D, m + r, l + r);
+    if (r < R) rows_step<C>(Q + r * P, P, kt, vi, visible(r), 0, O + r * D, m + r, l + r);
   }
 
   for (int64_t r = 0; r < R; ++r) {
@@ -149,6 +199,8 @@ void attend_item_bf16(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, i
     for (int64_t d = 0; d < D; ++d) dst[d] = O[r * D + d] * inv_l;
   }
 }
+
+}  // namespace
 
 size_t attend_item_bf16_scratch(int64_t rows, int64_t D) {
   return arena_bytes<uint32_t>(rows * D / 2) + arena_bytes<float>(rows * D) + 2 * arena_bytes<float>(rows) +

@@ -43,8 +43,9 @@ void sample(Context& ctx, const SampleArgs& a);              // sampling.cc
 
 // attention_bf16.cc: one attention work item (sequence s, KV head g, query tokens [i0, i1), G query heads
 // per KV head) over a bf16 cache with vdpbf16ps products, for items of ≥ kMinBf16AttentionRows rows and
-// head_dim a multiple of 32; its arena needs attend_item_bf16_scratch(rows, head_dim) bytes.
+// head_dim a multiple of 32 up to kMaxBf16AttentionHeadDim; its arena needs attend_item_bf16_scratch(rows, head_dim) bytes.
 constexpr int64_t kMinBf16AttentionRows = 16;
+constexpr int64_t kMaxBf16AttentionHeadDim = 256;
 bool attention_bf16_supported();  // this build and CPU have AVX512-BF16
 void attend_item_bf16(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, int64_t i0, int64_t i1, ArenaCursor arena);
 size_t attend_item_bf16_scratch(int64_t rows, int64_t D);
