@@ -1,4 +1,4 @@
-// `npx tsx bench/cpu-gemm-rows.ts [--quick] [--label NAME] [--out FILE.json]`
+// `npx tsx bench/cpu-gemm-rows.ts [--quick] [--precision exact|fast] [--label NAME] [--out FILE.json]`
 // The CPU matmul across row counts (decode M = 1 through batched decode to prefill M = 512) at Qwen3-0.6B's
 // shapes, bf16 weights: GFLOP/s per (M, N), and the MLP's gate/up projection with the SwiGLU epilogue
 // against split matmul + swiglu. For a before/after comparison run it once per addon, back to back:
@@ -14,6 +14,8 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const label = args[args.indexOf('--label') + 1] && args.includes('--label') ? args[args.indexOf('--label') + 1] : 'run';
 const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
+// fast: bf16 activations (AMX tiles where the CPU has them; PARALON_CPU_AMX=0 for the AVX512-BF16 kernel).
+const precision = args.includes('--precision') ? (args[args.indexOf('--precision') + 1] as 'exact' | 'fast') : 'exact';
 
 const K = 1024;
 const ROWS = quick ? [1, 16, 64, 512] : [1, 4, 9, 16, 33, 64, 65, 512];
@@ -51,7 +53,7 @@ async function measure(launch: () => void): Promise<{ wall: number; cpu: number 
   return { wall: median(walls), cpu: median(cpus) };
 }
 
-const device = Device.open('cpu');
+const device = Device.open('cpu', { precision });
 const threads = Number(/(\d+) threads?/.exec(device.description)?.[1] ?? os.cpus().length);
 const rows: Record<string, string | number>[] = [];
 const loadStart = os.loadavg()[0];

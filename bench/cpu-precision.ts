@@ -1,10 +1,11 @@
 // `npx tsx bench/cpu-precision.ts [--quick] [--reps 3] [--out FILE.json]`
 // CPU matmul precision 'exact' (f32 activations, bf16 weights widened, FMA) against 'fast' (activations
-// rounded to bf16, AVX512-BF16 vdpbf16ps), interleaved in one process on two CPU devices: matmul GFLOP/s
+// rounded to bf16; AMX-BF16 tiles from 3 rows on where the CPU has them, else AVX512-BF16 vdpbf16ps —
+// PARALON_CPU_AMX=0 forces the latter), interleaved in one process on two CPU devices: matmul GFLOP/s
 // at Qwen3-0.6B's shapes (bf16 weights) for decode, batched decode and prefill row counts; prefill and
 // decode tok/s of a Qwen3-0.6B-shaped random bf16 checkpoint through CausalLM.forward; and how far the
 // fast logits move (top-1 agreement, max |Δ probability| over the prompt's last-token distributions).
-// On a CPU without AVX512-BF16 the 'fast' device runs exact (its description says which ran).
+// On a CPU without AVX512-BF16 or AMX the 'fast' device runs exact (its description says which ran).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

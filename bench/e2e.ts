@@ -1,6 +1,6 @@
 // `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N]
 // [--reps N] [--peer-dtypes bf16,f16] [--batch 1,4,16|none] [--batch-prompt-tokens N]
-// [--quant Q8_0,Q4_K_M,Q6_K]`: end-to-end
+// [--quant Q8_0,Q4_K_M,Q6_K] [--cpu-precision exact|fast]`: end-to-end
 // prefill and decode speed at batch 1, then batched decode, Paralon side by side with llama.cpp
 // (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint
 // with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same bytes), and F16 (the
@@ -22,6 +22,10 @@
 // Each engine runs as its users would run it: Paralon through the library API (engine, scheduler,
 // sampling; bf16 KV cache, its default), llama.cpp through a node-llama-cpp context sequence with its
 // own defaults (F16 KV cache, flash attention "auto"). Both use the same number of threads.
+//
+// --cpu-precision: Paralon's CPU matmul precision (fast: bf16 activations — AMX tiles or AVX512-BF16
+// dot products where the CPU has them; the table names what was in effect). --peer-dtypes none: no
+// llama.cpp runs (a quick A/B of Paralon alone).
 //
 // --quant: the same runs on quantized GGUF files instead, both engines reading one file per type
 // (bench/e2e-quant.ts).
@@ -125,6 +129,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
       batch: { type: 'string', default: '1,4,16' },
       'batch-prompt-tokens': { type: 'string', default: '128' },
       quant: { type: 'string' },
+      'cpu-precision': { type: 'string', default: 'exact' },
     },
   });
   const shape = modelShapes[values['model-shape']!];
@@ -146,7 +151,9 @@ export async function benchE2e(argv: string[]): Promise<void> {
     const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
     return benchE2eQuant({ shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens }, types, dir);
   }
-  const peerDTypes = values['peer-dtypes']!.split(',') as GgufWeightDType[];
+  const cpuPrecision = values['cpu-precision'];
+  if (cpuPrecision !== 'exact' && cpuPrecision !== 'fast') throw new Error(`--cpu-precision: exact or fast, not ${cpuPrecision}`);
+  const peerDTypes = (values['peer-dtypes'] === 'none' ? [] : values['peer-dtypes']!.split(',')) as GgufWeightDType[];
   for (const d of peerDTypes) if (d !== 'bf16' && d !== 'f16' && d !== 'f32') throw new Error(`--peer-dtypes: bf16, f16 or f32, not ${d}`);
   const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
   const contextSize = 2048;
@@ -169,7 +176,10 @@ export async function benchE2e(argv: string[]): Promise<void> {
     );
 
   const paralon: Sample[] = [];
-  const model = await loadModel(dir, { device: 'cpu', threads, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
+  const model = await loadModel(dir, { device: 'cpu', threads, cpuPrecision, prefixCaching: false, maxNumSeqs: 1, maxNumBatchedTokens: 512, maxModelLen: contextSize });
+  const paralonPrecision = model.device.precision;
+  const paralonDevice = `${model.device.description}; precision ${paralonPrecision}`;
+  console.error(`Paralon device: ${paralonDevice}`);
   try {
     await runParalon(model, randomPrompt(promptTokens, 1000), 2); // warm-up: pages the weights in
     for (let r = 0; r < reps; r++) {
@@ -185,6 +195,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
     const batched = await loadModel(dir, {
       device: 'cpu',
       threads,
+      cpuPrecision,
       prefixCaching: false,
       maxNumSeqs: maxBatch,
       maxNumBatchedTokens: Math.max(512, maxBatch),
@@ -242,7 +253,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
 
   const prefill = (xs: Sample[]) => median(xs.map((x) => x.prefillTokPerS));
   const decode = (xs: Sample[]) => median(xs.map((x) => x.decodeTokPerS));
-  const rows: Row[] = [{ engine: 'Paralon (cpu, bf16 weights, bf16 KV)', 'prefill tok/s': prefill(paralon), 'decode tok/s': decode(paralon) }];
+  const rows: Row[] = [{ engine: `Paralon (cpu, bf16 weights, bf16 KV, ${paralonPrecision} precision)`, 'prefill tok/s': prefill(paralon), 'decode tok/s': decode(paralon) }];
   for (const p of peers) rows.push({ engine: `llama.cpp (${p.dtype.toUpperCase()} GGUF, F16 KV)`, 'prefill tok/s': prefill(p.samples), 'decode tok/s': decode(p.samples) });
   for (const p of peers)
     rows.push({ engine: `Paralon / llama.cpp ${p.dtype.toUpperCase()}`, 'prefill tok/s': prefill(paralon) / prefill(p.samples), 'decode tok/s': decode(paralon) / decode(p.samples) });
@@ -261,7 +272,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
   const bf16Simd = /\bavx512_bf16\b/.test(cpuFlags) ? 'has AVX-512 BF16' : /\bavx2\b/.test(cpuFlags) ? 'has AVX2, no AVX-512 BF16 (llama.cpp\'s BF16 matmul takes its slow path)' : 'SIMD unknown';
   const notes =
     `CPU ${bf16Simd}. ${shape.name}-shaped random checkpoint (bf16), batch 1, ${threads} threads each, ${promptTokens}-token prompt, ` +
-    `${decodeTokens} decoded tokens, median of ${reps} repetitions, the engines one after the other. Peer: ${peers[0]?.description ?? 'none'}.`;
+    `${decodeTokens} decoded tokens, median of ${reps} repetitions, the engines one after the other. Paralon: ${paralonDevice}. Peer: ${peers[0]?.description ?? 'none'}.`;
   const batchNotes =
     `B greedy generations started together on B different random ${batchPromptTokens}-token prompts, ${decodeTokens} decoded tokens each; ` +
     `aggregate decode tok/s (all sequences) over the steps in which all B sequences decode (bench/e2e-batched.ts), median of ${reps} repetitions. ` +

@@ -1,4 +1,5 @@
-// `npm run bench -- kernels [--device cpu|cuda|cuda-sim] [--model-shape 0.6b|8b] [--quick] [--quantized-only]`
+// `npm run bench -- kernels [--device cpu|cuda|cuda-sim] [--model-shape 0.6b|8b] [--quick] [--quantized-only]
+// [--cpu-precision exact|fast]`
 // Every op at the shapes of a Qwen3 model: median time per launch, achieved GB/s or GFLOP/s, and the
 // percentage of the ceiling measured in the same run (memory read bandwidth on the CPU; device-to-device
 // copy bandwidth on CUDA). Weights are rotated across enough copies that caches do not flatter.
@@ -18,6 +19,8 @@ interface Options {
   quick: boolean;
   /** Only the quantized matmuls (and the ceiling). */
   quantizedOnly: boolean;
+  /** The CPU device's matmul precision (fast: bf16 activations, AMX tiles where the CPU has them). */
+  precision: 'exact' | 'fast';
 }
 
 function randomTensor(device: Device, shape: number[], dtype: 'f32' | 'bf16', seed: number): Tensor {
@@ -73,7 +76,7 @@ export async function measureCeiling(device: Device, threads: number): Promise<{
 
 export async function benchKernels(argv: string[]): Promise<void> {
   const opt = parseOptions(argv);
-  const device = Device.open(opt.device as 'cpu');
+  const device = Device.open(opt.device as 'cpu', { precision: opt.precision });
   const threads = device.hostMemory ? os.cpus().length : 0;
   const rotateBytes = device.hostMemory ? 256 << 20 : 1 << 30;
   const s = opt.shape;
@@ -237,14 +240,17 @@ function parseOptions(argv: string[]): Options {
   let shape = '0.6b';
   let quick = false;
   let quantizedOnly = false;
+  let precision = 'exact';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quantized-only') quantizedOnly = true;
     else if (a === '--device') device = argv[++i];
     else if (a === '--model-shape') shape = argv[++i];
     else if (a === '--quick') quick = true;
+    else if (a === '--cpu-precision') precision = argv[++i];
     else throw new Error(`bench kernels: unknown option ${a}`);
   }
   if (!modelShapes[shape]) throw new Error(`--model-shape must be one of ${Object.keys(modelShapes).join(', ')}`);
-  return { device, shape: modelShapes[shape], quick, quantizedOnly };
+  if (precision !== 'exact' && precision !== 'fast') throw new Error(`--cpu-precision must be exact or fast, not ${precision}`);
+  return { device, shape: modelShapes[shape], quick, quantizedOnly, precision };
 }

@@ -473,7 +473,7 @@ inline void Backend::replay(BackendGraph&, const int32_t*) {
 // num_threads ≤ 0: one per core. fast_precision: matmuls of bf16 weights with activations rounded to
 // bf16 and AVX512-BF16 dot products, where cpu_fast_precision_available() (else exact).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision);
-bool cpu_fast_precision_available();  // this build and CPU have AVX512-BF16
+bool cpu_fast_precision_available();  // this build and CPU have AVX512-BF16, or the CPU has AMX-BF16
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
 std::unique_ptr<Backend> make_cuda_sim_backend();
 int cuda_device_count(std::string* reason);  // 0 with a reason when none

@@ -14,9 +14,11 @@
 // it is in a decode step, after the other layers' weights streamed through) would be read one miss
 // at a time; each step therefore prefetches the next step's rows before computing on its own.
 // Traffic per item: its keys' K and V rows once (2·kv·D·sizeof(cache)), q and out once.
+// Under fast precision, prefill items over a bf16 cache take attention_bf16.cc's bf16 dot products.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "cpu/kernels.h"
 #include "cpu/simd.h"
@@ -195,8 +197,10 @@ void attend(Context& ctx, const AttentionArgs& a) {
     first[s + 1] = first[s] + (q_len + shape.tokens_per_tile - 1) / shape.tokens_per_tile * Hkv;
   }
   const int64_t rows = shape.tokens_per_tile * shape.rows_per_token;
-  ctx.scratch.reserve(2 * arena_bytes<float>(rows * D) + 2 * arena_bytes<float>(rows) +
-                          2 * arena_bytes<float>(kKeysPerStep * D),
+  // Fast precision: prefill items on a bf16 cache take the bf16 dot-product kernel (attention_bf16.cc).
+  const bool bf16_items = std::is_same_v<C, bf16> && ctx.bf16_attention && D % 32 == 0 && D <= kMaxBf16AttentionHeadDim;
+  ctx.scratch.reserve(std::max(2 * arena_bytes<float>(rows * D) + 2 * arena_bytes<float>(rows) + 2 * arena_bytes<float>(kKeysPerStep * D),
+                               bf16_items ? attend_item_bf16_scratch(rows, D) : size_t(0)),
                       "attention");
   ctx.pool.parallel_for(first[a.num_seqs], [&](int64_t item, int thread) {
     const int64_t s = std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1;
@@ -205,6 +209,11 @@ void attend(Context& ctx, const AttentionArgs& a) {
     const int64_t num_tiles = (q_len + shape.tokens_per_tile - 1) / shape.tokens_per_tile;
     const int64_t tile = num_tiles - 1 - local / Hkv;
     const int64_t i0 = tile * shape.tokens_per_tile, i1 = std::min(q_len, i0 + shape.tokens_per_tile);
+    // Prefill tiles only (> 1 token): decodes stay in f32, as on CUDA.
+    if (bf16_items && i1 - i0 > 1 && (i1 - i0) * shape.rows_per_token >= kMinBf16AttentionRows) {
+      attend_item_bf16(a, shape.rows_per_token, s, local % Hkv, i0, i1, ArenaCursor(ctx.scratch.arena(thread)));
+      return;
+    }
     attend_item<C>(a, shape, s, local % Hkv, i0, i1, ArenaCursor(ctx.scratch.arena(thread)));
   });
 }

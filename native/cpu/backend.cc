@@ -37,12 +37,17 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(int num_threads, bool fast_precision) : ctx_(num_threads), model_(cpu_model_name()) {
     ctx_.bf16_dot = fast_precision && cpu::bf16_dot_supported();
+    // PARALON_CPU_AMX=0 keeps a fast-precision backend off the AMX tiles (tests of the other fast
+    // kernel, A/B measurements); read when the backend is made.
+    const char* amx_env = std::getenv("PARALON_CPU_AMX");
+    ctx_.bf16_attention = fast_precision && cpu::attention_bf16_supported();
+    ctx_.amx = fast_precision && cpu::amx_supported() && !(amx_env && std::strcmp(amx_env, "0") == 0);
   }
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
     return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA +
-           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "");
+           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "") + (ctx_.amx ? ", AMX-BF16 tiles" : "");
   }
 
   void* alloc(size_t bytes) override {
@@ -156,7 +161,7 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-bool cpu_fast_precision_available() { return cpu::bf16_dot_supported(); }
+bool cpu_fast_precision_available() { return cpu::bf16_dot_supported() || cpu::amx_supported(); }
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
   return std::make_unique<CpuBackend>(num_threads, fast_precision);

@@ -35,5 +35,13 @@ constexpr int64_t kMaxDotRows = 64;
 bool bf16_dot_supported();
 bool matmul_bf16_dot(Context& ctx, const MatmulArgs& a);
 
+// Fast precision on AMX-BF16 CPUs (matmul_amx.cc): whether this CPU has AMX-BF16 (+ AVX512-BF16) and
+// Linux granted the tile state to this process, and the tile GEMM of bf16 weights with x rounded to
+// bf16, for M ≥ kMinAmxRows (below it matmul_bf16_dot's streaming dot products are faster). Returns
+// false, doing nothing, where it does not apply (other weight dtypes, fewer rows, no AMX).
+constexpr int64_t kMinAmxRows = 3;
+bool amx_supported();
+bool matmul_amx(Context& ctx, const MatmulArgs& a);
+
 }  // namespace cpu
 }  // namespace paralon

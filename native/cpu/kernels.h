@@ -23,6 +23,12 @@ struct Context {
   // Fast precision (--cpu-precision fast): bf16-weight matmuls take matmul_bf16_dot, x rounded to
   // bf16 into bf16_x. Set only where bf16_dot_supported().
   bool bf16_dot = false;
+  // Fast precision on AMX-BF16 CPUs: from kMinAmxRows rows on, AMX tiles (matmul_amx; fewer rows take
+  // matmul_bf16_dot where bf16_dot is set, else the exact kernels). Set only where amx_supported().
+  bool amx = false;
+  // Fast precision, bf16 KV cache: prefill attention items take attend_item_bf16. Set only where
+  // attention_bf16_supported().
+  bool bf16_attention = false;
   std::vector<uint16_t> bf16_x;
 };
 
@@ -34,6 +40,15 @@ void qk_norm_rope(Context& ctx, const QkNormRopeArgs& a);    // norm.cc
 void kv_write(Context& ctx, const KvWriteArgs& a);           // kv_cache.cc
 void attention(Context& ctx, const AttentionArgs& a);        // attention.cc
 void sample(Context& ctx, const SampleArgs& a);              // sampling.cc
+
+// attention_bf16.cc: one attention work item (sequence s, KV head g, query tokens [i0, i1), G query heads
+// per KV head) over a bf16 cache with vdpbf16ps products, for items of ≥ kMinBf16AttentionRows rows and
+// head_dim a multiple of 32 up to kMaxBf16AttentionHeadDim; its arena needs attend_item_bf16_scratch(rows, head_dim) bytes.
+constexpr int64_t kMinBf16AttentionRows = 16;
+constexpr int64_t kMaxBf16AttentionHeadDim = 256;
+bool attention_bf16_supported();  // this build and CPU have AVX512-BF16
+void attend_item_bf16(const AttentionArgs& a, int64_t G, int64_t s, int64_t g, int64_t i0, int64_t i1, ArenaCursor arena);
+size_t attend_item_bf16_scratch(int64_t rows, int64_t D);
 void moe_route(Context& ctx, const MoeRouteArgs& a);         // moe.cc
 void moe_matmul(Context& ctx, const MoeMatmulArgs& a);       // moe.cc
 void moe_combine(Context& ctx, const MoeCombineArgs& a);     // moe.cc

@@ -456,6 +456,7 @@ void matmul(Context& ctx, const MatmulArgs& a) {
     for (int64_t i = 0; i < a.M * a.N; ++i) a.y[i] = a.residual ? a.residual[i] : 0.0f;
     return;
   }
+  if (ctx.amx && matmul_amx(ctx, a)) return;
   if (ctx.bf16_dot && matmul_bf16_dot(ctx, a)) return;
   if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_swiglu(ctx, a);
   bool one_dtype = true;  // one thread-pool pass over every part needs one kernel type

@@ -2,7 +2,8 @@
 // and AVX-512 (run only where this CPU has it) — against a float64 reference (isa/matmul-paths.cc): the
 // addon itself is built for one path (-march=native), so a machine with AVX-512 also checks the AVX2
 // path that CI machines without it run (its 2-row tiles for 9–64 rows, the SwiGLU epilogue), and a
-// machine with AVX512-BF16 the fast-precision kernel (bf16 activations, vdpbf16ps).
+// machine with AVX512-BF16 the fast-precision kernel (bf16 activations, vdpbf16ps), and a machine with
+// AMX-BF16 the AMX tile GEMM on every path (it is built with function target attributes).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +31,7 @@ const paths: { name: string; flags: string[]; runs: boolean }[] = [
 const dir = mkdtempSync(path.join(tmpdir(), 'paralon-isa-matmul-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const sources = ['matmul.cc', 'matmul_bf16.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
+const sources = ['matmul.cc', 'matmul_bf16.cc', 'matmul_amx.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
 
 for (const isa of paths) {
   describe(`cpu matmul kernels [${isa.name}]`, () => {
@@ -42,6 +43,8 @@ for (const isa of paths) {
       const out = execFileSync(exe, { encoding: 'utf8' });
       expect(out).toContain(`ISA ${isa.name === 'avx512bf16' ? 'avx512' : isa.name}, 0 failures`);
       if (isa.name === 'avx512bf16') expect(out).toContain('fast precision: checked');
+      if (has('amx_bf16') && has('amx_tile')) expect(out).toContain('AMX tiles: checked');
+      else console.log(`[${isa.name}] AMX tile GEMM not run: this CPU lacks AMX-BF16`);
     }, 120_000);
   });
 }

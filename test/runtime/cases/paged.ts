@@ -175,8 +175,12 @@ function attentionCase(
     // 4.6e-3 for the chunk after 150 cached keys, whose outputs all average many rows. Decodes and
     // the f32, f16 and fp8 caches stay in f32 (f16 and fp8 values are widened exactly, as the reference
     // stores them; fp8's scales cost one f32 rounding per element or per output).
+    // A CPU device with precision 'fast' does the same for prefill items of a bf16 cache
+    // (native/cpu/attention_bf16.cc: q·scale and p rounded to bf16, vdpbf16ps).
     tolerance: (device) =>
-      isCuda(device) && dtype === 'bf16' && seqs.some((s) => s.fresh > 1) ? TOLERANCE.roundedActivations.bf16 : TOLERANCE.f32,
+      (isCuda(device) || device.precision === 'fast') && dtype === 'bf16' && seqs.some((s) => s.fresh > 1)
+        ? TOLERANCE.roundedActivations.bf16
+        : TOLERANCE.f32,
   };
 }
 

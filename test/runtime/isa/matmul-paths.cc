@@ -56,12 +56,16 @@ double max_error(const std::vector<float>& got, const std::vector<double>& want)
 // f32 accumulation differs: 1e-5 normalised, as the exact path), and against the exact reference on
 // the f32 x with the bound the rounding allows, |y − y_exact| ≤ 2^-8 · Σ|x·w| per element (each x
 // moves by at most 2^-9 relative; 2^-8 leaves room for accumulation). Splits, residual and SwiGLU.
-int fast_cases(std::mt19937& rng) {
+// With amx: the same cases through the AMX tile GEMM (matmul_amx.cc, built with target attributes on
+// every path, so it runs wherever the CPU has AMX-BF16); rows below kMinAmxRows take the other kernels.
+int fast_cases(std::mt19937& rng, bool amx) {
   Context ctx(2);
-  ctx.bf16_dot = true;
+  ctx.bf16_dot = bf16_dot_supported();
+  ctx.amx = amx;
   std::normal_distribution<float> xdist(0.0f, 1.0f);
   int failures = 0;
   for (int64_t M : {1, 3, 9, 17, 70, 300}) {
+    if (amx && M < kMinAmxRows) continue;  // not the AMX kernel's rows (checked without amx)
     for (int mode = 0; mode < 3; ++mode) {  // 0: residual, 1: two-part split output, 2: SwiGLU
       const int64_t N = mode == 2 ? 2 * 75 : 133, K = M % 2 ? 1001 : 96 + 37;
       std::vector<float> x(M * K), residual(M * N);
@@ -116,7 +120,7 @@ int fast_cases(std::mt19937& rng) {
       const double e = max_error(got, want_rounded);
       const bool ok = e <= 1e-5 && worst_bound <= 1;
       failures += !ok;
-      std::printf("%s fast bf16 M=%lld N=%lld K=%lld %s: max error %.3e vs bf16-rounded x, %.2f of the rounding bound\n", ok ? "ok" : "FAIL",
+      std::printf("%s fast%s bf16 M=%lld N=%lld K=%lld %s: max error %.3e vs bf16-rounded x, %.2f of the rounding bound\n", ok ? "ok" : "FAIL", amx ? " amx" : "",
                   static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
                   mode == 0 ? "residual" : mode == 1 ? "split" : "epilogue=swiglu", e, worst_bound);
     }
@@ -167,10 +171,16 @@ int main() {
     }
   }
   if (bf16_dot_supported()) {
-    failures += fast_cases(rng);
+    failures += fast_cases(rng, false);
     std::printf("fast precision: checked\n");
   } else {
     std::printf("fast precision: not built or no AVX512-BF16 on this CPU\n");
+  }
+  if (amx_supported()) {
+    failures += fast_cases(rng, true);
+    std::printf("AMX tiles: checked\n");
+  } else {
+    std::printf("AMX tiles: no AMX-BF16 on this CPU (or Linux refused the tile state)\n");
   }
   std::printf("ISA %s, %d failures\n", PARALON_CPU_ISA, failures);
   return failures == 0 ? 0 : 1;
