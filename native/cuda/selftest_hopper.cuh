@@ -259,6 +259,8 @@ class CheckContext final : public LaunchContext {
   }
   const int32_t* stage_i32(const int32_t*, size_t) override { throw OpError("selftest: no metadata staging"); }
   const void* stage_bytes(const void*, size_t) override { throw OpError("selftest: no metadata staging"); }
+  const void* constant_bytes(const void*, size_t) override { throw OpError("selftest: no constants"); }
+  int32_t* zeroed_counters(size_t) override { throw OpError("selftest: no counters"); }
   void* scratch(size_t) override { throw OpError("selftest: no scratch"); }
   void* host_results(size_t) override { throw OpError("selftest: no results buffer"); }
   cudaEvent_t results_ready() override { throw OpError("selftest: no results event"); }
