@@ -37,12 +37,16 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(int num_threads, bool fast_precision) : ctx_(num_threads), model_(cpu_model_name()) {
     ctx_.bf16_dot = fast_precision && cpu::bf16_dot_supported();
+    ctx_.int8_dot = fast_precision ? cpu::int8_isa_for_backend() : cpu::Int8Isa::Off;
   }
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
     return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA +
-           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "");
+           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "") +
+           (ctx_.int8_dot != cpu::Int8Isa::Off
+                ? std::string(", int8 dot products for quantized weights (") + cpu::int8_isa_name(ctx_.int8_dot) + ", fast precision)"
+                : "");
   }
 
   void* alloc(size_t bytes) override {
@@ -156,7 +160,7 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-bool cpu_fast_precision_available() { return cpu::bf16_dot_supported(); }
+bool cpu_fast_precision_available() { return cpu::bf16_dot_supported() || cpu::int8_isa_for_backend() != cpu::Int8Isa::Off; }
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
   return std::make_unique<CpuBackend>(num_threads, fast_precision);

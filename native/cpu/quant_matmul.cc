@@ -19,6 +19,7 @@
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/quant.h"
+#include "cpu/quant_int8.h"
 #include "cpu/simd.h"
 
 namespace paralon {
@@ -147,6 +148,66 @@ void matmul_quantized_swiglu(Context& ctx, const MatmulArgs& a) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fast precision (Context::int8_dot): x quantized once per matmul into ctx (shared by the threads),
+// then the integer kernels of quant_int8.cc, kMaxInt8Rows x rows per W row pass.
+
+ActQ8 quantize_x(Context& ctx, const MatmulArgs& a, DType w) {
+  const int64_t M = a.M, K = a.K, blocks = K / act_block(w);
+  ctx.q8_x.resize(static_cast<size_t>(M * K));
+  ctx.q8_d.resize(static_cast<size_t>(M * blocks));
+  ctx.q8_bsums.resize(static_cast<size_t>(M * (K / 16)));
+  int8_t* q = ctx.q8_x.data();
+  float* d = ctx.q8_d.data();
+  int16_t* bs = ctx.q8_bsums.data();
+  const auto row = [&](int64_t i) { quantize_act_row(w, a.x + i * K, K, q + i * K, d + i * blocks, bs + i * (K / 16)); };
+  if (M < 4) {
+    for (int64_t i = 0; i < M; ++i) row(i);
+  } else {
+    ctx.pool.parallel_for(M, [&](int64_t i, int) { row(i); });
+  }
+  return ActQ8{q, d, bs, K};
+}
+
+// W rows [n0, n1) of t against every x row: W rows in groups of kInt8WRows (L2-resident while every
+// x tile of kMaxInt8Rows rows passes over them).
+constexpr int64_t kInt8WRows = 16;
+void int8_rows(const MatmulArgs& t, const ActQ8& xq, Int8RowDot dot, int64_t n0, int64_t n1) {
+  const int64_t M = t.M, N = t.N, row_bytes = dtype_bytes(t.w_dtype, t.K);
+  const int64_t nb = t.K / dtype_block_elements(t.w_dtype);
+  for (int64_t g = n0; g < n1; g += kInt8WRows) {
+    const int64_t g1 = std::min(n1, g + kInt8WRows);
+    for (int64_t r0 = 0; r0 < M; r0 += kMaxInt8Rows) {
+      const int R = static_cast<int>(std::min<int64_t>(kMaxInt8Rows, M - r0));
+      for (int64_t n = g; n < g1; ++n) {
+        float out[kMaxInt8Rows];
+        dot(static_cast<const char*>(t.w) + n * row_bytes, nb, xq, r0, R, out);
+        for (int r = 0; r < R; ++r) {
+          const int64_t at = (r0 + r) * N + n;
+          t.y[at] = out[r] + (t.residual ? t.residual[at] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+void matmul_int8(Context& ctx, const MatmulArgs& a) {
+  const ActQ8 xq = quantize_x(ctx, a, a.w_dtype);
+  const Int8RowDot dot = int8_row_dot(a.w_dtype, ctx.int8_dot);
+  const int64_t N = a.N, rows = chunk_size(N, ctx.pool, 16);
+  ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) { int8_rows(a, xq, dot, c * rows, std::min(N, (c + 1) * rows)); });
+}
+
+void matmul_int8_swiglu(Context& ctx, const MatmulArgs& a) {
+  const MatmulArgs gate = swiglu_half(a, 0, nullptr), up = swiglu_half(a, 1, nullptr);
+  if (act_block(gate.w_dtype) != act_block(up.w_dtype)) throw OpError("matmul: gate and up weights need one activation block size");
+  const ActQ8 xq = quantize_x(ctx, a, gate.w_dtype);
+  const Int8Isa isa = ctx.int8_dot;
+  matmul_swiglu_streaming(ctx, a, 0, [&](const MatmulArgs& t, int64_t n0, int64_t n1, float*) {
+    int8_rows(t, xq, int8_row_dot(t.w_dtype, isa), n0, n1);  // gate and up may differ in format (Q4_K/Q6_K)
+  });
+}
+
 }  // namespace
 
 void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* out) {
@@ -157,6 +218,7 @@ void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* ou
 }
 
 void matmul_quantized(Context& ctx, const MatmulArgs& a) {
+  if (ctx.int8_dot != Int8Isa::Off) return a.epilogue == MatmulEpilogue::Swiglu ? matmul_int8_swiglu(ctx, a) : matmul_int8(ctx, a);
   if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_quantized_swiglu(ctx, a);
   with_quant_format(a.w_dtype, [&](auto* tag) {
     using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;
