@@ -234,6 +234,33 @@ PARALON_TARGET_AVX2 inline void unpack_simd(const BlockQ6_K& b, __m256i q[8]) {
   }
 }
 
+// The block's scales in registers (no round trip through memory: stores of small pieces read back as
+// one vector stall store forwarding): sc and mn as 16 int16 lanes, one per 16 values.
+struct KScalesSimd {
+  __m256i sc, mn;
+  float d, dm;
+};
+// Q4_K/Q5_K: the 12 packed bytes to 8 scales and 8 mins with 32-bit masks (k4_scale_min four at a
+// time), then each duplicated for the two 16-value halves of its sub-block.
+PARALON_TARGET_AVX2 inline void k4_scales_simd(const uint8_t* packed, uint16_t d, uint16_t dmin, KScalesSimd& s) {
+  uint32_t u[3];
+  std::memcpy(u, packed, 12);
+  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  const __m128i v = _mm_setr_epi32(static_cast<int>(u[0] & m6), static_cast<int>((u[2] & m4) | (((u[0] >> 6) & m2) << 4)),
+                                   static_cast<int>(u[1] & m6), static_cast<int>(((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4)));
+  s.sc = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v));
+  s.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+  s.d = half_to_f32(d);
+  s.dm = half_to_f32(dmin);
+}
+PARALON_TARGET_AVX2 inline void k_scales_simd(const BlockQ4_K& b, KScalesSimd& s) { k4_scales_simd(b.scales, b.d, b.dmin, s); }
+PARALON_TARGET_AVX2 inline void k_scales_simd(const BlockQ5_K& b, KScalesSimd& s) { k4_scales_simd(b.scales, b.d, b.dmin, s); }
+PARALON_TARGET_AVX2 inline void k_scales_simd(const BlockQ6_K& b, KScalesSimd& s) {
+  s.sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+  s.mn = _mm256_slli_epi16(s.sc, 5);  // 32·sc: the bias of q − 32
+  s.d = s.dm = half_to_f32(b.d);
+}
+
 PARALON_TARGET_AVX2 inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -248,22 +275,18 @@ template <class Block, int R>
 PARALON_TARGET_AVX2 void dot_k_avx2(const void* wrow, int64_t nb, const ActQ8& x, int64_t r0, float* out) {
   const Block* w = static_cast<const Block*>(wrow);
   const int64_t nbx = x.K / kQK_K;
-  // vpshufb control: each 128-bit lane takes its own int16 of a broadcast dword (sc[2j], sc[2j+1]).
+  // vpshufb control: each 128-bit lane takes its own int16 of the broadcast dword j (sc[2j], sc[2j+1]).
   const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,
                                         3, 2, 3, 2, 3);
   __m256 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     __m256i q[8], scl[8];
-    KScales s;
+    KScalesSimd s;
     unpack_simd(w[b], q);
-    k_scales(w[b], s);
-    for (int j = 0; j < 8; ++j) {
-      int32_t pair;
-      std::memcpy(&pair, s.sc + 2 * j, 4);
-      scl[j] = _mm256_shuffle_epi8(_mm256_set1_epi32(pair), pick);
-    }
-    const __m256i mn = load256(s.mn);
+    k_scales_simd(w[b], s);
+    for (int j = 0; j < 8; ++j) scl[j] = _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(s.sc, _mm256_set1_epi32(j)), pick);
+    const __m256i mn = s.mn;
     for (int r = 0; r < R; ++r) {
       const int8_t* xq = x.q + (r0 + r) * x.K + b * kQK_K;
       __m256i sumi = _mm256_setzero_si256();
@@ -306,10 +329,12 @@ template <class Block, int R>
 PARALON_TARGET_VNNI512 void dot_k_vnni512(const void* wrow, int64_t nb, const ActQ8& x, int64_t r0, float* out) {
   const Block* w = static_cast<const Block*>(wrow);
   const int64_t nbx = x.K / kQK_K;
-  // vpshufb control: 128-bit lane k takes int16 k of a broadcast qword (sc[4c .. 4c+3]).
-  const __m512i pick = _mm512_set_epi64(0x0706070607060706ll, 0x0706070607060706ll, 0x0504050405040504ll,
-                                        0x0504050405040504ll, 0x0302030203020302ll, 0x0302030203020302ll,
-                                        0x0100010001000100ll, 0x0100010001000100ll);
+  // vpermw indices of chunk c (values 64c .. 64c+63): int16 lane l (values 2l, 2l+1) takes sc[4c + l/8].
+  __m512i pick[4];
+  for (int c = 0; c < 4; ++c)
+    pick[c] = _mm512_add_epi16(_mm512_set_epi64(0x0003000300030003ll, 0x0003000300030003ll, 0x0002000200020002ll,
+                                                0x0002000200020002ll, 0x0001000100010001ll, 0x0001000100010001ll, 0, 0),
+                               _mm512_set1_epi16(static_cast<int16_t>(4 * c)));
   __m512 acc[R];
   __m256 accm[R];
   for (int r = 0; r < R; ++r) {
@@ -319,16 +344,15 @@ PARALON_TARGET_VNNI512 void dot_k_vnni512(const void* wrow, int64_t nb, const Ac
   for (int64_t b = 0; b < nb; ++b) {
     __m256i q8[8];
     __m512i q[4], scl[4];
-    KScales s;
+    KScalesSimd s;
     unpack_simd(w[b], q8);
-    k_scales(w[b], s);
+    k_scales_simd(w[b], s);
+    const __m512i sc = _mm512_castsi256_si512(s.sc);
     for (int c = 0; c < 4; ++c) {
       q[c] = _mm512_inserti64x4(_mm512_castsi256_si512(q8[2 * c]), q8[2 * c + 1], 1);
-      int64_t quad;
-      std::memcpy(&quad, s.sc + 4 * c, 8);
-      scl[c] = _mm512_shuffle_epi8(_mm512_set1_epi64(quad), pick);
+      scl[c] = _mm512_permutexvar_epi16(pick[c], sc);
     }
-    const __m256i mn = load256(s.mn);
+    const __m256i mn = s.mn;
     for (int r = 0; r < R; ++r) {
       const int8_t* xq = x.q + (r0 + r) * x.K + b * kQK_K;
       __m512i sumi = _mm512_setzero_si512();
