@@ -323,7 +323,7 @@ PARALON_TARGET_AVX2 void dot_q8_0_avx2(const void* wrow, int64_t nb, const ActQ8
 
 // ---------------------------------------------------------------------------------------------
 // AVX512-VNNI: 64 values per zmm, vpmaddubsw then vpdpwssd by the four per-16 scales of that zmm;
-// Q8_0 with vpdpbusd on |w| and sign(x, w), a block (32 values) per ymm.
+// Q8_0 with vpdpbusd on |w| and sign(x, w), two blocks per zmm.
 
 template <class Block, int R>
 PARALON_TARGET_VNNI512 void dot_k_vnni512(const void* wrow, int64_t nb, const ActQ8& x, int64_t r0, float* out) {
@@ -371,19 +371,43 @@ template <int R>
 PARALON_TARGET_VNNI512 void dot_q8_0_vnni512(const void* wrow, int64_t nb, const ActQ8& x, int64_t r0, float* out) {
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(wrow);
   const int64_t nbx = x.K / kQK8_0;
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
+  const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  const auto pair = [](__m256 lo, __m256 hi) {  // (AVX512F only: no insertf32x8)
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+  };
+  __m512 acc[R];
+  __m256 tail[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    tail[r] = _mm256_setzero_ps();
+  }
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {  // two blocks per zmm: x's quants of blocks b, b+1 are contiguous
+    const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w[b].qs)), load256(w[b + 1].qs), 1);
+    const __m512i aw = _mm512_abs_epi8(wq);
+    const __mmask64 neg = _mm512_movepi8_mask(wq);
+    const __m512 dw = pair(_mm256_set1_ps(half_to_f32(w[b].d)), _mm256_set1_ps(half_to_f32(w[b + 1].d)));
+    for (int r = 0; r < R; ++r) {
+      const __m512i xq = _mm512_loadu_si512(x.q + (r0 + r) * x.K + b * kQK8_0);
+      const __m512i sx = _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq);  // sign(x, w); |x| ≤ 127
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sx);
+      double dx2;  // the two f32 scales of x's blocks b, b+1
+      std::memcpy(&dx2, x.d + (r0 + r) * nbx + b, 8);
+      const __m512 dx = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_castpd_ps(_mm_set_sd(dx2))));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dx), acc[r]);
+    }
+  }
+  for (; b < nb; ++b) {
     const __m256i wq = load256(w[b].qs);
     const __m256i aw = _mm256_abs_epi8(wq);
     const float dw = half_to_f32(w[b].d);
     for (int r = 0; r < R; ++r) {
       const __m256i sx = _mm256_sign_epi8(load256(x.q + (r0 + r) * x.K + b * kQK8_0), wq);
       const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * x.d[(r0 + r) * nbx + b]), acc[r]);
+      tail[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw * x.d[(r0 + r) * nbx + b]), tail[r]);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) + hsum256(tail[r]);
 }
 
 // Runtime R → the kernel instantiated for it (the accumulators live in registers).

@@ -169,6 +169,10 @@ ActQ8 quantize_x(Context& ctx, const MatmulArgs& a, DType w) {
   return ActQ8{q, d, bs, K};
 }
 
+// Fast precision takes the int8 kernels up to this many x rows (decode, batched decode) and the exact
+// blocked GEMM above: measured faster than it up to 16 rows, slower from 32 (bench/cpu-int8.ts).
+constexpr int64_t kMaxInt8FastRows = 16;
+
 // W rows [n0, n1) of t against every x row: W rows in groups of kInt8WRows (L2-resident while every
 // x tile of kMaxInt8Rows rows passes over them).
 constexpr int64_t kInt8WRows = 16;
@@ -218,7 +222,8 @@ void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* ou
 }
 
 void matmul_quantized(Context& ctx, const MatmulArgs& a) {
-  if (ctx.int8_dot != Int8Isa::Off) return a.epilogue == MatmulEpilogue::Swiglu ? matmul_int8_swiglu(ctx, a) : matmul_int8(ctx, a);
+  if (ctx.int8_dot != Int8Isa::Off && a.M <= kMaxInt8FastRows)
+    return a.epilogue == MatmulEpilogue::Swiglu ? matmul_int8_swiglu(ctx, a) : matmul_int8(ctx, a);
   if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_quantized_swiglu(ctx, a);
   with_quant_format(a.w_dtype, [&](auto* tag) {
     using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;

@@ -7,6 +7,7 @@
 //   within the f32 accumulation bound — the kernels' integer sums are exact;
 // - against the exact product within the activation rounding's own bound, Σ_k |W[n,k]|·|x[k] − x̂[k]|
 //   per output (plus f32 slack): the error fast precision may add and nothing more.
+// Above 16 rows fast precision runs the exact kernels (checked too).
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Device, ops, quantDTypes, type QuantDType } from '../../src/runtime/index.js';
@@ -51,7 +52,7 @@ const matmulCases: { w: QuantDType; M: number; N: number; blocks: number; residu
   { w, M: 3, N: 29, blocks: 2, residual: true },
   { w, M: 8, N: 19, blocks: 1, residual: false },
   { w, M: 9, N: 23, blocks: 2, residual: true },
-  { w, M: 37, N: 41, blocks: 3, residual: false },
+  { w, M: 16, N: 41, blocks: 3, residual: false },
 ]);
 
 for (const path of paths) {
@@ -113,6 +114,17 @@ for (const path of paths) {
         assertClose(await out.tensor.read(), swigluRef(gate, up), TOLERANCE.f32, 'out vs reference');
       });
     }
+
+    it('above 16 rows runs the exact kernels (the blocked GEMM measured faster there)', async () => {
+      const rng = new Rng('int8 above');
+      const M = 17, N = 29, K = 512;
+      const blocks = quantize(rng.normals(N * K, 1 / Math.sqrt(K)), 'q6_k');
+      const x = rng.normals(M * K);
+      const y = poisoned(device(), [M, N]);
+      ops.matmul(device().tensor(x, [M, K]), device().tensor(blocks, [N, K], 'q6_k'), y.tensor);
+      await y.checkGuards('y');
+      assertClose(await y.tensor.read(), matmulRef(x, dequantize(blocks, 'q6_k'), M, N, K), TOLERANCE.f32, 'y vs the exact product');
+    });
 
     it('a non-finite activation makes its row NaN, as on the exact path; other rows stay exact', async () => {
       const K = 256, N = 5;
