@@ -14,6 +14,7 @@ import { Device, ops, quantDTypes, type QuantDType } from '../../src/runtime/ind
 import { dequantize, quantize } from '../../src/quant/index.js';
 import { assertClose, compare, TOLERANCE } from '../reference/compare.js';
 import { matmulRef, swigluRef } from '../reference/dense.js';
+import { moeMatmulRef } from '../reference/moe.js';
 import { poisoned } from '../reference/poison.js';
 import { q8Activations } from '../reference/q8-activations.js';
 import { Rng } from '../reference/random.js';
@@ -114,6 +115,19 @@ for (const path of paths) {
         assertClose(await out.tensor.read(), swigluRef(gate, up), TOLERANCE.f32, 'out vs reference');
       });
     }
+
+    it('MoE expert matmul (the same kernels per expert) into a poisoned output', async () => {
+      const rng = new Rng('int8 moe');
+      const T = 7, E = 4, k = 2, N = 19, K = 512;
+      const ids = Int32Array.from({ length: T * k }, (_, i) => (i % k === 0 ? i % E : (i + 1) % E));
+      const x = rng.normals(T * K);
+      const blocks = quantize(rng.normals(E * N * K, 1 / Math.sqrt(K)), 'q4_k');
+      const y = poisoned(device(), [T, k, N]);
+      ops.moeMatmul(device().tensor(x, [T, K]), device().tensor(blocks, [E, N, K], 'q4_k'), device().tensor(ids, [T, k], 'i32'), y.tensor);
+      await y.checkGuards('y');
+      const xq = q8Activations(x, 'q4_k'); // rows of 512: whole q8_K blocks per token
+      assertClose(await y.tensor.read(), moeMatmulRef(xq, false, dequantize(blocks, 'q4_k'), ids, T, k, E, N, K), TOLERANCE.f32, 'y vs int8-rounded x');
+    });
 
     it('above 16 rows runs the exact kernels (the blocked GEMM measured faster there)', async () => {
       const rng = new Rng('int8 above');
