@@ -222,15 +222,18 @@ PARALON_TARGET_AVX2 inline void unpack_simd(const BlockQ5_K& b, __m256i q[8]) {
     q[2 * c + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1);
   }
 }
+// Bits s, s+1 of each qh byte moved to bits 4, 5 (lambdas would not inherit the target attribute).
+PARALON_TARGET_AVX2 inline __m256i q6_high(__m256i qh, int s) {
+  return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(0x03)), 4);
+}
 PARALON_TARGET_AVX2 inline void unpack_simd(const BlockQ6_K& b, __m256i q[8]) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int h = 0; h < 2; ++h) {
     const __m256i l0 = load256(b.ql + 64 * h), l1 = load256(b.ql + 64 * h + 32), qh = load256(b.qh + 32 * h);
-    const auto hi = [&](int s) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, s), m2), 4); };
-    q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), hi(0));
-    q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), hi(2));
-    q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), hi(4));
-    q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), hi(6));
+    q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), q6_high(qh, 0));
+    q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), q6_high(qh, 2));
+    q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), q6_high(qh, 4));
+    q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), q6_high(qh, 6));
   }
 }
 
@@ -347,9 +350,9 @@ PARALON_TARGET_VNNI512 void dot_k_vnni512(const void* wrow, int64_t nb, const Ac
     KScalesSimd s;
     unpack_simd(w[b], q8);
     k_scales_simd(w[b], s);
-    const __m512i sc = _mm512_castsi256_si512(s.sc);
+    const __m512i sc = _mm512_zextsi256_si512(s.sc);
     for (int c = 0; c < 4; ++c) {
-      q[c] = _mm512_inserti64x4(_mm512_castsi256_si512(q8[2 * c]), q8[2 * c + 1], 1);
+      q[c] = _mm512_inserti64x4(_mm512_zextsi256_si512(q8[2 * c]), q8[2 * c + 1], 1);
       scl[c] = _mm512_permutexvar_epi16(pick[c], sc);
     }
     const __m256i mn = s.mn;
@@ -367,14 +370,16 @@ PARALON_TARGET_VNNI512 void dot_k_vnni512(const void* wrow, int64_t nb, const Ac
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) + hsum256(accm[r]);
 }
 
+// [lo ×8 | hi ×8] (AVX512F only: insertf32x8 is AVX512DQ).
+PARALON_TARGET_VNNI512 inline __m512 halves_ps(float lo, float hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(lo)), _mm256_castps_pd(_mm256_set1_ps(hi)), 1));
+}
+
 template <int R>
 PARALON_TARGET_VNNI512 void dot_q8_0_vnni512(const void* wrow, int64_t nb, const ActQ8& x, int64_t r0, float* out) {
   const BlockQ8_0* w = static_cast<const BlockQ8_0*>(wrow);
   const int64_t nbx = x.K / kQK8_0;
   const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const auto pair = [](__m256 lo, __m256 hi) {  // (AVX512F only: no insertf32x8)
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-  };
   __m512 acc[R];
   __m256 tail[R];
   for (int r = 0; r < R; ++r) {
@@ -383,10 +388,10 @@ PARALON_TARGET_VNNI512 void dot_q8_0_vnni512(const void* wrow, int64_t nb, const
   }
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {  // two blocks per zmm: x's quants of blocks b, b+1 are contiguous
-    const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(load256(w[b].qs)), load256(w[b + 1].qs), 1);
+    const __m512i wq = _mm512_inserti64x4(_mm512_zextsi256_si512(load256(w[b].qs)), load256(w[b + 1].qs), 1);
     const __m512i aw = _mm512_abs_epi8(wq);
     const __mmask64 neg = _mm512_movepi8_mask(wq);
-    const __m512 dw = pair(_mm256_set1_ps(half_to_f32(w[b].d)), _mm256_set1_ps(half_to_f32(w[b + 1].d)));
+    const __m512 dw = halves_ps(half_to_f32(w[b].d), half_to_f32(w[b + 1].d));
     for (int r = 0; r < R; ++r) {
       const __m512i xq = _mm512_loadu_si512(x.q + (r0 + r) * x.K + b * kQK8_0);
       const __m512i sx = _mm512_mask_sub_epi8(xq, neg, _mm512_setzero_si512(), xq);  // sign(x, w); |x| ≤ 127

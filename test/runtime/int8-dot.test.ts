@@ -7,8 +7,13 @@
 //   within the f32 accumulation bound — the kernels' integer sums are exact;
 // - against the exact product within the activation rounding's own bound, Σ_k |W[n,k]|·|x[k] − x̂[k]|
 //   per output (plus f32 slack): the error fast precision may add and nothing more.
-// Above 16 rows fast precision runs the exact kernels (checked too).
-import { readFileSync } from 'node:fs';
+// Above 16 rows fast precision runs the exact kernels (checked too). Also: the kernels compile for
+// baseline x86-64 and AVX2-only builds (their AVX-512 code behind target attributes).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Device, ops, quantDTypes, type QuantDType } from '../../src/runtime/index.js';
 import { dequantize, quantize } from '../../src/quant/index.js';
@@ -154,6 +159,21 @@ for (const path of paths) {
     });
   });
 }
+
+describe('int8 kernels build portably', () => {
+  // The addon is built with -march=native; the AVX2 and AVX512-VNNI kernels carry target attributes and
+  // are picked by CPUID, so a baseline x86-64 or AVX2-only build must still compile all of them.
+  const native = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native');
+  for (const [name, flags] of [['x86-64 baseline', []], ['AVX2 only', ['-mavx2', '-mfma', '-mf16c']]] as const)
+    it.skipIf(process.arch !== 'x64')(`compiles for ${name}`, () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'paralon-int8-'));
+      try {
+        execFileSync('c++', ['-std=c++17', '-O1', '-Werror', ...flags, `-I${native}`, '-c', path.join(native, 'cpu', 'quant_int8.cc'), '-o', path.join(dir, 'q.o')]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 180_000);
+});
 
 describe('int8 path selection', () => {
   it('refuses an unknown forced path by name', () => {
