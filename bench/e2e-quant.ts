@@ -10,12 +10,14 @@
 // host read bandwidth (best of 5 passes over 1 GiB, --threads threads) ÷ the bytes a decode step must
 // read (every matrix of the file, token_embd only when it is also the LM head). Next to the file size:
 // the process RSS after each engine's runs (the file is mapped; pages it touched count once).
-import { statSync } from 'node:fs';
+import { existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { addon } from '../src/runtime/native.js';
 import { loadModel } from '../src/index.js';
 import type { CpuPrecision } from '../src/runtime/index.js';
 import { readGgufHeader, type GgufFileType } from '../src/model/gguf/index.js';
-import { cachedQuantGguf } from './checkpoints.js';
+import { cacheDir, cachedQuantGguf } from './checkpoints.js';
+import type { ModelShape } from './shapes.js';
 import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
 import { batchPrompts, median, randomPrompt, runLlamaCpp, runParalon, type E2eSettings, type Sample } from './e2e.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
@@ -29,6 +31,28 @@ function decodeBytes(file: string): number {
 }
 
 const rssGiB = () => process.memoryUsage().rss / 2 ** 30;
+
+/** Approximate bits per weight of each file type (llama.cpp's figures; Q4_K_M/Q5_K_M mix in Q6_K). */
+const BITS_PER_WEIGHT: Partial<Record<GgufFileType, number>> = { Q8_0: 8.5, Q6_K: 6.56, Q5_K_M: 5.7, Q4_K_M: 4.9 };
+
+/**
+ * Refuses to start when the cache's file system cannot hold what the run still has to write (the bf16
+ * checkpoint `name` and the GGUFs of `types` that are not cached yet): the 8B shape needs about 16 GB
+ * for the checkpoint plus 5–9 GB per type, and a disk filled halfway through helps nobody.
+ */
+export function checkDiskForQuant(name: string, shape: ModelShape, types: GgufFileType[]): void {
+  const h = shape.hidden, q = shape.numHeads * shape.headDim, kv = shape.numKvHeads * shape.headDim;
+  const params = 2 * shape.vocab * h + shape.numLayers * (2 * h * q + 2 * h * kv + 3 * h * shape.intermediate);
+  const dir = path.join(cacheDir, name);
+  let need = existsSync(path.join(dir, 'complete')) ? 0 : 2 * params;
+  for (const t of types) if (!existsSync(path.join(dir, `model-${t}.gguf`))) need += (params * (BITS_PER_WEIGHT[t] ?? 8.5)) / 8;
+  mkdirSync(cacheDir, { recursive: true });
+  const fs = statfsSync(cacheDir);
+  const free = fs.bavail * fs.bsize;
+  const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+  if (need > 0.95 * free) throw new Error(`${shape.name}-shaped ${types.join(', ')}: about ${gb(need)} still to write into ${cacheDir}, only ${gb(free)} free`);
+  if (need > 0) console.error(`${shape.name}: about ${gb(need)} to write into ${cacheDir} (${gb(free)} free)`);
+}
 
 export async function benchE2eQuant(s: E2eSettings, types: GgufFileType[], dir: string, precisions: CpuPrecision[] = ['exact']): Promise<void> {
   const { shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens } = s;

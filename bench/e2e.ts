@@ -33,7 +33,7 @@ import type { CpuPrecision } from '../src/runtime/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
 import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
 import { GGUF_FILE_TYPES, type GgufFileType, type GgufWeightDType } from '../src/model/gguf/index.js';
-import { benchE2eQuant } from './e2e-quant.js';
+import { benchE2eQuant, checkDiskForQuant } from './e2e-quant.js';
 import type { ModelShape } from './shapes.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { markdownTable, runInfo, saveResults, checkQuiet, type Row } from './results.js';
@@ -146,6 +146,7 @@ export async function benchE2e(argv: string[]): Promise<void> {
     for (const t of types) if (!(t in GGUF_FILE_TYPES) || !GGUF_FILE_TYPES[t].base.startsWith('Q')) throw new Error(`--quant: quantized file types, not ${t}`);
     const precisions = [...new Set(values['cpu-precision']!.split(','))] as CpuPrecision[];
     for (const p of precisions) if (p !== 'exact' && p !== 'fast') throw new Error(`--cpu-precision: exact, fast or exact,fast, not ${p}`);
+    checkDiskForQuant(`e2e-qwen3-${values['model-shape']}-bf16`, shape, types);
     await checkQuiet();
     const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
     return benchE2eQuant({ shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens }, types, dir, precisions);
