@@ -1,11 +1,21 @@
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual) with W in ggml's Q8_0, Q4_K, Q5_K or Q6_K blocks, read in
-// place. Activations stay f32 and meet dequantized weights: each 16-value group of a block is decoded
-// in registers to f32 (d_g·q − m_g, one FMA after widening the int8 quants) and FMA'd into f32
-// accumulators. No activation rounding, so the result is as close to the f64 product of the dequantized
-// weights as the f32 path of bf16 weights. llama.cpp instead quantizes activations to int8 per block and
-// uses integer dot products; measured on Q4_K (bench/cpu-variants/q4k-activations.cc, AVX-512 VNNI):
-// relative error 6.8e-3 against 7.3e-8 here, and no faster than the table-decoded f32 path (0.8-0.9×).
+// place. Two precisions (Context::int8_dot, `--cpu-precision`):
+// - exact (the default): activations stay f32 and meet dequantized weights: each 16-value group of a
+//   block is decoded in registers to f32 (d_g·q − m_g, one FMA after widening the int8 quants) and FMA'd
+//   into f32 accumulators. No activation rounding: the result is as close to the f64 product of the
+//   dequantized weights as the f32 path of bf16 weights (1e-5 in the op tests).
+// - fast, up to kMaxInt8FastRows x rows: x quantized to int8 blocks once per matmul exactly as llama.cpp
+//   does (q8_0 / q8_K), integer dot products (quant_int8.cc: AVX512-VNNI, AVX2). Its error is the
+//   activation rounding's, as llama.cpp's: end to end (bench/results/crosscheck-quant-fast.md) its
+//   probabilities sit as far from the f64 forward as llama.cpp's, where exact sits 10–100× closer. Speed
+//   (bench/cpu-int8.ts, Qwen3-0.6B's four matmuls, AVX-512 Xeon, loaded machine): 1.3–2× exact for
+//   Q4_K/Q6_K at 1–16 rows (the scales and quants of a block are unpacked once per 64 values instead of
+//   widened to f32 per 16), Q8_0 at par (already near the memory bound), and slower than the exact
+//   blocked GEMM from 32 rows — so larger M (prefill) stays on the exact kernels in both precisions.
+//   An earlier attempt (bench/cpu-variants/q4k-activations.cc) measured int8 no faster: it rebuilt the
+//   block scales through memory (store-forwarding stalls); quant_int8.cc keeps them in registers.
 //
+// Exact kernels:
 // - M = 1 (decode): threads own contiguous ranges of W rows and read each row as one sequential
 //   stream; four accumulators rotate over the groups to hide FMA latency. Traffic: W's bytes once.
 // - 2 ≤ M ≤ kMaxStreamingRows: each block of a W row is decoded once into an L1 buffer (≤ 1 KB) and
