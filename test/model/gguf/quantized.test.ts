@@ -124,7 +124,8 @@ for (const dev of devicesUnderTest()) {
 // activation rounding (q8 blocks: ≤ 1/254 of a block's largest |x| per value, in every matmul of every
 // layer), which these small random f32 models amplify: seen 8e-3 to 1.6e-2 of max |logit| per decode,
 // allowed 3e-2 (the ops themselves are checked exactly against the int8-rounded activations); the
-// prefill's logits (19 rows: the exact GEMM) stay at 1e-6, and the decodes must move (the path ran).
+// prefill's logits (19 rows: the exact GEMM) stay at 1e-6 (not MoE's: its experts see fewer rows), and
+// the decodes must move (the path ran).
 describe('quantized GGUF with CPU fast precision (int8 activations)', () => {
   let fast: Device, exact: Device;
   beforeAll(() => {
@@ -139,7 +140,8 @@ describe('quantized GGUF with CPU fast precision (int8 activations)', () => {
     it(`${c.dtype}${c.options.moe ? ' qwen3moe' : ''}: prefill of 19 tokens and 3 decodes close to the dequantized twin`, async (t) => {
       if (!fast.description.includes('int8 dot products')) t.skip(`this CPU has neither AVX2 nor AVX512-VNNI (${fast.description})`);
       const errors = await logitErrors(fast, `cpu-fast-${c.options.seed}`, c, exact);
-      expect(errors[0], 'prefill').toBeLessThanOrEqual(1e-4);
+      // A MoE expert sees ≤ 16 of the prefill's rows: the int8 kernels there too.
+      expect(errors[0], 'prefill').toBeLessThanOrEqual(c.options.moe ? 3e-2 : 1e-4);
       errors.slice(1).forEach((e, i) => expect(e, `decode ${i}`).toBeLessThanOrEqual(3e-2));
       expect(Math.max(...errors.slice(1))).toBeGreaterThan(1e-4);
     });
