@@ -7,7 +7,8 @@
 // - fast, up to kMaxInt8FastRows x rows: x quantized to int8 blocks once per matmul exactly as llama.cpp
 //   does (q8_0 / q8_K), integer dot products (quant_int8.cc: AVX512-VNNI, AVX2). Its error is the
 //   activation rounding's, as llama.cpp's: end to end (bench/results/crosscheck-quant-fast.md) its
-//   probabilities sit as far from the f64 forward as llama.cpp's, where exact sits 10–100× closer. Speed
+//   next-token probabilities sit 1e-3..1e-2 from the f64 forward, as llama.cpp's, where exact sits at
+//   1e-7..1e-6 (crosscheck-quant.md) — so exact stays the default. Speed
 //   (bench/cpu-int8.ts, Qwen3-0.6B's four matmuls, AVX-512 Xeon, loaded machine): 1.3–2× exact for
 //   Q4_K/Q6_K at 1–16 rows (the scales and quants of a block are unpacked once per 64 values instead of
 //   widened to f32 per 16), Q8_0 at par (already near the memory bound), and slower than the exact
