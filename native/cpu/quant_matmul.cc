@@ -9,10 +9,11 @@
 //   activation rounding's, as llama.cpp's: end to end (bench/results/crosscheck-quant-fast.md) its
 //   next-token probabilities sit 1e-3..1e-2 from the f64 forward, as llama.cpp's, where exact sits at
 //   1e-7..1e-6 (crosscheck-quant.md) — so exact stays the default. Speed
-//   (bench/cpu-int8.ts, Qwen3-0.6B's four matmuls, AVX-512 Xeon, loaded machine): 1.3–2× exact for
-//   Q4_K/Q6_K at 1–16 rows (the scales and quants of a block are unpacked once per 64 values instead of
-//   widened to f32 per 16), Q8_0 at par (already near the memory bound), and slower than the exact
-//   blocked GEMM from 32 rows — so larger M (prefill) stays on the exact kernels in both precisions.
+//   (bench/cpu-int8.ts, Qwen3-0.6B's four matmuls, AVX-512 Xeon, shared machine): 1.05–1.95× less CPU
+//   time than exact for Q4_K/Q5_K/Q6_K at 1–16 rows (≈1.5× at 1 row: a block's quants are unpacked
+//   once per 64 values instead of widened to f32 per 16), Q8_0 1.0–1.3× (near the memory bound), and
+//   slower than the exact blocked GEMM from 32 rows (0.6–0.9× at 64–512) — so larger M (prefill) stays on
+//   the exact kernels in both precisions.
 //   An earlier attempt (bench/cpu-variants/q4k-activations.cc) measured int8 no faster: it rebuilt the
 //   block scales through memory (store-forwarding stalls); quant_int8.cc keeps them in registers.
 //
