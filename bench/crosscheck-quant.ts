@@ -1,5 +1,7 @@
-// `npm run bench -- crosscheck-quant [--types Q8_0,Q4_K_M,Q6_K] [--threads N] [--random-rows N]`:
-// Paralon's quantized formats against llama.cpp (node-llama-cpp 3.21.1) and a float64 referee.
+// `npm run bench -- crosscheck-quant [--types Q8_0,Q4_K_M,Q6_K] [--threads N] [--random-rows N]
+// [--cpu-precision exact|fast]`: Paralon's quantized formats against llama.cpp (node-llama-cpp 3.21.1)
+// and a float64 referee. --cpu-precision fast runs Paralon's int8-activation path (native/cpu/
+// quant_int8.cc, the same activation rounding as llama.cpp's) and saves crosscheck-quant-fast.{json,md}.
 //
 // 1. Blocks: fresh random rows (several scales, seeded by the date-independent --seed) plus the
 //    adversarial rows of test/quant/golden-cases.ts (zeros, spikes, huge/tiny/sub-epsilon scales, ties),
@@ -24,6 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/index.js';
+import type { CpuPrecision } from '../src/runtime/index.js';
 import { dequantize, quantize } from '../src/quant/index.js';
 import { quantDTypes, dtypeBlock, type QuantDType } from '../src/runtime/dtype.js';
 import { GGUF_FILE_TYPES, hfTensorName, readGgufHeader, type GgmlTypeName, type GgufFileType } from '../src/model/gguf/index.js';
@@ -120,8 +123,11 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
       threads: { type: 'string', default: '2' },
       'random-rows': { type: 'string', default: '4096' },
       seed: { type: 'string', default: '1' },
+      'cpu-precision': { type: 'string', default: 'exact' },
     },
   });
+  const precision = values['cpu-precision'] as CpuPrecision;
+  if (precision !== 'exact' && precision !== 'fast') throw new Error(`--cpu-precision: exact or fast, not ${precision}`);
   const types = values.types!.split(',') as GgufFileType[];
   for (const t of types) if (!(t in GGUF_FILE_TYPES) || !GGUF_FILE_TYPES[t].base.startsWith('Q')) throw new Error(`--types: quantized file types (${Object.keys(GGUF_FILE_TYPES).join(', ')}), not ${t}`);
   const threads = Number(values.threads);
@@ -150,10 +156,11 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
     const mix = Object.entries(readGgufHeader(gguf).tensors.reduce<Record<string, number>>((m, t) => ((m[t.type] = (m[t.type] ?? 0) + 1), m), {}))
       .map(([t, n]) => `${n} ${t}`)
       .join(', ');
-    const model = await loadModel(gguf, { device: 'cpu', threads, kvCacheDType: 'f32', prefixCaching: false, kvCacheMemory: 2 ** 28 });
+    const model = await loadModel(gguf, { device: 'cpu', threads, cpuPrecision: precision, kvCacheDType: 'f32', prefixCaching: false, kvCacheMemory: 2 ** 28 });
+    if (model.device.precision !== precision) throw new Error(`--cpu-precision ${precision}: this CPU runs ${model.device.precision} (${model.device.description})`);
     const peer = await LlamaCppPeer.open(gguf, { threads, contextSize: 2048, batchSize: 512, kvCacheType: 'F32', flashAttention: false });
     try {
-      console.error(`${type} (${mix}): Paralon cpu ${threads} threads f32 KV; ${peer.description}`);
+      console.error(`${type} (${mix}): Paralon ${model.device.description}, f32 KV; ${peer.description}`);
       for (const p of buildPrompts(model)) {
         const t0 = performance.now();
         const first = await collect(model, p.ids, 1, TOP_N);
@@ -193,6 +200,7 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
         if (!ok) failures++;
         rows.push({
           check: type,
+          precision,
           case: p.name,
           tokens: p.ids.length,
           'top-20 Δp vs llama.cpp': dParalonLlama,
@@ -203,7 +211,7 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
           'f64 argmax = Paralon': `${f64Agrees}/${GREEDY}`,
           result: ok ? 'pass' : 'FAIL',
         });
-        details.push({ type, prompt: p.name, promptTokens: p.ids.length, greedyParalon: ours.tokens, greedyLlamaCpp: theirs, firstDifference: diverge, f64AtDivergence: part, dParalonLlama, dParalonF64, dLlamaF64, chosenParalonF64, f64Agrees });
+        details.push({ type, precision, prompt: p.name, promptTokens: p.ids.length, greedyParalon: ours.tokens, greedyLlamaCpp: theirs, firstDifference: diverge, f64AtDivergence: part, dParalonLlama, dParalonF64, dLlamaF64, chosenParalonF64, f64Agrees });
         console.error(`  ${p.name}: ${p.ids.length} tokens, Δp ${dParalonLlama.toExponential(2)} (vs f64: ours ${dParalonF64.toExponential(2)}, llama.cpp ${dLlamaF64.toExponential(2)}), greedy ${diverge === -1 ? 'identical' : `parts at ${diverge}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
       }
     } finally {
@@ -215,14 +223,14 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
   const notes =
     `Blocks: llama.cpp's quantize_row_*_ref / dequantize_row_* (node-llama-cpp 3.21.1 libggml-base.so) vs src/quant on ${Number(values['random-rows'])} random rows (scales 1, 0.02, 300, 1e-4) + ${goldenInputs().length} adversarial rows of 256 values.\n` +
     `End to end: the small random Qwen3 of bench/crosscheck.ts (hidden ${SMALL.hiddenSize}, ${SMALL.numLayers} layers, vocab ${SMALL.vocabSize}, untied) as ${types.join(', ')} GGUFs (llama-quantize's recipe, llama.cpp's quantizer), ` +
-    `Paralon (cpu, ${threads} threads, f32 KV) vs llama.cpp (CPU, F32 KV, flash attention off), and f64 = a float64 forward of the GGUF's dequantized weights. ` +
+    `Paralon (cpu, ${threads} threads, f32 KV, CPU precision ${precision}${precision === 'fast' ? ': int8 activations (q8_0/q8_K) and integer dot products' : ''}) vs llama.cpp (CPU, F32 KV, flash attention off), and f64 = a float64 forward of the GGUF's dequantized weights. ` +
     `Δp: max |p − p'| over Paralon's next-token top-${TOP_N}; chosen-token Δp: max over Paralon's ${GREEDY} greedy tokens of |p_Paralon − p_f64| of the chosen token. ` +
     `Pass: greedy identical, or parting at a near tie (f64 margin < ${NEAR_TIE}) or where f64 picks Paralon's token; and top-20 Δp ≤ ${PROB_TOLERANCE} or Paralon closer to f64 than llama.cpp. ` +
     `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
   // Two tables: the blocks (the main rows) and the end-to-end prompts (their own columns).
   const blockRowsOut = rows.filter((r) => r.check === 'blocks');
   const e2eRows = rows.filter((r) => r.check !== 'blocks');
-  const files = saveResults('crosscheck-quant', runInfo('crosscheck-quant', 'cpu'), { types, failures, details, e2eRows }, blockRowsOut, notes, `\n## End to end\n\n${markdownTable(e2eRows)}`);
+  const files = saveResults(precision === 'fast' ? 'crosscheck-quant-fast' : 'crosscheck-quant', runInfo('crosscheck-quant', 'cpu'), { types, precision, failures, details, e2eRows }, blockRowsOut, notes, `\n## End to end\n\n${markdownTable(e2eRows)}`);
   console.log(notes);
   console.log(files.join('\n'));
   if (failures > 0) process.exitCode = 1;

@@ -1,6 +1,6 @@
 // `npm run bench -- e2e [--model-shape 0.6b|8b] [--threads N] [--prompt-tokens N] [--decode-tokens N]
 // [--reps N] [--peer-dtypes bf16,f16] [--batch 1,4,16|none] [--batch-prompt-tokens N]
-// [--quant Q8_0,Q4_K_M,Q6_K] [--cpu-precision exact|fast]`: end-to-end
+// [--quant Q8_0,Q4_K_M,Q6_K] [--cpu-precision exact|fast, with --quant a list: exact,fast]`: end-to-end
 // prefill and decode speed at batch 1, then batched decode, Paralon side by side with llama.cpp
 // (node-llama-cpp 3.21.1 on the CPU, installed on demand) on the same random-weight bf16 checkpoint
 // with the model's exact shapes, converted to GGUF for llama.cpp: BF16 (the same bytes), and F16 (the
@@ -33,10 +33,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadModel, type Model } from '../src/index.js';
+import type { CpuPrecision } from '../src/runtime/index.js';
 import { cachedCheckpoint, cachedGguf, shapeSpec } from './checkpoints.js';
 import { generateTogether, runLlamaCppBatch, runParalonBatch, type BatchSample } from './e2e-batched.js';
 import { GGUF_FILE_TYPES, type GgufFileType, type GgufWeightDType } from '../src/model/gguf/index.js';
-import { benchE2eQuant } from './e2e-quant.js';
+import { benchE2eQuant, checkDiskForQuant } from './e2e-quant.js';
 import type { ModelShape } from './shapes.js';
 import { LlamaCppPeer } from './peers/llamacpp.js';
 import { markdownTable, runInfo, saveResults, checkQuiet, type Row } from './results.js';
@@ -147,9 +148,12 @@ export async function benchE2e(argv: string[]): Promise<void> {
   if (values.quant) {
     const types = values.quant.split(',') as GgufFileType[];
     for (const t of types) if (!(t in GGUF_FILE_TYPES) || !GGUF_FILE_TYPES[t].base.startsWith('Q')) throw new Error(`--quant: quantized file types, not ${t}`);
+    const precisions = [...new Set(values['cpu-precision']!.split(','))] as CpuPrecision[];
+    for (const p of precisions) if (p !== 'exact' && p !== 'fast') throw new Error(`--cpu-precision: exact, fast or exact,fast, not ${p}`);
+    checkDiskForQuant(`e2e-qwen3-${values['model-shape']}-bf16`, shape, types);
     await checkQuiet();
     const dir = cachedCheckpoint(`e2e-qwen3-${values['model-shape']}-bf16`, shapeSpec(shape, 'bf16'));
-    return benchE2eQuant({ shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens }, types, dir);
+    return benchE2eQuant({ shape, threads, promptTokens, decodeTokens, reps, batches, batchPromptTokens }, types, dir, precisions);
   }
   const cpuPrecision = values['cpu-precision'];
   if (cpuPrecision !== 'exact' && cpuPrecision !== 'fast') throw new Error(`--cpu-precision: exact or fast, not ${cpuPrecision}`);

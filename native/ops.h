@@ -471,9 +471,11 @@ inline void Backend::replay(BackendGraph&, const int32_t*) {
 // Backend factories. Each throws OpError with a clear reason when unavailable
 // ("no CUDA device (cudaErrorInsufficientDriver)", "built without CUDA").
 // num_threads ≤ 0: one per core. fast_precision: matmuls of bf16 weights with activations rounded to
-// bf16 and AVX512-BF16 dot products, where cpu_fast_precision_available() (else exact).
+// bf16 on AMX-BF16 tiles or AVX512-BF16 dot products (and prefill attention over a bf16 cache with
+// bf16 dot products), and of quantized weights with activations quantized to int8
+// blocks and integer dot products (AVX512-VNNI or AVX2), where cpu_fast_precision_available() (else exact).
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision);
-bool cpu_fast_precision_available();  // this build and CPU have AVX512-BF16, or the CPU has AMX-BF16
+bool cpu_fast_precision_available();  // AVX512-BF16 in this build and CPU, AMX-BF16, or AVX2 / AVX512-VNNI
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
 std::unique_ptr<Backend> make_cuda_sim_backend();
 int cuda_device_count(std::string* reason);  // 0 with a reason when none

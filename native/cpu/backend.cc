@@ -42,12 +42,16 @@ class CpuBackend final : public Backend {
     const char* amx_env = std::getenv("PARALON_CPU_AMX");
     ctx_.bf16_attention = fast_precision && cpu::attention_bf16_supported();
     ctx_.amx = fast_precision && cpu::amx_supported() && !(amx_env && std::strcmp(amx_env, "0") == 0);
+    ctx_.int8_dot = fast_precision ? cpu::int8_isa_for_backend() : cpu::Int8Isa::Off;
   }
 
   std::string name() const override { return "cpu"; }
   std::string description() const override {
     return model_ + ", " + std::to_string(ctx_.pool.size()) + " threads, " + PARALON_CPU_ISA +
-           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "") + (ctx_.amx ? ", AMX-BF16 tiles" : "");
+           (ctx_.bf16_dot ? ", bf16 dot products (fast precision)" : "") + (ctx_.amx ? ", AMX-BF16 tiles" : "") +
+           (ctx_.int8_dot != cpu::Int8Isa::Off
+                ? std::string(", int8 dot products for quantized weights (") + cpu::int8_isa_name(ctx_.int8_dot) + ", fast precision)"
+                : "");
   }
 
   void* alloc(size_t bytes) override {
@@ -161,7 +165,9 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-bool cpu_fast_precision_available() { return cpu::bf16_dot_supported() || cpu::amx_supported(); }
+bool cpu_fast_precision_available() {
+  return cpu::bf16_dot_supported() || cpu::amx_supported() || cpu::int8_isa_for_backend() != cpu::Int8Isa::Off;
+}
 
 std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool fast_precision) {
   return std::make_unique<CpuBackend>(num_threads, fast_precision);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/quant_int8.h"
 #include "cpu/scratch.h"
 #include "cpu/thread_pool.h"
 #include "ops.h"
@@ -30,6 +31,12 @@ struct Context {
   // attention_bf16_supported().
   bool bf16_attention = false;
   std::vector<uint16_t> bf16_x;
+  // Fast precision for quantized weights (quant_int8.h): the int8 dot-product path in use (Off: the
+  // exact kernels), and x quantized to int8 blocks once per matmul.
+  Int8Isa int8_dot = Int8Isa::Off;
+  std::vector<int8_t> q8_x;
+  std::vector<float> q8_d;
+  std::vector<int16_t> q8_bsums;
 };
 
 void embedding(Context& ctx, const EmbeddingArgs& a);        // elementwise.cc

@@ -1,11 +1,23 @@
 // y[M, N] = x[M, K] · W[N, K]ᵀ (+ residual) with W in ggml's Q8_0, Q4_K, Q5_K or Q6_K blocks, read in
-// place. Activations stay f32 and meet dequantized weights: each 16-value group of a block is decoded
-// in registers to f32 (d_g·q − m_g, one FMA after widening the int8 quants) and FMA'd into f32
-// accumulators. No activation rounding, so the result is as close to the f64 product of the dequantized
-// weights as the f32 path of bf16 weights. llama.cpp instead quantizes activations to int8 per block and
-// uses integer dot products; measured on Q4_K (bench/cpu-variants/q4k-activations.cc, AVX-512 VNNI):
-// relative error 6.8e-3 against 7.3e-8 here, and no faster than the table-decoded f32 path (0.8-0.9×).
+// place. Two precisions (Context::int8_dot, `--cpu-precision`):
+// - exact (the default): activations stay f32 and meet dequantized weights: each 16-value group of a
+//   block is decoded in registers to f32 (d_g·q − m_g, one FMA after widening the int8 quants) and FMA'd
+//   into f32 accumulators. No activation rounding: the result is as close to the f64 product of the
+//   dequantized weights as the f32 path of bf16 weights (1e-5 in the op tests).
+// - fast, up to kMaxInt8FastRows x rows: x quantized to int8 blocks once per matmul exactly as llama.cpp
+//   does (q8_0 / q8_K), integer dot products (quant_int8.cc: AVX512-VNNI, AVX2). Its error is the
+//   activation rounding's, as llama.cpp's: end to end (bench/results/crosscheck-quant-fast.md) its
+//   next-token probabilities sit 1e-3..1e-2 from the f64 forward, as llama.cpp's, where exact sits at
+//   1e-7..1e-6 (crosscheck-quant.md) — so exact stays the default. Speed
+//   (bench/cpu-int8.ts, Qwen3-0.6B's four matmuls, AVX-512 Xeon, shared machine): 1.05–1.95× less CPU
+//   time than exact for Q4_K/Q5_K/Q6_K at 1–16 rows (≈1.5× at 1 row: a block's quants are unpacked
+//   once per 64 values instead of widened to f32 per 16), Q8_0 1.0–1.3× (near the memory bound), and
+//   slower than the exact blocked GEMM from 32 rows (0.6–0.9× at 64–512) — so larger M (prefill) stays on
+//   the exact kernels in both precisions.
+//   An earlier attempt (bench/cpu-variants/q4k-activations.cc) measured int8 no faster: it rebuilt the
+//   block scales through memory (store-forwarding stalls); quant_int8.cc keeps them in registers.
 //
+// Exact kernels:
 // - M = 1 (decode): threads own contiguous ranges of W rows and read each row as one sequential
 //   stream; four accumulators rotate over the groups to hide FMA latency. Traffic: W's bytes once.
 // - 2 ≤ M ≤ kMaxStreamingRows: each block of a W row is decoded once into an L1 buffer (≤ 1 KB) and
@@ -19,6 +31,7 @@
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/quant.h"
+#include "cpu/quant_int8.h"
 #include "cpu/simd.h"
 
 namespace paralon {
@@ -147,6 +160,70 @@ void matmul_quantized_swiglu(Context& ctx, const MatmulArgs& a) {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fast precision (Context::int8_dot): x quantized once per matmul into ctx (shared by the threads),
+// then the integer kernels of quant_int8.cc, kMaxInt8Rows x rows per W row pass.
+
+ActQ8 quantize_x(Context& ctx, const MatmulArgs& a, DType w) {
+  const int64_t M = a.M, K = a.K, blocks = K / act_block(w);
+  ctx.q8_x.resize(static_cast<size_t>(M * K));
+  ctx.q8_d.resize(static_cast<size_t>(M * blocks));
+  ctx.q8_bsums.resize(static_cast<size_t>(M * (K / 16)));
+  int8_t* q = ctx.q8_x.data();
+  float* d = ctx.q8_d.data();
+  int16_t* bs = ctx.q8_bsums.data();
+  const auto row = [&](int64_t i) { quantize_act_row(w, a.x + i * K, K, q + i * K, d + i * blocks, bs + i * (K / 16)); };
+  if (M < 4) {
+    for (int64_t i = 0; i < M; ++i) row(i);
+  } else {
+    ctx.pool.parallel_for(M, [&](int64_t i, int) { row(i); });
+  }
+  return ActQ8{q, d, bs, K};
+}
+
+// Fast precision takes the int8 kernels up to this many x rows (decode, batched decode) and the exact
+// blocked GEMM above: measured faster than it up to 16 rows, slower from 32 (bench/cpu-int8.ts).
+constexpr int64_t kMaxInt8FastRows = 16;
+
+// W rows [n0, n1) of t against every x row: W rows in groups of kInt8WRows (L2-resident while every
+// x tile of kMaxInt8Rows rows passes over them).
+constexpr int64_t kInt8WRows = 16;
+void int8_rows(const MatmulArgs& t, const ActQ8& xq, Int8RowDot dot, int64_t n0, int64_t n1) {
+  const int64_t M = t.M, N = t.N, row_bytes = dtype_bytes(t.w_dtype, t.K);
+  const int64_t nb = t.K / dtype_block_elements(t.w_dtype);
+  for (int64_t g = n0; g < n1; g += kInt8WRows) {
+    const int64_t g1 = std::min(n1, g + kInt8WRows);
+    for (int64_t r0 = 0; r0 < M; r0 += kMaxInt8Rows) {
+      const int R = static_cast<int>(std::min<int64_t>(kMaxInt8Rows, M - r0));
+      for (int64_t n = g; n < g1; ++n) {
+        float out[kMaxInt8Rows];
+        dot(static_cast<const char*>(t.w) + n * row_bytes, nb, xq, r0, R, out);
+        for (int r = 0; r < R; ++r) {
+          const int64_t at = (r0 + r) * N + n;
+          t.y[at] = out[r] + (t.residual ? t.residual[at] : 0.0f);
+        }
+      }
+    }
+  }
+}
+
+void matmul_int8(Context& ctx, const MatmulArgs& a) {
+  const ActQ8 xq = quantize_x(ctx, a, a.w_dtype);
+  const Int8RowDot dot = int8_row_dot(a.w_dtype, ctx.int8_dot);
+  const int64_t N = a.N, rows = chunk_size(N, ctx.pool, 16);
+  ctx.pool.parallel_for((N + rows - 1) / rows, [&](int64_t c, int) { int8_rows(a, xq, dot, c * rows, std::min(N, (c + 1) * rows)); });
+}
+
+void matmul_int8_swiglu(Context& ctx, const MatmulArgs& a) {
+  const MatmulArgs gate = swiglu_half(a, 0, nullptr), up = swiglu_half(a, 1, nullptr);
+  if (act_block(gate.w_dtype) != act_block(up.w_dtype)) throw OpError("matmul: gate and up weights need one activation block size");
+  const ActQ8 xq = quantize_x(ctx, a, gate.w_dtype);
+  const Int8Isa isa = ctx.int8_dot;
+  matmul_swiglu_streaming(ctx, a, 0, [&](const MatmulArgs& t, int64_t n0, int64_t n1, float*) {
+    int8_rows(t, xq, int8_row_dot(t.w_dtype, isa), n0, n1);  // gate and up may differ in format (Q4_K/Q6_K)
+  });
+}
+
 }  // namespace
 
 void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* out) {
@@ -157,6 +234,8 @@ void decode_quantized(DType t, const void* row, int64_t v0, int64_t n, float* ou
 }
 
 void matmul_quantized(Context& ctx, const MatmulArgs& a) {
+  if (ctx.int8_dot != Int8Isa::Off && a.M <= kMaxInt8FastRows)
+    return a.epilogue == MatmulEpilogue::Swiglu ? matmul_int8_swiglu(ctx, a) : matmul_int8(ctx, a);
   if (a.epilogue == MatmulEpilogue::Swiglu) return matmul_quantized_swiglu(ctx, a);
   with_quant_format(a.w_dtype, [&](auto* tag) {
     using F = std::remove_const_t<std::remove_pointer_t<decltype(tag)>>;

@@ -76,7 +76,7 @@ export function loadLocalModel(local: LocalModel, options: LoadModelOptions, str
   return Model.load(local.path, { ...options, id: options.id ?? local.id, onProgress })
     .then((model) => {
       if (options.cpuPrecision === 'fast' && model.device.name === 'cpu' && model.device.precision !== 'fast')
-        stream.write('note: --cpu-precision fast needs AVX512-BF16 (this build or CPU lacks it): using exact\n');
+        stream.write('note: --cpu-precision fast needs AVX512-BF16, AVX512-VNNI or AVX2 (this CPU has none): using exact\n');
       return model;
     })
     .finally(() => (bar as ProgressBar | null)?.finish());

@@ -24,8 +24,10 @@ export const MODEL_OPTIONS_HELP = `  --model ID|DIR|FILE          a Hugging Face
   --hf-token TOKEN             for gated and private repos (default: HF_TOKEN)
   --device NAME                auto | cpu | cuda | cuda:N | cuda-sim (default auto: first GPU, else CPU)
   --threads N                  CPU worker threads (default: one per core)
-  --cpu-precision P            exact | fast: fast rounds activations to bf16 for bf16 weights and uses
-                               AVX512-BF16 dot products (exact where the CPU lacks them; default exact)
+  --cpu-precision P            exact | fast: fast rounds activations to bf16 for bf16 weights (AVX512-BF16
+                               dot products) and to int8 blocks for quantized weights when decoding
+                               (VNNI/AVX2 integer dot products, as llama.cpp); exact where the CPU lacks
+                               them (default exact)
   --max-model-len N            prompt + completion tokens per request (default: the model's)
   --kv-cache-memory SIZE       KV cache size, e.g. 2GiB
   --log-level LEVEL            fatal | error | warn | info | debug | trace (debug also prints error stacks)

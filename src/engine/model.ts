@@ -31,7 +31,8 @@ export interface LoadModelOptions {
   threads?: number;
   /**
    * CPU matmul precision (see DeviceOptions.precision): 'exact' (default) or 'fast' (bf16 activations and
-   * AVX512-BF16 dot products for bf16 weights; exact where the CPU lacks them: check model.device.precision).
+   * AVX512-BF16 dot products for bf16 weights, int8 activations and integer dot products for quantized
+   * weights up to 16 rows; exact where the CPU lacks them: check model.device.precision).
    */
   cpuPrecision?: CpuPrecision;
   /** The model's id (default: the directory name, lower-cased; a GGUF's file name without split and quantization suffixes). */

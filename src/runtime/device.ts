@@ -11,7 +11,9 @@ export interface DeviceOptions {
   threads?: number;
   /**
    * CPU backend only: 'exact' (default) or 'fast' — bf16-weight matmuls with activations rounded to bf16
-   * and AVX512-BF16 dot products; where the CPU lacks them it stays exact (see Device.precision).
+   * and AVX512-BF16 dot products, and quantized-weight matmuls of up to 16 rows with activations quantized
+   * to int8 blocks as llama.cpp does and integer dot products (AVX512-VNNI or AVX2); where the CPU has
+   * none of them it stays exact (see Device.precision).
    */
   precision?: CpuPrecision;
 }
@@ -32,7 +34,7 @@ export class Device {
   readonly description: string;
   /** True when device memory is host memory (cpu): mapped weights are used in place. */
   readonly hostMemory: boolean;
-  /** Matmul precision in effect ('fast' only on a CPU device asked for it whose CPU has AVX512-BF16). */
+  /** Matmul precision in effect ('fast' only on a CPU device asked for it whose CPU has AVX512-BF16, AVX512-VNNI or AVX2). */
   readonly precision: CpuPrecision;
   #disposed = false;
 

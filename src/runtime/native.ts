@@ -30,8 +30,10 @@ export interface NativeSampleResult {
 }
 
 /**
- * CPU matmul precision: 'exact' keeps activations in f32 (bf16/f16 weights widened, FMA); 'fast' rounds
- * activations to bf16 for bf16 weights and uses AVX512-BF16 dot products (vdpbf16ps) where the CPU has them.
+ * CPU matmul precision: 'exact' keeps activations in f32 (bf16/f16 weights widened, quantized blocks
+ * decoded, FMA); 'fast' rounds activations to bf16 for bf16 weights and uses AVX512-BF16 dot products
+ * (vdpbf16ps) where the CPU has them, and for quantized weights (up to 16 rows) quantizes activations to
+ * int8 blocks as llama.cpp does and uses integer dot products (AVX512-VNNI or AVX2).
  */
 export type CpuPrecision = 'exact' | 'fast';
 
@@ -39,7 +41,7 @@ export interface NativeDevice {
   readonly name: string;
   readonly description: string;
   readonly hostMemory: boolean;
-  /** Matmul precision in effect: 'fast' only on a CPU device asked for it whose CPU has AVX512-BF16. */
+  /** Matmul precision in effect: 'fast' only on a CPU device asked for it whose CPU has AVX512-BF16, AVX512-VNNI or AVX2. */
   readonly precision: CpuPrecision;
   alloc(dtype: NativeDType, shape: number[]): NativeTensor;
   synchronize(): Promise<void>;

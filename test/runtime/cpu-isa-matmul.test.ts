@@ -31,7 +31,7 @@ const paths: { name: string; flags: string[]; runs: boolean }[] = [
 const dir = mkdtempSync(path.join(tmpdir(), 'paralon-isa-matmul-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const sources = ['matmul.cc', 'matmul_bf16.cc', 'matmul_amx.cc', 'quant_matmul.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
+const sources = ['matmul.cc', 'matmul_bf16.cc', 'matmul_amx.cc', 'quant_matmul.cc', 'quant_int8.cc', 'thread_pool.cc'].map((f) => path.join(nativeDir, 'cpu', f));
 
 for (const isa of paths) {
   describe(`cpu matmul kernels [${isa.name}]`, () => {
