@@ -9,6 +9,10 @@
 // then [16 W rows][16 x rows] f32, transposed on the way out (in registers, 16 × 16).
 // Edges: x rows past M and k past K are zeros in the packed x; W's last K % 32 columns and a last
 // group of < 16 W rows are copied into zero-padded per-thread buffers (never read past a row).
+// Quantized W (Q8_0/Q4_K/Q5_K/Q6_K), from kMinAmxQuantRows x rows (fewer take the int8 kernels of
+// quant_int8.cc): each unit's 16-row groups are dequantized (quant.h's block decode) and rounded to
+// bf16 into that per-thread buffer, once per unit and M chunk, then multiplied like bf16 W. Beyond the
+// rounding of x, the weights' dequantized values are rounded to bf16 (relative 2⁻⁹, as x).
 //
 // Blocking: a work unit is 32 W rows (two A tiles; for SwiGLU 16 gate + the matching 16 up rows)
 // against a chunk of up to kMChunk x rows, full K per C tile: 2 A + 2 B tiles feed 4 C tiles. Threads
@@ -25,6 +29,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/quant.h"
 #include "cpu/simd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
@@ -47,6 +52,9 @@ namespace {
 constexpr int64_t kMChunk = 256;  // x rows per work unit: 256 · K · 2 bytes of packed x (≤ 1.5 MiB at K = 3072)
 constexpr int kSlice = 32;        // bf16 per A row / k per tdpbf16ps
 constexpr int kBlock = 512;       // bf16 per packed x block: 16 k-pairs × 16 rows × 2
+// Quantized W takes the tiles from 17 x rows: up to 16 the int8 kernels (one pass over the blocks, no
+// dequantized copy) measured faster (quant_matmul.cc).
+constexpr int64_t kMinAmxQuantRows = 17;
 
 bool amx_granted() {
   unsigned a, b, c, d;
@@ -167,8 +175,9 @@ struct Unit {
 };
 
 struct Output {
-  MatmulArgs args;        // y, residual, N (y's row stride), w: the part's W rows
-  const uint16_t* up_w;   // SwiGLU: the up half's W rows (args.w: the gate half's); else null
+  MatmulArgs args;        // y, residual, N (y's row stride), w: the part's W rows, w_dtype: theirs
+  const void* up_w;       // SwiGLU: the up half's W rows (args.w: the gate half's); else null
+  DType up_dtype;
 };
 
 // W rows per unit: 32 (two A tiles), or 16 gate + 16 up rows for SwiGLU.
@@ -176,15 +185,38 @@ int64_t unit_rows(const Output& o) { return o.up_w ? 16 : 32; }
 
 struct Scratch {
   uint16_t* tail;  // [2][16][32] zero-padded last K % 32 columns of each A group
-  uint16_t* rows;  // [2][16][K] zero-padded copy of a short last group of W rows (< 16 rows)
+  uint16_t* rows;  // [2][16][K] zero-padded copy of a short last group of W rows (< 16 rows), or of
+                   // dequantized rows
+  float* decoded;  // [K] one quantized W row dequantized, before rounding to bf16
   float* c;        // [4][256] C tiles
 };
 
-// Sets up group g's A source for W rows [n, n + count) of `w` (count ≤ 16).
-void a_source(const uint16_t* w, int64_t K, int64_t n, int64_t count, int g, const Scratch& sc, ASource& src) {
+// dst[0 .. K) = row (quantized, K values) dequantized and rounded to bf16 (nearest even).
+AMX_TARGET void dequantize_row_bf16(DType t, const void* row, int64_t K, float* decoded, uint16_t* dst) {
+  decode_quantized(t, row, 0, K, decoded);
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    const __m512bh p = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(decoded + k + 16), _mm512_loadu_ps(decoded + k));
+    _mm512_storeu_si512(dst + k, (__m512i)p);
+  }
+  for (; k < K; ++k) dst[k] = to_bf16(decoded[k]).bits;
+}
+
+// Sets up group g's A source for W rows [n, n + count) of `w` (count ≤ 16, dtype bf16 or quantized).
+void a_source(const void* w_any, DType dtype, int64_t K, int64_t n, int64_t count, int g, const Scratch& sc, ASource& src) {
   const int64_t full = K / kSlice * kSlice;
   uint16_t* tail = sc.tail + g * 16 * kSlice;
-  if (count < 16) {  // copy the rows, zero rows past them (their products are never stored)
+  const uint16_t* w = static_cast<const uint16_t*>(w_any);
+  if (dtype_quantized(dtype)) {  // dequantize the rows, zero rows past them (their products are never stored)
+    uint16_t* rows = sc.rows + g * 16 * K;
+    const size_t row_bytes = dtype_bytes(dtype, K);
+    for (int64_t i = 0; i < count; ++i)
+      dequantize_row_bf16(dtype, static_cast<const uint8_t*>(w_any) + (n + i) * row_bytes, K, sc.decoded, rows + i * K);
+    std::memset(rows + count * K, 0, (16 - count) * K * sizeof(uint16_t));
+    w = rows;
+    n = 0;
+    src.w = rows;
+  } else if (count < 16) {  // copy the rows, zero rows past them (their products are never stored)
     uint16_t* rows = sc.rows + g * 16 * K;
     std::memcpy(rows, w + n * K, count * K * sizeof(uint16_t));
     std::memset(rows + count * K, 0, (16 - count) * K * sizeof(uint16_t));
@@ -244,13 +276,13 @@ AMX_TARGET void run_unit(const Output& o, const Unit& u, const uint16_t* xp, int
   ASource as[2];
   int groups;
   if (o.up_w) {
-    a_source(static_cast<const uint16_t*>(a.w), K, u.n0, u.rows, 0, sc, as[0]);
-    a_source(o.up_w, K, u.n0, u.rows, 1, sc, as[1]);
+    a_source(a.w, a.w_dtype, K, u.n0, u.rows, 0, sc, as[0]);
+    a_source(o.up_w, o.up_dtype, K, u.n0, u.rows, 1, sc, as[1]);
     groups = 2;
   } else {
     groups = u.rows > 16 ? 2 : 1;
-    a_source(static_cast<const uint16_t*>(a.w), K, u.n0, std::min<int64_t>(16, u.rows), 0, sc, as[0]);
-    if (groups == 2) a_source(static_cast<const uint16_t*>(a.w), K, u.n0 + 16, u.rows - 16, 1, sc, as[1]);
+    a_source(a.w, a.w_dtype, K, u.n0, std::min<int64_t>(16, u.rows), 0, sc, as[0]);
+    if (groups == 2) a_source(a.w, a.w_dtype, K, u.n0 + 16, u.rows - 16, 1, sc, as[1]);
   }
   for (int64_t m = m_begin; m < m_end; m += 32) {
     const int mbs = m + 16 < m_end ? 2 : 1;
@@ -278,13 +310,19 @@ bool amx_supported() {
 
 bool matmul_amx(Context& ctx, const MatmulArgs& a) {
   const bool swiglu = a.epilogue == MatmulEpilogue::Swiglu;
+  // Every part bf16, or quantized with enough x rows to leave the int8 kernels behind.
+  bool any_quantized = false;
+  const auto takes = [&](DType t) {
+    any_quantized = any_quantized || dtype_quantized(t);
+    return t == DType::BF16 || dtype_quantized(t);
+  };
   if (a.num_parts > 0) {
     for (int j = 0; j < a.num_parts; ++j)
-      if (a.part_w_dtype[j] != DType::BF16) return false;
-  } else if (a.w_dtype != DType::BF16) {
+      if (!takes(a.part_w_dtype[j])) return false;
+  } else if (!takes(a.w_dtype)) {
     return false;
   }
-  if (a.K <= 0 || a.M < kMinAmxRows || a.N <= 0) return false;
+  if (a.K <= 0 || a.M < (any_quantized ? kMinAmxQuantRows : kMinAmxRows) || a.N <= 0) return false;
   const int64_t M = a.M, K = a.K, S = (K + kSlice - 1) / kSlice, Mp = (M + 15) / 16 * 16;
 
   // Outputs and their 32-row (SwiGLU: 16 gate + 16 up) units.
@@ -292,12 +330,14 @@ bool matmul_amx(Context& ctx, const MatmulArgs& a) {
   int num_outs = 0;
   if (swiglu) {
     outs[0].args = swiglu_half(a, 0, a.y);
-    outs[0].up_w = static_cast<const uint16_t*>(swiglu_half(a, 1, nullptr).w);
+    const MatmulArgs up = swiglu_half(a, 1, nullptr);
+    outs[0].up_w = up.w;
+    outs[0].up_dtype = up.w_dtype;
     num_outs = 1;
   } else if (a.num_parts > 0) {
-    for (int j = 0; j < a.num_parts; ++j) outs[num_outs++] = {matmul_part(a, j), nullptr};
+    for (int j = 0; j < a.num_parts; ++j) outs[num_outs++] = {matmul_part(a, j), nullptr, DType::BF16};
   } else {
-    outs[num_outs++] = {a, nullptr};
+    outs[num_outs++] = {a, nullptr, DType::BF16};
   }
   int64_t first_unit[kMaxMatmulParts + 1] = {0};
   for (int j = 0; j < num_outs; ++j) first_unit[j + 1] = first_unit[j] + (outs[j].args.N + unit_rows(outs[j]) - 1) / unit_rows(outs[j]);
@@ -315,11 +355,15 @@ bool matmul_amx(Context& ctx, const MatmulArgs& a) {
   ctx.pool.parallel_for(Mp / 16, [&](int64_t mb, int) { pack_x_rows(a.x, M, K, S, mb, xp); });
 
   const size_t tail_elems = 2 * 16 * kSlice, rows_elems = 2 * 16 * K, c_floats = 4 * 256;
-  ctx.scratch.reserve(arena_bytes<uint16_t>(tail_elems) + arena_bytes<uint16_t>(rows_elems) + arena_bytes<float>(c_floats), "matmul");
+  const size_t decoded_floats = any_quantized ? K : 1;
+  ctx.scratch.reserve(arena_bytes<uint16_t>(tail_elems) + arena_bytes<uint16_t>(rows_elems) + arena_bytes<float>(decoded_floats) +
+                          arena_bytes<float>(c_floats),
+                      "matmul");
   const int64_t num_units = first_unit[num_outs], chunks_m = (M + kMChunk - 1) / kMChunk;
   ctx.pool.parallel_for(chunks_m * num_units, [&](int64_t c, int thread) {
     ArenaCursor arena(ctx.scratch.arena(thread));
-    const Scratch sc{arena.carve<uint16_t>(tail_elems), arena.carve<uint16_t>(rows_elems), arena.carve<float>(c_floats)};
+    const Scratch sc{arena.carve<uint16_t>(tail_elems), arena.carve<uint16_t>(rows_elems), arena.carve<float>(decoded_floats),
+                     arena.carve<float>(c_floats)};
     const int64_t mc = c / num_units;
     const Unit u = unit(c % num_units);
     load_tiles();

@@ -7,7 +7,8 @@
 //   within the f32 accumulation bound — the kernels' integer sums are exact;
 // - against the exact product within the activation rounding's own bound, Σ_k |W[n,k]|·|x[k] − x̂[k]|
 //   per output (plus f32 slack): the error fast precision may add and nothing more.
-// Above 16 rows fast precision runs the exact kernels (checked too). Also: the kernels compile for
+// Above 16 rows fast precision runs the exact kernels without AMX (checked too; AMX off here), AMX
+// tiles with it (cpu-precision-amx-quant.test.ts). Also: the kernels compile for
 // baseline x86-64 and AVX2-only builds (their AVX-512 code behind target attributes).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -32,12 +33,16 @@ const paths = [
   { isa: 'vnni512', runs: has('avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx2', 'fma', 'f16c') },
 ] as const;
 
+// AMX off: above 16 rows an AMX CPU would take the tiles (cpu-precision-amx-quant.test.ts), and this
+// file checks the int8 kernels and their 16-row boundary.
 function openForced(isa: string): Device {
   process.env.PARALON_CPU_INT8_ISA = isa;
+  process.env.PARALON_CPU_AMX = '0';
   try {
     return Device.open('cpu', { precision: 'fast', threads: 2 });
   } finally {
     delete process.env.PARALON_CPU_INT8_ISA;
+    delete process.env.PARALON_CPU_AMX;
   }
 }
 
@@ -134,7 +139,7 @@ for (const path of paths) {
       assertClose(await y.tensor.read(), moeMatmulRef(xq, false, dequantize(blocks, 'q4_k'), ids, T, k, E, N, K), TOLERANCE.f32, 'y vs int8-rounded x');
     });
 
-    it('above 16 rows runs the exact kernels (the blocked GEMM measured faster there)', async () => {
+    it('above 16 rows, without AMX, runs the exact kernels (the blocked GEMM measured faster there)', async () => {
       const rng = new Rng('int8 above');
       const M = 17, N = 29, K = 512;
       const blocks = quantize(rng.normals(N * K, 1 / Math.sqrt(K)), 'q6_k');

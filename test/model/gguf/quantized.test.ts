@@ -129,7 +129,12 @@ for (const dev of devicesUnderTest()) {
 describe('quantized GGUF with CPU fast precision (int8 activations)', () => {
   let fast: Device, exact: Device;
   beforeAll(() => {
-    fast = Device.open('cpu', { threads: 2, precision: 'fast' });
+    process.env.PARALON_CPU_AMX = '0'; // the int8 path and the exact GEMM; quantized AMX: cpu-precision-amx-quant.test.ts
+    try {
+      fast = Device.open('cpu', { threads: 2, precision: 'fast' });
+    } finally {
+      delete process.env.PARALON_CPU_AMX;
+    }
     exact = Device.open('cpu', { threads: 2 });
   });
   afterAll(() => {
