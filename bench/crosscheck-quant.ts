@@ -223,7 +223,7 @@ export async function benchCrosscheckQuant(argv: string[]): Promise<void> {
   const notes =
     `Blocks: llama.cpp's quantize_row_*_ref / dequantize_row_* (node-llama-cpp 3.21.1 libggml-base.so) vs src/quant on ${Number(values['random-rows'])} random rows (scales 1, 0.02, 300, 1e-4) + ${goldenInputs().length} adversarial rows of 256 values.\n` +
     `End to end: the small random Qwen3 of bench/crosscheck.ts (hidden ${SMALL.hiddenSize}, ${SMALL.numLayers} layers, vocab ${SMALL.vocabSize}, untied) as ${types.join(', ')} GGUFs (llama-quantize's recipe, llama.cpp's quantizer), ` +
-    `Paralon (cpu, ${threads} threads, f32 KV, CPU precision ${precision}${precision === 'fast' ? ': int8 activations (q8_0/q8_K) and integer dot products' : ''}) vs llama.cpp (CPU, F32 KV, flash attention off), and f64 = a float64 forward of the GGUF's dequantized weights. ` +
+    `Paralon (cpu, ${threads} threads, f32 KV, CPU precision ${precision}${precision === 'fast' ? ': int8 activations (q8_0/q8_K) and integer dot products up to 16 rows, AMX-BF16 tiles on bf16-rounded x and dequantized W above where the CPU has AMX' : ''}) vs llama.cpp (CPU, F32 KV, flash attention off), and f64 = a float64 forward of the GGUF's dequantized weights. ` +
     `Δp: max |p − p'| over Paralon's next-token top-${TOP_N}; chosen-token Δp: max over Paralon's ${GREEDY} greedy tokens of |p_Paralon − p_f64| of the chosen token. ` +
     `Pass: greedy identical, or parting at a near tie (f64 margin < ${NEAR_TIE}) or where f64 picks Paralon's token; and top-20 Δp ≤ ${PROB_TOLERANCE} or Paralon closer to f64 than llama.cpp. ` +
     `${failures === 0 ? 'All checks passed.' : `${failures} check(s) FAILED.`}`;
